@@ -53,22 +53,22 @@ std::string FormatOperands(const A& a, const B& b) {
 }  // namespace check_internal
 }  // namespace unimeter
 
-#define UM_CHECK(cond)                                                     \
-  do {                                                                     \
-    if (__builtin_expect(!(cond), 0)) {                                    \
-      ::unimeter::CheckFailed(__FILE__, __LINE__, #cond, std::string());   \
-    }                                                                      \
+#define UM_CHECK(cond)                                                   \
+  do {                                                                   \
+    if (__builtin_expect(!(cond), 0)) {                                  \
+      ::unimeter::CheckFailed(__FILE__, __LINE__, #cond, std::string()); \
+    }                                                                    \
   } while (0)
 
-#define UM_CHECK_OP_(a, b, op)                                                       \
-  do {                                                                               \
-    const auto& um_check_a_ = (a);                                                   \
-    const auto& um_check_b_ = (b);                                                   \
-    if (__builtin_expect(!(um_check_a_ op um_check_b_), 0)) {                        \
-      ::unimeter::CheckFailed(                                                       \
-          __FILE__, __LINE__, #a " " #op " " #b,                                     \
-          ::unimeter::check_internal::FormatOperands(um_check_a_, um_check_b_));     \
-    }                                                                                \
+#define UM_CHECK_OP_(a, b, op)                                                   \
+  do {                                                                           \
+    const auto& um_check_a_ = (a);                                               \
+    const auto& um_check_b_ = (b);                                               \
+    if (__builtin_expect(!(um_check_a_ op um_check_b_), 0)) {                    \
+      ::unimeter::CheckFailed(                                                   \
+          __FILE__, __LINE__, #a " " #op " " #b,                                 \
+          ::unimeter::check_internal::FormatOperands(um_check_a_, um_check_b_)); \
+    }                                                                            \
   } while (0)
 
 #define UM_CHECK_EQ(a, b) UM_CHECK_OP_(a, b, ==)
@@ -79,13 +79,13 @@ std::string FormatOperands(const A& a, const B& b) {
 #define UM_CHECK_GE(a, b) UM_CHECK_OP_(a, b, >=)
 
 // Checks that a Status-returning expression succeeded (for start-up and tests).
-#define UM_CHECK_OK(expr)                                                     \
-  do {                                                                        \
-    const auto um_check_status_ = (expr);                                     \
-    if (__builtin_expect(!um_check_status_.ok(), 0)) {                        \
-      ::unimeter::CheckFailed(__FILE__, __LINE__, #expr,                      \
-                              std::string(um_check_status_.ToString()));      \
-    }                                                                         \
+#define UM_CHECK_OK(expr)                                                \
+  do {                                                                   \
+    const auto um_check_status_ = (expr);                                \
+    if (__builtin_expect(!um_check_status_.ok(), 0)) {                   \
+      ::unimeter::CheckFailed(__FILE__, __LINE__, #expr,                 \
+                              std::string(um_check_status_.ToString())); \
+    }                                                                    \
   } while (0)
 
 #if defined(UM_SIM_CHECKS) || !defined(NDEBUG)

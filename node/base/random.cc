@@ -99,8 +99,8 @@ uint64_t NegativeLog2Q32(uint64_t x) {
   uint64_t mantissa_q32 = (x << 32) >> integer_part;  // in [2^32, 2^33)
   uint64_t fraction_q32 = 0;
   for (int bit = 31; bit >= 0; --bit) {
-    mantissa_q32 = static_cast<uint64_t>(
-        (static_cast<unsigned __int128>(mantissa_q32) * mantissa_q32) >> 32);
+    mantissa_q32 =
+        static_cast<uint64_t>((static_cast<unsigned __int128>(mantissa_q32) * mantissa_q32) >> 32);
     if (mantissa_q32 >= (2ULL << 32)) {
       mantissa_q32 >>= 1;
       fraction_q32 |= 1ULL << bit;

@@ -13,10 +13,10 @@ namespace context = boost::context;
 
 struct FiberScheduler::Fiber {
   std::string name;
-  context::fiber context;        // The fiber's own continuation while it is suspended.
-  context::fiber return_to;      // The loop's continuation while the fiber runs.
-  bool wake_pending = false;     // Wake() arrived while the fiber was running.
-  bool suspended = false;        // In Suspend(), waiting for Wake().
+  context::fiber context;     // The fiber's own continuation while it is suspended.
+  context::fiber return_to;   // The loop's continuation while the fiber runs.
+  bool wake_pending = false;  // Wake() arrived while the fiber was running.
+  bool suspended = false;     // In Suspend(), waiting for Wake().
   bool finished = false;
 };
 
@@ -29,14 +29,13 @@ FiberId FiberScheduler::Spawn(std::string_view name, absl::AnyInvocable<void()> 
   auto fiber = std::make_unique<Fiber>();
   fiber->name = std::string(name);
   Fiber* raw = fiber.get();
-  fiber->context = context::fiber(
-      std::allocator_arg, context::fixedsize_stack(kStackSizeBytes),
-      [raw, body = std::move(body)](context::fiber&& caller) mutable {
-        raw->return_to = std::move(caller);
-        body();
-        raw->finished = true;
-        return std::move(raw->return_to);
-      });
+  fiber->context = context::fiber(std::allocator_arg, context::fixedsize_stack(kStackSizeBytes),
+                                  [raw, body = std::move(body)](context::fiber&& caller) mutable {
+                                    raw->return_to = std::move(caller);
+                                    body();
+                                    raw->finished = true;
+                                    return std::move(raw->return_to);
+                                  });
   fibers_.emplace(id, std::move(fiber));
   ready_.push_back(id);
   return id;

@@ -46,9 +46,8 @@ TEST(FiberScheduler, AwaitReturnsValueFromLaterCallback) {
   absl::AnyInvocable<void(int)> pending;
   int result = 0;
   scheduler.Spawn("await", [&] {
-    result = Await<int>(scheduler, [&](absl::AnyInvocable<void(int)> done) {
-      pending = std::move(done);
-    });
+    result = Await<int>(scheduler,
+                        [&](absl::AnyInvocable<void(int)> done) { pending = std::move(done); });
   });
   scheduler.RunReady();
   EXPECT_EQ(result, 0);

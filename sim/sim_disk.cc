@@ -1,0 +1,117 @@
+#include "sim/sim_disk.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "node/base/check.h"
+
+namespace unimeter::sim {
+
+void SimDisk::WipeAll() {
+  durable_files_.clear();
+  state_medium_.Wipe();
+  ++stats_.wipes;
+}
+
+uint64_t SimDisk::used_bytes() const {
+  uint64_t total = 0;
+  for (const auto& [name, bytes] : durable_files_) {
+    total += bytes.size();
+  }
+  return total;
+}
+
+int64_t SimDisk::DrawSyncLatencyNs() {
+  return options_.sync_latency_min_ns + static_cast<int64_t>(prng_.Exponential(
+                                            static_cast<uint64_t>(options_.sync_latency_mean_ns)));
+}
+
+SimDiskFile::SimDiskFile(Simulator& simulator, EventOwner owner, SimDisk& disk, std::string name,
+                         absl::AnyInvocable<void(absl::AnyInvocable<void()>)> run_callback)
+    : simulator_(simulator),
+      owner_(owner),
+      disk_(disk),
+      name_(std::move(name)),
+      run_callback_(std::move(run_callback)),
+      visible_(disk.durable_files()[name_]),
+      alive_(std::make_shared<bool>(true)) {}
+
+SimDiskFile::~SimDiskFile() { *alive_ = false; }
+
+absl::StatusOr<size_t> SimDiskFile::Read(uint64_t offset, absl::Span<uint8_t> out) {
+  if (offset >= visible_.size()) {
+    return 0;
+  }
+  const size_t count = std::min<uint64_t>(out.size(), visible_.size() - offset);
+  std::memcpy(out.data(), visible_.data() + offset, count);
+  return count;
+}
+
+void SimDiskFile::Apply(const Operation& operation, std::string& file) {
+  if (operation.is_truncate) {
+    file.resize(std::min<uint64_t>(file.size(), operation.offset));
+    return;
+  }
+  const uint64_t end = operation.offset + operation.bytes.size();
+  if (file.size() < end) {
+    file.resize(end, '\0');
+  }
+  std::memcpy(file.data() + operation.offset, operation.bytes.data(), operation.bytes.size());
+}
+
+void SimDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
+  ++disk_.stats().writes;
+  Operation operation{false, offset, std::string(bytes.begin(), bytes.end())};
+  Apply(operation, visible_);
+  unsynced_.push_back(std::move(operation));
+}
+
+void SimDiskFile::Truncate(uint64_t size_bytes) {
+  Operation operation{true, size_bytes, {}};
+  Apply(operation, visible_);
+  unsynced_.push_back(std::move(operation));
+}
+
+void SimDiskFile::Sync(SyncDone done) {
+  std::vector<Operation> operations;
+  operations.swap(unsynced_);
+  const int64_t completion_ns =
+      std::max(simulator_.now_ns() + disk_.DrawSyncLatencyNs(), last_sync_completion_ns_);
+  last_sync_completion_ns_ = completion_ns;
+  uint64_t bytes = 0;
+  for (const Operation& operation : operations) {
+    bytes += operation.bytes.size();
+  }
+  std::shared_ptr<bool> alive = alive_;
+  simulator_.Schedule(
+      completion_ns - simulator_.now_ns(), owner_, EventKind::kDiskSync,
+      bytes ^ (uint64_t{operations.size()} << 40),
+      [this, alive, operations = std::move(operations), done = std::move(done)]() mutable {
+        if (!*alive) {
+          return;  // The handle was closed: nothing more becomes durable.
+        }
+        CompleteSync(std::move(operations), std::move(done));
+      });
+}
+
+void SimDiskFile::CompleteSync(std::vector<Operation> operations, SyncDone done) {
+  std::string& durable = disk_.durable_files()[name_];
+  std::string next = durable;
+  for (const Operation& operation : operations) {
+    Apply(operation, next);
+  }
+  absl::Status status = absl::OkStatus();
+  const uint64_t used_after = disk_.used_bytes() - durable.size() + next.size();
+  if (next.size() > durable.size() && used_after > disk_.options().capacity_bytes) {
+    ++disk_.stats().sync_failures;
+    status = absl::ResourceExhaustedError("simulated disk full");
+  } else {
+    disk_.stats().bytes_durable += next.size() > durable.size() ? next.size() - durable.size() : 0;
+    durable.swap(next);
+  }
+  ++disk_.stats().syncs;
+  run_callback_([&] { done(std::move(status)); });
+}
+
+}  // namespace unimeter::sim

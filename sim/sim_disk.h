@@ -1,0 +1,100 @@
+// sim/sim_disk.h
+//
+// SimDisk is one simulated node's storage medium; it outlives node incarnations (a crash
+// keeps it, WipeAll models a replaced disk). It holds the durable bytes of every disk
+// file and the durable state-store contents (storage/memory_state_store.h).
+//
+// SimDiskFile is one incarnation's handle on a file: writes are queued, visible to reads
+// at once (like a page cache), and become durable only when a Sync completes, after a
+// seeded latency. A crash (the handle destroyed with its incarnation) loses every write
+// whose Sync has not completed. A Sync whose writes would exceed the disk's capacity
+// fails with ResourceExhausted and makes none of them durable.
+#ifndef UNIMETER_SIM_SIM_DISK_H_
+#define UNIMETER_SIM_SIM_DISK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "node/base/random.h"
+#include "node/env/env.h"
+#include "sim/simulator.h"
+#include "storage/memory_state_store.h"
+
+namespace unimeter::sim {
+
+struct DiskOptions {
+  int64_t sync_latency_min_ns = 20'000;
+  int64_t sync_latency_mean_ns = 200'000;
+  uint64_t capacity_bytes = uint64_t{1} << 40;
+};
+
+struct DiskStats {
+  uint64_t writes = 0;
+  uint64_t syncs = 0;
+  uint64_t sync_failures = 0;
+  uint64_t bytes_durable = 0;
+  uint64_t wipes = 0;
+};
+
+class SimDisk {
+ public:
+  SimDisk(uint64_t seed, const DiskOptions& options) : prng_(seed), options_(options) {}
+
+  // Loses everything (a replaced disk). REQUIRES: no live incarnation uses it.
+  void WipeAll();
+
+  absl::btree_map<std::string, std::string>& durable_files() { return durable_files_; }
+  MemoryStateMedium& state_medium() { return state_medium_; }
+  DiskOptions& options() { return options_; }
+  DiskStats& stats() { return stats_; }
+  Prng& prng() { return prng_; }
+  uint64_t used_bytes() const;
+
+  int64_t DrawSyncLatencyNs();
+
+ private:
+  Prng prng_;
+  DiskOptions options_;
+  DiskStats stats_;
+  absl::btree_map<std::string, std::string> durable_files_;
+  MemoryStateMedium state_medium_;
+};
+
+class SimDiskFile final : public DiskFile {
+ public:
+  SimDiskFile(Simulator& simulator, EventOwner owner, SimDisk& disk, std::string name,
+              absl::AnyInvocable<void(absl::AnyInvocable<void()>)> run_callback);
+  ~SimDiskFile() override;
+
+  absl::StatusOr<size_t> Read(uint64_t offset, absl::Span<uint8_t> out) override;
+  void Write(uint64_t offset, absl::Span<const uint8_t> bytes) override;
+  void Sync(SyncDone done) override;
+  void Truncate(uint64_t size_bytes) override;
+  uint64_t size_bytes() const override { return visible_.size(); }
+
+ private:
+  struct Operation {
+    bool is_truncate;
+    uint64_t offset;  // Or the new size for a truncate.
+    std::string bytes;
+  };
+  static void Apply(const Operation& operation, std::string& file);
+  void CompleteSync(std::vector<Operation> operations, SyncDone done);
+
+  Simulator& simulator_;
+  const EventOwner owner_;
+  SimDisk& disk_;
+  const std::string name_;
+  absl::AnyInvocable<void(absl::AnyInvocable<void()>)> run_callback_;
+  std::string visible_;                  // Durable bytes plus every queued operation.
+  std::vector<Operation> unsynced_;      // Queued since the last Sync call.
+  int64_t last_sync_completion_ns_ = 0;  // Syncs complete in order.
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace unimeter::sim
+
+#endif  // UNIMETER_SIM_SIM_DISK_H_

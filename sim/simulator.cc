@@ -1,0 +1,90 @@
+#include "sim/simulator.h"
+
+#include <utility>
+
+#include "node/base/check.h"
+
+namespace unimeter::sim {
+
+Simulator::Simulator(uint64_t seed) : seed_(seed) { digest_.Add(seed); }
+
+void Simulator::Schedule(int64_t delay_ns, EventOwner owner, EventKind kind, uint64_t detail,
+                         absl::AnyInvocable<void()> action) {
+  UM_CHECK_GE(delay_ns, 0);
+  UM_CHECK(action != nullptr);
+  heap_.push(Event{now_ns_ + delay_ns, next_sequence_++, owner, kind, detail,
+                   std::make_shared<absl::AnyInvocable<void()>>(std::move(action))});
+}
+
+void Simulator::SetAlive(uint32_t node, uint64_t incarnation, bool alive) {
+  if (alive) {
+    alive_incarnation_[node] = incarnation;
+  } else {
+    auto it = alive_incarnation_.find(node);
+    if (it != alive_incarnation_.end() && it->second == incarnation) {
+      alive_incarnation_.erase(it);
+    }
+  }
+}
+
+bool Simulator::IsAlive(const EventOwner& owner) const {
+  if (owner.node == EventOwner::kWorldNode) {
+    return true;
+  }
+  auto it = alive_incarnation_.find(owner.node);
+  return it != alive_incarnation_.end() && it->second == owner.incarnation;
+}
+
+bool Simulator::Step() {
+  if (heap_.empty()) {
+    return false;
+  }
+  Event event = heap_.top();
+  heap_.pop();
+  UM_CHECK_GE(event.time_ns, now_ns_);
+  now_ns_ = event.time_ns;
+  if (!IsAlive(event.owner)) {
+    ++events_dropped_;
+    return true;
+  }
+  ++events_executed_;
+  digest_.Add(static_cast<uint64_t>(event.time_ns));
+  digest_.Add((static_cast<uint64_t>(event.owner.node) << 32) ^ event.owner.incarnation);
+  digest_.Add(static_cast<uint64_t>(event.kind));
+  digest_.Add(event.detail);
+  auto action = std::move(*event.action);
+  action();
+  return true;
+}
+
+void Simulator::DropAll() {
+  while (!heap_.empty()) {
+    Event event = heap_.top();
+    heap_.pop();
+    event.action.reset();
+  }
+}
+
+void Simulator::RunUntil(int64_t end_ns) {
+  while (!heap_.empty() && heap_.top().time_ns <= end_ns) {
+    Step();
+  }
+  if (end_ns > now_ns_) {
+    now_ns_ = end_ns;
+  }
+}
+
+bool Simulator::RunUntil(const std::function<bool()>& done, int64_t end_ns) {
+  while (!done()) {
+    if (heap_.empty() || heap_.top().time_ns > end_ns) {
+      if (end_ns > now_ns_) {
+        now_ns_ = end_ns;
+      }
+      return done();
+    }
+    Step();
+  }
+  return true;
+}
+
+}  // namespace unimeter::sim
