@@ -10,16 +10,22 @@ namespace unimeter::sim {
 
 void SimDisk::WipeAll() {
   durable_files_.clear();
+  used_bytes_ = 0;
   state_medium_.Wipe();
   ++stats_.wipes;
 }
 
-uint64_t SimDisk::used_bytes() const {
-  uint64_t total = 0;
-  for (const auto& [name, bytes] : durable_files_) {
-    total += bytes.size();
+void SimDisk::AddUsedBytes(int64_t delta) {
+  UM_CHECK_GE(static_cast<int64_t>(used_bytes_) + delta, 0);
+  used_bytes_ = static_cast<uint64_t>(static_cast<int64_t>(used_bytes_) + delta);
+}
+
+void SimDisk::RemoveFile(const std::string& name) {
+  auto it = durable_files_.find(name);
+  if (it != durable_files_.end()) {
+    AddUsedBytes(-static_cast<int64_t>(it->second.size()));
+    durable_files_.erase(it);
   }
-  return total;
 }
 
 int64_t SimDisk::DrawSyncLatencyNs() {
@@ -97,18 +103,26 @@ void SimDiskFile::Sync(SyncDone done) {
 
 void SimDiskFile::CompleteSync(std::vector<Operation> operations, SyncDone done) {
   std::string& durable = disk_.durable_files()[name_];
-  std::string next = durable;
+  // Size after the operations, computed first so a full disk fails with nothing applied.
+  uint64_t size_after = durable.size();
   for (const Operation& operation : operations) {
-    Apply(operation, next);
+    size_after = operation.is_truncate
+                     ? std::min<uint64_t>(size_after, operation.offset)
+                     : std::max<uint64_t>(size_after, operation.offset + operation.bytes.size());
   }
   absl::Status status = absl::OkStatus();
-  const uint64_t used_after = disk_.used_bytes() - durable.size() + next.size();
-  if (next.size() > durable.size() && used_after > disk_.options().capacity_bytes) {
+  const uint64_t used_after = disk_.used_bytes() - durable.size() + size_after;
+  if (size_after > durable.size() && used_after > disk_.options().capacity_bytes) {
     ++disk_.stats().sync_failures;
     status = absl::ResourceExhaustedError("simulated disk full");
   } else {
-    disk_.stats().bytes_durable += next.size() > durable.size() ? next.size() - durable.size() : 0;
-    durable.swap(next);
+    const uint64_t size_before = durable.size();
+    for (const Operation& operation : operations) {
+      Apply(operation, durable);
+    }
+    UM_CHECK_EQ(durable.size(), size_after);
+    disk_.AddUsedBytes(static_cast<int64_t>(size_after) - static_cast<int64_t>(size_before));
+    disk_.stats().bytes_durable += size_after > size_before ? size_after - size_before : 0;
   }
   ++disk_.stats().syncs;
   run_callback_([&] { done(std::move(status)); });

@@ -46,12 +46,17 @@ class SimDisk {
   // Loses everything (a replaced disk). REQUIRES: no live incarnation uses it.
   void WipeAll();
 
+  // Durable contents by file name. Mutate sizes only through SimDiskFile and RemoveFile,
+  // which keep used_bytes() right; tests may read freely.
   absl::btree_map<std::string, std::string>& durable_files() { return durable_files_; }
   MemoryStateMedium& state_medium() { return state_medium_; }
   DiskOptions& options() { return options_; }
   DiskStats& stats() { return stats_; }
   Prng& prng() { return prng_; }
-  uint64_t used_bytes() const;
+  // Bytes held by durable files; maintained incrementally.
+  uint64_t used_bytes() const { return used_bytes_; }
+  void AddUsedBytes(int64_t delta);
+  void RemoveFile(const std::string& name);
 
   int64_t DrawSyncLatencyNs();
 
@@ -60,6 +65,7 @@ class SimDisk {
   DiskOptions options_;
   DiskStats stats_;
   absl::btree_map<std::string, std::string> durable_files_;
+  uint64_t used_bytes_ = 0;
   MemoryStateMedium state_medium_;
 };
 

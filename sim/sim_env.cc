@@ -138,9 +138,10 @@ absl::Status SimEnv::RemoveDiskFile(std::string_view name) {
   if (disk_ == nullptr) {
     return absl::FailedPreconditionError("this simulated process has no disk");
   }
-  if (disk_->durable_files().erase(std::string(name)) == 0) {
+  if (!disk_->durable_files().contains(std::string(name))) {
     return absl::NotFoundError(absl::StrCat("no disk file '", std::string(name), "'"));
   }
+  disk_->RemoveFile(std::string(name));
   return absl::OkStatus();
 }
 
