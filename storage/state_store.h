@@ -72,6 +72,8 @@ class StateStore {
   // disk or map, Internal for an IO error) leaves the visible state ahead of the durable
   // state: the caller must crash the node, and recovery reopens the store at its last
   // durable commit. Callers avoid the full-disk case with backpressure on free space.
+  // After an error the store is failed: every later batch also completes with an error
+  // and is not written, so the durable state stays a prefix of the commits.
   // REQUIRES: every key size in 1..kKeySizeBytesMax.
   virtual void Commit(WriteBatch batch, CommitDone done) = 0;
 
