@@ -6,6 +6,21 @@
 namespace unimeter {
 namespace {
 
+// Baseline: what the callback style costs instead of a fiber switch pair: storing a
+// continuation in an AnyInvocable and calling it.
+void BM_CallbackDispatchBaseline(benchmark::State& state) {
+  uint64_t calls = 0;
+  absl::AnyInvocable<void()> continuation;
+  for (auto _ : state) {
+    continuation = [&calls] { ++calls; };
+    benchmark::DoNotOptimize(continuation);
+    continuation();
+  }
+  benchmark::DoNotOptimize(calls);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CallbackDispatchBaseline);
+
 void BM_FiberSuspendResume(benchmark::State& state) {
   FiberScheduler scheduler;
   bool stop = false;

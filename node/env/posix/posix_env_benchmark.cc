@@ -1,6 +1,11 @@
 // Round-trip latency over loopback of the posix Env: a node-to-node message between two
 // PosixEnvs (driven alternately from this thread, busy-polling), and a client stream
 // echo within one PosixEnv.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -27,6 +32,49 @@ std::unique_ptr<PosixEnv> MakeEnv(NodeId id, const std::string& dir, uint16_t po
   UM_CHECK_OK(env.status());
   return *std::move(env);
 }
+
+// Baseline, the physical floor: a blocking TCP ping-pong of the same payload between two
+// sockets of this thread (write, read on the other end, write back, read), no framing,
+// no event loop.
+void BM_RawTcpRoundTripBaseline(benchmark::State& state) {
+  const size_t size_bytes = static_cast<size_t>(state.range(0));
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  UM_CHECK_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  UM_CHECK_EQ(listen(listener, 1), 0);
+  UM_CHECK_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  UM_CHECK_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int server = accept(listener, nullptr, nullptr);
+  const int one = 1;
+  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::vector<uint8_t> buffer(size_bytes, 7);
+  auto transfer = [&](int from, int to) {
+    size_t sent = 0;
+    size_t received = 0;
+    while (received < size_bytes) {
+      if (sent < size_bytes) {
+        const ssize_t n = send(from, buffer.data() + sent, size_bytes - sent, MSG_DONTWAIT);
+        sent += n > 0 ? static_cast<size_t>(n) : 0;
+      }
+      const ssize_t n = recv(to, buffer.data(), size_bytes - received, MSG_DONTWAIT);
+      received += n > 0 ? static_cast<size_t>(n) : 0;
+    }
+  };
+  for (auto _ : state) {
+    transfer(client, server);
+    transfer(server, client);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * size_bytes * 2));
+  close(client);
+  close(server);
+  close(listener);
+}
+BENCHMARK(BM_RawTcpRoundTripBaseline)->Arg(64)->Arg(4096)->Arg(256 * 1024);
 
 void BM_TransportRoundTrip(benchmark::State& state) {
   const size_t size_bytes = static_cast<size_t>(state.range(0));
