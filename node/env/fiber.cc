@@ -5,11 +5,66 @@
 #include <boost/context/fixedsize_stack.hpp>
 #include <utility>
 
+#if defined(UM_SANITIZER_ADDRESS)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include "node/base/check.h"
 
 namespace unimeter {
 
 namespace context = boost::context;
+
+namespace {
+
+// Thrown inside a fiber by Suspend() when the scheduler shuts it down; caught only by the
+// fiber's entry function, after RAII destructors on the fiber stack have run.
+struct FiberCancelled {};
+
+// Stack bounds for the AddressSanitizer fiber-switch annotations. Boost.Context 1.74
+// annotates only its ucontext variant, so every switch here says where it goes.
+struct StackBounds {
+  const void* bottom = nullptr;
+  size_t size = 0;
+};
+
+void StartSwitch([[maybe_unused]] void** fake_stack_save,
+                 [[maybe_unused]] const StackBounds& target) {
+#if defined(UM_SANITIZER_ADDRESS)
+  __sanitizer_start_switch_fiber(fake_stack_save, target.bottom, target.size);
+#endif
+}
+
+void FinishSwitch([[maybe_unused]] void* fake_stack_save, [[maybe_unused]] StackBounds* previous) {
+#if defined(UM_SANITIZER_ADDRESS)
+  const void* bottom = nullptr;
+  size_t size = 0;
+  __sanitizer_finish_switch_fiber(fake_stack_save, &bottom, &size);
+  if (previous != nullptr) {
+    previous->bottom = bottom;
+    previous->size = size;
+  }
+#endif
+}
+
+// fixedsize_stack that remembers the bounds of the stack it hands out.
+class RecordingStack {
+ public:
+  RecordingStack(size_t size_bytes, StackBounds* bounds) : stack_(size_bytes), bounds_(bounds) {}
+  context::stack_context allocate() {
+    context::stack_context stack = stack_.allocate();
+    bounds_->bottom = static_cast<const char*>(stack.sp) - stack.size;
+    bounds_->size = stack.size;
+    return stack;
+  }
+  void deallocate(context::stack_context& stack) noexcept { stack_.deallocate(stack); }
+
+ private:
+  context::fixedsize_stack stack_;
+  StackBounds* bounds_;
+};
+
+}  // namespace
 
 struct FiberScheduler::Fiber {
   std::string name;
@@ -18,6 +73,10 @@ struct FiberScheduler::Fiber {
   bool wake_pending = false;  // Wake() arrived while the fiber was running.
   bool suspended = false;     // In Suspend(), waiting for Wake().
   bool finished = false;
+  bool cancelled = false;      // ShutdownAll: unwind at the next (or first) resume.
+  StackBounds stack;           // This fiber's stack.
+  StackBounds loop_stack;      // The stack that resumed it.
+  void* fake_stack = nullptr;  // ASan's fake stack of this fiber while switched out.
 };
 
 FiberScheduler::FiberScheduler(Prng* pick_prng) : pick_prng_(pick_prng) {}
@@ -29,13 +88,22 @@ FiberId FiberScheduler::Spawn(std::string_view name, absl::AnyInvocable<void()> 
   auto fiber = std::make_unique<Fiber>();
   fiber->name = std::string(name);
   Fiber* raw = fiber.get();
-  fiber->context = context::fiber(std::allocator_arg, context::fixedsize_stack(kStackSizeBytes),
-                                  [raw, body = std::move(body)](context::fiber&& caller) mutable {
-                                    raw->return_to = std::move(caller);
-                                    body();
-                                    raw->finished = true;
-                                    return std::move(raw->return_to);
-                                  });
+  fiber->context =
+      context::fiber(std::allocator_arg, RecordingStack(kStackSizeBytes, &raw->stack),
+                     [raw, body = std::move(body)](context::fiber&& caller) mutable {
+                       FinishSwitch(nullptr, &raw->loop_stack);
+                       raw->return_to = std::move(caller);
+                       if (!raw->cancelled) {
+                         try {
+                           body();
+                         } catch (const FiberCancelled&) {
+                           // Unwound by ShutdownAll; destructors on this stack have run.
+                         }
+                       }
+                       raw->finished = true;
+                       StartSwitch(nullptr, raw->loop_stack);  // This stack is about to be freed.
+                       return std::move(raw->return_to);
+                     });
   fibers_.emplace(id, std::move(fiber));
   ready_.push_back(id);
   return id;
@@ -69,7 +137,10 @@ void FiberScheduler::Resume(FiberId id) {
   fiber->suspended = false;
   current_ = id;
   ++switch_count_;
+  void* loop_fake_stack = nullptr;
+  StartSwitch(&loop_fake_stack, fiber->stack);
   fiber->context = std::move(fiber->context).resume();
+  FinishSwitch(loop_fake_stack, nullptr);
   current_ = kNoFiber;
   if (fiber->finished) {
     fibers_.erase(id);
@@ -84,9 +155,14 @@ void FiberScheduler::Suspend() {
     return;
   }
   fiber->suspended = true;
+  StartSwitch(&fiber->fake_stack, fiber->loop_stack);
   fiber->return_to = std::move(fiber->return_to).resume();
+  FinishSwitch(fiber->fake_stack, &fiber->loop_stack);
   // Resumed by Resume(): current_ is this fiber again.
   UM_CHECK(!fiber->suspended);
+  if (fiber->cancelled) {
+    throw FiberCancelled{};
+  }
 }
 
 void FiberScheduler::Wake(FiberId id) {
@@ -108,11 +184,15 @@ void FiberScheduler::Wake(FiberId id) {
 void FiberScheduler::ShutdownAll() {
   UM_CHECK_EQ(current_, kNoFiber);
   ready_.clear();
-  // Destroy in id order. A fiber's destructor unwinds its stack, which may (through RAII)
-  // wake or spawn other fibers; those are dropped too.
+  // In id order, resume each live fiber once with `cancelled` set: a suspended one throws
+  // FiberCancelled out of Suspend() and unwinds its stack (RAII runs); one that never ran
+  // skips its body. Unwinding may wake or spawn fibers; later rounds take those too.
   while (!fibers_.empty()) {
-    auto node = fibers_.extract(fibers_.begin());
-    node.mapped().reset();
+    const FiberId id = fibers_.begin()->first;
+    Fiber* fiber = fibers_.begin()->second.get();
+    fiber->cancelled = true;
+    Resume(id);
+    UM_CHECK(fibers_.find(id) == fibers_.end());  // Resume erased the finished fiber.
     ready_.clear();
   }
 }
