@@ -30,17 +30,16 @@ void BM_PingerClusterSimulatedSecond(benchmark::State& state) {
   ClusterOptions options;
   options.node_count = node_count;
   options.network.loss_ppm = 10'000;
-  SimCluster cluster(7, options,
-                     [node_count](Env& env) {
-                       demo::PingerOptions pinger;
-                       for (NodeId peer = 0; peer < node_count; ++peer) {
-                         if (peer != env.node_id()) {
-                           pinger.peers.push_back(peer);
-                         }
-                       }
-                       pinger.commit_interval_ns = 1'000'000;  // Busy: 1,000 commits/s/node.
-                       return std::make_unique<demo::Pinger>(env, pinger);
-                     });
+  SimCluster cluster(7, options, [node_count](Env& env) {
+    demo::PingerOptions pinger;
+    for (NodeId peer = 0; peer < node_count; ++peer) {
+      if (peer != env.node_id()) {
+        pinger.peers.push_back(peer);
+      }
+    }
+    pinger.commit_interval_ns = 1'000'000;  // Busy: 1,000 commits/s/node.
+    return std::make_unique<demo::Pinger>(env, pinger);
+  });
   if (!cluster.StartAll().ok()) {
     state.SkipWithError("start failed");
     return;
@@ -53,8 +52,8 @@ void BM_PingerClusterSimulatedSecond(benchmark::State& state) {
   }
   const uint64_t events = cluster.simulator().events_executed() - events_before;
   state.SetItemsProcessed(static_cast<int64_t>(events));
-  state.counters["simulated_s"] = benchmark::Counter(static_cast<double>(simulated_ns) / 1e9,
-                                                     benchmark::Counter::kIsRate);
+  state.counters["simulated_s"] =
+      benchmark::Counter(static_cast<double>(simulated_ns) / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PingerClusterSimulatedSecond)->Arg(3)->Arg(5)->Unit(benchmark::kMillisecond);
 

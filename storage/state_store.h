@@ -64,8 +64,7 @@ class StateStore {
 
   // Visits keys in [begin, end) in ascending byte order (end empty = no upper bound),
   // as of every Commit call so far. Stops at the first checksum error (DataLoss).
-  virtual absl::Status Scan(std::string_view begin, std::string_view end,
-                            ScanVisitor visitor) = 0;
+  virtual absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) = 0;
 
   // Applies `batch` atomically: visible to Get/Scan at once, durable when `done` runs
   // with OK. Completions run in commit order. Any error (ResourceExhausted for a full

@@ -14,8 +14,7 @@ void FlagParser::AddInt(const std::string& name, int64_t* target, const std::str
   flags_.push_back({name, Kind::kInt, target, help, minimum, maximum});
 }
 
-void FlagParser::AddString(const std::string& name, std::string* target,
-                           const std::string& help) {
+void FlagParser::AddString(const std::string& name, std::string* target, const std::string& help) {
   flags_.push_back({name, Kind::kString, target, help});
 }
 
@@ -52,8 +51,7 @@ absl::Status FlagParser::Set(const std::string& name, const std::string& value) 
       const char* end = value.data() + value.size();
       auto result = std::from_chars(value.data(), end, parsed);
       if (value.empty() || result.ec != std::errc() || result.ptr != end) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", name, "=", value, ": not an integer"));
+        return absl::InvalidArgumentError(absl::StrCat("--", name, "=", value, ": not an integer"));
       }
       if (parsed < flag->minimum || parsed > flag->maximum) {
         return absl::InvalidArgumentError(absl::StrCat("--", name, "=", value, ": out of range [",
@@ -87,20 +85,20 @@ absl::Status FlagParser::Parse(int argc, const char* const* argv) {
       continue;
     }
     if (argument.rfind("--", 0) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", argument,
-                                                     "' (flags take the form --name=value)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", argument, "' (flags take the form --name=value)"));
     }
     const size_t equals = argument.find('=');
-    const std::string name = argument.substr(2, equals == std::string::npos ? std::string::npos
-                                                                            : equals - 2);
+    const std::string name =
+        argument.substr(2, equals == std::string::npos ? std::string::npos : equals - 2);
     Flag* flag = Find(name);
     if (flag == nullptr) {
       warnings_.push_back(absl::StrCat("unknown flag ", argument, " ignored"));
       continue;
     }
     if (equals == std::string::npos && flag->kind != Kind::kBool) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (--", name,
-                                                     "=...)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " needs a value (--", name, "=...)"));
     }
     absl::Status status =
         Set(name, equals == std::string::npos ? std::string() : argument.substr(equals + 1));
@@ -145,8 +143,7 @@ absl::StatusOr<std::vector<PeerAddress>> ParsePeerList(const std::string& text) 
     uint64_t port = 0;
     if (first == std::string::npos || first == last ||
         !ParseUnsigned(entry.substr(0, first), 254, &id) ||
-        !ParseUnsigned(entry.substr(last + 1), 65535, &port) || port == 0 ||
-        last == first + 1) {
+        !ParseUnsigned(entry.substr(last + 1), 65535, &port) || port == 0 || last == first + 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("bad peer '", entry, "': expected id:host:port with id 0-254"));
     }

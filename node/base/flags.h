@@ -25,8 +25,8 @@ class FlagParser {
   FlagParser(std::string program, std::string summary);
 
   // Registers a flag bound to `target`, which keeps its value when the flag is absent.
-  void AddInt(const std::string& name, int64_t* target, const std::string& help,
-              int64_t minimum, int64_t maximum);
+  void AddInt(const std::string& name, int64_t* target, const std::string& help, int64_t minimum,
+              int64_t maximum);
   void AddString(const std::string& name, std::string* target, const std::string& help);
   void AddBool(const std::string& name, bool* target, const std::string& help);
 

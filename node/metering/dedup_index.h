@@ -1,0 +1,258 @@
+// node/metering/dedup_index.h
+//
+// Deduplication state (product-semantics 8.4, simulation.md invariant S2).
+//
+// The dedup window is measured on *log time*: log_time = the maximum accept_time_ns of
+// every event batch applied so far, so a failover to an owner with a slower clock never
+// shortens the window. A key recorded by an entry carries that entry's log time L (the
+// log time right after the entry is applied). A later event whose own log time T satisfies
+// T - L < window is a duplicate (or, for an idempotency key with a different payload, a
+// conflict). Keys with L + window <= log_time are evicted when an entry is applied; any
+// later event would find them expired anyway, so eviction never changes a decision and
+// keys are never forgotten early.
+//
+//   ExpiringIndex   a lookup map plus an insertion-ordered FIFO of (L, keys) segments, so
+//                   expiry is amortised O(1) and iteration (digest, snapshot) is in log order.
+//   DedupIndex      the replicated index: content keys and idempotency keys, each with its
+//                   own window.
+//   PendingDedup    the owner's overlay of keys accepted but not yet applied, plus the next
+//                   offset and log time those batches imply.
+#ifndef UNIMETER_NODE_METERING_DEDUP_INDEX_H_
+#define UNIMETER_NODE_METERING_DEDUP_INDEX_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/hash/hash.h"
+#include "node/base/check.h"
+#include "node/base/checksum.h"
+#include "node/metering/byte_io.h"
+#include "node/metering/lookup_map.h"
+#include "node/metering/types.h"
+
+namespace unimeter::metering {
+
+// The v1 content key (metric code bytes via the partition's interned code id, account,
+// timestamp, value), plus the correction sign so that +v and -v corrections never collide.
+struct ContentKey {
+  uint64_t account_id = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t value = 0;
+  uint32_t metric_id = 0;
+  uint32_t negative = 0;
+  bool operator==(const ContentKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H state, const ContentKey& key) {
+    // Two words instead of five fields (equality still compares every field).
+    return H::combine(
+        std::move(state),
+        key.account_id * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(key.timestamp_ns),
+        key.value * 0xC2B2AE3D27D4EB4FULL ^ (uint64_t{key.metric_id} << 1) ^ key.negative);
+  }
+};
+
+// The owner-side content key: codes of batches not yet applied may not have an interned id.
+struct OwnerContentKey {
+  std::string metric_code;
+  uint64_t account_id = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t value = 0;
+  bool negative = false;
+  bool operator==(const OwnerContentKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H state, const OwnerContentKey& key) {
+    return H::combine(std::move(state), key.metric_code, key.account_id, key.timestamp_ns,
+                      key.value, key.negative);
+  }
+};
+
+struct IdempotencyRecord {
+  int64_t log_time_ns = 0;
+  uint64_t fingerprint = 0;
+  bool operator==(const IdempotencyRecord&) const = default;
+};
+
+// True if an event at log time `event_log_time_ns` is still inside the window of a key
+// recorded at `recorded_log_time_ns`.
+inline bool WithinWindow(int64_t recorded_log_time_ns, int64_t event_log_time_ns,
+                         int64_t window_ns) {
+  return static_cast<__int128>(event_log_time_ns) - recorded_log_time_ns < window_ns;
+}
+
+// Keys with a value; each value carries log_time_ns via LogTimeOf().
+template <typename Key, typename Value>
+class ExpiringIndex {
+ public:
+  const Value* Find(const Key& key) const { return map_.Find(key); }
+
+  // Records `key` with `value`, whose log time is >= every earlier insertion's.
+  void Insert(const Key& key, const Value& value, int64_t log_time_ns) {
+    UM_CHECK(segments_.empty() || segments_.back().log_time_ns <= log_time_ns);
+    auto [stored, inserted] = map_.Insert(key, value);
+    if (!inserted) *stored = value;  // An expired key accepted again: the newest wins.
+    if (segments_.empty() || segments_.back().log_time_ns != log_time_ns) {
+      segments_.push_back(Segment{log_time_ns, 0});
+    }
+    ++segments_.back().count;
+    fifo_.push_back(key);
+  }
+
+  // Evicts keys recorded at L with L + window_ns <= log_time_ns.
+  template <typename LogTimeOf>
+  void Expire(int64_t log_time_ns, int64_t window_ns, LogTimeOf log_time_of) {
+    while (!segments_.empty() &&
+           !WithinWindow(segments_.front().log_time_ns, log_time_ns, window_ns)) {
+      const Segment segment = segments_.front();
+      segments_.pop_front();
+      for (uint64_t i = 0; i < segment.count; ++i) {
+        // Erase only if no later insertion of the same key replaced it.
+        map_.EraseIf(fifo_.front(),
+                     [&](const Value& value) { return log_time_of(value) == segment.log_time_ns; });
+        fifo_.pop_front();
+      }
+    }
+  }
+
+  size_t size() const { return map_.size(); }
+  size_t fifo_size() const { return fifo_.size(); }
+
+  // Visits (log_time, count) segments and their keys in insertion order.
+  template <typename SegmentVisitor, typename KeyVisitor>
+  void Visit(SegmentVisitor on_segment, KeyVisitor on_key) const {
+    size_t next = 0;
+    for (const Segment& segment : segments_) {
+      on_segment(segment.log_time_ns, segment.count);
+      for (uint64_t i = 0; i < segment.count; ++i) {
+        const Key& key = fifo_[next++];
+        on_key(key, map_.Find(key));
+      }
+    }
+  }
+
+ private:
+  struct Segment {
+    int64_t log_time_ns;
+    uint64_t count;
+  };
+  LookupMap<Key, Value> map_;
+  std::deque<Segment> segments_;
+  std::deque<Key> fifo_;
+};
+
+class DedupIndex {
+ public:
+  // Content keys: the value is the recorded log time.
+  ExpiringIndex<ContentKey, int64_t>& content() { return content_; }
+  const ExpiringIndex<ContentKey, int64_t>& content() const { return content_; }
+  ExpiringIndex<IdempotencyKey, IdempotencyRecord>& idempotency() { return idempotency_; }
+  const ExpiringIndex<IdempotencyKey, IdempotencyRecord>& idempotency() const {
+    return idempotency_;
+  }
+
+  void Expire(int64_t log_time_ns, int64_t content_window_ns, int64_t idempotency_window_ns) {
+    content_.Expire(log_time_ns, content_window_ns, [](int64_t value) { return value; });
+    idempotency_.Expire(log_time_ns, idempotency_window_ns,
+                        [](const IdempotencyRecord& record) { return record.log_time_ns; });
+  }
+
+  // Writes the canonical encoding (docs/formats/metering_entries.md, "Snapshot") to any
+  // writer with the ByteWriter interface (ByteWriter, DigestWriter).
+  template <typename Writer>
+  void Encode(Writer& writer) const;
+  // DataLoss on malformed bytes.
+  bool Decode(ByteReader& reader);
+
+ private:
+  ExpiringIndex<ContentKey, int64_t> content_;
+  ExpiringIndex<IdempotencyKey, IdempotencyRecord> idempotency_;
+};
+
+// The owner's view of batches it has accepted (appended to the log) but not yet applied.
+// REQUIRES (of the owner): Clear() whenever it loses ownership or its pending batches are
+// discarded, since offsets of lost batches may be reused by another owner.
+class PendingDedup {
+ public:
+  struct PendingContent {
+    int64_t log_time_ns;
+    uint64_t batch_first_offset;
+  };
+  struct PendingIdempotency {
+    IdempotencyRecord record;
+    uint64_t batch_first_offset;
+  };
+
+  const PendingContent* FindContent(const OwnerContentKey& key) const { return content_.Find(key); }
+  const PendingIdempotency* FindIdempotency(const IdempotencyKey& key) const {
+    return idempotency_.Find(key);
+  }
+
+  // Records a batch accepted with offsets [first_offset, end_offset) at log time
+  // log_time_ns. REQUIRES: first_offset >= next_offset() when not empty.
+  void AddBatch(uint64_t first_offset, uint64_t end_offset, int64_t log_time_ns,
+                std::vector<OwnerContentKey> content_keys,
+                std::vector<std::pair<IdempotencyKey, uint64_t>> idempotency_keys);
+
+  // Forgets every batch whose events all have offsets < applied_next_offset (applied).
+  void RetireApplied(uint64_t applied_next_offset);
+  void Clear();
+
+  bool empty() const { return batches_.empty(); }
+  size_t batch_count() const { return batches_.size(); }
+  // 0 when empty.
+  uint64_t next_offset() const { return batches_.empty() ? 0 : batches_.back().end_offset; }
+  // INT64_MIN when empty.
+  int64_t log_time_ns() const { return batches_.empty() ? INT64_MIN : batches_.back().log_time_ns; }
+
+ private:
+  struct Batch {
+    uint64_t first_offset;
+    uint64_t end_offset;
+    int64_t log_time_ns;
+    std::vector<OwnerContentKey> content_keys;
+    std::vector<IdempotencyKey> idempotency_keys;
+  };
+  std::deque<Batch> batches_;
+  LookupMap<OwnerContentKey, PendingContent> content_;
+  LookupMap<IdempotencyKey, PendingIdempotency> idempotency_;
+};
+
+template <typename Writer>
+void DedupIndex::Encode(Writer& writer) const {
+  uint64_t segments = 0;
+  content_.Visit([&](int64_t, uint64_t) { ++segments; }, [](const ContentKey&, const int64_t*) {});
+  writer.U64(segments);
+  content_.Visit(
+      [&](int64_t log_time_ns, uint64_t count) {
+        writer.I64(log_time_ns);
+        writer.U64(count);
+      },
+      [&](const ContentKey& key, const int64_t*) {
+        writer.U64(key.account_id);
+        writer.I64(key.timestamp_ns);
+        writer.U64(key.value);
+        writer.U32(key.metric_id);
+        writer.U32(key.negative);
+      });
+  segments = 0;
+  idempotency_.Visit([&](int64_t, uint64_t) { ++segments; },
+                     [](const IdempotencyKey&, const IdempotencyRecord*) {});
+  writer.U64(segments);
+  idempotency_.Visit(
+      [&](int64_t log_time_ns, uint64_t count) {
+        writer.I64(log_time_ns);
+        writer.U64(count);
+      },
+      [&](const IdempotencyKey& key, const IdempotencyRecord* record) {
+        writer.U64(key.high);
+        writer.U64(key.low);
+        // A replaced key persists the replacing record, which is what any lookup sees.
+        writer.U64(record == nullptr ? 0 : record->fingerprint);
+      });
+}
+
+}  // namespace unimeter::metering
+
+#endif  // UNIMETER_NODE_METERING_DEDUP_INDEX_H_

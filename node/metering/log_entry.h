@@ -1,0 +1,127 @@
+// node/metering/log_entry.h
+//
+// The replicated entries of one partition log (docs/formats/metering_entries.md) and
+// their fixed little-endian encoding (format version 1; never protobuf, never a memcpy of
+// a struct). Every decision of the owner travels inside the entry, so every replica
+// applying the same entries reaches the same state:
+//
+//   EventBatch      accepted events with their final timestamps, registered flags, dedup
+//                   key classes and offsets (first_offset + position).
+//   MetricPut       a full schema; later events of the partition are interpreted under it.
+//   MetricDelete    removes a schema.
+//   RetentionSweep  evicts buckets that end at or before cutoff_ns.
+//
+// Payloads are immutable and shared (std::shared_ptr<const ...>), so an entry can be handed
+// to the state machine, the event store and the log without copies.
+//
+// DecodeLogEntry validates everything and never reads past its input: DataLoss on
+// truncated or malformed bytes, InvalidArgument on a well-formed entry breaking a rule.
+#ifndef UNIMETER_NODE_METERING_LOG_ENTRY_H_
+#define UNIMETER_NODE_METERING_LOG_ENTRY_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "node/metering/schema.h"
+#include "node/metering/types.h"
+
+namespace unimeter::metering {
+
+inline constexpr uint8_t kLogEntryFormatVersion = 1;
+inline constexpr size_t kLogEntryHeaderSizeBytes = 4;
+
+enum class LogEntryKind : uint8_t {
+  kEventBatch = 1,
+  kMetricPut = 2,
+  kMetricDelete = 3,
+  kRetentionSweep = 4,
+};
+
+// Which dedup key an accepted event registers (product-semantics 8.4).
+enum class DedupClass : uint8_t {
+  kNone = 0,         // Server-stamped without idempotency key: never deduplicated.
+  kContent = 1,      // (metric code, account, timestamp, value): client timestamp != 0.
+  kIdempotency = 2,  // The client's 128-bit idempotency key (takes precedence).
+};
+
+// One accepted event with the owner's decisions.
+struct BatchEvent {
+  uint64_t account_id = 0;
+  std::string metric_code;
+  uint64_t value = 0;
+  int64_t timestamp_ns = 0;  // Final: stamped accept_time_ns + position if sent as 0.
+  OperationType operation = OperationType::kNone;
+  bool registered = false;      // The metric had a schema at acceptance.
+  bool server_stamped = false;  // The client sent timestamp 0.
+  bool negative_correction = false;
+  DedupClass dedup_class = DedupClass::kNone;
+  std::optional<IdempotencyKey> idempotency_key;
+  std::vector<Property> properties;
+  bool operator==(const BatchEvent&) const = default;
+};
+
+struct EventBatch {
+  int64_t accept_time_ns = 0;  // The owner's wall clock at acceptance.
+  uint64_t first_offset = 0;   // Offset of events[0]; events[i] has first_offset + i.
+  std::vector<BatchEvent> events;
+  bool operator==(const EventBatch&) const = default;
+};
+
+struct MetricPut {
+  SchemaRef schema;  // Never null.
+};
+
+struct MetricDelete {
+  std::string code;
+};
+
+struct RetentionSweep {
+  int64_t cutoff_ns = 0;
+};
+
+class LogEntry {
+ public:
+  using Payload =
+      std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete, RetentionSweep>;
+
+  static LogEntry Events(std::shared_ptr<const EventBatch> batch);
+  static LogEntry Put(SchemaRef schema);
+  static LogEntry Delete(std::string code);
+  static LogEntry Retention(int64_t cutoff_ns);
+
+  LogEntryKind kind() const;
+  const Payload& payload() const { return payload_; }
+  // REQUIRES: kind() matches.
+  const std::shared_ptr<const EventBatch>& batch() const;
+  const MetricPut& put() const;
+  const MetricDelete& del() const;
+  const RetentionSweep& retention() const;
+
+  // Structural equality (schemas and batches compared by value).
+  bool operator==(const LogEntry& other) const;
+
+ private:
+  explicit LogEntry(Payload payload) : payload_(std::move(payload)) {}
+  Payload payload_;
+};
+
+// The payload fingerprint that detects a reused idempotency key with a different payload:
+// a fixed hash over (code, account, client timestamp, value, operation, correction sign,
+// properties). `client_timestamp_ns` is the timestamp as sent (0 when server-stamped).
+uint64_t PayloadFingerprint(const std::string& metric_code, uint64_t account_id,
+                            int64_t client_timestamp_ns, uint64_t value, OperationType operation,
+                            bool negative_correction, absl::Span<const Property> properties);
+uint64_t PayloadFingerprint(const BatchEvent& event);
+
+std::vector<uint8_t> EncodeLogEntry(const LogEntry& entry);
+absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes);
+
+}  // namespace unimeter::metering
+
+#endif  // UNIMETER_NODE_METERING_LOG_ENTRY_H_

@@ -1,0 +1,268 @@
+// node/metering/partition_state.h
+//
+// PartitionState is the deterministic metering state machine of ONE partition: a function
+// from its ordered log of entries (log_entry.h) to state. No clocks (time arrives inside
+// entries or as an argument), no randomness, no I/O, single-threaded.
+//
+// Owner side:  AcceptEvents() takes the decisions of product-semantics 8.1-8.4 for one part
+//              of a request (timestamps, dedup, registered-or-unknown, offsets) and returns
+//              the EventBatch entry to append plus the ingest result. It does not change
+//              the state: the entry takes effect when the log commits and Apply() runs.
+// Every replica: Apply() folds one committed entry into the state (aggregates, COUNT_UNIQUE
+//              sets, thresholds, dedup index, schemas, retention) and emits what the node
+//              must persist or record (stored events, alert crossings, retention cut-offs).
+// Queries:     usage, realtime, breakdown, metric list (const).
+// Replication: Digest() is a canonical digest of the whole state; EncodeSnapshot() /
+//              DecodeSnapshot() round-trip it (checkpoints, resync).
+//
+// Memory layout: one Series per (account, metric) in a slot arena, found through a
+// lookup-only hash index; a Series keeps its buckets sorted by [start, end); a Bucket keeps
+// its unfiltered total inline, its dimension slices in a vector sorted by slice id, and its
+// COUNT_UNIQUE member sets (btree) behind a pointer. Anything iterated is ordered.
+#ifndef UNIMETER_NODE_METERING_PARTITION_STATE_H_
+#define UNIMETER_NODE_METERING_PARTITION_STATE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "node/metering/dedup_index.h"
+#include "node/metering/log_entry.h"
+#include "node/metering/lookup_map.h"
+#include "node/metering/period.h"
+#include "node/metering/schema.h"
+#include "node/metering/types.h"
+
+namespace unimeter::metering {
+
+struct PartitionOptions {
+  uint32_t partition_id = 0;  // 0-255.
+  // Dedup windows on log time (must be equal on every replica). REQUIRES: > 0.
+  int64_t dedup_window_ns = kDedupWindowNanosDefault;
+  int64_t idempotency_window_ns = kIdempotencyWindowNanosDefault;
+};
+
+enum class IngestStatus : uint8_t { kOk, kDuplicate, kUnknownMetric };
+enum class EventOutcome : uint8_t { kStored, kDuplicate, kConflict };
+
+struct IngestResult {
+  uint32_t n_stored = 0;
+  uint32_t n_duplicates = 0;
+  uint32_t n_conflicts = 0;  // Reused idempotency key with a different payload.
+  uint64_t last_offset = 0;  // Offset of the last stored event; 0 if none.
+  IngestStatus status = IngestStatus::kOk;
+  std::vector<EventOutcome> outcomes;  // One per input event, in request order.
+};
+
+struct Acceptance {
+  std::optional<LogEntry> entry;  // The EventBatch to append; nullopt if nothing stored.
+  IngestResult result;
+};
+
+// One threshold crossing of an unfiltered total (product-semantics 7.2).
+struct AlertCrossing {
+  uint64_t account_id = 0;
+  std::string metric_code;
+  uint32_t threshold_index = 0;
+  std::string threshold_code;
+  uint64_t value_at_cross = 0;  // SUM clamped to 2^64 - 1.
+  int64_t event_timestamp_ns = 0;
+  uint64_t event_offset = 0;
+  bool operator==(const AlertCrossing&) const = default;
+};
+
+// What Apply() asks the node to do. The caller clears it between entries as it likes.
+struct ApplyOutput {
+  // Every applied batch, whole: event i has offset first_offset + i. Unknown-metric events
+  // included (they are stored but never aggregated).
+  std::vector<std::shared_ptr<const EventBatch>> stored_batches;
+  std::vector<AlertCrossing> crossings;  // In apply order.
+  // For each applied RetentionSweep: stored events with timestamp < cutoff and alert
+  // records whose event timestamp < cutoff may be deleted.
+  std::vector<int64_t> retention_cutoffs_ns;
+  uint64_t buckets_evicted = 0;
+
+  void Clear() {
+    stored_batches.clear();
+    crossings.clear();
+    retention_cutoffs_ns.clear();
+    buckets_evicted = 0;
+  }
+};
+
+struct Filter {
+  std::string key;
+  std::string value;
+  bool operator==(const Filter&) const = default;
+};
+
+struct BreakdownCell {
+  std::vector<Filter> pairs;  // In group-by order.
+  AggValue value;             // alert_flags always 0.
+  bool operator==(const BreakdownCell&) const = default;
+};
+
+class PartitionState {
+ public:
+  explicit PartitionState(const PartitionOptions& options);
+  PartitionState(const PartitionState&) = delete;
+  PartitionState& operator=(const PartitionState&) = delete;
+
+  // ---- Owner side ----
+
+  // Decides the fate of one request part (the events of this partition, request order)
+  // accepted at the owner's wall clock `now_ns`, and records the accepted keys, offsets and
+  // log time in `pending` (batches accepted but not yet applied). InvalidArgument (nothing
+  // accepted) if an event is malformed, belongs to another partition, the part exceeds the
+  // request limits, or a negative correction names a metric that is not a registered SUM.
+  // REQUIRES: every schema entry this owner appended has been applied (an owner does not
+  // accept events while a schema change is in flight, product-semantics 9); `pending` holds
+  // exactly this owner's batches that are appended but not applied.
+  absl::StatusOr<Acceptance> AcceptEvents(absl::Span<const Event> events, int64_t now_ns,
+                                          PendingDedup& pending) const;
+
+  // ---- Every replica ----
+
+  // Applies the committed entry at log index `index`; appends its effects to `output`.
+  // REQUIRES: index == applied_index() + 1; an EventBatch's first_offset >= next_offset().
+  void Apply(uint64_t index, const LogEntry& entry, ApplyOutput* output);
+
+  // ---- Queries ----
+
+  // Usage over every stored bucket overlapping [start_ns, end_ns) (negative times read as
+  // the epoch), restricted to events matching all filters. InvalidArgument for more than
+  // 4 filters or a repeated key; zeros for end <= start, an unregistered metric, or an
+  // undeclared key or value. alert_flags only without filters.
+  absl::StatusOr<AggValue> QueryUsage(uint64_t account_id, absl::string_view metric_code,
+                                      int64_t start_ns, int64_t end_ns,
+                                      absl::Span<const Filter> filters) const;
+
+  // The unfiltered total of the bucket that contains `now_ns` under the current schema.
+  AggValue QueryRealtime(uint64_t account_id, absl::string_view metric_code, int64_t now_ns) const;
+
+  // Non-empty cells of the cartesian product of the declared values of `group_by`, first
+  // key slowest, at most kBreakdownEntriesMax. InvalidArgument (WP 7.11) for 0 or more
+  // than 4 keys, a repeated key, an unregistered metric or an undeclared key.
+  absl::StatusOr<std::vector<BreakdownCell>> QueryBreakdown(
+      uint64_t account_id, absl::string_view metric_code, int64_t start_ns, int64_t end_ns,
+      absl::Span<const std::string> group_by) const;
+
+  // Registered schemas ordered by code bytes.
+  std::vector<SchemaRef> ListMetrics() const;
+  // The registered schema of `metric_code`, or null.
+  SchemaRef FindSchema(absl::string_view metric_code) const;
+
+  // ---- Replication ----
+
+  // Canonical digest of the whole state (equal on replicas at the same applied index).
+  uint64_t Digest() const;
+  std::vector<uint8_t> EncodeSnapshot() const;
+  // DataLoss on corrupt bytes; InvalidArgument if the snapshot is of another partition.
+  static absl::StatusOr<std::unique_ptr<PartitionState>> DecodeSnapshot(
+      const PartitionOptions& options, absl::Span<const uint8_t> bytes);
+
+  uint64_t applied_index() const { return applied_index_; }
+  uint64_t next_offset() const { return next_offset_; }
+  int64_t log_time_ns() const { return log_time_ns_; }
+  int64_t retention_cutoff_ns() const { return retention_cutoff_ns_; }
+  // Live aggregate keys: one per (account, metric, bucket) total plus one per slice.
+  uint64_t aggregate_key_count() const { return aggregate_key_count_; }
+  size_t content_dedup_key_count() const { return dedup_.content().size(); }
+  size_t idempotency_key_count() const { return dedup_.idempotency().size(); }
+
+ private:
+  struct SliceAgg {
+    uint64_t slice_id = 0;
+    AggValue value;
+  };
+  struct UniqueSets {
+    absl::btree_set<uint64_t> total;
+    absl::btree_map<uint64_t, absl::btree_set<uint64_t>> slices;
+  };
+  struct Bucket {
+    BucketRange range;
+    AggValue total;
+    std::vector<SliceAgg> slices;  // Sorted by slice_id; present = an event contributed.
+    std::unique_ptr<UniqueSets> unique;
+  };
+  struct Series {
+    uint64_t account_id = 0;
+    uint32_t metric_id = 0;
+    bool live = false;
+    int64_t bucket_length_max_ns = 0;
+    absl::InlinedVector<Bucket, 1> buckets;  // Sorted by range.
+  };
+  struct SeriesKey {
+    uint64_t account_id;
+    uint32_t metric_id;
+    bool operator==(const SeriesKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H state, const SeriesKey& key) {
+      return H::combine(std::move(state), key.account_id, key.metric_id);
+    }
+  };
+  struct Metric {
+    std::string code;
+    SchemaRef schema;  // Null while unregistered.
+  };
+
+  // Apply helpers.
+  void ApplyBatch(const std::shared_ptr<const EventBatch>& batch, ApplyOutput* output);
+  void ApplyRetention(int64_t cutoff_ns, ApplyOutput* output);
+  void RecordDedupKey(const BatchEvent& event, uint32_t metric_id);
+  void Aggregate(const BatchEvent& event, uint32_t metric_id, const CompiledSchema& schema,
+                 uint64_t offset, ApplyOutput* output);
+  void UpdateValue(AggregationType type, const BatchEvent& event, Bucket& bucket, bool is_total,
+                   uint64_t slice_id, AggValue& value);
+  void EvaluateThresholds(const CompiledSchema& schema, const BatchEvent& event, uint64_t offset,
+                          AggValue& total, ApplyOutput* output) const;
+  uint32_t InternCode(const std::string& code);
+  Series& FindOrCreateSeries(uint64_t account_id, uint32_t metric_id);
+  Bucket& FindOrCreateBucket(Series& series, const BucketRange& range);
+  AggValue& FindOrCreateSlice(Bucket& bucket, uint64_t slice_id);
+
+  // Owner helpers.
+  absl::Status ValidatePart(absl::Span<const Event> events) const;
+  std::optional<uint32_t> FindMetricId(absl::string_view code) const;
+
+  // Query helpers.
+  const Series* FindSeries(uint64_t account_id, uint32_t metric_id) const;
+  static std::vector<const Bucket*> OverlappingBuckets(const Series& series, int64_t start_ns,
+                                                       int64_t end_ns);
+  static bool MergeSlice(const Bucket& bucket, uint64_t slice_id, AggValue* merged);
+
+  // Canonical traversal shared by Digest() and EncodeSnapshot().
+  template <typename Writer>
+  void EncodeState(Writer& writer) const;
+  std::vector<uint32_t> SortedLiveSeries() const;
+  absl::Status DecodeState(ByteReader& reader);
+
+  PartitionOptions options_;
+  uint64_t applied_index_ = 0;
+  uint64_t next_offset_ = 1;  // Offsets start at 1 (0 means "none" in replies).
+  int64_t log_time_ns_ = INT64_MIN;
+  int64_t retention_cutoff_ns_ = INT64_MIN;
+  uint64_t aggregate_key_count_ = 0;
+
+  std::vector<Metric> metrics_;  // Indexed by interned metric id (log order of first use).
+  LookupMap<std::string, uint32_t> metric_ids_;
+
+  std::deque<Series> series_;  // Slot arena; dead slots are on free_series_.
+  std::vector<uint32_t> free_series_;
+  LookupMap<SeriesKey, uint32_t> series_index_;
+
+  DedupIndex dedup_;
+};
+
+}  // namespace unimeter::metering
+
+#endif  // UNIMETER_NODE_METERING_PARTITION_STATE_H_

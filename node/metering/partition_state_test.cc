@@ -1,0 +1,538 @@
+// Goal: each rule of product-semantics sections 4-10 as the state machine implements it,
+// one focused scenario per test. Method: a Harness plays the owner (AcceptEvents) and a
+// replica (Apply) on one PartitionState, then checks queries, alert crossings, ingest
+// results, digests and snapshots.
+#include "node/metering/partition_state.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "node/metering/hashes.h"
+
+namespace unimeter::metering {
+namespace {
+
+constexpr uint32_t kPartition = 7;
+constexpr uint64_t kAccount = kPartition + 256 * 3;
+constexpr int64_t kSecond = kNanosPerSecond;
+constexpr int64_t kT0 = 1'767'225'600 * kSecond;  // 2026-01-01T00:00:00Z
+constexpr int64_t kAllTime = INT64_MAX;
+
+Event Ev(const std::string& code, uint64_t value, int64_t timestamp_ns,
+         std::vector<Property> properties = {}, OperationType op = OperationType::kNone) {
+  Event event;
+  event.account_id = kAccount;
+  event.metric_code = code;
+  event.value = value;
+  event.timestamp_ns = timestamp_ns;
+  event.operation = op;
+  event.properties = std::move(properties);
+  return event;
+}
+
+MetricSchema Schema(const std::string& code, AggregationType type,
+                    std::vector<Dimension> dimensions = {}, std::vector<Threshold> thresholds = {},
+                    uint8_t period_type = 0) {
+  MetricSchema schema;
+  schema.code = code;
+  schema.agg_type = type;
+  schema.dimensions = std::move(dimensions);
+  schema.thresholds = std::move(thresholds);
+  schema.period_type = period_type;
+  return schema;
+}
+
+class Harness {
+ public:
+  explicit Harness(int64_t dedup_window_ns = kDedupWindowNanosDefault)
+      : options_{kPartition, dedup_window_ns, 3600 * kSecond}, state_(options_) {}
+
+  void Append(const LogEntry& entry) {
+    state_.Apply(++index_, entry, &output_);
+    log_.push_back(entry);
+  }
+  void Put(const MetricSchema& schema) { Append(LogEntry::Put(*CompiledSchema::Create(schema))); }
+  void Delete(const std::string& code) { Append(LogEntry::Delete(code)); }
+  void Retention(int64_t cutoff_ns) { Append(LogEntry::Retention(cutoff_ns)); }
+
+  // Accepts and immediately applies.
+  IngestResult Ingest(std::vector<Event> events, int64_t now_ns = kT0) {
+    Acceptance acceptance = Accept(std::move(events), now_ns);
+    if (acceptance.entry.has_value()) Append(*acceptance.entry);
+    return acceptance.result;
+  }
+  // Accepts without applying (the entry is in flight).
+  Acceptance Accept(std::vector<Event> events, int64_t now_ns = kT0) {
+    absl::StatusOr<Acceptance> acceptance = state_.AcceptEvents(events, now_ns, pending_);
+    EXPECT_TRUE(acceptance.ok()) << acceptance.status();
+    return *std::move(acceptance);
+  }
+
+  AggValue Usage(const std::string& code, std::vector<Filter> filters = {}, int64_t start_ns = 0,
+                 int64_t end_ns = kAllTime) const {
+    absl::StatusOr<AggValue> value = state_.QueryUsage(kAccount, code, start_ns, end_ns, filters);
+    EXPECT_TRUE(value.ok()) << value.status();
+    return value.ok() ? *value : AggValue{};
+  }
+
+  PartitionState& state() { return state_; }
+  PendingDedup& pending() { return pending_; }
+  ApplyOutput& output() { return output_; }
+  const std::vector<LogEntry>& log() const { return log_; }
+  const PartitionOptions& options() const { return options_; }
+
+ private:
+  PartitionOptions options_;
+  PartitionState state_;
+  PendingDedup pending_;
+  ApplyOutput output_;
+  uint64_t index_ = 0;
+  std::vector<LogEntry> log_;
+};
+
+TEST(PartitionStateTest, EveryAggregationType) {
+  Harness h;
+  h.Put(Schema("count", AggregationType::kCount));
+  h.Put(Schema("sum", AggregationType::kSum));
+  h.Put(Schema("max", AggregationType::kMax));
+  h.Put(Schema("latest", AggregationType::kLatest));
+  h.Put(Schema("unique", AggregationType::kCountUnique));
+  for (const std::string code : {"count", "sum", "max", "latest"}) {
+    h.Ingest({Ev(code, 5, kT0 + 1), Ev(code, 9, kT0 + 3), Ev(code, 2, kT0 + 2)});
+  }
+  EXPECT_EQ(h.Usage("count").count, 3u);
+  EXPECT_EQ(h.Usage("count").sum, 0u);  // Only its own fields.
+  EXPECT_EQ(h.Usage("sum").sum, 16u);
+  EXPECT_EQ(h.Usage("sum").count, 0u);
+  EXPECT_EQ(h.Usage("max").max, 9u);
+  // LATEST: the older reading (t+2 after t+3) does not overwrite; equal timestamps neither.
+  EXPECT_EQ(h.Usage("latest").last_value, 9u);
+  EXPECT_EQ(h.Usage("latest").last_timestamp_ns, kT0 + 3);
+  h.Ingest({Ev("latest", 4, kT0 + 3, {}, OperationType::kNone)}, kT0);
+  EXPECT_EQ(h.Usage("latest").last_value, 9u);
+  h.Ingest({Ev("unique", 1, kT0 + 1, {}, OperationType::kAdd),
+            Ev("unique", 2, kT0 + 2, {}, OperationType::kNone),
+            Ev("unique", 1, kT0 + 3, {}, OperationType::kAdd),
+            Ev("unique", 3, kT0 + 4, {}, OperationType::kRemove),  // Absent: no-op.
+            Ev("unique", 2, kT0 + 5, {}, OperationType::kRemove)});
+  EXPECT_EQ(h.Usage("unique").count, 1u);
+}
+
+TEST(PartitionStateTest, CountUniqueSetsArePerBucketAndCountsAdd) {
+  Harness h;
+  h.Put(Schema("seats", AggregationType::kCountUnique, {}, {}, /*DAY=*/2));
+  h.Ingest(
+      {Ev("seats", 1, kT0 + 1), Ev("seats", 2, kT0 + 2), Ev("seats", 1, kT0 + kNanosPerDay + 1)});
+  EXPECT_EQ(h.Usage("seats", {}, kT0, kT0 + kNanosPerDay).count, 2u);
+  // Per-bucket distinct counts add up; not the size of the union.
+  EXPECT_EQ(h.Usage("seats", {}, kT0, kT0 + 2 * kNanosPerDay).count, 3u);
+}
+
+TEST(PartitionStateTest, SumSaturatesAndThresholdValuesClamp) {
+  Harness h;
+  h.Put(Schema("sum", AggregationType::kSum, {}, {{"big", UINT64_MAX, false}}));
+  h.Ingest({Ev("sum", UINT64_MAX, kT0 + 1), Ev("sum", UINT64_MAX, kT0 + 2)});
+  const AggValue value = h.Usage("sum");
+  EXPECT_EQ(value.sum, static_cast<unsigned __int128>(UINT64_MAX) * 2);
+  EXPECT_EQ(value.sum_high(), 1u);
+  ASSERT_EQ(h.output().crossings.size(), 1u);
+  EXPECT_EQ(h.output().crossings[0].value_at_cross, UINT64_MAX);
+  EXPECT_EQ(SaturatingAdd(kSumMax - 1, 5), kSumMax);
+}
+
+TEST(PartitionStateTest, NegativeCorrectionsNeverGoBelowZero) {
+  Harness h;
+  h.Put(Schema("sum", AggregationType::kSum));
+  h.Put(Schema("count", AggregationType::kCount));
+  Event minus = Ev("sum", 3, kT0 + 2);
+  minus.negative_correction = true;
+  h.Ingest({Ev("sum", 5, kT0 + 1), minus});
+  EXPECT_EQ(h.Usage("sum").sum, 2u);
+  minus.timestamp_ns = kT0 + 3;
+  minus.value = 100;
+  h.Ingest({minus});
+  EXPECT_EQ(h.Usage("sum").sum, 0u);
+  // +v and -v with the same timestamp are different events.
+  h.Ingest({Ev("sum", 100, kT0 + 3)});
+  EXPECT_EQ(h.Usage("sum").sum, 100u);
+  Event bad = Ev("count", 1, kT0);
+  bad.negative_correction = true;
+  EXPECT_EQ(h.state().AcceptEvents({bad}, kT0, h.pending()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PartitionStateTest, DimensionSubsetsCountEventsMatchingMore) {
+  Harness h;
+  h.Put(Schema("cpu", AggregationType::kSum,
+               {{"provider", {"aws", "gcp"}}, {"region", {"us-east", "eu"}}, {"tier", {"a"}}}));
+  h.Ingest({Ev("cpu", 10, kT0 + 1, {{"provider", "aws"}, {"region", "us-east"}, {"tier", "a"}}),
+            Ev("cpu", 1, kT0 + 2, {{"provider", "aws"}, {"region", "eu"}}),
+            Ev("cpu", 100, kT0 + 3, {{"region", "us-east"}, {"provider", "mars"}})});
+  EXPECT_EQ(h.Usage("cpu").sum, 111u);
+  // The reference server missed the first event here (it also matched "tier").
+  EXPECT_EQ(h.Usage("cpu", {{"provider", "aws"}, {"region", "us-east"}}).sum, 10u);
+  EXPECT_EQ(h.Usage("cpu", {{"region", "us-east"}, {"provider", "aws"}}).sum, 10u);
+  EXPECT_EQ(h.Usage("cpu", {{"provider", "aws"}}).sum, 11u);
+  EXPECT_EQ(h.Usage("cpu", {{"region", "us-east"}}).sum, 110u);
+  EXPECT_EQ(h.Usage("cpu", {{"tier", "a"}, {"region", "us-east"}, {"provider", "aws"}}).sum, 10u);
+  EXPECT_EQ(h.Usage("cpu", {{"provider", "mars"}}), AggValue{});  // Undeclared value.
+  EXPECT_EQ(h.Usage("cpu", {{"color", "red"}}), AggValue{});      // Undeclared key.
+  EXPECT_EQ(h.state().aggregate_key_count(), 1u + 7 + 2);  // total, 7 subsets, +{eu}, +{aws,eu}
+  // Only the first property with a key counts, even if its value does not match.
+  h.Ingest({Ev("cpu", 1000, kT0 + 4, {{"provider", "x"}, {"provider", "gcp"}})});
+  EXPECT_EQ(h.Usage("cpu", {{"provider", "gcp"}}), AggValue{});
+  const std::vector<Filter> five(5, Filter{"provider", "aws"});
+  EXPECT_EQ(h.state().QueryUsage(kAccount, "cpu", 0, kAllTime, five).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<Filter> repeated = {{"provider", "aws"}, {"provider", "gcp"}};
+  EXPECT_EQ(h.state().QueryUsage(kAccount, "cpu", 0, kAllTime, repeated).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PartitionStateTest, DimensionsSharingValuesNeverMix) {
+  // With the spec's separable pair hash, {a=0, b=1} and {a=1, b=0} would share a slice.
+  Harness h;
+  h.Put(Schema("m", AggregationType::kSum, {{"a", {"0", "1"}}, {"b", {"0", "1"}}}));
+  h.Ingest({Ev("m", 1, kT0 + 1, {{"a", "0"}, {"b", "1"}}),
+            Ev("m", 10, kT0 + 2, {{"a", "0"}, {"b", "0"}})});
+  EXPECT_EQ(h.Usage("m", {{"a", "1"}, {"b", "0"}}), AggValue{});
+  EXPECT_EQ(h.Usage("m", {{"a", "1"}, {"b", "1"}}), AggValue{});
+  EXPECT_EQ(h.Usage("m", {{"a", "0"}, {"b", "1"}}).sum, 1u);
+  EXPECT_EQ(h.Usage("m", {{"a", "0"}, {"b", "0"}}).sum, 10u);
+}
+
+TEST(PartitionStateTest, BreakdownOrderNonEmptyAndErrors) {
+  Harness h;
+  h.Put(Schema("cpu", AggregationType::kSum,
+               {{"provider", {"aws", "gcp", "azure"}}, {"region", {"us", "eu"}}}));
+  h.Ingest({Ev("cpu", 0, kT0 + 1, {{"provider", "azure"}, {"region", "us"}}),
+            Ev("cpu", 5, kT0 + 2, {{"provider", "aws"}, {"region", "eu"}}),
+            Ev("cpu", 7, kT0 + 3, {{"provider", "aws"}, {"region", "us"}}),
+            Ev("cpu", 9, kT0 + 4, {{"provider", "gcp"}})});
+  const std::vector<std::string> keys = {"provider", "region"};
+  absl::StatusOr<std::vector<BreakdownCell>> cells =
+      h.state().QueryBreakdown(kAccount, "cpu", 0, kAllTime, keys);
+  ASSERT_TRUE(cells.ok());
+  ASSERT_EQ(cells->size(), 3u);
+  EXPECT_EQ((*cells)[0].pairs, (std::vector<Filter>{{"provider", "aws"}, {"region", "us"}}));
+  EXPECT_EQ((*cells)[0].value.sum, 7u);
+  EXPECT_EQ((*cells)[1].pairs, (std::vector<Filter>{{"provider", "aws"}, {"region", "eu"}}));
+  EXPECT_EQ((*cells)[2].pairs, (std::vector<Filter>{{"provider", "azure"}, {"region", "us"}}));
+  EXPECT_EQ((*cells)[2].value.sum, 0u);  // Non-empty: an event contributed, value 0.
+  const std::vector<std::string> by_region = {"region"};
+  cells = h.state().QueryBreakdown(kAccount, "cpu", 0, kAllTime, by_region);
+  ASSERT_EQ(cells->size(), 2u);
+  EXPECT_EQ((*cells)[0].value.sum, 7u);
+  EXPECT_EQ((*cells)[1].value.sum, 5u);
+  auto error = [&](std::vector<std::string> group_by, const std::string& code) {
+    return h.state().QueryBreakdown(kAccount, code, 0, kAllTime, group_by).status().code();
+  };
+  EXPECT_EQ(error({}, "cpu"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(error({"provider", "provider"}, "cpu"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(error({"color"}, "cpu"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(error({"provider"}, "nope"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(error({"a", "b", "c", "d", "e"}, "cpu"), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PartitionStateTest, BreakdownStopsAt614Cells) {
+  Harness h;
+  const std::vector<std::string> values = {"0", "1", "2", "3", "4", "5", "6", "7"};
+  h.Put(Schema("m", AggregationType::kCount,
+               {{"a", values}, {"b", values}, {"c", values}, {"d", values}}));
+  std::vector<Event> batch;
+  for (int cell = 0; cell < 4096; cell += 5) {
+    batch.push_back(Ev("m", 1, 0,
+                       {{"a", values[cell / 512]},
+                        {"b", values[cell / 64 % 8]},
+                        {"c", values[cell / 8 % 8]},
+                        {"d", values[cell % 8]}}));
+    if (batch.size() == 64) h.Ingest(std::move(batch)), batch.clear();
+  }
+  h.Ingest(batch);
+  const std::vector<std::string> keys = {"a", "b", "c", "d"};
+  absl::StatusOr<std::vector<BreakdownCell>> cells =
+      h.state().QueryBreakdown(kAccount, "m", 0, kAllTime, keys);
+  ASSERT_TRUE(cells.ok());
+  ASSERT_EQ(cells->size(), kBreakdownEntriesMax);
+  for (size_t i = 0; i < cells->size(); ++i) {
+    const auto& pairs = (*cells)[i].pairs;
+    const int cell = (pairs[0].value[0] - '0') * 512 + (pairs[1].value[0] - '0') * 64 +
+                     (pairs[2].value[0] - '0') * 8 + (pairs[3].value[0] - '0');
+    EXPECT_EQ(cell, static_cast<int>(i) * 5);
+  }
+}
+
+TEST(PartitionStateTest, NonRecurringFiresOncePerCrossingRecurringEveryEvent) {
+  Harness h;
+  h.Put(Schema("sum", AggregationType::kSum, {},
+               {{"zero", 0, false}, {"ten", 10, false}, {"rec", 10, true}}));
+  h.Ingest({Ev("sum", 4, kT0 + 1), Ev("sum", 8, kT0 + 2), Ev("sum", 1, kT0 + 3)});
+  const auto& crossings = h.output().crossings;
+  ASSERT_EQ(crossings.size(), 4u);
+  EXPECT_EQ(crossings[0].threshold_code, "zero");  // Threshold 0 fires on the first event.
+  EXPECT_EQ(crossings[0].value_at_cross, 4u);
+  EXPECT_EQ(crossings[1].threshold_index, 1u);
+  EXPECT_EQ(crossings[1].value_at_cross, 12u);
+  EXPECT_EQ(crossings[1].event_timestamp_ns, kT0 + 2);
+  EXPECT_EQ(crossings[1].metric_code, "sum");
+  EXPECT_EQ(crossings[1].account_id, kAccount);
+  EXPECT_EQ(crossings[2].threshold_code, "rec");
+  EXPECT_EQ(crossings[3].threshold_code, "rec");  // Recurring: every event at/above.
+  EXPECT_EQ(crossings[3].value_at_cross, 13u);
+  EXPECT_EQ(h.Usage("sum").alert_flags, 0b111u);
+  EXPECT_EQ(h.Usage("sum", {}, kT0, kT0 + 1).alert_flags, 0b111u);
+  // A new bucket has its own flags and fires again.
+  h.Ingest({Ev("sum", 11, kT0 + kFixedPeriodNanos)});
+  EXPECT_EQ(crossings.size(), 7u);
+}
+
+TEST(PartitionStateTest, LatestAndCountUniqueClearAndRecross) {
+  Harness h;
+  h.Put(Schema("gauge", AggregationType::kLatest, {}, {{"high", 50, false}}));
+  h.Put(Schema("seats", AggregationType::kCountUnique, {}, {{"two", 2, false}}));
+  h.Ingest({Ev("gauge", 60, kT0 + 1), Ev("gauge", 70, kT0 + 2)});
+  EXPECT_EQ(h.output().crossings.size(), 1u);
+  h.Ingest({Ev("gauge", 10, kT0 + 3)});  // Drops below: bit cleared.
+  EXPECT_EQ(h.Usage("gauge").alert_flags, 0u);
+  h.Ingest({Ev("gauge", 99, kT0 + 1)});  // Older reading: no change, re-evaluated, below.
+  EXPECT_EQ(h.output().crossings.size(), 1u);
+  h.Ingest({Ev("gauge", 55, kT0 + 4)});  // Re-crossing fires again.
+  EXPECT_EQ(h.output().crossings.size(), 2u);
+  h.Ingest({Ev("seats", 1, kT0 + 1), Ev("seats", 2, kT0 + 2), Ev("seats", 2, kT0 + 3)});
+  EXPECT_EQ(h.output().crossings.size(), 3u);
+  h.Ingest({Ev("seats", 1, kT0 + 4, {}, OperationType::kRemove)});
+  EXPECT_EQ(h.Usage("seats").alert_flags, 0u);
+  h.Ingest({Ev("seats", 5, kT0 + 5, {}, OperationType::kAdd)});
+  ASSERT_EQ(h.output().crossings.size(), 4u);
+  EXPECT_EQ(h.output().crossings[3].value_at_cross, 2u);
+}
+
+TEST(PartitionStateTest, FlagsOnlyOnUnfilteredResults) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kCount, {{"k", {"v"}}}, {{"one", 1, false}}));
+  h.Ingest({Ev("m", 1, kT0 + 1, {{"k", "v"}})});
+  EXPECT_EQ(h.Usage("m").alert_flags, 1u);
+  EXPECT_EQ(h.Usage("m", {{"k", "v"}}).alert_flags, 0u);
+  EXPECT_EQ(h.Usage("m", {{"k", "v"}}).count, 1u);
+  EXPECT_EQ(h.output().crossings.size(), 1u);  // One per crossing, never per slice.
+}
+
+TEST(PartitionStateTest, ThresholdChangeAppliesFromNextEvent) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kCount, {}, {{"a", 1, false}, {"b", 1, false}}));
+  h.Ingest({Ev("m", 1, kT0 + 1)});
+  EXPECT_EQ(h.Usage("m").alert_flags, 0b11u);
+  h.Put(Schema("m", AggregationType::kCount, {}, {{"c", 100, false}}));
+  EXPECT_EQ(h.Usage("m").alert_flags, 0b11u);  // Not re-evaluated until an event.
+  h.Ingest({Ev("m", 1, kT0 + 2)});
+  EXPECT_EQ(h.Usage("m").alert_flags, 0u);  // Bit 1 no longer has a threshold.
+}
+
+TEST(PartitionStateTest, DedupWithinRequestPendingAndWindow) {
+  Harness h(/*dedup_window_ns=*/300 * kSecond);
+  h.Put(Schema("m", AggregationType::kSum));
+  IngestResult result = h.Ingest({Ev("m", 1, kT0), Ev("m", 1, kT0), Ev("m", 2, kT0)}, kT0);
+  EXPECT_EQ(result.n_stored, 2u);
+  EXPECT_EQ(result.n_duplicates, 1u);
+  EXPECT_EQ(result.outcomes[1], EventOutcome::kDuplicate);
+  // In flight (accepted, not applied) still deduplicates.
+  Acceptance first = h.Accept({Ev("m", 5, kT0 + 1)}, kT0 + kSecond);
+  Acceptance second = h.Accept({Ev("m", 5, kT0 + 1)}, kT0 + 2 * kSecond);
+  EXPECT_EQ(second.result.status, IngestStatus::kDuplicate);
+  EXPECT_FALSE(second.entry.has_value());
+  h.Append(*first.entry);
+  // Within the window on log time.
+  result = h.Ingest({Ev("m", 1, kT0)}, kT0 + 299 * kSecond);
+  EXPECT_EQ(result.status, IngestStatus::kDuplicate);
+  EXPECT_EQ(result.last_offset, 0u);
+  // A failover to an owner with a slower clock does not shorten the window.
+  result = h.Ingest({Ev("m", 9, kT0 + 9)}, kT0 + 299 * kSecond);
+  result = h.Ingest({Ev("m", 9, kT0 + 9)}, kT0 - 3600 * kSecond);
+  EXPECT_EQ(result.status, IngestStatus::kDuplicate);
+  // After the window the same content is a new event.
+  result = h.Ingest({Ev("m", 1, kT0)}, kT0 + 300 * kSecond);
+  EXPECT_EQ(result.n_stored, 1u);
+  EXPECT_EQ(h.Usage("m").sum, 1u + 2 + 5 + 9 + 1);
+  // Server-stamped events are never deduplicated.
+  result = h.Ingest({Ev("m", 1, 0), Ev("m", 1, 0)}, kT0 + 400 * kSecond);
+  EXPECT_EQ(result.n_stored, 2u);
+  ASSERT_EQ(h.output().stored_batches.back()->events.size(), 2u);
+  EXPECT_EQ(h.output().stored_batches.back()->events[0].timestamp_ns, kT0 + 400 * kSecond);
+  EXPECT_EQ(h.output().stored_batches.back()->events[1].timestamp_ns, kT0 + 400 * kSecond + 1);
+  // Expired keys are evicted deterministically as log time advances.
+  h.Ingest({Ev("m", 1, 0)}, kT0 + 100'000 * kSecond);
+  EXPECT_EQ(h.state().content_dedup_key_count(), 0u);
+}
+
+TEST(PartitionStateTest, IdempotencyKeysDuplicateOrConflict) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kSum));
+  Event keyed = Ev("m", 5, 0);
+  keyed.idempotency_key = IdempotencyKey{1, 2};
+  IngestResult result = h.Ingest({keyed}, kT0);
+  EXPECT_EQ(result.n_stored, 1u);
+  result = h.Ingest({keyed}, kT0 + 1000 * kSecond);  // Beyond the content window.
+  EXPECT_EQ(result.status, IngestStatus::kDuplicate);
+  Event changed = keyed;
+  changed.value = 6;
+  result = h.Ingest({changed, keyed}, kT0 + 1001 * kSecond);
+  EXPECT_EQ(result.outcomes[0], EventOutcome::kConflict);
+  EXPECT_EQ(result.outcomes[1], EventOutcome::kDuplicate);
+  EXPECT_EQ(result.n_conflicts, 1u);
+  EXPECT_EQ(result.n_stored, 0u);
+  result = h.Ingest({changed}, kT0 + 3601 * kSecond);  // Idempotency window over.
+  EXPECT_EQ(result.n_stored, 1u);
+  EXPECT_EQ(h.Usage("m").sum, 11u);
+}
+
+TEST(PartitionStateTest, OffsetsAndStatuses) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kSum));
+  IngestResult result = h.Ingest({});
+  EXPECT_EQ(result.status, IngestStatus::kOk);
+  EXPECT_EQ(result.last_offset, 0u);
+  result = h.Ingest({Ev("m", 1, kT0 + 1), Ev("m", 1, kT0 + 2)});
+  EXPECT_EQ(result.last_offset, 2u);
+  result = h.Ingest({Ev("m", 1, kT0 + 2), Ev("unknown", 1, kT0 + 3)});
+  EXPECT_EQ(result.status, IngestStatus::kUnknownMetric);
+  EXPECT_EQ(result.n_stored, 1u);
+  EXPECT_EQ(result.n_duplicates, 1u);
+  EXPECT_EQ(result.last_offset, 3u);
+  EXPECT_EQ(h.state().next_offset(), 4u);
+  Event foreign = Ev("m", 1, 1);
+  foreign.account_id = kPartition + 1;
+  EXPECT_FALSE(h.state().AcceptEvents({foreign}, kT0, h.pending()).ok());
+}
+
+TEST(PartitionStateTest, UnknownMetricsAreNotRetroAggregated) {
+  Harness h;
+  h.Ingest({Ev("late", 5, kT0 + 1)});
+  EXPECT_EQ(h.output().stored_batches.size(), 1u);
+  EXPECT_FALSE(h.output().stored_batches[0]->events[0].registered);
+  h.Put(Schema("late", AggregationType::kSum));
+  EXPECT_EQ(h.Usage("late").sum, 0u);
+  h.Ingest({Ev("late", 7, kT0 + 2)});
+  EXPECT_EQ(h.Usage("late").sum, 7u);
+}
+
+TEST(PartitionStateTest, DeleteThenReregisterShowsOldAggregates) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kSum));
+  h.Ingest({Ev("m", 5, kT0 + 1)});
+  h.Delete("m");
+  EXPECT_EQ(h.Usage("m"), AggValue{});
+  EXPECT_TRUE(h.state().ListMetrics().empty());
+  h.Ingest({Ev("m", 100, kT0 + 2)});  // Unknown while deleted: stored, never aggregated.
+  h.Put(Schema("m", AggregationType::kSum));
+  EXPECT_EQ(h.Usage("m").sum, 5u);
+  h.Delete("never-registered");  // OK even if absent.
+}
+
+TEST(PartitionStateTest, SchemaChangeIsNotRetroactive) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kSum));  // FIXED
+  h.Ingest({Ev("m", 1, kT0 + 1)});
+  h.Put(Schema("m", AggregationType::kSum, {}, {}, /*DAY=*/2));
+  h.Ingest({Ev("m", 10, kT0 + 2)});
+  // Old FIXED bucket [2025-12-08, 2026-01-07) and new DAY bucket overlap: both merge.
+  EXPECT_EQ(h.Usage("m", {}, kT0, kT0 + 1).sum, 11u);
+  // Far from the DAY bucket, the FIXED bucket still answers for its whole range.
+  EXPECT_EQ(h.Usage("m", {}, kT0 + 3 * kNanosPerDay, kT0 + 4 * kNanosPerDay).sum, 1u);
+  EXPECT_EQ(h.state().QueryRealtime(kAccount, "m", kT0 + 5).sum, 10u);
+  h.Put(Schema("m", AggregationType::kMax, {}, {}, 2));
+  h.Ingest({Ev("m", 3, kT0 + 3)});
+  const AggValue value = h.Usage("m", {}, kT0, kT0 + 1);
+  EXPECT_EQ(value.sum, 11u);  // Old fields kept.
+  EXPECT_EQ(value.max, 3u);
+}
+
+TEST(PartitionStateTest, QueryRangesUseWholeBuckets) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kSum, {}, {}, /*DAY=*/2));
+  h.Ingest({Ev("m", 1, kT0 + 10), Ev("m", 2, kT0 + kNanosPerDay), Ev("m", 4, -5)});
+  EXPECT_EQ(h.Usage("m", {}, kT0 + 5, kT0 + 6).sum, 1u);
+  EXPECT_EQ(h.Usage("m", {}, kT0 + 5, kT0 + kNanosPerDay).sum, 1u);  // End exclusive.
+  EXPECT_EQ(h.Usage("m", {}, kT0 + 5, kT0 + kNanosPerDay + 1).sum, 3u);
+  EXPECT_EQ(h.Usage("m", {}, kT0 + 5, kT0 + 5).sum, 0u);  // end <= start.
+  EXPECT_EQ(h.Usage("m", {}, -100, -50).sum, 4u);         // Negative times read as the epoch.
+  EXPECT_EQ(h.state().QueryRealtime(kAccount, "m", kT0 + kNanosPerDay + 7).sum, 2u);
+  EXPECT_EQ(h.state().QueryRealtime(kAccount, "unregistered", kT0).sum, 0u);
+}
+
+TEST(PartitionStateTest, RetentionEvictsEndedBuckets) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kCountUnique, {{"k", {"v"}}}, {}, /*DAY=*/2));
+  h.Ingest({Ev("m", 1, kT0 + 1, {{"k", "v"}}), Ev("m", 2, kT0 + kNanosPerDay)});
+  EXPECT_EQ(h.state().aggregate_key_count(), 3u);
+  h.Retention(kT0 + kNanosPerDay - 1);  // The first bucket has not ended yet.
+  EXPECT_EQ(h.output().buckets_evicted, 0u);
+  h.Retention(kT0 + kNanosPerDay);
+  EXPECT_EQ(h.output().buckets_evicted, 1u);
+  EXPECT_EQ(h.output().retention_cutoffs_ns.back(), kT0 + kNanosPerDay);
+  EXPECT_EQ(h.Usage("m").count, 1u);
+  EXPECT_EQ(h.state().aggregate_key_count(), 1u);
+  h.Retention(INT64_MAX);
+  EXPECT_EQ(h.state().aggregate_key_count(), 0u);
+  // A late event older than the cut-off is still aggregated (until the next sweep).
+  h.Ingest({Ev("m", 1, kT0 + 1, {{"k", "v"}})}, kT0 + 10 * kNanosPerDay);
+  EXPECT_EQ(h.Usage("m", {{"k", "v"}}).count, 1u);
+}
+
+TEST(PartitionStateTest, ReplicasAndSnapshotsAgree) {
+  Harness h;
+  h.Put(Schema("m", AggregationType::kCountUnique, {{"k", {"v", "w"}}}, {{"t", 2, true}}, 1));
+  h.Put(Schema("s", AggregationType::kSum));
+  Event keyed = Ev("s", 5, 0);
+  keyed.idempotency_key = IdempotencyKey{7, 8};
+  h.Ingest({Ev("m", 1, kT0 + 1, {{"k", "v"}}), Ev("m", 2, kT0 + 2, {{"k", "w"}}), keyed,
+            Ev("unknown", 3, kT0 + 3)});
+  h.Retention(kT0 - 100 * kNanosPerDay);
+  PartitionState replica(h.options());
+  ApplyOutput output;
+  for (size_t i = 0; i < h.log().size(); ++i) {
+    // Through the encoding, as a follower would receive it.
+    absl::StatusOr<LogEntry> entry = DecodeLogEntry(EncodeLogEntry(h.log()[i]));
+    ASSERT_TRUE(entry.ok());
+    replica.Apply(i + 1, *entry, &output);
+  }
+  EXPECT_EQ(replica.Digest(), h.state().Digest());
+  EXPECT_EQ(output.crossings, h.output().crossings);
+  const std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
+  absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
+      PartitionState::DecodeSnapshot(h.options(), snapshot);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->Digest(), h.state().Digest());
+  EXPECT_EQ((*decoded)->EncodeSnapshot(), snapshot);
+  EXPECT_EQ((*decoded)->applied_index(), h.state().applied_index());
+  // The dedup index survives the snapshot.
+  PendingDedup pending;
+  absl::StatusOr<Acceptance> again =
+      (*decoded)->AcceptEvents({keyed, Ev("m", 1, kT0 + 1, {{"k", "v"}})}, kT0 + 1, pending);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->result.status, IngestStatus::kDuplicate);
+  // A different state has a different digest; a corrupt snapshot is refused.
+  h.Ingest({Ev("s", 1, kT0 + 50)});
+  EXPECT_NE((*decoded)->Digest(), h.state().Digest());
+  std::vector<uint8_t> corrupt = snapshot;
+  corrupt[corrupt.size() / 2] ^= 1;
+  EXPECT_EQ(PartitionState::DecodeSnapshot(h.options(), corrupt).status().code(),
+            absl::StatusCode::kDataLoss);
+  PartitionOptions other = h.options();
+  other.partition_id = 8;
+  EXPECT_EQ(PartitionState::DecodeSnapshot(other, snapshot).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PartitionStateTest, MetricListIsOrderedByCode) {
+  Harness h;
+  h.Put(Schema("zeta", AggregationType::kSum));
+  h.Put(Schema("alpha", AggregationType::kSum));
+  h.Put(Schema("mid", AggregationType::kSum));
+  std::vector<std::string> codes;
+  for (const SchemaRef& schema : h.state().ListMetrics()) codes.push_back(schema->code());
+  EXPECT_EQ(codes, (std::vector<std::string>{"alpha", "mid", "zeta"}));
+}
+
+}  // namespace
+}  // namespace unimeter::metering

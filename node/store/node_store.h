@@ -1,0 +1,203 @@
+// node/store/node_store.h
+//
+// NodeStore is one node's durable state for all 256 partitions:
+//   - each partition's log: entries (index, epoch, metering LogEntry) in the node's WAL;
+//   - each partition's materialised PartitionState, applied up to its commit index;
+//   - the stored events of every applied batch (for EVENTS_LIST) and this node's alert
+//     log (crossings it recorded while owning a partition);
+//   - checkpoints of all of the above in the StateStore, after which WAL segments that
+//     hold nothing uncheckpointed are recycled.
+//
+// NodeStore does not decide what is committed. The replication layer (or, in single-node
+// mode, the local group commit: a quorum of one) appends entries, makes them durable with
+// Sync(), and calls Commit() when they are committed; Commit applies them in index order.
+// Commit marks are logged, so a restart re-applies exactly what was known committed; the
+// uncommitted suffix is recovered too and left for the replication layer to settle
+// (commit or truncate).
+//
+// WAL record kinds (docs/formats/node_store.md): 1 entry, 2 commit mark, 3 truncate,
+// 4 alert record. StateStore keys: "p<pp>m" meta and "p<pp>s" snapshot per partition,
+// "e<pp><account be64><offset be64>" stored events, "a<offset be64>" alert records,
+// "n" node meta.
+//
+// Event-loop only. Every Env failure that leaves memory ahead of disk (a failed commit
+// of the state store, a fatal WAL sync error) is fatal: callers crash the node.
+#ifndef UNIMETER_NODE_STORE_NODE_STORE_H_
+#define UNIMETER_NODE_STORE_NODE_STORE_H_
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "node/env/env.h"
+#include "node/metering/log_entry.h"
+#include "node/metering/partition_state.h"
+#include "storage/state_store.h"
+#include "storage/wal.h"
+
+namespace unimeter {
+
+inline constexpr uint32_t kPartitionCount = 256;
+
+// WAL record kinds owned by NodeStore (1..99; the replication layer uses 100 and up).
+inline constexpr uint16_t kWalKindEntry = 1;
+inline constexpr uint16_t kWalKindCommitMark = 2;
+inline constexpr uint16_t kWalKindTruncate = 3;
+inline constexpr uint16_t kWalKindAlert = 4;
+
+struct NodeStoreOptions {
+  int64_t dedup_window_ns = metering::kDedupWindowNanosDefault;
+  int64_t idempotency_window_ns = metering::kIdempotencyWindowNanosDefault;
+  WalOptions wal;
+};
+
+// One event as stored for EVENTS_LIST.
+struct StoredEvent {
+  uint64_t offset = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t account_id = 0;
+  std::string metric_code;
+  uint64_t value = 0;
+  uint8_t operation = 0;
+  bool operator==(const StoredEvent&) const = default;
+};
+
+// One record of this node's alert log (product-semantics 7.2).
+struct AlertRecord {
+  uint64_t offset = 0;  // Dense, 0-based, never reused.
+  metering::AlertCrossing crossing;
+  bool operator==(const AlertRecord&) const = default;
+};
+
+struct NodeStoreStats {
+  uint64_t entries_appended = 0;
+  uint64_t entries_applied = 0;
+  uint64_t entries_replayed = 0;
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_bytes = 0;  // Size of the last checkpoint's state-store batch.
+  uint64_t wal_syncs = 0;
+};
+
+class NodeStore {
+ public:
+  // Opens the state store and the WAL through `env`, loads the last checkpoint and replays
+  // the WAL after it. DataLoss (naming what is damaged) for a corrupt checkpoint or WAL;
+  // the node must not serve then.
+  static absl::StatusOr<std::unique_ptr<NodeStore>> Open(Env& env, const NodeStoreOptions& options);
+  ~NodeStore();
+
+  NodeStore(const NodeStore&) = delete;
+  NodeStore& operator=(const NodeStore&) = delete;
+
+  // ---- The log ----
+  uint64_t last_index(uint32_t partition) const { return partitions_[partition].last_index; }
+  uint64_t last_epoch(uint32_t partition) const { return partitions_[partition].last_epoch; }
+  uint64_t commit_index(uint32_t partition) const {
+    return partitions_[partition].state->applied_index();
+  }
+  // Entries after the commit index, in order (recovered or appended, not yet committed).
+  size_t uncommitted_count(uint32_t partition) const {
+    return partitions_[partition].uncommitted.size();
+  }
+
+  // Appends an entry to the partition log (durable after the next Sync).
+  // ResourceExhausted if the WAL tail is full (backpressure).
+  // REQUIRES: index == last_index(partition) + 1, epoch >= last_epoch(partition).
+  absl::Status Append(uint32_t partition, uint64_t index, uint64_t epoch,
+                      std::shared_ptr<const metering::LogEntry> entry);
+
+  // Group commit of everything appended so far (WAL semantics, storage/wal.h).
+  void Sync(Wal::SyncDone done);
+
+  // Applies the uncommitted entries up to `index` in order and logs a commit mark. Crossings
+  // are recorded in this node's alert log iff `record_alerts` (this node owns the partition).
+  // Returns the alert records it appended (durable after the next Sync).
+  // REQUIRES: commit_index(partition) <= index <= last_index(partition).
+  std::vector<AlertRecord> Commit(uint32_t partition, uint64_t index, bool record_alerts);
+
+  // Drops uncommitted entries after `index` (an epoch change rewrote the suffix).
+  // REQUIRES: commit_index(partition) <= index <= last_index(partition).
+  void TruncateAfter(uint32_t partition, uint64_t index);
+
+  // ---- Reads ----
+  const metering::PartitionState& state(uint32_t partition) const {
+    return *partitions_[partition].state;
+  }
+  // The account's stored events with since <= timestamp <= until, ascending by offset,
+  // at most `limit` (wire-protocol-v1 7.8).
+  absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
+                                                      int64_t until_ns, size_t limit) const;
+  // Alert records with offset >= since_offset for `account_id` (0 = all), at most `limit`.
+  std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                      size_t limit) const;
+  uint64_t alert_count() const { return alert_next_offset_; }
+
+  // ---- Checkpoints ----
+  // Writes every partition whose applied index moved, the stored events and alert records
+  // not yet checkpointed; when durable, recycles WAL segments holding nothing needed.
+  // `done` gets the outcome (an error is fatal). At most one checkpoint at a time:
+  // FailedPrecondition through `done` if one is running.
+  void Checkpoint(absl::AnyInvocable<void(absl::Status)> done);
+  bool checkpoint_running() const { return checkpoint_running_; }
+  // WAL bytes appended since the last checkpoint started (to decide when to checkpoint).
+  uint64_t wal_bytes_since_checkpoint() const;
+
+  Wal& wal() { return *wal_; }
+  const NodeStoreStats& stats() const { return stats_; }
+  // Digest of every partition's state (replica comparison).
+  uint64_t Digest() const;
+
+ private:
+  struct Pending {
+    uint64_t index;
+    uint64_t epoch;
+    uint64_t position;  // WAL position of the entry record.
+    std::shared_ptr<const metering::LogEntry> entry;
+  };
+  struct PartitionLog {
+    std::unique_ptr<metering::PartitionState> state;
+    uint64_t last_index = 0;
+    uint64_t last_epoch = 0;
+    uint64_t checkpoint_index = 0;  // Applied index in the last durable checkpoint.
+    std::deque<Pending> uncommitted;
+    std::vector<StoredEvent> unsaved_events;    // Applied, not yet in a checkpoint.
+    std::vector<int64_t> retention_cutoffs_ns;  // Applied, not yet swept from the store.
+  };
+
+  NodeStore(Env& env, const NodeStoreOptions& options, StateStore& store);
+  absl::Status LoadCheckpoint();
+  absl::Status Replay(const WalRecordView& record);
+  std::vector<AlertRecord> ApplyUpTo(uint32_t partition, uint64_t index, bool record_alerts);
+  void AppendAlert(const metering::AlertCrossing& crossing);
+  void FillCheckpointBatch(WriteBatch& batch);
+  void FinishCheckpoint(uint64_t keep_from_position, std::vector<uint64_t> indexes,
+                        absl::AnyInvocable<void(absl::Status)> done);
+
+  Env& env_;
+  const NodeStoreOptions options_;
+  StateStore& store_;
+  std::unique_ptr<Wal> wal_;
+  std::array<PartitionLog, kPartitionCount> partitions_;
+  std::deque<AlertRecord> alerts_;  // Records not yet checkpointed, ascending.
+  uint64_t alert_next_offset_ = 0;
+  uint64_t alert_checkpointed_offset_ = 0;  // Records below are in the state store.
+  bool checkpoint_running_ = false;
+  uint64_t checkpoint_start_position_ = 0;
+  NodeStoreStats stats_;
+};
+
+// Key and value encodings (exposed for tests and docs/formats/node_store.md).
+std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset);
+std::string EncodeStoredEvent(const StoredEvent& event);
+absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view bytes);
+std::string EncodeAlertRecord(const AlertRecord& record);
+absl::StatusOr<AlertRecord> DecodeAlertRecord(absl::string_view bytes);
+
+}  // namespace unimeter
+
+#endif  // UNIMETER_NODE_STORE_NODE_STORE_H_
