@@ -33,6 +33,7 @@ class SimStream final : public Stream {
         id_(id),
         peer_address_(std::move(peer_address)) {
     pipe_->side[index_] = this;
+    local_address_ = SimAddress(pipe_->owner[index_].node, 0);
   }
 
   ~SimStream() override {
@@ -90,6 +91,7 @@ class SimStream final : public Stream {
 
   uint64_t id() const override { return id_; }
   std::string peer_address() const override { return peer_address_; }
+  std::string local_address() const override { return local_address_; }
 
  private:
   int64_t NextArrival() {
@@ -169,6 +171,7 @@ class SimStream final : public Stream {
   NetworkEndpoint* endpoint_;
   const uint64_t id_;
   const std::string peer_address_;
+  std::string local_address_;
   Handler handler_;
   std::vector<uint8_t> buffered_;
   size_t in_flight_bytes_ = 0;

@@ -97,6 +97,9 @@ class Stream {
 
   // The peer's address as text ("host:port"), for logs only.
   virtual std::string peer_address() const = 0;
+
+  // This end's address as text ("host:port"): the address the peer reached us at.
+  virtual std::string local_address() const = 0;
 };
 
 // Called for every accepted stream. The callee takes ownership.

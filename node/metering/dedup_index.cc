@@ -87,6 +87,24 @@ void PendingDedup::RetireApplied(uint64_t applied_next_offset) {
   }
 }
 
+void PendingDedup::DropNewestBatch() {
+  UM_CHECK(!batches_.empty());
+  const Batch& batch = batches_.back();
+  for (const OwnerContentKey& key : batch.content_keys) {
+    const PendingContent* pending = content_.Find(key);
+    if (pending != nullptr && pending->batch_first_offset == batch.first_offset) {
+      content_.Erase(key);
+    }
+  }
+  for (const IdempotencyKey& key : batch.idempotency_keys) {
+    const PendingIdempotency* pending = idempotency_.Find(key);
+    if (pending != nullptr && pending->batch_first_offset == batch.first_offset) {
+      idempotency_.Erase(key);
+    }
+  }
+  batches_.pop_back();
+}
+
 void PendingDedup::Clear() {
   batches_.clear();
   content_.Clear();

@@ -197,6 +197,10 @@ class PendingDedup {
 
   // Forgets every batch whose events all have offsets < applied_next_offset (applied).
   void RetireApplied(uint64_t applied_next_offset);
+  // Forgets the newest batch: its entry could not be appended to the log, so nothing of it
+  // was accepted. A key it had taken over from an older pending batch is forgotten too;
+  // that only happens once the older key's window has passed.
+  void DropNewestBatch();
   void Clear();
 
   bool empty() const { return batches_.empty(); }

@@ -25,7 +25,11 @@ constexpr uint32_t kInputEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 // ---------------------------------------------------------------------------------------
 PosixStream::PosixStream(EventLoop& loop, int fd, uint64_t id)
-    : loop_(loop), fd_(fd), id_(id), peer_address_(PeerAddressText(fd)) {}
+    : loop_(loop),
+      fd_(fd),
+      id_(id),
+      peer_address_(PeerAddressText(fd)),
+      local_address_(LocalAddressText(fd)) {}
 
 absl::StatusOr<std::unique_ptr<PosixStream>> PosixStream::Create(EventLoop& loop, int fd,
                                                                  uint64_t id) {

@@ -63,6 +63,7 @@ class PosixStream final : public Stream {
   void Close() override;
   uint64_t id() const override { return id_; }
   std::string peer_address() const override { return peer_address_; }
+  std::string local_address() const override { return local_address_; }
 
  private:
   enum class State { kOpen, kClosing, kClosed };
@@ -83,6 +84,7 @@ class PosixStream final : public Stream {
   int fd_;
   const uint64_t id_;
   const std::string peer_address_;
+  const std::string local_address_;
   WatchId watch_ = kNoWatch;
   State state_ = State::kOpen;
   std::shared_ptr<Handler> handler_;  // Shared: survives the stream's destruction in a call.

@@ -105,17 +105,26 @@ void SetNoDelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-std::string PeerAddressText(int fd) {
+namespace {
+
+std::string AddressText(int fd, bool peer) {
   sockaddr_in address{};
   socklen_t size = sizeof(address);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0 ||
-      address.sin_family != AF_INET) {
+  const int result = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&address), &size)
+                          : getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  if (result != 0 || address.sin_family != AF_INET) {
     return "?";
   }
   char text[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &address.sin_addr, text, sizeof(text));
   return absl::StrCat(text, ":", ntohs(address.sin_port));
 }
+
+}  // namespace
+
+std::string PeerAddressText(int fd) { return AddressText(fd, true); }
+
+std::string LocalAddressText(int fd) { return AddressText(fd, false); }
 
 absl::Status SocketErrorStatus(int error, std::string_view what) {
   return absl::UnavailableError(absl::StrCat(std::string(what), ": ", strerror(error)));

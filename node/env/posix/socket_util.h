@@ -47,6 +47,8 @@ void SetNoDelay(int fd);
 
 // "a.b.c.d:port" of the socket's peer, or "?" if unknown.
 std::string PeerAddressText(int fd);
+// "ip:port" of the local end of `fd`, or "?".
+std::string LocalAddressText(int fd);
 
 // Unavailable("<what>: <strerror>") for network errors.
 absl::Status SocketErrorStatus(int error, std::string_view what);

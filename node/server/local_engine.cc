@@ -1,0 +1,336 @@
+#include "node/server/local_engine.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/check.h"
+
+namespace unimeter {
+namespace {
+
+constexpr uint64_t kLocalEpoch = 1;  // A single node never changes owner.
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(Env& env, LocalEngineOptions options,
+                                                               EngineMetrics metrics) {
+  absl::StatusOr<std::unique_ptr<NodeStore>> store = NodeStore::Open(env, options.store);
+  if (!store.ok()) {
+    return store.status();
+  }
+  // A quorum of one: whatever is durable here is committed. Recovered uncommitted entries
+  // were durable, and possibly acknowledged, so they commit now.
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    if ((*store)->last_index(partition) > (*store)->commit_index(partition)) {
+      (*store)->Commit(partition, (*store)->last_index(partition), true);
+    }
+  }
+  std::unique_ptr<LocalEngine> engine(
+      new LocalEngine(env, std::move(options), metrics, std::move(*store)));
+  engine->alerts_durable_offset_ = engine->store_->alert_count();
+  engine->last_checkpoint_ns_ = env.MonotonicNowNs();
+  engine->ScheduleCheckpointTimer();
+  engine->RequestSync();  // Makes the recovery's commit marks durable.
+  return engine;
+}
+
+LocalEngine::LocalEngine(Env& env, LocalEngineOptions options, EngineMetrics metrics,
+                         std::unique_ptr<NodeStore> store)
+    : env_(env), options_(std::move(options)), metrics_(metrics), store_(std::move(store)) {}
+
+LocalEngine::~LocalEngine() { env_.CancelTimer(checkpoint_timer_); }
+
+void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
+                         IngestDone done) {
+  UM_CHECK_LT(partition, kPartitionCount);
+  if (writes_blocked_) {
+    done(absl::ResourceExhaustedError("free disk space below the threshold"));
+    return;
+  }
+  if (pending_events_ + events.size() > options_.pending_events_max) {
+    done(absl::ResourceExhaustedError("too many events waiting for commit"));
+    return;
+  }
+  if (schema_changes_in_flight_ > 0) {
+    deferred_.push_back(DeferredIngest{partition, std::move(events), mode, std::move(done)});
+    return;
+  }
+  AcceptNow(partition, std::move(events), mode, std::move(done));
+}
+
+void LocalEngine::AcceptNow(uint32_t partition, std::vector<metering::Event> events,
+                            IngestMode mode, IngestDone done) {
+  const metering::PartitionState& state = store_->state(partition);
+  absl::StatusOr<metering::Acceptance> acceptance =
+      state.AcceptEvents(events, env_.WallNowNs(), pending_dedup_[partition]);
+  if (!acceptance.ok()) {
+    done(acceptance.status());
+    return;
+  }
+  if (!acceptance->entry.has_value()) {
+    done(std::move(acceptance->result));  // Nothing stored (all duplicates): nothing to wait for.
+    return;
+  }
+  const uint64_t index = store_->last_index(partition) + 1;
+  const absl::Status appended =
+      store_->Append(partition, index, kLocalEpoch,
+                     std::make_shared<metering::LogEntry>(*std::move(acceptance->entry)));
+  if (!appended.ok()) {
+    pending_dedup_[partition].DropNewestBatch();  // Nothing of it was accepted.
+    done(absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message())));
+    return;
+  }
+  if (metrics_.wal_writes != nullptr) {
+    metrics_.wal_writes->Increment();
+  }
+  Waiter waiter;
+  waiter.entries.push_back({partition, index});
+  waiter.mode = mode;
+  waiter.events = events.size();
+  pending_events_ += waiter.events;
+  if (mode == IngestMode::kAsync) {
+    done(acceptance->result);  // Accepted into the pipeline: the ASYNC acknowledgement point.
+  } else {
+    waiter.result = std::move(acceptance->result);
+    waiter.ingest_done = std::move(done);
+  }
+  waiters_.push_back(std::move(waiter));
+  RequestSync();
+}
+
+void LocalEngine::Read(uint32_t partition, ReadFunction read) {
+  UM_CHECK_LT(partition, kPartitionCount);
+  // The only owner is this node and every acknowledged SYNC write is applied before its
+  // acknowledgement, so the current state is a valid answer.
+  read(&store_->state(partition));
+}
+
+void LocalEngine::PutMetric(metering::MetricSchema schema, StatusDone done) {
+  absl::StatusOr<metering::SchemaRef> compiled =
+      metering::CompiledSchema::Create(std::move(schema));
+  if (!compiled.ok()) {
+    done(compiled.status());
+    return;
+  }
+  AppendEverywhere(std::make_shared<metering::LogEntry>(metering::LogEntry::Put(*compiled)), true,
+                   std::move(done));
+}
+
+void LocalEngine::DeleteMetric(std::string code, StatusDone done) {
+  AppendEverywhere(
+      std::make_shared<metering::LogEntry>(metering::LogEntry::Delete(std::move(code))), true,
+      std::move(done));
+}
+
+void LocalEngine::SweepRetention(int64_t cutoff_ns, StatusDone done) {
+  AppendEverywhere(std::make_shared<metering::LogEntry>(metering::LogEntry::Retention(cutoff_ns)),
+                   false, std::move(done));
+}
+
+void LocalEngine::AppendEverywhere(std::shared_ptr<const metering::LogEntry> entry,
+                                   bool schema_change, StatusDone done) {
+  if (writes_blocked_) {
+    done(absl::ResourceExhaustedError("free disk space below the threshold"));
+    return;
+  }
+  Waiter waiter;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    const uint64_t index = store_->last_index(partition) + 1;
+    const absl::Status appended = store_->Append(partition, index, kLocalEpoch, entry);
+    if (!appended.ok()) {
+      // Partly appended: the change is in an unknown state until the WAL recovers; the
+      // entries already appended commit with the next sync.
+      done(absl::UnknownError(absl::StrCat("log full: ", appended.message())));
+      waiter.schema_change = false;
+      waiters_.push_back(std::move(waiter));
+      RequestSync();
+      return;
+    }
+    waiter.entries.push_back({partition, index});
+  }
+  waiter.status_done = std::move(done);
+  waiter.schema_change = schema_change;
+  if (schema_change) {
+    ++schema_changes_in_flight_;
+  }
+  waiters_.push_back(std::move(waiter));
+  RequestSync();
+}
+
+std::vector<metering::SchemaRef> LocalEngine::ListMetrics() const {
+  return store_->state(0).ListMetrics();  // Every partition log carries every schema change.
+}
+
+absl::StatusOr<std::vector<StoredEvent>> LocalEngine::ListEvents(uint64_t account_id,
+                                                                 int64_t since_ns, int64_t until_ns,
+                                                                 size_t limit) const {
+  return store_->ListEvents(account_id, since_ns, until_ns, limit);
+}
+
+std::vector<AlertRecord> LocalEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                                 size_t limit) const {
+  std::vector<AlertRecord> records = store_->ListAlerts(account_id, since_offset, limit);
+  // A record is listed only once it is durable (product-semantics 7.2).
+  while (!records.empty() && records.back().offset >= alerts_durable_offset_) {
+    records.pop_back();
+  }
+  return records;
+}
+
+void LocalEngine::RequestSync() {
+  if (sync_in_flight_) {
+    sync_requested_ = true;
+    return;
+  }
+  StartSync();
+}
+
+void LocalEngine::StartSync() {
+  UM_CHECK(!sync_in_flight_);
+  sync_in_flight_ = true;
+  sync_requested_ = false;
+  std::array<uint64_t, kPartitionCount> covered;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    covered[partition] = store_->last_index(partition);
+  }
+  const size_t alerts_covered = alerts_awaiting_sync_.size();
+  const int64_t started_ns = env_.MonotonicNowNs();
+  store_->Sync([this, covered, alerts_covered, started_ns](absl::Status status) {
+    OnSynced(std::move(status), covered, alerts_covered, started_ns);
+  });
+}
+
+void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
+                           size_t alerts_covered, int64_t started_ns) {
+  UM_CHECK(sync_in_flight_);
+  sync_in_flight_ = false;
+  if (metrics_.wal_syncs != nullptr) {
+    metrics_.wal_syncs->Increment();
+    metrics_.wal_sync_duration->ObserveNs(env_.MonotonicNowNs() - started_ns);
+  }
+  if (absl::IsResourceExhausted(status)) {
+    env_.Log(absl::StrCat("wal sync failed, disk full: ", status.ToString()));
+    RollBack(covered);
+  } else {
+    UM_CHECK_OK(status);  // An fsync error: the page cache cannot be trusted. Crash.
+    std::vector<AlertRecord> recorded;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      if (covered[partition] > store_->commit_index(partition)) {
+        std::vector<AlertRecord> alerts = store_->Commit(partition, covered[partition], true);
+        recorded.insert(recorded.end(), alerts.begin(), alerts.end());
+        pending_dedup_[partition].RetireApplied(store_->state(partition).next_offset());
+      }
+    }
+    // Records appended before this sync started are durable now: push them.
+    if (alerts_covered > 0) {
+      std::vector<AlertRecord> durable(alerts_awaiting_sync_.begin(),
+                                       alerts_awaiting_sync_.begin() + alerts_covered);
+      alerts_awaiting_sync_.erase(alerts_awaiting_sync_.begin(),
+                                  alerts_awaiting_sync_.begin() + alerts_covered);
+      alerts_durable_offset_ = durable.back().offset + 1;
+      if (on_alerts_durable_) {
+        on_alerts_durable_(durable);
+      }
+    }
+    if (metrics_.alerts_recorded != nullptr) {
+      metrics_.alerts_recorded->Increment(recorded.size());
+    }
+    alerts_awaiting_sync_.insert(alerts_awaiting_sync_.end(), recorded.begin(), recorded.end());
+    std::array<uint64_t, kPartitionCount> committed;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      committed[partition] = store_->commit_index(partition);
+    }
+    CompleteWaiters(committed);
+  }
+  if (schema_changes_in_flight_ == 0) {
+    RunDeferredIngests();
+  }
+  if (sync_requested_ || !alerts_awaiting_sync_.empty()) {
+    StartSync();
+  }
+}
+
+void LocalEngine::CompleteWaiters(const std::array<uint64_t, kPartitionCount>& committed) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    bool done = true;
+    for (const auto& [partition, index] : it->entries) {
+      done = done && committed[partition] >= index;
+    }
+    if (!done) {
+      ++it;
+      continue;
+    }
+    Waiter waiter = std::move(*it);
+    it = waiters_.erase(it);
+    pending_events_ -= waiter.events;
+    if (waiter.schema_change) {
+      UM_CHECK_GT(schema_changes_in_flight_, 0);
+      --schema_changes_in_flight_;
+    }
+    if (waiter.ingest_done) {
+      waiter.ingest_done(std::move(waiter.result));
+    } else if (waiter.status_done) {
+      waiter.status_done(absl::OkStatus());
+    }
+  }
+}
+
+void LocalEngine::RollBack(const std::array<uint64_t, kPartitionCount>& covered) {
+  // The WAL discarded every record that was not durable: the uncommitted suffix of every
+  // partition is gone. Drop it from memory and log the truncation.
+  (void)covered;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    if (store_->last_index(partition) > store_->commit_index(partition)) {
+      store_->TruncateAfter(partition, store_->commit_index(partition));
+    }
+    pending_dedup_[partition].Clear();
+  }
+  while (!waiters_.empty()) {
+    Waiter waiter = std::move(waiters_.front());
+    waiters_.pop_front();
+    pending_events_ -= waiter.events;
+    if (waiter.schema_change) {
+      --schema_changes_in_flight_;
+    }
+    const absl::Status full = absl::ResourceExhaustedError("disk full: nothing was accepted");
+    if (waiter.ingest_done) {
+      waiter.ingest_done(full);
+    } else if (waiter.status_done) {
+      waiter.status_done(full);
+    }
+  }
+  UM_CHECK_EQ(pending_events_, 0u);
+  sync_requested_ = true;  // Make the truncation records durable.
+}
+
+void LocalEngine::RunDeferredIngests() {
+  while (!deferred_.empty() && schema_changes_in_flight_ == 0) {
+    DeferredIngest ingest = std::move(deferred_.front());
+    deferred_.pop_front();
+    AcceptNow(ingest.partition, std::move(ingest.events), ingest.mode, std::move(ingest.done));
+  }
+}
+
+void LocalEngine::Checkpoint(StatusDone done) { store_->Checkpoint(std::move(done)); }
+
+void LocalEngine::ScheduleCheckpointTimer() {
+  checkpoint_timer_ = env_.StartTimer(options_.checkpoint_interval_ns / 6, [this] {
+    checkpoint_timer_ = kNoTimer;
+    uint64_t applied = 0;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      applied += store_->commit_index(partition);
+    }
+    const bool changed = applied != applied_at_last_checkpoint_;
+    const bool due = store_->wal_bytes_since_checkpoint() >= options_.checkpoint_wal_bytes ||
+                     env_.MonotonicNowNs() - last_checkpoint_ns_ >= options_.checkpoint_interval_ns;
+    if (changed && due && !store_->checkpoint_running()) {
+      applied_at_last_checkpoint_ = applied;
+      last_checkpoint_ns_ = env_.MonotonicNowNs();
+      // A failed checkpoint leaves memory ahead of the store: crash and recover.
+      Checkpoint([](absl::Status status) { UM_CHECK_OK(status); });
+    }
+    ScheduleCheckpointTimer();
+  });
+}
+
+}  // namespace unimeter

@@ -1,0 +1,143 @@
+// node/server/local_engine.h
+//
+// LocalEngine runs every partition on this node alone: the dev-mode cluster of one, where
+// a quorum is one node, so an entry is committed once it is durable here.
+//
+// Pipeline (group commit, no added latency when idle): Ingest accepts a part at once
+// (dedup, timestamps, offsets decided by the partition state), appends the entry to the
+// WAL, acknowledges ASYNC immediately, and asks for a sync. If no sync is in flight one
+// starts now; otherwise one more starts as soon as the current one completes, covering
+// everything appended meanwhile (one fdatasync for many requests). When a sync completes,
+// the covered entries are committed and applied and the SYNC requests they carry are
+// acknowledged. Alert records made by those commits are pushed after the sync that makes
+// them durable.
+//
+// Schema changes are appended to all 256 partition logs; ingests that arrive while one is
+// in flight wait for it (an owner accepts events only under applied schemas).
+//
+// Bounds: at most options.pending_events_max events accepted and not yet committed; more
+// get ResourceExhausted (BACKPRESSURE). A full disk rolls the WAL back: the affected
+// entries are truncated, SYNC requests get ResourceExhausted (nothing accepted) and ASYNC
+// ones were accepted and are lost (the documented ASYNC window). Any other sync error
+// crashes the node.
+#ifndef UNIMETER_NODE_SERVER_LOCAL_ENGINE_H_
+#define UNIMETER_NODE_SERVER_LOCAL_ENGINE_H_
+
+#include <array>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "node/env/env.h"
+#include "node/observability/metrics.h"
+#include "node/server/engine.h"
+#include "node/store/node_store.h"
+
+namespace unimeter {
+
+struct LocalEngineOptions {
+  NodeStoreOptions store;
+  size_t pending_events_max = 1'000'000;
+  // A checkpoint starts when this many WAL bytes were appended since the last one, or
+  // every checkpoint_interval_ns when anything changed.
+  uint64_t checkpoint_wal_bytes = 256ull * 1024 * 1024;
+  int64_t checkpoint_interval_ns = 60'000'000'000;
+};
+
+// Counters and histograms the engine maintains (registered by the server).
+struct EngineMetrics {
+  Counter* wal_syncs = nullptr;
+  Counter* wal_writes = nullptr;
+  Histogram* wal_sync_duration = nullptr;
+  Counter* alerts_recorded = nullptr;
+};
+
+class LocalEngine final : public Engine {
+ public:
+  // Opens the NodeStore (recovery) and commits the recovered uncommitted suffix.
+  static absl::StatusOr<std::unique_ptr<LocalEngine>> Open(Env& env, LocalEngineOptions options,
+                                                           EngineMetrics metrics);
+  ~LocalEngine() override;
+
+  void Ingest(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
+              IngestDone done) override;
+  void Read(uint32_t partition, ReadFunction read) override;
+  void PutMetric(metering::MetricSchema schema, StatusDone done) override;
+  void DeleteMetric(std::string code, StatusDone done) override;
+  std::vector<metering::SchemaRef> ListMetrics() const override;
+  absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
+                                                      int64_t until_ns,
+                                                      size_t limit) const override;
+  std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                      size_t limit) const override;
+  void SetAlertsDurable(AlertsDurable on_durable) override {
+    on_alerts_durable_ = std::move(on_durable);
+  }
+  void SweepRetention(int64_t cutoff_ns, StatusDone done) override;
+  void SetWritesBlocked(bool blocked) override { writes_blocked_ = blocked; }
+  uint32_t node_count() const override { return 1; }
+  NodeId owner(uint32_t) const override { return env_.node_id(); }
+  bool ready() const override { return true; }
+  const NodeStore& store() const override { return *store_; }
+
+  // Runs a checkpoint now (tests, graceful shutdown); `done` gets its outcome.
+  void Checkpoint(StatusDone done);
+  size_t pending_events() const { return pending_events_; }
+
+ private:
+  // A request (or schema / retention change) waiting for its entries to commit.
+  struct Waiter {
+    std::vector<std::pair<uint32_t, uint64_t>> entries;  // (partition, index) it needs.
+    IngestMode mode = IngestMode::kSync;
+    metering::IngestResult result;
+    IngestDone ingest_done;  // Set for ingests.
+    StatusDone status_done;  // Set for schema and retention changes.
+    size_t events = 0;
+    bool schema_change = false;
+  };
+  struct DeferredIngest {
+    uint32_t partition;
+    std::vector<metering::Event> events;
+    IngestMode mode;
+    IngestDone done;
+  };
+
+  LocalEngine(Env& env, LocalEngineOptions options, EngineMetrics metrics,
+              std::unique_ptr<NodeStore> store);
+  void AcceptNow(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
+                 IngestDone done);
+  // Appends `entry` to every partition log and waits for all of them to commit.
+  void AppendEverywhere(std::shared_ptr<const metering::LogEntry> entry, bool schema_change,
+                        StatusDone done);
+  void RequestSync();
+  void StartSync();
+  void OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
+                size_t alerts_covered, int64_t started_ns);
+  void RollBack(const std::array<uint64_t, kPartitionCount>& covered);
+  void CompleteWaiters(const std::array<uint64_t, kPartitionCount>& committed);
+  void RunDeferredIngests();
+  void ScheduleCheckpointTimer();
+
+  Env& env_;
+  const LocalEngineOptions options_;
+  EngineMetrics metrics_;
+  std::unique_ptr<NodeStore> store_;
+  std::array<metering::PendingDedup, kPartitionCount> pending_dedup_;
+  std::deque<Waiter> waiters_;
+  std::deque<DeferredIngest> deferred_;
+  std::vector<AlertRecord> alerts_awaiting_sync_;
+  AlertsDurable on_alerts_durable_;
+  size_t pending_events_ = 0;
+  int schema_changes_in_flight_ = 0;
+  bool writes_blocked_ = false;
+  bool sync_in_flight_ = false;
+  bool sync_requested_ = false;
+  uint64_t alerts_durable_offset_ = 0;  // Records below this offset are durable.
+  uint64_t applied_at_last_checkpoint_ = 0;
+  TimerId checkpoint_timer_ = kNoTimer;
+  int64_t last_checkpoint_ns_ = 0;
+};
+
+}  // namespace unimeter
+
+#endif  // UNIMETER_NODE_SERVER_LOCAL_ENGINE_H_

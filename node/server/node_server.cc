@@ -1,0 +1,365 @@
+#include "node/server/node_server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/check.h"
+#include "node/server/binary_session.h"
+#include "node/server/json_events.h"
+
+namespace unimeter {
+namespace {
+
+constexpr int64_t kSecondNs = 1'000'000'000;
+constexpr int64_t kDayNs = 86'400 * kSecondNs;
+
+HttpResponse Json(int status, std::string body) {
+  return HttpResponse{status, "application/json", std::move(body)};
+}
+
+}  // namespace
+
+NodeServer::NodeServer(Env& env, NodeServerOptions options)
+    : env_(env), options_(std::move(options)), started_ns_(env.MonotonicNowNs()) {
+  RegisterMetrics();
+}
+
+NodeServer::~NodeServer() {
+  env_.CancelTimer(disk_timer_);
+  env_.CancelTimer(retention_timer_);
+  env_.CancelTimer(reap_timer_);
+}
+
+void NodeServer::RegisterMetrics() {
+  MetricsRegistry& r = registry_;
+  const char* ingested = "Events accepted (stored, not duplicates), owner-side, by request mode.";
+  metrics_.ingested_async =
+      &r.AddCounter("billing_events_ingested_total", ingested, {{"mode", "async"}});
+  metrics_.ingested_sync =
+      &r.AddCounter("billing_events_ingested_total", ingested, {{"mode", "sync"}});
+  metrics_.duplicates =
+      &r.AddCounter("billing_events_duplicate_total", "Events dropped as duplicates, owner-side.");
+  EngineMetrics engine_metrics;
+  engine_metrics.wal_writes =
+      &r.AddCounter("billing_wal_writes_total", "Completed writes to this node's durable log.");
+  engine_metrics.wal_syncs =
+      &r.AddCounter("billing_wal_syncs_total", "Completed fsyncs of this node's durable log.");
+  r.AddCounter("billing_view_changes_total", "Partition ownership elections won by this node.");
+  engine_metrics.alerts_recorded = &r.AddCounter(
+      "billing_alerts_recorded_total", "Crossing records appended to this node's alert log.");
+  metrics_.alerts_pushed = &r.AddCounter("billing_alerts_pushed_total",
+                                         "Alert push frames queued to subscribed connections.");
+  metrics_.backpressure = &r.AddCounter("billing_backpressure_total", "BACKPRESSURE replies sent.");
+  metrics_.requests_rejected = &r.AddCounter("billing_requests_rejected_total",
+                                             "Requests answered ERR at the framing level.");
+  metrics_.connections =
+      &r.AddGauge("billing_connections_active", "Open binary-protocol connections.");
+  metrics_.http_connections =
+      &r.AddGauge("billing_http_connections_active", "Open HTTP connections.");
+  metrics_.wal_offset =
+      &r.AddGauge("billing_wal_offset_bytes", "Current write position of this node's durable log.");
+  metrics_.alert_subscribers =
+      &r.AddGauge("billing_alert_subscribers", "Connections with alert push enabled.");
+  metrics_.agg_keys =
+      &r.AddGauge("billing_agg_keys_total", "Live aggregate keys held by this node.");
+  metrics_.memtable_bytes =
+      &r.AddGauge("billing_memtable_bytes", "Approximate memory held by aggregates.");
+  metrics_.checkpoint_bytes =
+      &r.AddGauge("billing_checkpoint_bytes", "Size of the latest checkpoint batch.");
+  metrics_.partitions_owned =
+      &r.AddGauge("billing_partitions_owned", "Partitions this node currently owns.");
+  metrics_.node_ready = &r.AddGauge("billing_node_ready", "1 when the node is serving.");
+  metrics_.ingest_async_duration = &r.AddHistogram("billing_ingest_async_duration_seconds",
+                                                   "INGEST_ASYNC latency.", {}, kLatencyBoundsNs);
+  metrics_.ingest_sync_duration = &r.AddHistogram("billing_ingest_sync_duration_seconds",
+                                                  "INGEST_SYNC latency.", {}, kLatencyBoundsNs);
+  engine_metrics.wal_sync_duration =
+      &r.AddHistogram("billing_wal_sync_duration_seconds",
+                      "Latency of one fsync of the durable log.", {}, kLatencyBoundsNs);
+  options_engine_metrics_ = engine_metrics;
+}
+
+absl::Status NodeServer::Start() {
+  LocalEngineOptions engine_options = options_.engine;
+  absl::StatusOr<std::unique_ptr<LocalEngine>> engine =
+      LocalEngine::Open(env_, engine_options, options_engine_metrics_);
+  if (!engine.ok()) {
+    return engine.status();
+  }
+  engine_ = std::move(*engine);
+  engine_->SetAlertsDurable(
+      [this](const std::vector<AlertRecord>& records) { OnAlertsDurable(records); });
+  absl::StatusOr<std::unique_ptr<Listener>> listener = env_.Listen(
+      options_.port, [this](std::unique_ptr<Stream> stream) { OnAccept(std::move(stream)); });
+  if (!listener.ok()) {
+    return listener.status();
+  }
+  listener_ = std::move(*listener);
+  if (options_.http_port != 0) {
+    http_ = std::make_unique<HttpServer>(
+        env_, HttpServerOptions{},
+        [this](const HttpRequest& request, HttpResponder respond) {
+          HandleHttp(request, std::move(respond));
+        },
+        metrics_.http_connections);
+    if (absl::Status status = http_->Start(options_.http_port); !status.ok()) {
+      return status;
+    }
+  }
+  CheckFreeDisk();
+  retention_timer_ =
+      env_.StartTimer(options_.retention_sweep_interval_ns, [this] { SweepRetention(); });
+  env_.Log(absl::StrCat("serving: port=", port(), " http_port=", http_port(),
+                        " partitions=", kPartitionCount));
+  return absl::OkStatus();
+}
+
+uint16_t NodeServer::port() const { return listener_ == nullptr ? 0 : listener_->port(); }
+uint16_t NodeServer::http_port() const { return http_ == nullptr ? 0 : http_->port(); }
+
+void NodeServer::OnAccept(std::unique_ptr<Stream> stream) {
+  if (shutting_down_ || sessions_.size() >= options_.connections_max) {
+    stream->Close();  // Over the limit: accepted and closed at once (WP 1).
+    auto doomed = std::make_shared<BinarySession>(*this, std::move(stream));
+    closed_sessions_.push_back(std::move(doomed));
+    return;
+  }
+  auto session = std::make_shared<BinarySession>(*this, std::move(stream));
+  sessions_[session->id()] = session;
+  metrics_.connections->Set(static_cast<int64_t>(sessions_.size()));
+  session->Start();
+}
+
+void NodeServer::OnSessionClosed(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    return;
+  }
+  if (it->second->alert_subscriber()) {
+    metrics_.alert_subscribers->Add(-1);
+  }
+  // The session may be inside its own stream callback: destroy it from a later loop turn.
+  closed_sessions_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  metrics_.connections->Set(static_cast<int64_t>(sessions_.size()));
+  if (reap_timer_ == kNoTimer) {
+    reap_timer_ = env_.StartTimer(0, [this] {
+      reap_timer_ = kNoTimer;
+      closed_sessions_.clear();
+    });
+  }
+}
+
+void NodeServer::OnAlertsDurable(const std::vector<AlertRecord>& records) {
+  for (const AlertRecord& record : records) {
+    const metering::AlertCrossing& crossing = record.crossing;
+    protocol::AlertPush push;
+    push.record = protocol::AlertRecord{record.offset,           crossing.account_id,
+                                        crossing.metric_code,    crossing.threshold_code,
+                                        crossing.value_at_cross, crossing.event_timestamp_ns};
+    push.node_id = static_cast<uint8_t>(env_.node_id());
+    std::string frame;
+    if (!protocol::AppendAlertPushFrame(push, &frame).ok()) {
+      continue;
+    }
+    for (const auto& [id, session] : sessions_) {
+      if (session->alert_subscriber() && session->Push(frame)) {
+        metrics_.alerts_pushed->Increment();
+      }
+    }
+  }
+}
+
+void NodeServer::CheckFreeDisk() {
+  absl::StatusOr<uint64_t> free_bytes = env_.FreeDiskBytes();
+  const bool low = free_bytes.ok() &&
+                   *free_bytes < static_cast<uint64_t>(options_.min_free_disk_mb) * 1024 * 1024;
+  engine_->SetWritesBlocked(low);
+  if (low) {
+    env_.Log(absl::StrCat("free disk below ", options_.min_free_disk_mb,
+                          " MiB: refusing writes with BACKPRESSURE"));
+  }
+  disk_timer_ = env_.StartTimer(options_.disk_check_interval_ns, [this] { CheckFreeDisk(); });
+}
+
+void NodeServer::SweepRetention() {
+  const int64_t cutoff_ns = env_.WallNowNs() - options_.retention_days * kDayNs;
+  engine_->SweepRetention(cutoff_ns, [this, cutoff_ns](absl::Status status) {
+    if (!status.ok()) {
+      env_.Log(absl::StrCat("retention sweep at cut-off ", cutoff_ns,
+                            " failed: ", status.ToString(), "; retrying next hour"));
+    }
+  });
+  retention_timer_ =
+      env_.StartTimer(options_.retention_sweep_interval_ns, [this] { SweepRetention(); });
+}
+
+void NodeServer::RefreshGauges() {
+  const NodeStore& store = engine_->store();
+  metrics_.wal_offset->Set(
+      static_cast<int64_t>(const_cast<NodeStore&>(store).wal().appended_position()));
+  uint64_t keys = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    keys += store.state(partition).aggregate_key_count();
+  }
+  metrics_.agg_keys->Set(static_cast<int64_t>(keys));
+  metrics_.memtable_bytes->Set(static_cast<int64_t>(keys * 128));  // Measured bytes per key.
+  metrics_.checkpoint_bytes->Set(static_cast<int64_t>(store.stats().checkpoint_bytes));
+  metrics_.partitions_owned->Set(kPartitionCount);
+  metrics_.node_ready->Set(ready() ? 1 : 0);
+}
+
+std::string NodeServer::HealthJson() const {
+  return absl::StrCat("{\"status\":\"", ready() ? "ok" : "unavailable",
+                      "\",\"uptime_seconds\":", (env_.MonotonicNowNs() - started_ns_) / kSecondNs,
+                      ",\"node_id\":", env_.node_id(), ",\"nodes\":", engine_->node_count(),
+                      ",\"role\":\"", engine_->node_count() == 1 ? "single" : "member",
+                      "\",\"partitions_owned\":", kPartitionCount,
+                      ",\"ready\":", ready() ? "true" : "false", "}");
+}
+
+void NodeServer::HandleHttp(const HttpRequest& request, HttpResponder respond) {
+  if (request.path == "/health" && request.method == "GET") {
+    return respond(Json(ready() ? 200 : 503, HealthJson()));
+  }
+  if (request.path == "/metrics" && request.method == "GET") {
+    RefreshGauges();
+    return respond(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                registry_.RenderPrometheus()});
+  }
+  if (request.path == "/v1/events" && request.method == "POST") {
+    return HandleHttpIngest(request, std::move(respond));
+  }
+  respond(Json(404, "{\"error\":\"not found\"}"));
+}
+
+void NodeServer::HandleHttpIngest(const HttpRequest& request, HttpResponder respond) {
+  if (request.body.empty()) {
+    return respond(Json(400, "{\"error\":\"empty body\"}"));
+  }
+  absl::StatusOr<JsonEventsRequest> parsed = ParseJsonEvents(request.body);
+  if (!parsed.ok()) {
+    return respond(Json(400, "{\"error\":\"invalid json\"}"));
+  }
+  absl::btree_map<uint32_t, std::vector<metering::Event>> parts;
+  for (const JsonEvent& json : parsed->events) {
+    metering::Event event;
+    event.account_id = json.account_id;
+    event.metric_code = json.metric_code;
+    event.value = json.value;
+    if (!metering::ValidateEvent(event).ok()) {
+      return respond(Json(400, "{\"error\":\"invalid json\"}"));
+    }
+    parts[static_cast<uint32_t>(json.account_id % kPartitionCount)].push_back(std::move(event));
+  }
+  if (parts.empty()) {
+    return respond(Json(200, "{\"ok\":true,\"count\":0}"));
+  }
+  struct HttpCall {
+    size_t parts_left;
+    uint64_t stored = 0;
+    size_t failed = 0;
+    bool all_failures_clean = true;
+    HttpResponder respond;
+  };
+  auto call = std::make_shared<HttpCall>(HttpCall{parts.size(), 0, 0, true, std::move(respond)});
+  const IngestMode mode = parsed->sync ? IngestMode::kSync : IngestMode::kAsync;
+  for (auto& [partition, events] : parts) {
+    engine_->Ingest(
+        partition, std::move(events), mode,
+        [this, call, mode,
+         parts_total = parts.size()](absl::StatusOr<metering::IngestResult> result) {
+          if (result.ok()) {
+            call->stored += result->n_stored;
+            (mode == IngestMode::kSync ? metrics_.ingested_sync : metrics_.ingested_async)
+                ->Increment(result->n_stored);
+          } else {
+            ++call->failed;
+            call->all_failures_clean =
+                call->all_failures_clean && (absl::IsUnavailable(result.status()) ||
+                                             absl::IsResourceExhausted(result.status()));
+          }
+          if (--call->parts_left > 0) {
+            return;
+          }
+          if (call->failed == parts_total && call->all_failures_clean) {
+            metrics_.backpressure->Increment();
+            call->respond(Json(503, "{\"error\":\"backpressure\"}"));
+          } else if (call->failed > 0) {
+            call->respond(Json(500, "{\"error\":\"ingest failed\"}"));
+          } else {
+            call->respond(Json(200, absl::StrCat("{\"ok\":true,\"count\":", call->stored, "}")));
+          }
+        });
+  }
+}
+
+protocol::PartitionMap NodeServer::BuildPartitionMap(const std::string& local_address,
+                                                     std::string* storage) const {
+  // Single node: this node leads every partition and has no replicas.
+  if (!options_.advertised_address.empty()) {
+    *storage = options_.advertised_address;
+  } else {
+    const size_t colon = local_address.rfind(':');
+    *storage = absl::StrCat(local_address.substr(0, colon), ":", port());
+  }
+  protocol::PartitionMap map;
+  for (protocol::PartitionMapEntry& entry : map) {
+    entry.leader = *storage;
+  }
+  return map;
+}
+
+protocol::ClusterStatus NodeServer::BuildClusterStatus() const {
+  const NodeStore& store = engine_->store();
+  protocol::ClusterStatus status;
+  status.node_id = static_cast<uint8_t>(env_.node_id());
+  status.n_nodes = static_cast<uint8_t>(engine_->node_count());
+  status.wal_offset = const_cast<NodeStore&>(store).wal().appended_position();
+  status.segment_count = const_cast<NodeStore&>(store).wal().segment_bases().size();
+  uint64_t keys = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    keys += store.state(partition).aggregate_key_count();
+    protocol::PartitionStatus& entry = status.partitions[partition];
+    entry.view_number = static_cast<uint32_t>(store.last_epoch(partition));
+    entry.commit_number = static_cast<uint16_t>(store.commit_index(partition));
+    entry.role = engine_->owner(partition) == env_.node_id() ? 0 : 1;
+    entry.leader = static_cast<uint8_t>(engine_->owner(partition));
+  }
+  status.memtable_entries = keys;
+  status.uptime_ns = env_.MonotonicNowNs() - started_ns_;
+  return status;
+}
+
+void NodeServer::Shutdown(absl::AnyInvocable<void()> done) {
+  shutting_down_ = true;
+  listener_.reset();
+  if (http_ != nullptr) {
+    http_->StopAccepting();
+  }
+  for (auto& [id, session] : sessions_) {
+    session->StopReading();
+  }
+  // Wait (polling each 10 ms) until no request is in flight, then checkpoint.
+  auto wait = std::make_shared<absl::AnyInvocable<void()>>();
+  *wait = [this, wait, done = std::move(done)]() mutable {
+    size_t in_flight = 0;
+    for (const auto& [id, session] : sessions_) {
+      in_flight += session->in_flight();
+    }
+    if (in_flight > 0) {
+      env_.StartTimer(10'000'000, [wait] { (*wait)(); });
+      return;
+    }
+    engine_->Checkpoint([this, wait, done = std::move(done)](absl::Status status) mutable {
+      if (!status.ok()) {
+        env_.Log(absl::StrCat("shutdown checkpoint failed: ", status.ToString()));
+      }
+      *wait = nullptr;  // Breaks the self-reference.
+      done();
+    });
+  };
+  (*wait)();
+}
+
+}  // namespace unimeter

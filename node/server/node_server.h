@@ -1,0 +1,118 @@
+// node/server/node_server.h
+//
+// NodeServer is the `unimeter` node as a NodeService: the binary protocol v1 on --port
+// (wire-protocol-v1.md), HTTP on --http-port (/health, /metrics, POST /v1/events), the
+// Prometheus metrics of product-semantics §15, and the periodic work (free-disk check for
+// backpressure, hourly retention sweep). Requests go to an Engine (node/server/engine.h).
+//
+// Each binary connection is a BinarySession: frames are decoded in order, requests may
+// complete out of order (replies carry their request id), replies and pushes are written
+// whole. Bad input gets ERR (the stream stays in sync; bad magic closes it). Event-loop only.
+#ifndef UNIMETER_NODE_SERVER_NODE_SERVER_H_
+#define UNIMETER_NODE_SERVER_NODE_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/btree_map.h"
+#include "node/env/env.h"
+#include "node/env/node_service.h"
+#include "node/observability/metrics.h"
+#include "node/server/http_server.h"
+#include "node/server/local_engine.h"
+#include "protocol/wire.h"
+
+namespace unimeter {
+
+struct NodeServerOptions {
+  uint16_t port = 7001;
+  uint16_t http_port = 9090;  // 0 disables HTTP.
+  // Advertised "host:port" (--bind / MY_ADDR); empty: the local address of the asking
+  // connection's socket, with --port.
+  std::string advertised_address;
+  int64_t retention_days = 90;
+  int64_t min_free_disk_mb = 256;
+  size_t connections_max = 1024;
+  size_t requests_in_flight_max = 4096;  // Per connection; more get BACKPRESSURE.
+  int64_t retention_sweep_interval_ns = 3'600'000'000'000;
+  int64_t disk_check_interval_ns = 5'000'000'000;
+  LocalEngineOptions engine;
+};
+
+class BinarySession;
+
+class NodeServer final : public NodeService {
+ public:
+  NodeServer(Env& env, NodeServerOptions options);
+  ~NodeServer() override;
+
+  absl::Status Start() override;
+
+  // Graceful shutdown: stop accepting connections and requests, let in-flight ones finish,
+  // checkpoint, then call `done`.
+  void Shutdown(absl::AnyInvocable<void()> done);
+
+  uint16_t port() const;
+  uint16_t http_port() const;
+  MetricsRegistry& metrics() { return registry_; }
+  Engine& engine() { return *engine_; }
+  bool ready() const { return engine_ != nullptr && engine_->ready(); }
+
+ private:
+  friend class BinarySession;
+  struct Metrics {
+    Counter* ingested_async;
+    Counter* ingested_sync;
+    Counter* duplicates;
+    Counter* alerts_pushed;
+    Counter* backpressure;
+    Counter* requests_rejected;
+    Gauge* connections;
+    Gauge* http_connections;
+    Gauge* wal_offset;
+    Gauge* alert_subscribers;
+    Gauge* agg_keys;
+    Gauge* memtable_bytes;
+    Gauge* checkpoint_bytes;
+    Gauge* partitions_owned;
+    Gauge* node_ready;
+    Histogram* ingest_async_duration;
+    Histogram* ingest_sync_duration;
+  };
+
+  void RegisterMetrics();
+  void RefreshGauges();
+  void OnAccept(std::unique_ptr<Stream> stream);
+  void OnSessionClosed(uint64_t id);
+  void OnAlertsDurable(const std::vector<AlertRecord>& records);
+  void CheckFreeDisk();
+  void SweepRetention();
+  void HandleHttp(const HttpRequest& request, HttpResponder respond);
+  void HandleHttpIngest(const HttpRequest& request, HttpResponder respond);
+  std::string HealthJson() const;
+  // The partition map this node returns; `local_address` is the asking socket's address.
+  protocol::PartitionMap BuildPartitionMap(const std::string& local_address,
+                                           std::string* storage) const;
+  protocol::ClusterStatus BuildClusterStatus() const;
+
+  Env& env_;
+  const NodeServerOptions options_;
+  const int64_t started_ns_;
+  MetricsRegistry registry_;
+  Metrics metrics_{};
+  EngineMetrics options_engine_metrics_;
+  std::unique_ptr<LocalEngine> engine_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<HttpServer> http_;
+  absl::btree_map<uint64_t, std::shared_ptr<BinarySession>> sessions_;
+  std::vector<std::shared_ptr<BinarySession>> closed_sessions_;
+  TimerId disk_timer_ = kNoTimer;
+  TimerId retention_timer_ = kNoTimer;
+  TimerId reap_timer_ = kNoTimer;
+  bool shutting_down_ = false;
+};
+
+}  // namespace unimeter
+
+#endif  // UNIMETER_NODE_SERVER_NODE_SERVER_H_
