@@ -458,9 +458,40 @@ uint64_t NodeStore::wal_bytes_since_checkpoint() const {
   return wal_->appended_position() - checkpoint_start_position_;
 }
 
+void NodeStore::DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, WriteBatch& batch) {
+  const std::string begin = "e" + std::string(1, static_cast<char>(partition));
+  const std::string end = "e" + std::string(1, static_cast<char>(partition + 1));
+  uint64_t deleted = 0;
+  const absl::Status status =
+      store_.Scan(begin, partition + 1 < kPartitionCount ? end : std::string("f"),
+                  [&](std::string_view key, std::string_view value) {
+                    absl::StatusOr<StoredEvent> event =
+                        DecodeStoredEvent(absl::string_view(value.data(), value.size()));
+                    if (event.ok() && event->timestamp_ns < cutoff_ns) {
+                      batch.Delete(std::string(key));
+                      ++deleted;
+                    }
+                    return true;
+                  });
+  if (!status.ok()) {
+    env_.Log(absl::StrCat("retention: partition ", partition, ": ", status.ToString(),
+                          "; expired events stay until the next sweep"));
+  }
+  stats_.events_expired += deleted;
+}
+
 void NodeStore::FillCheckpointBatch(WriteBatch& batch) {
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     PartitionLog& log = partitions_[partition];
+    if (!log.retention_cutoffs_ns.empty()) {
+      const int64_t cutoff_ns =
+          *std::max_element(log.retention_cutoffs_ns.begin(), log.retention_cutoffs_ns.end());
+      DeleteExpiredEvents(partition, cutoff_ns, batch);
+      std::erase_if(log.unsaved_events, [cutoff_ns](const StoredEvent& event) {
+        return event.timestamp_ns < cutoff_ns;
+      });
+      log.retention_cutoffs_ns.clear();
+    }
     for (const StoredEvent& event : log.unsaved_events) {
       batch.Put(StoredEventKey(partition, event.account_id, event.offset),
                 EncodeStoredEvent(event));

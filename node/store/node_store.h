@@ -81,6 +81,7 @@ struct NodeStoreStats {
   uint64_t checkpoints = 0;
   uint64_t checkpoint_bytes = 0;  // Size of the last checkpoint's state-store batch.
   uint64_t wal_syncs = 0;
+  uint64_t events_expired = 0;  // Stored events deleted by retention.
 };
 
 class NodeStore {
@@ -175,6 +176,8 @@ class NodeStore {
   std::vector<AlertRecord> ApplyUpTo(uint32_t partition, uint64_t index, bool record_alerts);
   void AppendAlert(const metering::AlertCrossing& crossing);
   void FillCheckpointBatch(WriteBatch& batch);
+  // Deletes stored events of `partition` with timestamp < cutoff_ns (retention).
+  void DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, WriteBatch& batch);
   void FinishCheckpoint(uint64_t keep_from_position, std::vector<uint64_t> indexes,
                         absl::AnyInvocable<void(absl::Status)> done);
 

@@ -68,8 +68,8 @@ void Ingest(PosixEnv& env, NodeStore& store, std::vector<metering::PendingDedup>
       events[i].value = 1;
       events[i].timestamp_ns = kBaseTimestampNs + static_cast<int64_t>(k + i);
     }
-    auto acceptance = store.state(partition).AcceptEvents(events, kBaseTimestampNs + k * 10,
-                                                          pending[partition]);
+    auto acceptance =
+        store.state(partition).AcceptEvents(events, kBaseTimestampNs + k * 10, pending[partition]);
     UM_CHECK_OK(acceptance.status());
     UM_CHECK_OK(store.Append(partition, store.last_index(partition) + 1, 1,
                              std::make_shared<metering::LogEntry>(*acceptance->entry)));

@@ -215,6 +215,28 @@ TEST_F(NodeStoreTest, AlertsRecordedOnlyByTheOwnerAndSurviveCrashes) {
   EXPECT_TRUE(store_->ListAlerts(5, 0, 10).empty());
 }
 
+TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
+  RegisterMetric(1000);
+  AppendEvents(5, 10, kNow);                  // Old.
+  AppendEvents(5, 10, kNow + 100 * kSecond);  // New.
+  SyncAndRun();
+  CommitAll(false);
+  CheckpointAndRun();  // Both batches are in the state store now.
+  ASSERT_TRUE(store_
+                  ->Append(kPartition, store_->last_index(kPartition) + 1, 1,
+                           std::make_shared<metering::LogEntry>(
+                               metering::LogEntry::Retention(kNow + 50 * kSecond)))
+                  .ok());
+  SyncAndRun();
+  CommitAll(false);
+  CheckpointAndRun();
+  EXPECT_EQ(store_->stats().events_expired, 10u);
+  auto events = store_->ListEvents(5, 0, INT64_MAX, 1024);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 10u);
+  EXPECT_GE((*events)[0].timestamp_ns, kNow + 100 * kSecond);
+}
+
 TEST(NodeStoreEncoding, RecordsRoundTrip) {
   StoredEvent event{7, -3, 42, "api_calls", 9, 2};
   EXPECT_EQ(*DecodeStoredEvent(EncodeStoredEvent(event)), event);
