@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "benchmark/benchmark.h"
 #include "node/base/random.h"
 #include "node/metering/partition_state.h"
@@ -94,6 +96,36 @@ void BM_ApplySumBatches(benchmark::State& bench) {
   bench.counters["agg_keys"] = static_cast<double>(state->aggregate_key_count());
 }
 BENCHMARK(BM_ApplySumBatches)->Arg(0)->Arg(1)->Iterations(2000)->Unit(benchmark::kMicrosecond);
+
+// Baseline for BM_ApplySumBatches/0: the same events folded into a bare hash map keyed by
+// account (a 128-bit sum each) and a hash set of dedup keys, with no buckets, schemas,
+// thresholds, window expiry or ordered index: the floor of "add a number to a total".
+void BM_BaselineHashMapSum(benchmark::State& bench) {
+  constexpr size_t kWarmupBatches = 600;
+  const std::vector<LogEntry> entries = MakeBatches(
+      kWarmupBatches + static_cast<size_t>(bench.max_iterations), true, false, 1);
+  absl::flat_hash_map<uint64_t, unsigned __int128> sums;  // determinism-ok: benchmark only
+  absl::flat_hash_set<uint64_t> seen;                     // determinism-ok: benchmark only
+  auto fold = [&](const LogEntry& entry) {
+    for (const BatchEvent& event : entry.batch()->events) {
+      const uint64_t key = event.account_id * 0x9E3779B97F4A7C15ULL ^
+                           static_cast<uint64_t>(event.timestamp_ns) ^ event.value;
+      if (seen.insert(key).second) {
+        sums[event.account_id] += event.value;
+      }
+    }
+  };
+  size_t next = 0;
+  while (next < kWarmupBatches) {
+    fold(entries[next++]);
+  }
+  for (auto _ : bench) {
+    fold(entries[next++]);
+  }
+  benchmark::DoNotOptimize(sums.size());
+  bench.SetItemsProcessed(static_cast<int64_t>((next - kWarmupBatches) * kBatchEvents));
+}
+BENCHMARK(BM_BaselineHashMapSum)->Iterations(2000)->Unit(benchmark::kMicrosecond);
 
 std::unique_ptr<PartitionState> LoadedState(bool with_dimensions) {
   uint64_t index = 0;
