@@ -77,6 +77,12 @@ std::string EncodeStoredEvent(const StoredEvent& event) {
   writer.String8(event.metric_code);
   writer.U64(event.value);
   writer.U8(event.operation);
+  writer.U8(event.registered ? 1 : 0);
+  writer.U8(static_cast<uint8_t>(event.properties.size()));
+  for (const metering::Property& property : event.properties) {
+    writer.String8(property.key);
+    writer.String8(property.value);
+  }
   return ToString(bytes);
 }
 
@@ -87,8 +93,23 @@ absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view text) {
   if (!reader.U8(&version) || version != kStoredEventVersion || !reader.U64(&event.offset) ||
       !reader.I64(&event.timestamp_ns) || !reader.U64(&event.account_id) ||
       !reader.String8(metering::kMetricCodeBytesMax, &event.metric_code) ||
-      !reader.U64(&event.value) || !reader.U8(&event.operation) || reader.left() != 0) {
+      !reader.U64(&event.value) || !reader.U8(&event.operation) ||
+      !reader.Bool(&event.registered)) {
     return absl::DataLossError("malformed stored event");
+  }
+  uint8_t property_count = 0;
+  if (!reader.U8(&property_count)) {
+    return absl::DataLossError("malformed stored event");
+  }
+  event.properties.resize(property_count);
+  for (metering::Property& property : event.properties) {
+    if (!reader.String8(metering::kPropertyKeyBytesMax, &property.key) ||
+        !reader.String8(metering::kPropertyValueBytesMax, &property.value)) {
+      return absl::DataLossError("malformed stored event property");
+    }
+  }
+  if (reader.left() != 0) {
+    return absl::DataLossError("malformed stored event: trailing bytes");
   }
   return event;
 }
@@ -339,7 +360,8 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
         const metering::BatchEvent& event = batch->events[i];
         log.unsaved_events.push_back(StoredEvent{batch->first_offset + i, event.timestamp_ns,
                                                  event.account_id, event.metric_code, event.value,
-                                                 static_cast<uint8_t>(event.operation)});
+                                                 static_cast<uint8_t>(event.operation),
+                                                 event.registered, event.properties});
       }
     }
     log.retention_cutoffs_ns.insert(log.retention_cutoffs_ns.end(),

@@ -64,6 +64,8 @@ struct StoredEvent {
   std::string metric_code;
   uint64_t value = 0;
   uint8_t operation = 0;
+  bool registered = false;  // The metric had a schema at acceptance (else UNKNOWN_METRIC).
+  std::vector<metering::Property> properties;  // Persisted with the event.
   bool operator==(const StoredEvent&) const = default;
 };
 

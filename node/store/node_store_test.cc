@@ -238,7 +238,7 @@ TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
 }
 
 TEST(NodeStoreEncoding, RecordsRoundTrip) {
-  StoredEvent event{7, -3, 42, "api_calls", 9, 2};
+  StoredEvent event{7, -3, 42, "api_calls", 9, 2, true, {{"provider", "aws"}, {"k", ""}}};
   EXPECT_EQ(*DecodeStoredEvent(EncodeStoredEvent(event)), event);
   AlertRecord record{3, {42, "m", 1, "t", 100, 5, 77}};
   EXPECT_EQ(*DecodeAlertRecord(EncodeAlertRecord(record)), record);
