@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/server/convert.h"
+#include "node/server/extensions.h"
 #include "node/server/node_server.h"
 
 namespace unimeter {
@@ -31,7 +32,10 @@ bool NothingAccepted(const absl::Status& status) {
 }  // namespace
 
 BinarySession::BinarySession(NodeServer& server, std::unique_ptr<Stream> stream)
-    : server_(server), stream_(std::move(stream)), id_(stream_->id()) {}
+    : server_(server),
+      stream_(std::move(stream)),
+      id_(stream_->id()),
+      reader_(protocol::FrameReaderOptions{ImplementedExtensions(), true}) {}
 
 BinarySession::~BinarySession() = default;
 
@@ -132,6 +136,18 @@ void BinarySession::Dispatch(const protocol::RequestHeader& header,
       return HandleClusterStatus(id);
     case Opcode::kClusterRebalance:
       return HandleRebalance(id, payload);
+    default:
+      break;
+  }
+  switch (header.packet_type) {
+    case kOpcodeExtIngest:
+      return HandleExtIngest(id, payload);
+    case kOpcodeExtRangeQuery:
+      return HandleExtRangeQuery(id, payload);
+    case kOpcodeExtEventsPage:
+      return HandleExtEventsPage(id, payload);
+    case kOpcodeExtServerInfo:
+      return HandleExtServerInfo(id);
     default:
       return ReplyError(id);  // The frame reader rejects everything else first.
   }
@@ -448,7 +464,7 @@ void BinarySession::HandleEventsList(uint32_t request_id, std::span<const uint8_
   }
   absl::StatusOr<std::vector<StoredEvent>> events =
       server_.engine_->ListEvents(request->account_id, request->since_ns, request->until_ns,
-                                  protocol::kEventRecordsPerReplyMax);
+                                  protocol::kEventRecordsPerReplyMax, 0);
   if (!events.ok()) {
     server_.env_.Log(absl::StrCat("events list failed: ", events.status().ToString()));
     return ReplyError(request_id);

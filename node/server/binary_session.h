@@ -59,6 +59,13 @@ class BinarySession : public std::enable_shared_from_this<BinarySession> {
   void HandlePartitionMap(uint32_t request_id);
   void HandleClusterStatus(uint32_t request_id);
   void HandleRebalance(uint32_t request_id, std::span<const uint8_t> payload);
+  // Extension opcodes (node/server/extensions.h); their ERR replies carry an ErrorReply.
+  void HandleExtIngest(uint32_t request_id, std::span<const uint8_t> payload);
+  void HandleExtRangeQuery(uint32_t request_id, std::span<const uint8_t> payload);
+  void HandleExtEventsPage(uint32_t request_id, std::span<const uint8_t> payload);
+  void HandleExtServerInfo(uint32_t request_id);
+  void ReplyExtError(uint32_t request_id, const absl::Status& status);
+  void ReplyMessage(uint32_t request_id, const std::string& serialized);
 
   NodeServer& server_;
   std::unique_ptr<Stream> stream_;

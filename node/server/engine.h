@@ -55,8 +55,8 @@ class Engine {
 
   // Events and this node's alert log.
   virtual absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
-                                                              int64_t until_ns,
-                                                              size_t limit) const = 0;
+                                                              int64_t until_ns, size_t limit,
+                                                              uint64_t first_offset) const = 0;
   virtual std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                               size_t limit) const = 0;
   virtual void SetAlertsDurable(AlertsDurable on_durable) = 0;

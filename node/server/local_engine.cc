@@ -163,8 +163,9 @@ std::vector<metering::SchemaRef> LocalEngine::ListMetrics() const {
 
 absl::StatusOr<std::vector<StoredEvent>> LocalEngine::ListEvents(uint64_t account_id,
                                                                  int64_t since_ns, int64_t until_ns,
-                                                                 size_t limit) const {
-  return store_->ListEvents(account_id, since_ns, until_ns, limit);
+                                                                 size_t limit,
+                                                                 uint64_t first_offset) const {
+  return store_->ListEvents(account_id, since_ns, until_ns, limit, first_offset);
 }
 
 std::vector<AlertRecord> LocalEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,

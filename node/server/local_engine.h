@@ -66,8 +66,8 @@ class LocalEngine final : public Engine {
   void DeleteMetric(std::string code, StatusDone done) override;
   std::vector<metering::SchemaRef> ListMetrics() const override;
   absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
-                                                      int64_t until_ns,
-                                                      size_t limit) const override;
+                                                      int64_t until_ns, size_t limit,
+                                                      uint64_t first_offset) const override;
   std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                       size_t limit) const override;
   void SetAlertsDurable(AlertsDurable on_durable) override {

@@ -77,7 +77,7 @@ std::string EncodeStoredEvent(const StoredEvent& event) {
   writer.String8(event.metric_code);
   writer.U64(event.value);
   writer.U8(event.operation);
-  writer.U8(event.registered ? 1 : 0);
+  writer.U8((event.registered ? 1 : 0) | (event.negative_correction ? 2 : 0));
   writer.U8(static_cast<uint8_t>(event.properties.size()));
   for (const metering::Property& property : event.properties) {
     writer.String8(property.key);
@@ -93,10 +93,15 @@ absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view text) {
   if (!reader.U8(&version) || version != kStoredEventVersion || !reader.U64(&event.offset) ||
       !reader.I64(&event.timestamp_ns) || !reader.U64(&event.account_id) ||
       !reader.String8(metering::kMetricCodeBytesMax, &event.metric_code) ||
-      !reader.U64(&event.value) || !reader.U8(&event.operation) ||
-      !reader.Bool(&event.registered)) {
+      !reader.U64(&event.value) || !reader.U8(&event.operation)) {
     return absl::DataLossError("malformed stored event");
   }
+  uint8_t flags = 0;
+  if (!reader.U8(&flags) || (flags & ~3u) != 0) {
+    return absl::DataLossError("malformed stored event flags");
+  }
+  event.registered = (flags & 1) != 0;
+  event.negative_correction = (flags & 2) != 0;
   uint8_t property_count = 0;
   if (!reader.U8(&property_count)) {
     return absl::DataLossError("malformed stored event");
@@ -358,10 +363,10 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     for (const auto& batch : output.stored_batches) {
       for (size_t i = 0; i < batch->events.size(); ++i) {
         const metering::BatchEvent& event = batch->events[i];
-        log.unsaved_events.push_back(StoredEvent{batch->first_offset + i, event.timestamp_ns,
-                                                 event.account_id, event.metric_code, event.value,
-                                                 static_cast<uint8_t>(event.operation),
-                                                 event.registered, event.properties});
+        log.unsaved_events.push_back(
+            StoredEvent{batch->first_offset + i, event.timestamp_ns, event.account_id,
+                        event.metric_code, event.value, static_cast<uint8_t>(event.operation),
+                        event.registered, event.negative_correction, event.properties});
       }
     }
     log.retention_cutoffs_ns.insert(log.retention_cutoffs_ns.end(),
@@ -407,10 +412,14 @@ void NodeStore::TruncateAfter(uint32_t partition, uint64_t index) {
 
 absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_id,
                                                                int64_t since_ns, int64_t until_ns,
-                                                               size_t limit) const {
+                                                               size_t limit,
+                                                               uint64_t first_offset) const {
   const uint32_t partition = static_cast<uint32_t>(account_id % kPartitionCount);
   std::vector<StoredEvent> events;
-  const std::string begin = StoredEventKey(partition, account_id, 0);
+  if (limit == 0) {
+    return events;
+  }
+  const std::string begin = StoredEventKey(partition, account_id, first_offset);
   const std::string end = StoredEventKey(partition, account_id, UINT64_MAX);
   absl::Status decode_status = absl::OkStatus();
   absl::Status scan_status = store_.Scan(begin, end, [&](std::string_view, std::string_view value) {
@@ -435,8 +444,8 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
     if (events.size() >= limit) {
       break;
     }
-    if (event.account_id == account_id && event.timestamp_ns >= since_ns &&
-        event.timestamp_ns <= until_ns) {
+    if (event.account_id == account_id && event.offset >= first_offset &&
+        event.timestamp_ns >= since_ns && event.timestamp_ns <= until_ns) {
       events.push_back(event);
     }
   }

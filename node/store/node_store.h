@@ -64,7 +64,8 @@ struct StoredEvent {
   std::string metric_code;
   uint64_t value = 0;
   uint8_t operation = 0;
-  bool registered = false;  // The metric had a schema at acceptance (else UNKNOWN_METRIC).
+  bool registered = false;           // The metric had a schema at acceptance (else UNKNOWN_METRIC).
+  bool negative_correction = false;  // Extension ingest: `value` was subtracted (SUM).
   std::vector<metering::Property> properties;  // Persisted with the event.
   bool operator==(const StoredEvent&) const = default;
 };
@@ -131,10 +132,11 @@ class NodeStore {
   const metering::PartitionState& state(uint32_t partition) const {
     return *partitions_[partition].state;
   }
-  // The account's stored events with since <= timestamp <= until, ascending by offset,
-  // at most `limit` (wire-protocol-v1 7.8).
+  // The account's stored events with since <= timestamp <= until and offset >=
+  // first_offset, ascending by offset, at most `limit` (wire-protocol-v1 7.8).
   absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
-                                                      int64_t until_ns, size_t limit) const;
+                                                      int64_t until_ns, size_t limit,
+                                                      uint64_t first_offset = 0) const;
   // Alert records with offset >= since_offset for `account_id` (0 = all), at most `limit`.
   std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                       size_t limit) const;

@@ -185,6 +185,9 @@ TEST_F(NodeStoreTest, CheckpointRecyclesTheWalAndKeepsEverything) {
   EXPECT_EQ(events->size(), 100u);  // Batches 0 and 3 (account 5), 50 each.
   EXPECT_LT((*events)[0].offset, (*events)[99].offset);
   EXPECT_EQ(store_->ListEvents(5, 0, INT64_MAX, 7)->size(), 7u);
+  const auto page = store_->ListEvents(5, 0, INT64_MAX, 1024, (*events)[49].offset + 1);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->front().offset, (*events)[50].offset);  // Paging by offset.
   const auto records = store_->ListAlerts(0, 0, 256);
   ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[0].offset, 0u);
@@ -238,7 +241,7 @@ TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
 }
 
 TEST(NodeStoreEncoding, RecordsRoundTrip) {
-  StoredEvent event{7, -3, 42, "api_calls", 9, 2, true, {{"provider", "aws"}, {"k", ""}}};
+  StoredEvent event{7, -3, 42, "api_calls", 9, 2, true, true, {{"provider", "aws"}, {"k", ""}}};
   EXPECT_EQ(*DecodeStoredEvent(EncodeStoredEvent(event)), event);
   AlertRecord record{3, {42, "m", 1, "t", 100, 5, 77}};
   EXPECT_EQ(*DecodeAlertRecord(EncodeAlertRecord(record)), record);

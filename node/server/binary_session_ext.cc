@@ -1,0 +1,285 @@
+// The extension opcodes of BinarySession (node/server/extensions.h).
+#include "absl/strings/str_cat.h"
+#include "node/base/endian.h"
+#include "node/server/binary_session.h"
+#include "node/server/convert.h"
+#include "node/server/extensions.h"
+#include "node/server/node_server.h"
+#include "node/server/range_query.h"
+#include "protocol/extensions.pb.h"
+
+namespace unimeter {
+namespace {
+
+template <typename Message>
+bool ParseMessage(std::span<const uint8_t> payload, Message* message) {
+  return message->ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+}
+
+absl::StatusOr<metering::Event> EventFromExt(const ext::Event& ext_event) {
+  metering::Event event;
+  event.account_id = ext_event.account_id();
+  event.metric_code = ext_event.metric_code();
+  event.value = ext_event.value();
+  event.timestamp_ns = ext_event.timestamp_ns();
+  if (ext_event.operation() > metering::kOperationTypeMax) {
+    return absl::InvalidArgumentError("operation must be 0, 1 or 2");
+  }
+  event.operation = static_cast<metering::OperationType>(ext_event.operation());
+  for (const ext::Property& property : ext_event.properties()) {
+    event.properties.push_back(metering::Property{property.key(), property.value()});
+  }
+  if (!ext_event.idempotency_key().empty()) {
+    if (ext_event.idempotency_key().size() != 16) {
+      return absl::InvalidArgumentError("idempotency_key must be empty or 16 bytes");
+    }
+    const auto* bytes = reinterpret_cast<const uint8_t*>(ext_event.idempotency_key().data());
+    event.idempotency_key = metering::IdempotencyKey{LoadU64(bytes), LoadU64(bytes + 8)};
+  }
+  event.negative_correction = ext_event.negative_correction();
+  if (absl::Status status = metering::ValidateEvent(event); !status.ok()) {
+    return status;
+  }
+  return event;
+}
+
+}  // namespace
+
+void BinarySession::ReplyMessage(uint32_t request_id, const std::string& serialized) {
+  std::string frame;
+  frame.resize(protocol::kResponseHeaderSizeBytes);
+  protocol::EncodeResponseHeader(
+      protocol::ResponseHeader{static_cast<uint8_t>(protocol::Status::kOk), request_id,
+                               static_cast<uint32_t>(serialized.size())},
+      reinterpret_cast<uint8_t*>(frame.data()));
+  frame += serialized;
+  Reply(std::move(frame));
+}
+
+void BinarySession::ReplyExtError(uint32_t request_id, const absl::Status& status) {
+  if (absl::IsUnavailable(status) || absl::IsResourceExhausted(status)) {
+    return ReplyStatus(request_id, status);  // BACKPRESSURE, empty.
+  }
+  ext::ErrorReply error;
+  error.set_message(std::string(status.message()));
+  const std::string serialized = error.SerializeAsString();
+  std::string frame;
+  frame.resize(protocol::kResponseHeaderSizeBytes);
+  protocol::EncodeResponseHeader(
+      protocol::ResponseHeader{static_cast<uint8_t>(protocol::Status::kErr), request_id,
+                               static_cast<uint32_t>(serialized.size())},
+      reinterpret_cast<uint8_t*>(frame.data()));
+  frame += serialized;
+  Reply(std::move(frame));
+}
+
+void BinarySession::HandleExtIngest(uint32_t request_id, std::span<const uint8_t> payload) {
+  ext::IngestRequest request;
+  if (!ParseMessage(payload, &request)) {
+    return ReplyExtError(request_id, absl::InvalidArgumentError("bad IngestRequest"));
+  }
+  if (request.events_size() > static_cast<int>(protocol::kRequestEventsMax)) {
+    return ReplyExtError(request_id, absl::InvalidArgumentError("more than 1024 events"));
+  }
+  std::vector<metering::Event> events;
+  for (const ext::Event& ext_event : request.events()) {
+    absl::StatusOr<metering::Event> event = EventFromExt(ext_event);
+    if (!event.ok()) {
+      return ReplyExtError(request_id, event.status());
+    }
+    events.push_back(*std::move(event));
+  }
+  if (events.empty()) {
+    return ReplyMessage(request_id, ext::IngestReply().SerializeAsString());
+  }
+  // One part per partition, like v1 ingest; the reply keeps request order.
+  struct Call {
+    size_t parts_left = 0;
+    std::vector<std::pair<uint32_t, std::vector<uint32_t>>> parts;
+    std::vector<absl::StatusOr<metering::IngestResult>> results;
+  };
+  auto call = std::make_shared<Call>();
+  absl::btree_map<uint32_t, size_t> part_of;
+  std::vector<std::vector<metering::Event>> part_events;
+  for (uint32_t i = 0; i < events.size(); ++i) {
+    const uint32_t partition = static_cast<uint32_t>(events[i].account_id % kPartitionCount);
+    auto [it, inserted] = part_of.try_emplace(partition, call->parts.size());
+    if (inserted) {
+      call->parts.push_back({partition, {}});
+      part_events.emplace_back();
+    }
+    call->parts[it->second].second.push_back(i);
+    part_events[it->second].push_back(std::move(events[i]));
+  }
+  call->parts_left = call->parts.size();
+  call->results.resize(call->parts.size(), absl::UnknownError("pending"));
+  const size_t event_count = events.size();
+  const IngestMode mode = request.sync() ? IngestMode::kSync : IngestMode::kAsync;
+  std::weak_ptr<BinarySession> weak = weak_from_this();
+  ++in_flight_;
+  for (size_t part = 0; part < call->parts.size(); ++part) {
+    server_.engine_->Ingest(
+        call->parts[part].first, std::move(part_events[part]), mode,
+        [weak, call, part, request_id, event_count](absl::StatusOr<metering::IngestResult> result) {
+          call->results[part] = std::move(result);
+          if (--call->parts_left > 0) {
+            return;
+          }
+          auto self = weak.lock();
+          if (self == nullptr) {
+            return;
+          }
+          --self->in_flight_;
+          ext::IngestReply reply;
+          std::vector<int> outcomes(event_count, ext::STORED);
+          size_t failed = 0;
+          bool clean = true;
+          uint32_t last_position = 0;
+          bool any_stored = false;
+          for (size_t p = 0; p < call->results.size(); ++p) {
+            const auto& part_result = call->results[p];
+            if (!part_result.ok()) {
+              ++failed;
+              clean = clean && (absl::IsUnavailable(part_result.status()) ||
+                                absl::IsResourceExhausted(part_result.status()));
+              continue;
+            }
+            reply.set_n_stored(reply.n_stored() + part_result->n_stored);
+            reply.set_n_duplicates(reply.n_duplicates() + part_result->n_duplicates);
+            reply.set_n_conflicts(reply.n_conflicts() + part_result->n_conflicts);
+            reply.set_unknown_metric(reply.unknown_metric() ||
+                                     part_result->status == metering::IngestStatus::kUnknownMetric);
+            const auto& positions = call->parts[p].second;
+            for (size_t i = 0; i < part_result->outcomes.size(); ++i) {
+              const metering::EventOutcome outcome = part_result->outcomes[i];
+              outcomes[positions[i]] = outcome == metering::EventOutcome::kStored ? ext::STORED
+                                       : outcome == metering::EventOutcome::kDuplicate
+                                           ? ext::DUPLICATE
+                                           : ext::CONFLICT;
+              if (outcome == metering::EventOutcome::kStored &&
+                  (!any_stored || positions[i] > last_position)) {
+                any_stored = true;
+                last_position = positions[i];
+                reply.set_last_offset(part_result->last_offset);
+              }
+            }
+          }
+          if (failed == call->results.size() && clean) {
+            return self->ReplyStatus(request_id, absl::UnavailableError("backpressure"));
+          }
+          if (failed > 0) {
+            return self->ReplyExtError(request_id,
+                                       absl::UnknownError("outcome unknown for some events"));
+          }
+          for (int outcome : outcomes) {
+            reply.add_outcomes(static_cast<ext::EventOutcome>(outcome));
+          }
+          self->ReplyMessage(request_id, reply.SerializeAsString());
+        });
+  }
+}
+
+void BinarySession::HandleExtRangeQuery(uint32_t request_id, std::span<const uint8_t> payload) {
+  ext::RangeQueryRequest request;
+  if (!ParseMessage(payload, &request)) {
+    return ReplyExtError(request_id, absl::InvalidArgumentError("bad RangeQueryRequest"));
+  }
+  std::vector<metering::Filter> filters;
+  for (const ext::Filter& filter : request.filters()) {
+    filters.push_back(metering::Filter{filter.key(), filter.value()});
+  }
+  const uint32_t partition = static_cast<uint32_t>(request.account_id() % kPartitionCount);
+  std::weak_ptr<BinarySession> weak = weak_from_this();
+  ++in_flight_;
+  server_.engine_->Read(
+      partition, [weak, request_id, request = std::move(request), filters = std::move(filters)](
+                     absl::StatusOr<const metering::PartitionState*> state) {
+        auto self = weak.lock();
+        if (self == nullptr) {
+          return;
+        }
+        --self->in_flight_;
+        if (!state.ok()) {
+          return self->ReplyExtError(request_id, state.status());
+        }
+        ext::RangeQueryReply reply;
+        const metering::SchemaRef schema = (*state)->FindSchema(request.metric_code());
+        if (schema == nullptr || request.end_ns() <= request.start_ns()) {
+          return self->ReplyMessage(request_id, reply.SerializeAsString());  // Zeros.
+        }
+        absl::StatusOr<std::vector<StoredEvent>> events =
+            self->server_.engine_->ListEvents(request.account_id(), request.start_ns(),
+                                              request.end_ns() - 1, kRangeQueryEventsMax + 1, 0);
+        if (!events.ok()) {
+          return self->ReplyExtError(request_id, absl::InternalError(events.status().message()));
+        }
+        if (events->size() > kRangeQueryEventsMax) {
+          return self->ReplyExtError(
+              request_id, absl::InvalidArgumentError("range holds more than 1,000,000 events; "
+                                                     "narrow it or use USAGE_QUERY"));
+        }
+        absl::StatusOr<metering::AggValue> value =
+            ComputeRangeAggregate(*schema, *events, request.start_ns(), request.end_ns(), filters);
+        if (!value.ok()) {
+          return self->ReplyExtError(request_id, value.status());
+        }
+        reply.set_sum_lo(static_cast<uint64_t>(value->sum));
+        reply.set_sum_hi(static_cast<uint64_t>(value->sum >> 64));
+        reply.set_count(value->count);
+        reply.set_max(value->max);
+        reply.set_last_value(value->last_value);
+        reply.set_last_timestamp_ns(value->last_timestamp_ns);
+        reply.set_events_scanned(events->size());
+        self->ReplyMessage(request_id, reply.SerializeAsString());
+      });
+}
+
+void BinarySession::HandleExtEventsPage(uint32_t request_id, std::span<const uint8_t> payload) {
+  ext::EventsPageRequest request;
+  if (!ParseMessage(payload, &request)) {
+    return ReplyExtError(request_id, absl::InvalidArgumentError("bad EventsPageRequest"));
+  }
+  const size_t limit = request.limit() == 0 || request.limit() > protocol::kEventRecordsPerReplyMax
+                           ? protocol::kEventRecordsPerReplyMax
+                           : request.limit();
+  const uint64_t first_offset = request.has_after_offset() ? request.after_offset() + 1 : 0;
+  // One more than the page, to know whether another page follows.
+  absl::StatusOr<std::vector<StoredEvent>> events = server_.engine_->ListEvents(
+      request.account_id(), request.since_ns(), request.until_ns(), limit + 1, first_offset);
+  if (!events.ok()) {
+    return ReplyExtError(request_id, absl::InternalError(events.status().message()));
+  }
+  ext::EventsPageReply reply;
+  reply.set_more(events->size() > limit);
+  for (size_t i = 0; i < events->size() && i < limit; ++i) {
+    const StoredEvent& event = (*events)[i];
+    ext::StoredEvent* out = reply.add_events();
+    out->set_offset(event.offset);
+    out->set_timestamp_ns(event.timestamp_ns);
+    out->set_metric_code(event.metric_code);
+    out->set_value(event.value);
+    out->set_operation(event.operation);
+    out->set_registered(event.registered);
+    for (const metering::Property& property : event.properties) {
+      ext::Property* out_property = out->add_properties();
+      out_property->set_key(property.key);
+      out_property->set_value(property.value);
+    }
+    reply.set_next_after_offset(event.offset);
+  }
+  ReplyMessage(request_id, reply.SerializeAsString());
+}
+
+void BinarySession::HandleExtServerInfo(uint32_t request_id) {
+  ext::ServerInfoReply reply;
+  reply.set_version(kServerVersion);
+  reply.set_node_id(server_.env_.node_id());
+  reply.set_nodes(server_.engine_->node_count());
+  for (const char* capability : {"ext_ingest.idempotency_keys", "ext_ingest.signed_corrections",
+                                 "ext_range_query", "ext_events_page", "v1"}) {
+    reply.add_capabilities(capability);
+  }
+  ReplyMessage(request_id, reply.SerializeAsString());
+}
+
+}  // namespace unimeter
