@@ -102,8 +102,8 @@ BENCHMARK(BM_ApplySumBatches)->Arg(0)->Arg(1)->Iterations(2000)->Unit(benchmark:
 // thresholds, window expiry or ordered index: the floor of "add a number to a total".
 void BM_BaselineHashMapSum(benchmark::State& bench) {
   constexpr size_t kWarmupBatches = 600;
-  const std::vector<LogEntry> entries = MakeBatches(
-      kWarmupBatches + static_cast<size_t>(bench.max_iterations), true, false, 1);
+  const std::vector<LogEntry> entries =
+      MakeBatches(kWarmupBatches + static_cast<size_t>(bench.max_iterations), true, false, 1);
   absl::flat_hash_map<uint64_t, unsigned __int128> sums;  // determinism-ok: benchmark only
   absl::flat_hash_set<uint64_t> seen;                     // determinism-ok: benchmark only
   auto fold = [&](const LogEntry& entry) {
