@@ -126,7 +126,7 @@ absl::StatusOr<LogEntry> DecodeBatch(ByteReader& reader) {
     return absl::DataLossError("truncated event batch header");
   }
   if (count > kRequestEventsMax) return absl::DataLossError("too many events in batch");
-  if (batch->first_offset == 0 || batch->first_offset > UINT64_MAX - count) {
+  if (batch->first_offset > UINT64_MAX - count) {
     return absl::DataLossError("event offsets out of range");
   }
   batch->events.resize(count);

@@ -248,7 +248,7 @@ class PartitionState {
 
   PartitionOptions options_;
   uint64_t applied_index_ = 0;
-  uint64_t next_offset_ = 1;  // Offsets start at 1 (0 means "none" in replies).
+  uint64_t next_offset_ = 0;  // Offsets start at 0, as in the wire spec's worked example.
   int64_t log_time_ns_ = INT64_MIN;
   int64_t retention_cutoff_ns_ = INT64_MIN;
   uint64_t aggregate_key_count_ = 0;

@@ -393,13 +393,13 @@ TEST(PartitionStateTest, OffsetsAndStatuses) {
   EXPECT_EQ(result.status, IngestStatus::kOk);
   EXPECT_EQ(result.last_offset, 0u);
   result = h.Ingest({Ev("m", 1, kT0 + 1), Ev("m", 1, kT0 + 2)});
-  EXPECT_EQ(result.last_offset, 2u);
+  EXPECT_EQ(result.last_offset, 1u);  // Offsets 0 and 1 of an empty partition (WP 13).
   result = h.Ingest({Ev("m", 1, kT0 + 2), Ev("unknown", 1, kT0 + 3)});
   EXPECT_EQ(result.status, IngestStatus::kUnknownMetric);
   EXPECT_EQ(result.n_stored, 1u);
   EXPECT_EQ(result.n_duplicates, 1u);
-  EXPECT_EQ(result.last_offset, 3u);
-  EXPECT_EQ(h.state().next_offset(), 4u);
+  EXPECT_EQ(result.last_offset, 2u);
+  EXPECT_EQ(h.state().next_offset(), 3u);
   Event foreign = Ev("m", 1, 1);
   foreign.account_id = kPartition + 1;
   EXPECT_FALSE(h.state().AcceptEvents({foreign}, kT0, h.pending()).ok());

@@ -607,7 +607,7 @@ class Driver {
   std::vector<Event> recent_;
   int64_t now_ = 0;
   uint64_t index_ = 0;
-  uint64_t next_offset_ = 1;
+  uint64_t next_offset_ = 0;
   int step_ = 0;
 };
 
