@@ -61,6 +61,19 @@ std::string EncodeNodeMeta(uint64_t alert_next_offset) {
 
 }  // namespace
 
+StoredEvent ToStoredEvent(const metering::EventBatch& batch, size_t i) {
+  const metering::BatchEvent& event = batch.events[i];
+  return StoredEvent{batch.first_offset + i,
+                     event.timestamp_ns,
+                     event.account_id,
+                     event.metric_code,
+                     event.value,
+                     static_cast<uint8_t>(event.operation),
+                     event.registered,
+                     event.negative_correction,
+                     event.properties};
+}
+
 std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset) {
   UM_CHECK_LT(partition, kPartitionCount);
   return "e" + std::string(1, static_cast<char>(partition)) + BigEndian64(account_id) +
@@ -360,15 +373,8 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     output.Clear();
     log.state->Apply(pending.index, *pending.entry, &output);
     ++stats_.entries_applied;
-    for (const auto& batch : output.stored_batches) {
-      for (size_t i = 0; i < batch->events.size(); ++i) {
-        const metering::BatchEvent& event = batch->events[i];
-        log.unsaved_events.push_back(
-            StoredEvent{batch->first_offset + i, event.timestamp_ns, event.account_id,
-                        event.metric_code, event.value, static_cast<uint8_t>(event.operation),
-                        event.registered, event.negative_correction, event.properties});
-      }
-    }
+    log.unsaved_batches.insert(log.unsaved_batches.end(), output.stored_batches.begin(),
+                               output.stored_batches.end());
     log.retention_cutoffs_ns.insert(log.retention_cutoffs_ns.end(),
                                     output.retention_cutoffs_ns.begin(),
                                     output.retention_cutoffs_ns.end());
@@ -440,13 +446,13 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
   if (!decode_status.ok()) {
     return decode_status;
   }
-  for (const StoredEvent& event : partitions_[partition].unsaved_events) {
-    if (events.size() >= limit) {
-      break;
-    }
-    if (event.account_id == account_id && event.offset >= first_offset &&
-        event.timestamp_ns >= since_ns && event.timestamp_ns <= until_ns) {
-      events.push_back(event);
+  for (const auto& batch : partitions_[partition].unsaved_batches) {
+    for (size_t i = 0; i < batch->events.size() && events.size() < limit; ++i) {
+      const metering::BatchEvent& event = batch->events[i];
+      if (event.account_id == account_id && batch->first_offset + i >= first_offset &&
+          event.timestamp_ns >= since_ns && event.timestamp_ns <= until_ns) {
+        events.push_back(ToStoredEvent(*batch, i));
+      }
     }
   }
   return events;
@@ -514,20 +520,26 @@ void NodeStore::DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, Write
 void NodeStore::FillCheckpointBatch(WriteBatch& batch) {
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     PartitionLog& log = partitions_[partition];
+    // Events older than a cut-off swept in this checkpoint are not written (the sweep
+    // removes them); later late events are stored until the next sweep.
+    int64_t expired_before_ns = INT64_MIN;
     if (!log.retention_cutoffs_ns.empty()) {
-      const int64_t cutoff_ns =
+      expired_before_ns =
           *std::max_element(log.retention_cutoffs_ns.begin(), log.retention_cutoffs_ns.end());
-      DeleteExpiredEvents(partition, cutoff_ns, batch);
-      std::erase_if(log.unsaved_events, [cutoff_ns](const StoredEvent& event) {
-        return event.timestamp_ns < cutoff_ns;
-      });
+      DeleteExpiredEvents(partition, expired_before_ns, batch);
       log.retention_cutoffs_ns.clear();
     }
-    for (const StoredEvent& event : log.unsaved_events) {
-      batch.Put(StoredEventKey(partition, event.account_id, event.offset),
-                EncodeStoredEvent(event));
+    for (const auto& applied : log.unsaved_batches) {
+      for (size_t i = 0; i < applied->events.size(); ++i) {
+        const metering::BatchEvent& event = applied->events[i];
+        if (event.timestamp_ns < expired_before_ns) {
+          continue;
+        }
+        batch.Put(StoredEventKey(partition, event.account_id, applied->first_offset + i),
+                  EncodeStoredEvent(ToStoredEvent(*applied, i)));
+      }
     }
-    log.unsaved_events.clear();
+    log.unsaved_batches.clear();
     if (log.state->applied_index() != log.checkpoint_index) {
       batch.Put(PartitionKey(partition, 's'), ToString(log.state->EncodeSnapshot()));
       batch.Put(PartitionKey(partition, 'm'),

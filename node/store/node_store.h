@@ -170,7 +170,9 @@ class NodeStore {
     uint64_t last_epoch = 0;
     uint64_t checkpoint_index = 0;  // Applied index in the last durable checkpoint.
     std::deque<Pending> uncommitted;
-    std::vector<StoredEvent> unsaved_events;    // Applied, not yet in a checkpoint.
+    // Applied batches whose events are not yet in a checkpoint (shared with the log
+    // entries: no per-event copy on the apply path).
+    std::vector<std::shared_ptr<const metering::EventBatch>> unsaved_batches;
     std::vector<int64_t> retention_cutoffs_ns;  // Applied, not yet swept from the store.
   };
 
@@ -197,6 +199,9 @@ class NodeStore {
   uint64_t checkpoint_start_position_ = 0;
   NodeStoreStats stats_;
 };
+
+// Event `i` of an applied batch as stored.
+StoredEvent ToStoredEvent(const metering::EventBatch& batch, size_t i);
 
 // Key and value encodings (exposed for tests and docs/formats/node_store.md).
 std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset);
