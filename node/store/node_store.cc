@@ -168,7 +168,7 @@ absl::StatusOr<AlertRecord> DecodeAlertRecord(absl::string_view text) {
 NodeStore::NodeStore(Env& env, const NodeStoreOptions& options, StateStore& store)
     : env_(env), options_(options), store_(store) {}
 
-NodeStore::~NodeStore() = default;
+NodeStore::~NodeStore() { env_.CancelTimer(checkpoint_timer_); }
 
 absl::StatusOr<std::unique_ptr<NodeStore>> NodeStore::Open(Env& env,
                                                            const NodeStoreOptions& options) {
@@ -517,39 +517,33 @@ void NodeStore::DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, Write
   stats_.events_expired += deleted;
 }
 
-void NodeStore::FillCheckpointBatch(WriteBatch& batch) {
-  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-    PartitionLog& log = partitions_[partition];
-    // Events older than a cut-off swept in this checkpoint are not written (the sweep
-    // removes them); later late events are stored until the next sweep.
-    int64_t expired_before_ns = INT64_MIN;
-    if (!log.retention_cutoffs_ns.empty()) {
-      expired_before_ns =
-          *std::max_element(log.retention_cutoffs_ns.begin(), log.retention_cutoffs_ns.end());
-      DeleteExpiredEvents(partition, expired_before_ns, batch);
-      log.retention_cutoffs_ns.clear();
-    }
-    for (const auto& applied : log.unsaved_batches) {
-      for (size_t i = 0; i < applied->events.size(); ++i) {
-        const metering::BatchEvent& event = applied->events[i];
-        if (event.timestamp_ns < expired_before_ns) {
-          continue;
-        }
-        batch.Put(StoredEventKey(partition, event.account_id, applied->first_offset + i),
-                  EncodeStoredEvent(ToStoredEvent(*applied, i)));
+void NodeStore::FillPartitionBatch(uint32_t partition, WriteBatch& batch) {
+  PartitionLog& log = partitions_[partition];
+  // Events older than a cut-off swept in this checkpoint are not written (the sweep
+  // removes them); later late events are stored until the next sweep.
+  int64_t expired_before_ns = INT64_MIN;
+  if (!log.retention_cutoffs_ns.empty()) {
+    expired_before_ns =
+        *std::max_element(log.retention_cutoffs_ns.begin(), log.retention_cutoffs_ns.end());
+    DeleteExpiredEvents(partition, expired_before_ns, batch);
+    log.retention_cutoffs_ns.clear();
+  }
+  for (const auto& applied : log.unsaved_batches) {
+    for (size_t i = 0; i < applied->events.size(); ++i) {
+      const metering::BatchEvent& event = applied->events[i];
+      if (event.timestamp_ns < expired_before_ns) {
+        continue;
       }
-    }
-    log.unsaved_batches.clear();
-    if (log.state->applied_index() != log.checkpoint_index) {
-      batch.Put(PartitionKey(partition, 's'), ToString(log.state->EncodeSnapshot()));
-      batch.Put(PartitionKey(partition, 'm'),
-                EncodePartitionMeta(log.state->applied_index(), log.last_epoch));
+      batch.Put(StoredEventKey(partition, event.account_id, applied->first_offset + i),
+                EncodeStoredEvent(ToStoredEvent(*applied, i)));
     }
   }
-  for (const AlertRecord& record : alerts_) {
-    batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
+  log.unsaved_batches.clear();
+  if (log.state->applied_index() != log.checkpoint_index) {
+    batch.Put(PartitionKey(partition, 's'), ToString(log.state->EncodeSnapshot()));
+    batch.Put(PartitionKey(partition, 'm'),
+              EncodePartitionMeta(log.state->applied_index(), log.last_epoch));
   }
-  batch.Put(kNodeMetaKey, EncodeNodeMeta(alert_next_offset_));
 }
 
 void NodeStore::Checkpoint(absl::AnyInvocable<void(absl::Status)> done) {
@@ -559,48 +553,69 @@ void NodeStore::Checkpoint(absl::AnyInvocable<void(absl::Status)> done) {
   }
   checkpoint_running_ = true;
   checkpoint_start_position_ = wal_->appended_position();
-  // Everything appended so far is covered except uncommitted entries, which stay in the
-  // WAL: keep from the oldest of them.
-  uint64_t keep_from = checkpoint_start_position_;
-  std::vector<uint64_t> indexes(kPartitionCount);
-  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-    const PartitionLog& log = partitions_[partition];
-    indexes[partition] = log.state->applied_index();
+  auto job = std::make_shared<CheckpointJob>();
+  // Everything appended so far will be covered except uncommitted entries, which stay in
+  // the WAL: keep from the oldest of them.
+  job->keep_from_position = checkpoint_start_position_;
+  for (const PartitionLog& log : partitions_) {
     if (!log.uncommitted.empty()) {
-      keep_from = std::min(keep_from, log.uncommitted.front().position);
+      job->keep_from_position = std::min(job->keep_from_position, log.uncommitted.front().position);
     }
   }
-  WriteBatch batch;
-  FillCheckpointBatch(batch);
-  uint64_t batch_bytes = 0;
-  for (const WriteBatch::Operation& operation : batch.operations()) {
-    batch_bytes += operation.key.size() + operation.value.size();
-  }
-  stats_.checkpoint_bytes = batch_bytes;
-  const uint64_t checkpointed_alerts = alert_next_offset_;
-  // Checkpointed records leave memory only once durable; ListAlerts reads them from the
-  // store after that.
-  store_.Commit(std::move(batch),
-                [this, keep_from, indexes = std::move(indexes), checkpointed_alerts,
-                 done = std::move(done)](absl::Status status) mutable {
-                  if (!status.ok()) {
-                    checkpoint_running_ = false;
-                    done(status);
-                    return;
-                  }
-                  while (!alerts_.empty() && alerts_.front().offset < checkpointed_alerts) {
-                    alerts_.pop_front();
-                  }
-                  alert_checkpointed_offset_ = checkpointed_alerts;
-                  FinishCheckpoint(keep_from, std::move(indexes), std::move(done));
-                });
+  job->done = std::move(done);
+  stats_.checkpoint_bytes = 0;
+  CheckpointStep(std::move(job));
 }
 
-void NodeStore::FinishCheckpoint(uint64_t keep_from_position, std::vector<uint64_t> indexes,
-                                 absl::AnyInvocable<void(absl::Status)> done) {
-  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-    partitions_[partition].checkpoint_index = indexes[partition];
+void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
+  checkpoint_timer_ = kNoTimer;
+  if (job->next_partition < kPartitionCount) {
+    // One partition per loop turn: its batch is atomic on its own (partitions are
+    // independent), and the loop keeps serving between partitions.
+    const uint32_t partition = job->next_partition++;
+    WriteBatch batch;
+    FillPartitionBatch(partition, batch);
+    if (!batch.empty()) {
+      for (const WriteBatch::Operation& operation : batch.operations()) {
+        stats_.checkpoint_bytes += operation.key.size() + operation.value.size();
+      }
+      const uint64_t applied = partitions_[partition].state->applied_index();
+      store_.Commit(std::move(batch), [this, job, partition, applied](absl::Status status) {
+        if (status.ok()) {
+          partitions_[partition].checkpoint_index = applied;
+        } else if (job->status.ok()) {
+          job->status = status;
+        }
+      });
+    }
+    checkpoint_timer_ = env_.StartTimer(0, [this, job] { CheckpointStep(job); });
+    return;
   }
+  WriteBatch batch;
+  for (const AlertRecord& record : alerts_) {
+    batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
+  }
+  batch.Put(kNodeMetaKey, EncodeNodeMeta(alert_next_offset_));
+  const uint64_t checkpointed_alerts = alert_next_offset_;
+  // Completions run in commit order: this one runs after every partition's.
+  store_.Commit(std::move(batch), [this, job, checkpointed_alerts](absl::Status status) {
+    if (!status.ok() || !job->status.ok()) {
+      checkpoint_running_ = false;
+      job->done(status.ok() ? job->status : status);
+      return;
+    }
+    // Checkpointed records leave memory only once durable; ListAlerts reads them from the
+    // store after that.
+    while (!alerts_.empty() && alerts_.front().offset < checkpointed_alerts) {
+      alerts_.pop_front();
+    }
+    alert_checkpointed_offset_ = checkpointed_alerts;
+    FinishCheckpoint(job->keep_from_position, std::move(job->done));
+  });
+}
+
+void NodeStore::FinishCheckpoint(uint64_t keep_from_position,
+                                 absl::AnyInvocable<void(absl::Status)> done) {
   ++stats_.checkpoints;
   // Segments before keep_from hold only checkpointed records (or superseded ones).
   const uint64_t removable = std::min(keep_from_position, wal_->durable_position());

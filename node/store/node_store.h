@@ -145,6 +145,8 @@ class NodeStore {
   // ---- Checkpoints ----
   // Writes every partition whose applied index moved, the stored events and alert records
   // not yet checkpointed; when durable, recycles WAL segments holding nothing needed.
+  // Works one partition per loop turn (each partition's batch is atomic on its own), so a
+  // large checkpoint never stalls the loop.
   // `done` gets the outcome (an error is fatal). At most one checkpoint at a time:
   // FailedPrecondition through `done` if one is running.
   void Checkpoint(absl::AnyInvocable<void(absl::Status)> done);
@@ -181,11 +183,19 @@ class NodeStore {
   absl::Status Replay(const WalRecordView& record);
   std::vector<AlertRecord> ApplyUpTo(uint32_t partition, uint64_t index, bool record_alerts);
   void AppendAlert(const metering::AlertCrossing& crossing);
-  void FillCheckpointBatch(WriteBatch& batch);
+  // A checkpoint in progress: one partition per loop turn, then the node-level batch.
+  struct CheckpointJob {
+    uint32_t next_partition = 0;
+    uint64_t keep_from_position = 0;
+    absl::Status status;  // The first failed partition commit, if any.
+    absl::AnyInvocable<void(absl::Status)> done;
+  };
+  void CheckpointStep(std::shared_ptr<CheckpointJob> job);
+  // Adds partition's stored events, retention deletions and (if it moved) its snapshot.
+  void FillPartitionBatch(uint32_t partition, WriteBatch& batch);
   // Deletes stored events of `partition` with timestamp < cutoff_ns (retention).
   void DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, WriteBatch& batch);
-  void FinishCheckpoint(uint64_t keep_from_position, std::vector<uint64_t> indexes,
-                        absl::AnyInvocable<void(absl::Status)> done);
+  void FinishCheckpoint(uint64_t keep_from_position, absl::AnyInvocable<void(absl::Status)> done);
 
   Env& env_;
   const NodeStoreOptions options_;
@@ -196,6 +206,7 @@ class NodeStore {
   uint64_t alert_next_offset_ = 0;
   uint64_t alert_checkpointed_offset_ = 0;  // Records below are in the state store.
   bool checkpoint_running_ = false;
+  TimerId checkpoint_timer_ = kNoTimer;
   uint64_t checkpoint_start_position_ = 0;
   NodeStoreStats stats_;
 };

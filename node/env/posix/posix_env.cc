@@ -89,6 +89,7 @@ PosixEnv::PosixEnv(PosixEnvOptions options, uint64_t seed)
       fibers_(nullptr),
       loop_(std::make_unique<EventLoop>(&fibers_)),
       io_thread_(std::make_unique<IoThread>(*loop_)),
+      state_io_thread_(std::make_unique<IoThread>(*loop_)),
       connector_(std::make_unique<StreamConnector>(*loop_, stream_ids_)) {}
 
 absl::StatusOr<std::unique_ptr<PosixEnv>> PosixEnv::Create(PosixEnvOptions options) {
@@ -116,9 +117,10 @@ PosixEnv::~PosixEnv() {
   fibers_.ShutdownAll();
   transport_.reset();
   connector_.reset();
-  state_store_.reset();  // Its in-flight write transaction finishes on the IO thread.
-  io_thread_.reset();    // Finishes submitted jobs, joins the thread.
-  loop_.reset();         // Drops posted completions, closes epoll and eventfd.
+  state_store_.reset();      // Its in-flight write transaction finishes on its thread.
+  state_io_thread_.reset();  // Finishes submitted jobs, joins the thread.
+  io_thread_.reset();
+  loop_.reset();  // Drops posted completions, closes epoll and eventfd.
 }
 
 TimerId PosixEnv::StartTimer(int64_t delay_ns, absl::AnyInvocable<void()> callback) {
@@ -175,7 +177,7 @@ absl::StatusOr<StateStore*> PosixEnv::OpenStateStore() {
     return ErrnoToStatus(errno, "mkdir", directory);
   }
   absl::StatusOr<std::unique_ptr<LmdbStateStore>> store =
-      LmdbStateStore::Open(directory, LmdbStateStoreOptions{}, *io_thread_);
+      LmdbStateStore::Open(directory, LmdbStateStoreOptions{}, *state_io_thread_);
   if (!store.ok()) {
     return store.status();
   }

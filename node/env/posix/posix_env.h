@@ -2,7 +2,8 @@
 //
 // PosixEnv is the real node's Env (node/env/env.h), composed of:
 //   EventLoop      one epoll loop; timers, fds, cross-thread posts; runs the fibers;
-//   IoThread       the one IO helper thread (IoExecutor) for fdatasync and LMDB work;
+//   IoThread       two IO helper threads (IoExecutor): one for WAL writes and fdatasync,
+//                  one for LMDB commits, so a checkpoint never delays the hot path;
 //   TcpTransport   node-to-node frames over TCP on the replication port;
 //   PosixStream    client streams (Listen/Connect);
 //   PosixDiskFile  files in the data directory with group-committed fdatasync.
@@ -95,7 +96,10 @@ class PosixEnv final : public Env {
   Prng prng_;
   FiberScheduler fibers_;  // FIFO: the real node does not explore interleavings.
   std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<IoThread> io_thread_;
+  std::unique_ptr<IoThread> io_thread_;  // WAL writes and fdatasync: the hot path.
+  // LMDB commits (checkpoints): a large checkpoint must never delay a WAL sync queued
+  // behind it, so the state store has its own thread.
+  std::unique_ptr<IoThread> state_io_thread_;
   StreamIdSource stream_ids_;
   std::unique_ptr<StreamConnector> connector_;
   std::unique_ptr<TcpTransport> transport_;
