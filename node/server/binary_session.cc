@@ -6,6 +6,7 @@
 #include "node/base/check.h"
 #include "node/server/convert.h"
 #include "node/server/extensions.h"
+#include "node/server/ingest_fanout.h"
 #include "node/server/node_server.h"
 
 namespace unimeter {
@@ -13,17 +14,6 @@ namespace {
 
 using protocol::Opcode;
 using protocol::Status;
-
-// One ingest request split into per-partition parts, answered when every part is done.
-struct IngestCall {
-  uint32_t request_id = 0;
-  IngestMode mode = IngestMode::kAsync;
-  int64_t started_ns = 0;
-  size_t parts_left = 0;
-  // Per part: the partition and the request positions of its events, in order.
-  std::vector<std::pair<uint32_t, std::vector<uint32_t>>> parts;
-  std::vector<absl::StatusOr<metering::IngestResult>> results;
-};
 
 bool NothingAccepted(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsResourceExhausted(status);
@@ -201,100 +191,59 @@ void BinarySession::HandleIngest(const protocol::RequestHeader& header,
   if (!request.ok()) {
     return ReplyError(header.request_id);
   }
-  auto call = std::make_shared<IngestCall>();
-  call->request_id = header.request_id;
-  call->mode = static_cast<Opcode>(header.packet_type) == Opcode::kIngestSync ? IngestMode::kSync
-                                                                              : IngestMode::kAsync;
-  call->started_ns = server_.env_.MonotonicNowNs();
   // Convert and validate everything first: a malformed event means nothing is accepted.
-  absl::btree_map<uint32_t, size_t> part_of_partition;
-  std::vector<std::vector<metering::Event>> part_events;
+  std::vector<metering::Event> events;
+  events.reserve(request->event_count());
   for (uint32_t i = 0; i < request->event_count(); ++i) {
-    metering::Event event = EventFromWire(request->event(i));
-    if (!metering::ValidateEvent(event).ok()) {
+    events.push_back(EventFromWire(request->event(i)));
+    if (!metering::ValidateEvent(events.back()).ok()) {
       return ReplyError(header.request_id);
     }
-    const uint32_t partition = static_cast<uint32_t>(event.account_id % kPartitionCount);
-    auto [it, inserted] = part_of_partition.try_emplace(partition, call->parts.size());
-    if (inserted) {
-      call->parts.push_back({partition, {}});
-      part_events.emplace_back();
-    }
-    call->parts[it->second].second.push_back(i);
-    part_events[it->second].push_back(std::move(event));
   }
-  if (call->parts.empty()) {
-    std::string frame;
-    protocol::AppendIngestReply(Status::kOk, header.request_id, protocol::IngestResult{}, &frame);
-    return Reply(std::move(frame));
-  }
+  const uint32_t request_id = header.request_id;
+  const IngestMode mode = static_cast<Opcode>(header.packet_type) == Opcode::kIngestSync
+                              ? IngestMode::kSync
+                              : IngestMode::kAsync;
+  const int64_t started_ns = server_.env_.MonotonicNowNs();
   ++in_flight_;
-  call->parts_left = call->parts.size();
-  call->results.resize(call->parts.size(), absl::UnknownError("pending"));
   std::weak_ptr<BinarySession> weak = weak_from_this();
-  for (size_t part = 0; part < call->parts.size(); ++part) {
-    server_.engine_->Ingest(
-        call->parts[part].first, std::move(part_events[part]), call->mode,
-        [weak, call, part,
-         server = &server_](absl::StatusOr<metering::IngestResult> result) mutable {
-          call->results[part] = std::move(result);
-          if (--call->parts_left > 0) {
-            return;
-          }
-          // Every part is done: merge (wire-protocol-v1 7.1 status precedence).
-          protocol::IngestResult merged;
-          bool any_unknown_metric = false;
-          size_t failed = 0;
-          bool all_failures_clean = true;
-          uint32_t last_stored_position = 0;
-          bool any_stored = false;
-          for (size_t p = 0; p < call->results.size(); ++p) {
-            const auto& part_result = call->results[p];
-            if (!part_result.ok()) {
-              ++failed;
-              all_failures_clean = all_failures_clean && NothingAccepted(part_result.status());
-              continue;
-            }
-            merged.n_stored += part_result->n_stored;
-            merged.n_duplicates += part_result->n_duplicates;
-            any_unknown_metric =
-                any_unknown_metric || part_result->status == metering::IngestStatus::kUnknownMetric;
-            const auto& positions = call->parts[p].second;
-            for (size_t i = 0; i < part_result->outcomes.size(); ++i) {
-              if (part_result->outcomes[i] == metering::EventOutcome::kStored &&
-                  (!any_stored || positions[i] > last_stored_position)) {
-                any_stored = true;
-                last_stored_position = positions[i];
-                merged.last_offset = part_result->last_offset;
-              }
-            }
-          }
-          std::string frame;
-          if (failed == call->results.size() && all_failures_clean) {
+  IngestFanout(
+      *server_.engine_, std::move(events), mode,
+      [weak, request_id, mode, started_ns, server = &server_](MergedIngest merged) {
+        std::string frame;
+        switch (merged.outcome) {
+          case MergedIngest::Outcome::kNothingAccepted:
             server->metrics_.backpressure->Increment();
-            protocol::AppendEmptyReply(Status::kBackpressure, call->request_id, &frame);
-          } else if (failed > 0) {
-            protocol::AppendEmptyReply(Status::kErr, call->request_id, &frame);  // Unknown.
-          } else {
+            protocol::AppendEmptyReply(Status::kBackpressure, request_id, &frame);
+            break;
+          case MergedIngest::Outcome::kUnknown:
+            protocol::AppendEmptyReply(Status::kErr, request_id, &frame);
+            break;
+          case MergedIngest::Outcome::kAcknowledged: {
+            // WP 7.1 precedence: DUPLICATE, then UNKNOWN_METRIC, then OK.
             const Status status =
                 merged.n_stored == 0 && merged.n_duplicates > 0 ? Status::kDuplicate
-                : any_unknown_metric && merged.n_stored > 0     ? Status::kUnknownMetric
+                : merged.unknown_metric && merged.n_stored > 0  ? Status::kUnknownMetric
                                                                 : Status::kOk;
-            protocol::AppendIngestReply(status, call->request_id, merged, &frame);
-            (call->mode == IngestMode::kSync ? server->metrics_.ingested_sync
-                                             : server->metrics_.ingested_async)
+            protocol::AppendIngestReply(
+                status, request_id,
+                protocol::IngestResult{merged.n_stored, merged.n_duplicates, merged.last_offset},
+                &frame);
+            (mode == IngestMode::kSync ? server->metrics_.ingested_sync
+                                       : server->metrics_.ingested_async)
                 ->Increment(merged.n_stored);
             server->metrics_.duplicates->Increment(merged.n_duplicates);
+            break;
           }
-          (call->mode == IngestMode::kSync ? server->metrics_.ingest_sync_duration
-                                           : server->metrics_.ingest_async_duration)
-              ->ObserveNs(server->env_.MonotonicNowNs() - call->started_ns);
-          if (auto self = weak.lock(); self != nullptr) {
-            --self->in_flight_;
-            self->Reply(std::move(frame));
-          }
-        });
-  }
+        }
+        (mode == IngestMode::kSync ? server->metrics_.ingest_sync_duration
+                                   : server->metrics_.ingest_async_duration)
+            ->ObserveNs(server->env_.MonotonicNowNs() - started_ns);
+        if (auto self = weak.lock(); self != nullptr) {
+          --self->in_flight_;
+          self->Reply(std::move(frame));
+        }
+      });
 }
 
 void BinarySession::HandleMetricPut(uint32_t request_id, std::span<const uint8_t> payload) {

@@ -4,6 +4,7 @@
 #include "node/server/binary_session.h"
 #include "node/server/convert.h"
 #include "node/server/extensions.h"
+#include "node/server/ingest_fanout.h"
 #include "node/server/node_server.h"
 #include "node/server/range_query.h"
 #include "protocol/extensions.pb.h"
@@ -89,94 +90,34 @@ void BinarySession::HandleExtIngest(uint32_t request_id, std::span<const uint8_t
     }
     events.push_back(*std::move(event));
   }
-  if (events.empty()) {
-    return ReplyMessage(request_id, ext::IngestReply().SerializeAsString());
-  }
-  // One part per partition, like v1 ingest; the reply keeps request order.
-  struct Call {
-    size_t parts_left = 0;
-    std::vector<std::pair<uint32_t, std::vector<uint32_t>>> parts;
-    std::vector<absl::StatusOr<metering::IngestResult>> results;
-  };
-  auto call = std::make_shared<Call>();
-  absl::btree_map<uint32_t, size_t> part_of;
-  std::vector<std::vector<metering::Event>> part_events;
-  for (uint32_t i = 0; i < events.size(); ++i) {
-    const uint32_t partition = static_cast<uint32_t>(events[i].account_id % kPartitionCount);
-    auto [it, inserted] = part_of.try_emplace(partition, call->parts.size());
-    if (inserted) {
-      call->parts.push_back({partition, {}});
-      part_events.emplace_back();
-    }
-    call->parts[it->second].second.push_back(i);
-    part_events[it->second].push_back(std::move(events[i]));
-  }
-  call->parts_left = call->parts.size();
-  call->results.resize(call->parts.size(), absl::UnknownError("pending"));
-  const size_t event_count = events.size();
   const IngestMode mode = request.sync() ? IngestMode::kSync : IngestMode::kAsync;
   std::weak_ptr<BinarySession> weak = weak_from_this();
   ++in_flight_;
-  for (size_t part = 0; part < call->parts.size(); ++part) {
-    server_.engine_->Ingest(
-        call->parts[part].first, std::move(part_events[part]), mode,
-        [weak, call, part, request_id, event_count](absl::StatusOr<metering::IngestResult> result) {
-          call->results[part] = std::move(result);
-          if (--call->parts_left > 0) {
-            return;
-          }
-          auto self = weak.lock();
-          if (self == nullptr) {
-            return;
-          }
-          --self->in_flight_;
-          ext::IngestReply reply;
-          std::vector<int> outcomes(event_count, ext::STORED);
-          size_t failed = 0;
-          bool clean = true;
-          uint32_t last_position = 0;
-          bool any_stored = false;
-          for (size_t p = 0; p < call->results.size(); ++p) {
-            const auto& part_result = call->results[p];
-            if (!part_result.ok()) {
-              ++failed;
-              clean = clean && (absl::IsUnavailable(part_result.status()) ||
-                                absl::IsResourceExhausted(part_result.status()));
-              continue;
-            }
-            reply.set_n_stored(reply.n_stored() + part_result->n_stored);
-            reply.set_n_duplicates(reply.n_duplicates() + part_result->n_duplicates);
-            reply.set_n_conflicts(reply.n_conflicts() + part_result->n_conflicts);
-            reply.set_unknown_metric(reply.unknown_metric() ||
-                                     part_result->status == metering::IngestStatus::kUnknownMetric);
-            const auto& positions = call->parts[p].second;
-            for (size_t i = 0; i < part_result->outcomes.size(); ++i) {
-              const metering::EventOutcome outcome = part_result->outcomes[i];
-              outcomes[positions[i]] = outcome == metering::EventOutcome::kStored ? ext::STORED
-                                       : outcome == metering::EventOutcome::kDuplicate
-                                           ? ext::DUPLICATE
-                                           : ext::CONFLICT;
-              if (outcome == metering::EventOutcome::kStored &&
-                  (!any_stored || positions[i] > last_position)) {
-                any_stored = true;
-                last_position = positions[i];
-                reply.set_last_offset(part_result->last_offset);
-              }
-            }
-          }
-          if (failed == call->results.size() && clean) {
-            return self->ReplyStatus(request_id, absl::UnavailableError("backpressure"));
-          }
-          if (failed > 0) {
-            return self->ReplyExtError(request_id,
-                                       absl::UnknownError("outcome unknown for some events"));
-          }
-          for (int outcome : outcomes) {
-            reply.add_outcomes(static_cast<ext::EventOutcome>(outcome));
-          }
-          self->ReplyMessage(request_id, reply.SerializeAsString());
-        });
-  }
+  IngestFanout(*server_.engine_, std::move(events), mode, [weak, request_id](MergedIngest merged) {
+    auto self = weak.lock();
+    if (self == nullptr) {
+      return;
+    }
+    --self->in_flight_;
+    if (merged.outcome == MergedIngest::Outcome::kNothingAccepted) {
+      return self->ReplyStatus(request_id, absl::UnavailableError("backpressure"));
+    }
+    if (merged.outcome == MergedIngest::Outcome::kUnknown) {
+      return self->ReplyExtError(request_id, absl::UnknownError("outcome unknown for some events"));
+    }
+    ext::IngestReply reply;
+    reply.set_n_stored(merged.n_stored);
+    reply.set_n_duplicates(merged.n_duplicates);
+    reply.set_n_conflicts(merged.n_conflicts);
+    reply.set_last_offset(merged.last_offset);
+    reply.set_unknown_metric(merged.unknown_metric);
+    for (const metering::EventOutcome outcome : merged.outcomes) {
+      reply.add_outcomes(outcome == metering::EventOutcome::kStored      ? ext::STORED
+                         : outcome == metering::EventOutcome::kDuplicate ? ext::DUPLICATE
+                                                                         : ext::CONFLICT);
+    }
+    self->ReplyMessage(request_id, reply.SerializeAsString());
+  });
 }
 
 void BinarySession::HandleExtRangeQuery(uint32_t request_id, std::span<const uint8_t> payload) {

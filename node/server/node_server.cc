@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/server/binary_session.h"
+#include "node/server/ingest_fanout.h"
 #include "node/server/json_events.h"
 
 namespace unimeter {
@@ -241,7 +242,7 @@ void NodeServer::HandleHttpIngest(const HttpRequest& request, HttpResponder resp
   if (!parsed.ok()) {
     return respond(Json(400, "{\"error\":\"invalid json\"}"));
   }
-  absl::btree_map<uint32_t, std::vector<metering::Event>> parts;
+  std::vector<metering::Event> events;
   for (const JsonEvent& json : parsed->events) {
     metering::Event event;
     event.account_id = json.account_id;
@@ -250,48 +251,24 @@ void NodeServer::HandleHttpIngest(const HttpRequest& request, HttpResponder resp
     if (!metering::ValidateEvent(event).ok()) {
       return respond(Json(400, "{\"error\":\"invalid json\"}"));
     }
-    parts[static_cast<uint32_t>(json.account_id % kPartitionCount)].push_back(std::move(event));
+    events.push_back(std::move(event));
   }
-  if (parts.empty()) {
-    return respond(Json(200, "{\"ok\":true,\"count\":0}"));
-  }
-  struct HttpCall {
-    size_t parts_left;
-    uint64_t stored = 0;
-    size_t failed = 0;
-    bool all_failures_clean = true;
-    HttpResponder respond;
-  };
-  auto call = std::make_shared<HttpCall>(HttpCall{parts.size(), 0, 0, true, std::move(respond)});
   const IngestMode mode = parsed->sync ? IngestMode::kSync : IngestMode::kAsync;
-  for (auto& [partition, events] : parts) {
-    engine_->Ingest(
-        partition, std::move(events), mode,
-        [this, call, mode,
-         parts_total = parts.size()](absl::StatusOr<metering::IngestResult> result) {
-          if (result.ok()) {
-            call->stored += result->n_stored;
-            (mode == IngestMode::kSync ? metrics_.ingested_sync : metrics_.ingested_async)
-                ->Increment(result->n_stored);
-          } else {
-            ++call->failed;
-            call->all_failures_clean =
-                call->all_failures_clean && (absl::IsUnavailable(result.status()) ||
-                                             absl::IsResourceExhausted(result.status()));
-          }
-          if (--call->parts_left > 0) {
-            return;
-          }
-          if (call->failed == parts_total && call->all_failures_clean) {
-            metrics_.backpressure->Increment();
-            call->respond(Json(503, "{\"error\":\"backpressure\"}"));
-          } else if (call->failed > 0) {
-            call->respond(Json(500, "{\"error\":\"ingest failed\"}"));
-          } else {
-            call->respond(Json(200, absl::StrCat("{\"ok\":true,\"count\":", call->stored, "}")));
-          }
-        });
-  }
+  IngestFanout(*engine_, std::move(events), mode,
+               [this, mode, respond = std::move(respond)](MergedIngest merged) mutable {
+                 switch (merged.outcome) {
+                   case MergedIngest::Outcome::kNothingAccepted:
+                     metrics_.backpressure->Increment();
+                     return respond(Json(503, "{\"error\":\"backpressure\"}"));
+                   case MergedIngest::Outcome::kUnknown:
+                     return respond(Json(500, "{\"error\":\"ingest failed\"}"));
+                   case MergedIngest::Outcome::kAcknowledged:
+                     (mode == IngestMode::kSync ? metrics_.ingested_sync : metrics_.ingested_async)
+                         ->Increment(merged.n_stored);
+                     return respond(
+                         Json(200, absl::StrCat("{\"ok\":true,\"count\":", merged.n_stored, "}")));
+                 }
+               });
 }
 
 protocol::PartitionMap NodeServer::BuildPartitionMap(const std::string& local_address,
