@@ -326,7 +326,7 @@ PartitionState::Bucket& PartitionState::FindOrCreateBucket(Series& series,
 }
 
 AggValue& PartitionState::FindOrCreateSlice(Bucket& bucket, uint64_t slice_id) {
-  auto& slices = bucket.slices;
+  auto& slices = bucket.slices.mutable_view();
   auto it = std::lower_bound(slices.begin(), slices.end(), slice_id,
                              [](const SliceAgg& s, uint64_t id) { return s.slice_id < id; });
   if (it != slices.end() && it->slice_id == slice_id) return it->value;

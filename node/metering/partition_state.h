@@ -184,6 +184,25 @@ class PartitionState {
     uint64_t slice_id = 0;
     AggValue value;
   };
+  // A bucket's dimension slices. Most metrics have no dimensions, so the list costs one
+  // pointer until its first slice (memory per aggregate key is a product target).
+  class SliceList {
+   public:
+    const std::vector<SliceAgg>& view() const { return items_ != nullptr ? *items_ : Empty(); }
+    std::vector<SliceAgg>& mutable_view() {
+      if (items_ == nullptr) items_ = std::make_unique<std::vector<SliceAgg>>();
+      return *items_;
+    }
+    size_t size() const { return items_ != nullptr ? items_->size() : 0; }
+    bool empty() const { return size() == 0; }
+
+   private:
+    static const std::vector<SliceAgg>& Empty() {
+      static const std::vector<SliceAgg> empty;
+      return empty;
+    }
+    std::unique_ptr<std::vector<SliceAgg>> items_;
+  };
   struct UniqueSets {
     absl::btree_set<uint64_t> total;
     absl::btree_map<uint64_t, absl::btree_set<uint64_t>> slices;
@@ -191,7 +210,7 @@ class PartitionState {
   struct Bucket {
     BucketRange range;
     AggValue total;
-    std::vector<SliceAgg> slices;  // Sorted by slice_id; present = an event contributed.
+    SliceList slices;  // Sorted by slice_id; present = an event contributed.
     std::unique_ptr<UniqueSets> unique;
   };
   struct Series {

@@ -52,10 +52,11 @@ std::vector<const PartitionState::Bucket*> PartitionState::OverlappingBuckets(co
 }
 
 bool PartitionState::MergeSlice(const Bucket& bucket, uint64_t slice_id, AggValue* merged) {
+  const std::vector<SliceAgg>& slices = bucket.slices.view();
   auto it =
-      std::lower_bound(bucket.slices.begin(), bucket.slices.end(), slice_id,
+      std::lower_bound(slices.begin(), slices.end(), slice_id,
                        [](const SliceAgg& slice, uint64_t id) { return slice.slice_id < id; });
-  if (it == bucket.slices.end() || it->slice_id != slice_id) return false;
+  if (it == slices.end() || it->slice_id != slice_id) return false;
   merged->MergeFrom(it->value);
   return true;
 }

@@ -95,7 +95,7 @@ void PartitionState::EncodeState(Writer& writer) const {
       writer.I64(bucket.range.end_ns);
       EncodeAgg(bucket.total, writer);
       writer.U32(static_cast<uint32_t>(bucket.slices.size()));
-      for (const SliceAgg& slice : bucket.slices) {
+      for (const SliceAgg& slice : bucket.slices.view()) {
         writer.U64(slice.slice_id);
         EncodeAgg(slice.value, writer);
       }
@@ -205,10 +205,10 @@ absl::Status PartitionState::DecodeState(ByteReader& reader) {
       for (uint32_t i = 0; i < slice_count; ++i) {
         SliceAgg slice;
         if (!reader.U64(&slice.slice_id) || !DecodeAgg(reader, &slice.value) ||
-            (!bucket.slices.empty() && slice.slice_id <= bucket.slices.back().slice_id)) {
+            (!bucket.slices.empty() && slice.slice_id <= bucket.slices.view().back().slice_id)) {
           return absl::DataLossError("bad slice in snapshot");
         }
-        bucket.slices.push_back(slice);
+        bucket.slices.mutable_view().push_back(slice);
         ++aggregate_key_count_;
       }
       bool has_unique = false;
