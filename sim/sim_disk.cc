@@ -43,7 +43,40 @@ SimDiskFile::SimDiskFile(Simulator& simulator, EventOwner owner, SimDisk& disk, 
       visible_(disk.durable_files()[name_]),
       alive_(std::make_shared<bool>(true)) {}
 
-SimDiskFile::~SimDiskFile() { *alive_ = false; }
+SimDiskFile::~SimDiskFile() {
+  *alive_ = false;
+  SettleUnsyncedOnCrash();
+}
+
+void SimDiskFile::SettleUnsyncedOnCrash() {
+  std::vector<Operation> pending;
+  for (std::vector<Operation>& group : syncing_) {
+    pending.insert(pending.end(), group.begin(), group.end());
+  }
+  pending.insert(pending.end(), unsynced_.begin(), unsynced_.end());
+  const DiskOptions& options = disk_.options();
+  if (pending.empty() || !disk_.prng().Chance(options.crash_keeps_unsynced_ppm, 1'000'000)) {
+    return;  // Everything unsynced is lost.
+  }
+  std::string& durable = disk_.durable_files()[name_];
+  const uint64_t size_before = durable.size();
+  const size_t kept = disk_.prng().UniformBelow(pending.size() + 1);
+  for (size_t i = 0; i < kept; ++i) {
+    Apply(pending[i], durable);
+  }
+  if (kept < pending.size() && !pending[kept].is_truncate &&
+      disk_.prng().Chance(options.crash_torn_ppm, 1'000'000)) {
+    Operation torn = pending[kept];
+    torn.bytes.resize(disk_.prng().UniformBelow(torn.bytes.size() + 1));
+    const size_t garbage = disk_.prng().UniformBelow(513);
+    for (size_t i = 0; i < garbage; ++i) {
+      torn.bytes.push_back(static_cast<char>(disk_.prng().UniformBelow(256)));
+    }
+    Apply(torn, durable);
+    disk_.CountTornWrite();
+  }
+  disk_.AddUsedBytes(static_cast<int64_t>(durable.size()) - static_cast<int64_t>(size_before));
+}
 
 absl::StatusOr<size_t> SimDiskFile::Read(uint64_t offset, absl::Span<uint8_t> out) {
   if (offset >= visible_.size()) {
@@ -82,6 +115,7 @@ void SimDiskFile::Truncate(uint64_t size_bytes) {
 void SimDiskFile::Sync(SyncDone done) {
   std::vector<Operation> operations;
   operations.swap(unsynced_);
+  syncing_.push_back(operations);  // Until completion: a crash settles them per the model.
   const int64_t completion_ns =
       std::max(simulator_.now_ns() + disk_.DrawSyncLatencyNs(), last_sync_completion_ns_);
   last_sync_completion_ns_ = completion_ns;
@@ -97,6 +131,8 @@ void SimDiskFile::Sync(SyncDone done) {
         if (!*alive) {
           return;  // The handle was closed: nothing more becomes durable.
         }
+        UM_CHECK(!syncing_.empty());
+        syncing_.pop_front();
         CompleteSync(std::move(operations), std::move(done));
       });
 }

@@ -13,6 +13,7 @@
 #define UNIMETER_SIM_SIM_DISK_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,13 @@ struct DiskOptions {
   int64_t sync_latency_min_ns = 20'000;
   int64_t sync_latency_mean_ns = 200'000;
   uint64_t capacity_bytes = uint64_t{1} << 40;
+  // What a crash does to writes whose sync has not completed (F10/F11). With probability
+  // crash_keeps_unsynced_ppm, a prefix of them (in write order) reaches the disk anyway and
+  // the first write past the prefix is torn with probability crash_torn_ppm (a random
+  // prefix of its bytes lands, followed by up to 512 bytes of garbage). Otherwise all are
+  // lost. The model keeps write order (as an ordered-data file system does).
+  uint32_t crash_keeps_unsynced_ppm = 0;
+  uint32_t crash_torn_ppm = 0;
 };
 
 struct DiskStats {
@@ -52,6 +60,8 @@ class SimDisk {
   MemoryStateMedium& state_medium() { return state_medium_; }
   DiskOptions& options() { return options_; }
   DiskStats& stats() { return stats_; }
+  uint64_t torn_writes() const { return torn_writes_; }
+  void CountTornWrite() { ++torn_writes_; }
   Prng& prng() { return prng_; }
   // Bytes held by durable files; maintained incrementally.
   uint64_t used_bytes() const { return used_bytes_; }
@@ -66,6 +76,7 @@ class SimDisk {
   DiskStats stats_;
   absl::btree_map<std::string, std::string> durable_files_;
   uint64_t used_bytes_ = 0;
+  uint64_t torn_writes_ = 0;
   MemoryStateMedium state_medium_;
 };
 
@@ -89,15 +100,18 @@ class SimDiskFile final : public DiskFile {
   };
   static void Apply(const Operation& operation, std::string& file);
   void CompleteSync(std::vector<Operation> operations, SyncDone done);
+  // A crash: settles every write not yet durable per the disk's crash model.
+  void SettleUnsyncedOnCrash();
 
   Simulator& simulator_;
   const EventOwner owner_;
   SimDisk& disk_;
   const std::string name_;
   absl::AnyInvocable<void(absl::AnyInvocable<void()>)> run_callback_;
-  std::string visible_;                  // Durable bytes plus every queued operation.
-  std::vector<Operation> unsynced_;      // Queued since the last Sync call.
-  int64_t last_sync_completion_ns_ = 0;  // Syncs complete in order.
+  std::string visible_;                         // Durable bytes plus every queued operation.
+  std::vector<Operation> unsynced_;             // Queued since the last Sync call.
+  std::deque<std::vector<Operation>> syncing_;  // Handed to syncs not yet completed.
+  int64_t last_sync_completion_ns_ = 0;         // Syncs complete in order.
   std::shared_ptr<bool> alive_;
 };
 

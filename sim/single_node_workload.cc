@@ -21,6 +21,7 @@ constexpr int64_t kT0 = 1'767'225'600 * kSecond;  // Client timestamps: kT0 + ev
 constexpr int64_t kRequestTimeoutNs = 5 * kSecond;
 constexpr uint64_t kTagWorkload = 0x3000;
 constexpr uint64_t kTagFaults = 0x3100;
+constexpr uint64_t kTagKnobs = 0x3200;
 
 // Ground truth of what clients sent and what the server acknowledged, per account.
 struct Ledger {
@@ -228,6 +229,13 @@ std::string CheckBounds(SimCluster& cluster, const Ledger& ledger, const char* w
 SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions& options) {
   ClusterOptions cluster_options;
   cluster_options.node_count = 1;
+  // Swarm: half of the seeds let crashes keep a prefix of the unsynced writes, the last one
+  // possibly torn (F10/F11), which exercises the WAL's torn-tail recovery.
+  Prng knobs(SubSeed(seed, kTagKnobs));
+  if (knobs.Chance(1, 2)) {
+    cluster_options.disk.crash_keeps_unsynced_ppm = 700'000;
+    cluster_options.disk.crash_torn_ppm = 500'000;
+  }
   if (options.verbose) {
     cluster_options.log_sink = [](int64_t time_ns, NodeId node, uint64_t incarnation,
                                   std::string_view line) {
@@ -303,6 +311,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     result.events_acknowledged += ledger.acked[account];
   }
   result.crashes = cluster.crashes();
+  result.torn_writes = cluster.disk(0).torn_writes();
   result.requests = ledger.requests;
   result.simulated_ns = simulator.now_ns();
   result.digest = simulator.digest();

@@ -33,6 +33,7 @@ struct SingleNodeRunResult {
   uint64_t digest = 0;
   uint64_t events_acknowledged = 0;
   uint64_t crashes = 0;
+  uint64_t torn_writes = 0;  // Crashes that left a torn write behind (F11).
   uint64_t requests = 0;
   int64_t simulated_ns = 0;
 };

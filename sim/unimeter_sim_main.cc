@@ -72,11 +72,13 @@ int main(int argc, char** argv) {
         failure = "determinism: the same seed gave two different trace digests";
       }
     }
-    std::printf("seed=%llu digest=%016llx crashes=%llu requests=%llu acked_events=%llu %s\n",
-                static_cast<unsigned long long>(s), static_cast<unsigned long long>(result.digest),
-                static_cast<unsigned long long>(result.crashes),
-                static_cast<unsigned long long>(result.requests),
-                static_cast<unsigned long long>(result.events_acknowledged), ok ? "ok" : "FAILED");
+    std::printf(
+        "seed=%llu digest=%016llx crashes=%llu torn=%llu requests=%llu acked_events=%llu %s\n",
+        static_cast<unsigned long long>(s), static_cast<unsigned long long>(result.digest),
+        static_cast<unsigned long long>(result.crashes),
+        static_cast<unsigned long long>(result.torn_writes),
+        static_cast<unsigned long long>(result.requests),
+        static_cast<unsigned long long>(result.events_acknowledged), ok ? "ok" : "FAILED");
     if (!ok) {
       ++failures;
       std::printf(
