@@ -45,6 +45,7 @@ SimDiskFile::SimDiskFile(Simulator& simulator, EventOwner owner, SimDisk& disk, 
 
 SimDiskFile::~SimDiskFile() {
   *alive_ = false;
+  disk_.AddSyncsInFlight(-static_cast<int64_t>(syncing_.size()));
   SettleUnsyncedOnCrash();
 }
 
@@ -116,6 +117,7 @@ void SimDiskFile::Sync(SyncDone done) {
   std::vector<Operation> operations;
   operations.swap(unsynced_);
   syncing_.push_back(operations);  // Until completion: a crash settles them per the model.
+  disk_.AddSyncsInFlight(1);
   const int64_t completion_ns =
       std::max(simulator_.now_ns() + disk_.DrawSyncLatencyNs(), last_sync_completion_ns_);
   last_sync_completion_ns_ = completion_ns;
@@ -133,6 +135,7 @@ void SimDiskFile::Sync(SyncDone done) {
         }
         UM_CHECK(!syncing_.empty());
         syncing_.pop_front();
+        disk_.AddSyncsInFlight(-1);
         CompleteSync(std::move(operations), std::move(done));
       });
 }

@@ -61,6 +61,10 @@ class SimDisk {
   DiskOptions& options() { return options_; }
   DiskStats& stats() { return stats_; }
   uint64_t torn_writes() const { return torn_writes_; }
+  // Syncs issued and not yet completed, over every handle (fault schedules aim crashes
+  // inside these windows).
+  uint64_t syncs_in_flight() const { return syncs_in_flight_; }
+  void AddSyncsInFlight(int64_t delta) { syncs_in_flight_ += delta; }
   void CountTornWrite() { ++torn_writes_; }
   Prng& prng() { return prng_; }
   // Bytes held by durable files; maintained incrementally.
@@ -77,6 +81,7 @@ class SimDisk {
   absl::btree_map<std::string, std::string> durable_files_;
   uint64_t used_bytes_ = 0;
   uint64_t torn_writes_ = 0;
+  uint64_t syncs_in_flight_ = 0;
   MemoryStateMedium state_medium_;
 };
 

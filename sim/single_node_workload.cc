@@ -269,6 +269,15 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     simulator.RunUntil(simulator.now_ns() + static_cast<int64_t>(faults.UniformRange(
                                                 100 * kMillisecond, 1'000 * kMillisecond)));
     if (cluster.is_up(0) && faults.Chance(1, 6)) {
+      // Half the crashes are aimed: run on, event by event, until a sync is in flight, so
+      // the crash lands between writes and their fsync (F10/F11).
+      if (faults.Chance(1, 2)) {
+        for (int step = 0; step < 100'000 && cluster.disk(0).syncs_in_flight() == 0; ++step) {
+          if (!simulator.Step()) {
+            break;
+          }
+        }
+      }
       cluster.Crash(0);
     } else if (!cluster.is_up(0)) {
       UM_CHECK_OK(cluster.Restart(0));
