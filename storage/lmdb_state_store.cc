@@ -343,7 +343,9 @@ void LmdbStateStore::Commit(WriteBatch batch, CommitDone done) {
   CheckKeySizes(batch);
   UM_CHECK(!scanning_);  // The overlay's iterators would be invalidated.
   const uint64_t sequence = ++sequence_last_;
-  overlay_.Apply(batch, sequence);
+  if (!batch.write_behind()) {
+    overlay_.Apply(batch, sequence);
+  }
   queued_.push_back(PendingCommit{sequence, std::move(batch), std::move(done)});
   if (!job_in_flight_) {
     SubmitJob();
@@ -385,7 +387,9 @@ void LmdbStateStore::FinishJob(IoJob& job) {
   }
   if (job.status.ok()) {
     for (size_t i = 0; i < job.batches.size(); ++i) {
-      overlay_.Retire(job.batches[i], in_flight_[i].sequence);
+      if (!job.batches[i].write_behind()) {
+        overlay_.Retire(job.batches[i], in_flight_[i].sequence);
+      }
     }
   }
   std::deque<PendingCommit> completed = std::move(in_flight_);

@@ -144,7 +144,9 @@ void MemoryStateStore::Commit(WriteBatch batch, CommitDone done) {
   UM_CHECK(!scanning_);  // The overlay's iterators would be invalidated.
   UM_CHECK(!in_commit_);
   const uint64_t sequence = ++sequence_last_;
-  overlay_.Apply(batch, sequence);
+  if (!batch.write_behind()) {
+    overlay_.Apply(batch, sequence);
+  }
   pending_.push_back(PendingCommit{sequence, std::move(batch), std::move(done)});
   in_commit_ = true;
   schedule_completion_([self = std::weak_ptr<MemoryStateStore*>(self_)] {
@@ -164,7 +166,7 @@ void MemoryStateStore::CompleteOldest() {
   if (failure_.ok()) {
     failure_ = medium_.WriteDurably(commit.batch);
   }
-  if (failure_.ok()) {
+  if (failure_.ok() && !commit.batch.write_behind()) {
     overlay_.Retire(commit.batch, commit.sequence);
   }
   // Last: `done` may commit again or destroy this store.

@@ -106,6 +106,22 @@ TEST(MemoryStateStore, VisibleAtOnceDurableOnlyAfterCompletion) {
   EXPECT_EQ(GetOk(reopened, "c"), std::nullopt);
 }
 
+TEST(MemoryStateStore, WriteBehindBatchesAreInvisibleUntilDurable) {
+  MemoryStateMedium medium;
+  CompletionQueue queue;
+  DoneLog log;
+  MemoryStateStore store(medium, queue.Scheduler());
+  WriteBatch bulk = Puts({{"e1", "x"}, {"e2", "y"}});
+  bulk.set_write_behind(true);
+  store.Commit(std::move(bulk), log.Done(1));
+  store.Commit(Puts({{"m", "1"}}), log.Done(2));
+  EXPECT_EQ(GetOk(store, "e1"), std::nullopt);  // Not readable before it is durable.
+  EXPECT_EQ(ScanAll(store), (Contents{{"m", "1"}}));
+  queue.RunAll();
+  EXPECT_EQ(log.entries.size(), 2u);
+  EXPECT_EQ(ScanAll(store), (Contents{{"e1", "x"}, {"e2", "y"}, {"m", "1"}}));
+}
+
 TEST(MemoryStateStore, CompletionsRunOldestFirstWhateverOrder) {
   MemoryStateMedium medium;
   CompletionQueue queue;

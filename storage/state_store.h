@@ -44,8 +44,16 @@ class WriteBatch {
   bool empty() const { return operations_.empty(); }
   size_t size() const { return operations_.size(); }
 
+  // A write-behind batch is not visible to Get/Scan until its Commit completed: the store
+  // skips indexing it for reads, which costs much for bulk data. For callers that keep the
+  // data readable themselves until it is durable (checkpoints). Reads may see it as soon
+  // as it is durable, shortly before `done` runs.
+  void set_write_behind(bool write_behind) { write_behind_ = write_behind; }
+  bool write_behind() const { return write_behind_; }
+
  private:
   std::vector<Operation> operations_;
+  bool write_behind_ = false;
 };
 
 class StateStore {
@@ -66,7 +74,8 @@ class StateStore {
   // as of every Commit call so far. Stops at the first checksum error (DataLoss).
   virtual absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) = 0;
 
-  // Applies `batch` atomically: visible to Get/Scan at once, durable when `done` runs
+  // Applies `batch` atomically: visible to Get/Scan at once (unless write-behind: then once
+  // durable), durable when `done` runs
   // with OK. Completions run in commit order. Any error (ResourceExhausted for a full
   // disk or map, Internal for an IO error) leaves the visible state ahead of the durable
   // state: the caller must crash the node, and recovery reopens the store at its last

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/btree_map.h"
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/endian.h"
@@ -446,14 +447,32 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
   if (!decode_status.ok()) {
     return decode_status;
   }
-  for (const auto& batch : partitions_[partition].unsaved_batches) {
-    for (size_t i = 0; i < batch->events.size() && events.size() < limit; ++i) {
-      const metering::BatchEvent& event = batch->events[i];
-      if (event.account_id == account_id && batch->first_offset + i >= first_offset &&
-          event.timestamp_ns >= since_ns && event.timestamp_ns <= until_ns) {
-        events.push_back(ToStoredEvent(*batch, i));
+  // Events not yet durable in the store: in the running checkpoint, then applied since.
+  // The store may already show some of the checkpoint's (durable before its completion
+  // ran), so merge by offset.
+  absl::btree_map<uint64_t, StoredEvent> merged;
+  for (StoredEvent& event : events) {
+    const uint64_t offset = event.offset;
+    merged.emplace(offset, std::move(event));
+  }
+  const PartitionLog& log = partitions_[partition];
+  for (const auto* list : {&log.checkpointing_batches, &log.unsaved_batches}) {
+    for (const auto& batch : *list) {
+      for (size_t i = 0; i < batch->events.size(); ++i) {
+        const metering::BatchEvent& event = batch->events[i];
+        if (event.account_id == account_id && batch->first_offset + i >= first_offset &&
+            event.timestamp_ns >= since_ns && event.timestamp_ns <= until_ns) {
+          merged.emplace(batch->first_offset + i, ToStoredEvent(*batch, i));
+        }
       }
     }
+  }
+  events.clear();
+  for (auto& [offset, event] : merged) {
+    if (events.size() >= limit) {
+      break;
+    }
+    events.push_back(std::move(event));
   }
   return events;
 }
@@ -538,6 +557,8 @@ void NodeStore::FillPartitionBatch(uint32_t partition, WriteBatch& batch) {
                 EncodeStoredEvent(ToStoredEvent(*applied, i)));
     }
   }
+  log.checkpointing_batches.insert(log.checkpointing_batches.end(), log.unsaved_batches.begin(),
+                                   log.unsaved_batches.end());
   log.unsaved_batches.clear();
   if (log.state->applied_index() != log.checkpoint_index) {
     batch.Put(PartitionKey(partition, 's'), ToString(log.state->EncodeSnapshot()));
@@ -574,8 +595,11 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
     // independent), and the loop keeps serving between partitions.
     const uint32_t partition = job->next_partition++;
     WriteBatch batch;
+    batch.set_write_behind(true);  // Readable from memory until durable (ListEvents).
     FillPartitionBatch(partition, batch);
-    if (!batch.empty()) {
+    if (batch.empty()) {
+      partitions_[partition].checkpointing_batches.clear();  // Nothing of them is stored.
+    } else {
       for (const WriteBatch::Operation& operation : batch.operations()) {
         stats_.checkpoint_bytes += operation.key.size() + operation.value.size();
       }
@@ -583,6 +607,7 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
       store_.Commit(std::move(batch), [this, job, partition, applied](absl::Status status) {
         if (status.ok()) {
           partitions_[partition].checkpoint_index = applied;
+          partitions_[partition].checkpointing_batches.clear();
         } else if (job->status.ok()) {
           job->status = status;
         }
@@ -592,6 +617,7 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
     return;
   }
   WriteBatch batch;
+  batch.set_write_behind(true);  // Alert records stay in alerts_ until durable.
   for (const AlertRecord& record : alerts_) {
     batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
   }

@@ -175,6 +175,9 @@ class NodeStore {
     // Applied batches whose events are not yet in a checkpoint (shared with the log
     // entries: no per-event copy on the apply path).
     std::vector<std::shared_ptr<const metering::EventBatch>> unsaved_batches;
+    // Batches written by the running checkpoint (write-behind: not readable from the store
+    // until durable), kept readable here until their commit completes.
+    std::vector<std::shared_ptr<const metering::EventBatch>> checkpointing_batches;
     std::vector<int64_t> retention_cutoffs_ns;  // Applied, not yet swept from the store.
   };
 
