@@ -68,28 +68,8 @@ void PendingDedup::AddBatch(uint64_t first_offset, uint64_t end_offset, int64_t 
   batches_.push_back(std::move(batch));
 }
 
-void PendingDedup::RetireApplied(uint64_t applied_next_offset) {
-  while (!batches_.empty() && batches_.front().end_offset <= applied_next_offset) {
-    const Batch& batch = batches_.front();
-    for (const OwnerContentKey& key : batch.content_keys) {
-      const PendingContent* pending = content_.Find(key);
-      if (pending != nullptr && pending->batch_first_offset == batch.first_offset) {
-        content_.Erase(key);
-      }
-    }
-    for (const IdempotencyKey& key : batch.idempotency_keys) {
-      const PendingIdempotency* pending = idempotency_.Find(key);
-      if (pending != nullptr && pending->batch_first_offset == batch.first_offset) {
-        idempotency_.Erase(key);
-      }
-    }
-    batches_.pop_front();
-  }
-}
-
-void PendingDedup::DropNewestBatch() {
-  UM_CHECK(!batches_.empty());
-  const Batch& batch = batches_.back();
+void PendingDedup::ForgetKeysOf(const Batch& batch) {
+  // A key taken over by a newer batch belongs to that batch and stays.
   for (const OwnerContentKey& key : batch.content_keys) {
     const PendingContent* pending = content_.Find(key);
     if (pending != nullptr && pending->batch_first_offset == batch.first_offset) {
@@ -102,6 +82,18 @@ void PendingDedup::DropNewestBatch() {
       idempotency_.Erase(key);
     }
   }
+}
+
+void PendingDedup::RetireApplied(uint64_t applied_next_offset) {
+  while (!batches_.empty() && batches_.front().end_offset <= applied_next_offset) {
+    ForgetKeysOf(batches_.front());
+    batches_.pop_front();
+  }
+}
+
+void PendingDedup::DropNewestBatch() {
+  UM_CHECK(!batches_.empty());
+  ForgetKeysOf(batches_.back());
   batches_.pop_back();
 }
 

@@ -218,6 +218,9 @@ class PendingDedup {
     std::vector<OwnerContentKey> content_keys;
     std::vector<IdempotencyKey> idempotency_keys;
   };
+  // Erases the keys `batch` still owns.
+  void ForgetKeysOf(const Batch& batch);
+
   std::deque<Batch> batches_;
   LookupMap<OwnerContentKey, PendingContent> content_;
   LookupMap<IdempotencyKey, PendingIdempotency> idempotency_;

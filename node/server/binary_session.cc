@@ -294,6 +294,27 @@ void BinarySession::HandleMetricList(uint32_t request_id) {
   Reply(std::move(frame));
 }
 
+void BinarySession::AnswerFromState(uint32_t request_id, uint64_t account_id, bool extension,
+                                    StateAnswer answer) {
+  const uint32_t partition = static_cast<uint32_t>(account_id % kPartitionCount);
+  std::weak_ptr<BinarySession> weak = weak_from_this();
+  ++in_flight_;
+  server_.engine_->Read(partition,
+                        [weak, request_id, extension, answer = std::move(answer)](
+                            absl::StatusOr<const metering::PartitionState*> state) mutable {
+                          auto self = weak.lock();
+                          if (self == nullptr) {
+                            return;  // The connection is gone.
+                          }
+                          --self->in_flight_;
+                          if (!state.ok()) {
+                            return extension ? self->ReplyExtError(request_id, state.status())
+                                             : self->ReplyStatus(request_id, state.status());
+                          }
+                          answer(*self, **state);
+                        });
+}
+
 void BinarySession::HandleUsageQuery(uint32_t request_id, std::span<const uint8_t> payload) {
   absl::StatusOr<protocol::UsageQueryRequest> request = protocol::DecodeUsageQuery(payload);
   if (!request.ok()) {
@@ -304,31 +325,20 @@ void BinarySession::HandleUsageQuery(uint32_t request_id, std::span<const uint8_
     filters.push_back(metering::Filter{std::string(request->filters[i].key),
                                        std::string(request->filters[i].value)});
   }
-  const std::string code(request->metric_code);
-  const uint32_t partition = static_cast<uint32_t>(request->account_id % kPartitionCount);
-  std::weak_ptr<BinarySession> weak = weak_from_this();
-  ++in_flight_;
-  server_.engine_->Read(partition, [weak, request_id, account = request->account_id, code,
-                                    start = request->period_start_ns, end = request->period_end_ns,
-                                    filters = std::move(filters)](
-                                       absl::StatusOr<const metering::PartitionState*> state) {
-    auto self = weak.lock();
-    if (self == nullptr) {
-      return;
-    }
-    --self->in_flight_;
-    if (!state.ok()) {
-      return self->ReplyStatus(request_id, state.status());
-    }
-    absl::StatusOr<metering::AggValue> value =
-        (*state)->QueryUsage(account, code, start, end, filters);
-    if (!value.ok()) {
-      return self->ReplyError(request_id);
-    }
-    std::string frame;
-    protocol::AppendAggValueReply(request_id, AggValueToWire(*value), &frame);
-    self->Reply(std::move(frame));
-  });
+  AnswerFromState(
+      request_id, request->account_id, false,
+      [request_id, account = request->account_id, code = std::string(request->metric_code),
+       start = request->period_start_ns, end = request->period_end_ns,
+       filters = std::move(filters)](BinarySession& self, const metering::PartitionState& state) {
+        absl::StatusOr<metering::AggValue> value =
+            state.QueryUsage(account, code, start, end, filters);
+        if (!value.ok()) {
+          return self.ReplyError(request_id);
+        }
+        std::string frame;
+        protocol::AppendAggValueReply(request_id, AggValueToWire(*value), &frame);
+        self.Reply(std::move(frame));
+      });
 }
 
 void BinarySession::HandleUsageRealtime(uint32_t request_id, std::span<const uint8_t> payload) {
@@ -336,26 +346,16 @@ void BinarySession::HandleUsageRealtime(uint32_t request_id, std::span<const uin
   if (!request.ok()) {
     return ReplyError(request_id);
   }
-  const uint32_t partition = static_cast<uint32_t>(request->account_id % kPartitionCount);
-  std::weak_ptr<BinarySession> weak = weak_from_this();
-  ++in_flight_;
-  server_.engine_->Read(partition, [weak, request_id, account = request->account_id,
-                                    code = std::string(request->metric_code)](
-                                       absl::StatusOr<const metering::PartitionState*> state) {
-    auto self = weak.lock();
-    if (self == nullptr) {
-      return;
-    }
-    --self->in_flight_;
-    if (!state.ok()) {
-      return self->ReplyStatus(request_id, state.status());
-    }
-    const metering::AggValue value =
-        (*state)->QueryRealtime(account, code, self->server_.env_.WallNowNs());
-    std::string frame;
-    protocol::AppendAggValueReply(request_id, AggValueToWire(value), &frame);
-    self->Reply(std::move(frame));
-  });
+  AnswerFromState(
+      request_id, request->account_id, false,
+      [request_id, account = request->account_id, code = std::string(request->metric_code)](
+          BinarySession& self, const metering::PartitionState& state) {
+        const metering::AggValue value =
+            state.QueryRealtime(account, code, self.server_.env_.WallNowNs());
+        std::string frame;
+        protocol::AppendAggValueReply(request_id, AggValueToWire(value), &frame);
+        self.Reply(std::move(frame));
+      });
 }
 
 void BinarySession::HandleBreakdown(uint32_t request_id, std::span<const uint8_t> payload) {
@@ -367,26 +367,15 @@ void BinarySession::HandleBreakdown(uint32_t request_id, std::span<const uint8_t
   for (size_t i = 0; i < request->group_by_count; ++i) {
     keys.emplace_back(request->group_by_keys[i]);
   }
-  const uint32_t partition = static_cast<uint32_t>(request->account_id % kPartitionCount);
-  std::weak_ptr<BinarySession> weak = weak_from_this();
-  ++in_flight_;
-  server_.engine_->Read(
-      partition,
-      [weak, request_id, account = request->account_id, code = std::string(request->metric_code),
+  AnswerFromState(
+      request_id, request->account_id, false,
+      [request_id, account = request->account_id, code = std::string(request->metric_code),
        start = request->period_start_ns, end = request->period_end_ns,
-       keys = std::move(keys)](absl::StatusOr<const metering::PartitionState*> state) {
-        auto self = weak.lock();
-        if (self == nullptr) {
-          return;
-        }
-        --self->in_flight_;
-        if (!state.ok()) {
-          return self->ReplyStatus(request_id, state.status());
-        }
+       keys = std::move(keys)](BinarySession& self, const metering::PartitionState& state) {
         absl::StatusOr<std::vector<metering::BreakdownCell>> cells =
-            (*state)->QueryBreakdown(account, code, start, end, keys);
+            state.QueryBreakdown(account, code, start, end, keys);
         if (!cells.ok()) {
-          return self->ReplyError(request_id);
+          return self.ReplyError(request_id);
         }
         std::vector<protocol::BreakdownEntry> entries(cells->size());
         for (size_t c = 0; c < cells->size(); ++c) {
@@ -400,9 +389,9 @@ void BinarySession::HandleBreakdown(uint32_t request_id, std::span<const uint8_t
         }
         std::string frame;
         if (!protocol::AppendBreakdownReply(request_id, entries, &frame).ok()) {
-          return self->ReplyError(request_id);
+          return self.ReplyError(request_id);
         }
-        self->Reply(std::move(frame));
+        self.Reply(std::move(frame));
       });
 }
 

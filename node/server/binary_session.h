@@ -16,6 +16,8 @@
 #include <string>
 
 #include "node/env/env.h"
+#include "node/metering/partition_state.h"
+#include "protocol/extensions.pb.h"
 #include "protocol/frame_reader.h"
 #include "protocol/wire.h"
 
@@ -47,6 +49,13 @@ class BinarySession : public std::enable_shared_from_this<BinarySession> {
   void ReplyError(uint32_t request_id);
   void ReplyStatus(uint32_t request_id, const absl::Status& status);
 
+  // Runs `answer` on the state of `account_id`'s partition once the engine may answer for
+  // it, counting the request in flight meanwhile; replies BACKPRESSURE (or, for an
+  // extension, its error) if no owner can answer; does nothing if the session is gone.
+  using StateAnswer =
+      absl::AnyInvocable<void(BinarySession& self, const metering::PartitionState& state)>;
+  void AnswerFromState(uint32_t request_id, uint64_t account_id, bool extension,
+                       StateAnswer answer);
   void HandleIngest(const protocol::RequestHeader& header, std::span<const uint8_t> payload);
   void HandleMetricPut(uint32_t request_id, std::span<const uint8_t> payload);
   void HandleMetricDelete(uint32_t request_id, std::span<const uint8_t> payload);
@@ -65,6 +74,9 @@ class BinarySession : public std::enable_shared_from_this<BinarySession> {
   void HandleExtEventsPage(uint32_t request_id, std::span<const uint8_t> payload);
   void HandleExtServerInfo(uint32_t request_id);
   void ReplyExtError(uint32_t request_id, const absl::Status& status);
+  void AnswerRangeQuery(uint32_t request_id, const ext::RangeQueryRequest& request,
+                        const std::vector<metering::Filter>& filters,
+                        const metering::PartitionState& state);
   void ReplyMessage(uint32_t request_id, const std::string& serialized);
 
   NodeServer& server_;

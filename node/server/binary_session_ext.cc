@@ -129,50 +129,45 @@ void BinarySession::HandleExtRangeQuery(uint32_t request_id, std::span<const uin
   for (const ext::Filter& filter : request.filters()) {
     filters.push_back(metering::Filter{filter.key(), filter.value()});
   }
-  const uint32_t partition = static_cast<uint32_t>(request.account_id() % kPartitionCount);
-  std::weak_ptr<BinarySession> weak = weak_from_this();
-  ++in_flight_;
-  server_.engine_->Read(
-      partition, [weak, request_id, request = std::move(request), filters = std::move(filters)](
-                     absl::StatusOr<const metering::PartitionState*> state) {
-        auto self = weak.lock();
-        if (self == nullptr) {
-          return;
-        }
-        --self->in_flight_;
-        if (!state.ok()) {
-          return self->ReplyExtError(request_id, state.status());
-        }
-        ext::RangeQueryReply reply;
-        const metering::SchemaRef schema = (*state)->FindSchema(request.metric_code());
-        if (schema == nullptr || request.end_ns() <= request.start_ns()) {
-          return self->ReplyMessage(request_id, reply.SerializeAsString());  // Zeros.
-        }
-        absl::StatusOr<std::vector<StoredEvent>> events =
-            self->server_.engine_->ListEvents(request.account_id(), request.start_ns(),
-                                              request.end_ns() - 1, kRangeQueryEventsMax + 1, 0);
-        if (!events.ok()) {
-          return self->ReplyExtError(request_id, absl::InternalError(events.status().message()));
-        }
-        if (events->size() > kRangeQueryEventsMax) {
-          return self->ReplyExtError(
-              request_id, absl::InvalidArgumentError("range holds more than 1,000,000 events; "
-                                                     "narrow it or use USAGE_QUERY"));
-        }
-        absl::StatusOr<metering::AggValue> value =
-            ComputeRangeAggregate(*schema, *events, request.start_ns(), request.end_ns(), filters);
-        if (!value.ok()) {
-          return self->ReplyExtError(request_id, value.status());
-        }
-        reply.set_sum_lo(static_cast<uint64_t>(value->sum));
-        reply.set_sum_hi(static_cast<uint64_t>(value->sum >> 64));
-        reply.set_count(value->count);
-        reply.set_max(value->max);
-        reply.set_last_value(value->last_value);
-        reply.set_last_timestamp_ns(value->last_timestamp_ns);
-        reply.set_events_scanned(events->size());
-        self->ReplyMessage(request_id, reply.SerializeAsString());
-      });
+  const uint64_t account_id = request.account_id();
+  AnswerFromState(request_id, account_id, true,
+                  [request_id, request = std::move(request), filters = std::move(filters)](
+                      BinarySession& self, const metering::PartitionState& state) {
+                    self.AnswerRangeQuery(request_id, request, filters, state);
+                  });
+}
+
+void BinarySession::AnswerRangeQuery(uint32_t request_id, const ext::RangeQueryRequest& request,
+                                     const std::vector<metering::Filter>& filters,
+                                     const metering::PartitionState& state) {
+  ext::RangeQueryReply reply;
+  const metering::SchemaRef schema = state.FindSchema(request.metric_code());
+  if (schema == nullptr || request.end_ns() <= request.start_ns()) {
+    return ReplyMessage(request_id, reply.SerializeAsString());  // Zeros.
+  }
+  absl::StatusOr<std::vector<StoredEvent>> events = server_.engine_->ListEvents(
+      request.account_id(), request.start_ns(), request.end_ns() - 1, kRangeQueryEventsMax + 1, 0);
+  if (!events.ok()) {
+    return ReplyExtError(request_id, absl::InternalError(events.status().message()));
+  }
+  if (events->size() > kRangeQueryEventsMax) {
+    return ReplyExtError(request_id,
+                         absl::InvalidArgumentError("range holds more than 1,000,000 events; "
+                                                    "narrow it or use USAGE_QUERY"));
+  }
+  absl::StatusOr<metering::AggValue> value =
+      ComputeRangeAggregate(*schema, *events, request.start_ns(), request.end_ns(), filters);
+  if (!value.ok()) {
+    return ReplyExtError(request_id, value.status());
+  }
+  reply.set_sum_lo(static_cast<uint64_t>(value->sum));
+  reply.set_sum_hi(static_cast<uint64_t>(value->sum >> 64));
+  reply.set_count(value->count);
+  reply.set_max(value->max);
+  reply.set_last_value(value->last_value);
+  reply.set_last_timestamp_ns(value->last_timestamp_ns);
+  reply.set_events_scanned(events->size());
+  ReplyMessage(request_id, reply.SerializeAsString());
 }
 
 void BinarySession::HandleExtEventsPage(uint32_t request_id, std::span<const uint8_t> payload) {
