@@ -292,7 +292,19 @@ absl::StatusOr<std::unique_ptr<PosixListener>> PosixListener::Create(EventLoop& 
   return listener;
 }
 
+void PosixListener::PauseAccepting() {
+  if (resume_timer_ != kNoTimer) {
+    return;
+  }
+  loop_.UpdateWatch(watch_, false, false);
+  resume_timer_ = loop_.StartTimer(kAcceptPauseNs, [this] {
+    resume_timer_ = kNoTimer;
+    loop_.UpdateWatch(watch_, true, false);
+  });
+}
+
 PosixListener::~PosixListener() {
+  loop_.CancelTimer(resume_timer_);
   loop_.Unwatch(watch_);
   close(fd_);
 }
@@ -302,7 +314,12 @@ void PosixListener::AcceptAll() {
   for (int accepted = 0; accepted < 64; ++accepted) {
     const int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      return;  // EAGAIN, or a transient error (EMFILE, ECONNABORTED): retried when ready.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the pending connection stays queued and the
+        // level-triggered watch would fire again at once. Stop watching for a while.
+        PauseAccepting();
+      }
+      return;  // EAGAIN, or a transient error (ECONNABORTED): retried when ready.
     }
     SetNoDelay(fd);
     absl::StatusOr<std::unique_ptr<PosixStream>> stream =

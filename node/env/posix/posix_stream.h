@@ -117,6 +117,10 @@ class PosixListener final : public Listener {
   PosixListener(EventLoop& loop, StreamIdSource& ids, int fd, uint16_t port,
                 AcceptFunction on_accept);
   void AcceptAll();
+  // Stops accepting for kAcceptPauseNs (out of descriptors: accepting would spin).
+  void PauseAccepting();
+
+  static constexpr int64_t kAcceptPauseNs = 100'000'000;
 
   EventLoop& loop_;
   StreamIdSource& ids_;
@@ -124,6 +128,7 @@ class PosixListener final : public Listener {
   const uint16_t port_;
   AcceptFunction on_accept_;
   WatchId watch_ = kNoWatch;
+  TimerId resume_timer_ = kNoTimer;
   std::shared_ptr<char> alive_ = std::make_shared<char>(0);
 };
 

@@ -3,7 +3,13 @@
 // connect failures from the loop. Method: one PosixEnv connecting to its own listener.
 #include "node/env/posix/posix_stream.h"
 
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -193,6 +199,60 @@ TEST_F(StreamTest, DestroyingTheListenerStopsAccepting) {
       [&](absl::StatusOr<std::unique_ptr<Stream>> stream) { code = stream.status().code(); });
   ASSERT_TRUE(RunUntil([&] { return code.has_value(); }));
   EXPECT_EQ(*code, absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace unimeter
+
+namespace unimeter {
+namespace {
+
+// Goal: a listener that runs out of file descriptors does not spin the loop (the pending
+// connection keeps the socket readable forever) and accepts again once descriptors free up.
+TEST_F(StreamTest, OutOfDescriptorsPausesAcceptingInsteadOfSpinning) {
+  std::vector<std::unique_ptr<Stream>> accepted;
+  absl::StatusOr<std::unique_ptr<Listener>> listener = env_->Listen(
+      0, [&](std::unique_ptr<Stream> stream) { accepted.push_back(std::move(stream)); });
+  ASSERT_TRUE(listener.ok());
+  // Connect raw client sockets first (the kernel completes them into the backlog).
+  std::vector<int> clients;
+  for (int i = 0; i < 3; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons((*listener)->port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    clients.push_back(fd);
+  }
+  // Now allow no new descriptor: accept fails with EMFILE.
+  rlimit original{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &original), 0);
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  rlimit tight = original;
+  tight.rlim_cur = static_cast<rlim_t>(highest + 1);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> fillers;  // Take every free descriptor number below the limit.
+  for (int fd = dup(0); fd >= 0; fd = dup(0)) {
+    fillers.push_back(fd);
+  }
+  const uint64_t iterations_before = env_->loop().iteration_count();
+  env_->loop().RunFor(300 * kMillisecondNs);
+  const uint64_t iterations = env_->loop().iteration_count() - iterations_before;
+  for (int fd : fillers) {
+    close(fd);
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &original), 0);
+  EXPECT_TRUE(accepted.empty());
+  EXPECT_LT(iterations, 100u) << "the loop spun on a readable listener it could not accept";
+  ASSERT_TRUE(RunUntil([&] { return accepted.size() == clients.size(); }));
+  for (int fd : clients) {
+    close(fd);
+  }
 }
 
 }  // namespace

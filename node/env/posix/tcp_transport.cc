@@ -432,7 +432,19 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(EventLoop& lo
   return transport;
 }
 
+void TcpTransport::PauseAccepting() {
+  if (accept_resume_timer_ != kNoTimer) {
+    return;
+  }
+  loop_.UpdateWatch(listen_watch_, false, false);
+  accept_resume_timer_ = loop_.StartTimer(kAcceptPauseNs, [this] {
+    accept_resume_timer_ = kNoTimer;
+    loop_.UpdateWatch(listen_watch_, true, false);
+  });
+}
+
 TcpTransport::~TcpTransport() {
+  loop_.CancelTimer(accept_resume_timer_);
   peers_.clear();
   inbound_.clear();
   loop_.Unwatch(listen_watch_);
@@ -465,7 +477,11 @@ void TcpTransport::AcceptAll() {
   for (int accepted = 0; accepted < 64; ++accepted) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      return;  // EAGAIN, or a transient error (EMFILE, ECONNABORTED): retried when ready.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: the level-triggered watch would fire again at once.
+        PauseAccepting();
+      }
+      return;  // EAGAIN, or a transient error (ECONNABORTED): retried when ready.
     }
     const uint64_t id = next_inbound_id_++;
     auto connection = std::make_unique<InboundConnection>(*this, id, fd);

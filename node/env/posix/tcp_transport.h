@@ -106,6 +106,9 @@ class TcpTransport final : public Transport {
   TcpTransport(EventLoop& loop, TcpTransportOptions options);
   absl::Status StartListening();
   void AcceptAll();
+  // Stops accepting for kAcceptPauseNs (out of descriptors: accepting would spin).
+  void PauseAccepting();
+  static constexpr int64_t kAcceptPauseNs = 100'000'000;
   void CloseInbound(uint64_t connection_id);
   void Deliver(NodeId source, absl::Span<const uint8_t> message);
 
@@ -117,6 +120,7 @@ class TcpTransport final : public Transport {
   int listen_fd_ = -1;
   uint16_t listen_port_ = 0;
   WatchId listen_watch_ = kNoWatch;
+  TimerId accept_resume_timer_ = kNoTimer;
 
   absl::btree_map<NodeId, std::unique_ptr<OutboundPeer>> peers_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<InboundConnection>> inbound_;
