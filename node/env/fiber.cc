@@ -8,6 +8,9 @@
 #if defined(UM_SANITIZER_ADDRESS)
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(UM_SANITIZER_THREAD)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #include "node/base/check.h"
 
@@ -47,6 +50,35 @@ void FinishSwitch([[maybe_unused]] void* fake_stack_save, [[maybe_unused]] Stack
 #endif
 }
 
+// ThreadSanitizer fiber annotations: each fiber has a TSan fiber context, and every switch
+// says where it goes, right before it happens.
+void* TsanCreateFiber() {
+#if defined(UM_SANITIZER_THREAD)
+  return __tsan_create_fiber(0);
+#else
+  return nullptr;
+#endif
+}
+void* TsanCurrentFiber() {
+#if defined(UM_SANITIZER_THREAD)
+  return __tsan_get_current_fiber();
+#else
+  return nullptr;
+#endif
+}
+void TsanSwitchTo([[maybe_unused]] void* fiber) {
+#if defined(UM_SANITIZER_THREAD)
+  __tsan_switch_to_fiber(fiber, 0);
+#endif
+}
+void TsanDestroyFiber([[maybe_unused]] void* fiber) {
+#if defined(UM_SANITIZER_THREAD)
+  if (fiber != nullptr) {
+    __tsan_destroy_fiber(fiber);
+  }
+#endif
+}
+
 // fixedsize_stack that remembers the bounds of the stack it hands out.
 class RecordingStack {
  public:
@@ -73,10 +105,13 @@ struct FiberScheduler::Fiber {
   bool wake_pending = false;  // Wake() arrived while the fiber was running.
   bool suspended = false;     // In Suspend(), waiting for Wake().
   bool finished = false;
-  bool cancelled = false;      // ShutdownAll: unwind at the next (or first) resume.
-  StackBounds stack;           // This fiber's stack.
-  StackBounds loop_stack;      // The stack that resumed it.
-  void* fake_stack = nullptr;  // ASan's fake stack of this fiber while switched out.
+  bool cancelled = false;                // ShutdownAll: unwind at the next (or first) resume.
+  StackBounds stack;                     // This fiber's stack.
+  StackBounds loop_stack;                // The stack that resumed it.
+  void* fake_stack = nullptr;            // ASan's fake stack of this fiber while switched out.
+  void* tsan_fiber = TsanCreateFiber();  // TSan's context of this fiber (null without TSan).
+  void* tsan_loop = nullptr;             // TSan's context of the loop that resumed it.
+  ~Fiber() { TsanDestroyFiber(tsan_fiber); }
 };
 
 FiberScheduler::FiberScheduler(Prng* pick_prng) : pick_prng_(pick_prng) {}
@@ -102,6 +137,7 @@ FiberId FiberScheduler::Spawn(std::string_view name, absl::AnyInvocable<void()> 
                        }
                        raw->finished = true;
                        StartSwitch(nullptr, raw->loop_stack);  // This stack is about to be freed.
+                       TsanSwitchTo(raw->tsan_loop);
                        return std::move(raw->return_to);
                      });
   fibers_.emplace(id, std::move(fiber));
@@ -138,7 +174,9 @@ void FiberScheduler::Resume(FiberId id) {
   current_ = id;
   ++switch_count_;
   void* loop_fake_stack = nullptr;
+  fiber->tsan_loop = TsanCurrentFiber();
   StartSwitch(&loop_fake_stack, fiber->stack);
+  TsanSwitchTo(fiber->tsan_fiber);
   fiber->context = std::move(fiber->context).resume();
   FinishSwitch(loop_fake_stack, nullptr);
   current_ = kNoFiber;
@@ -156,6 +194,7 @@ void FiberScheduler::Suspend() {
   }
   fiber->suspended = true;
   StartSwitch(&fiber->fake_stack, fiber->loop_stack);
+  TsanSwitchTo(fiber->tsan_loop);
   fiber->return_to = std::move(fiber->return_to).resume();
   FinishSwitch(fiber->fake_stack, &fiber->loop_stack);
   // Resumed by Resume(): current_ is this fiber again.

@@ -14,7 +14,8 @@
 // fiber is resumed once and its Suspend() throws an internal exception that unwinds its
 // stack (RAII destructors run) up to the fiber's entry. Hence: destructors in core code
 // must not do I/O or touch the Env, and fiber code must never swallow exceptions with
-// `catch (...)` without rethrowing. Every stack switch is annotated for AddressSanitizer.
+// `catch (...)` without rethrowing. Every stack switch is annotated for AddressSanitizer and
+// ThreadSanitizer.
 #ifndef UNIMETER_NODE_ENV_FIBER_H_
 #define UNIMETER_NODE_ENV_FIBER_H_
 
