@@ -188,44 +188,6 @@ int64_t BackoffDelayMs(int attempt, int64_t initial_ms, int64_t maximum_ms, doub
   return delay_ms / 2 + static_cast<int64_t>(static_cast<double>(delay_ms - delay_ms / 2) * jitter);
 }
 
-// ---- ResponseReader ---------------------------------------------------------------------------
-
-void ResponseReader::Append(std::span<const uint8_t> bytes) {
-  // Drop what was consumed before growing, so the buffer stays about one frame long.
-  if (consumed_ > 0 && consumed_ >= buffer_.size() / 2) {
-    buffer_.erase(0, consumed_);
-    consumed_ = 0;
-  }
-  buffer_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-ResponseReader::Result ResponseReader::Next(ResponseFrame* frame) {
-  const size_t available = buffer_.size() - consumed_;
-  if (available < wire::kResponseHeaderSizeBytes) {
-    return Result::kNeedMore;
-  }
-  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(buffer_.data()) + consumed_;
-  const wire::ResponseHeader header = wire::DecodeResponseHeader(bytes);
-  if (header.payload_len > wire::kReplyPayloadSizeBytesMax) {
-    return Result::kCorrupt;
-  }
-  if (header.request_id != wire::kPushRequestId && header.status > wire::kStatusMax) {
-    return Result::kCorrupt;
-  }
-  if (available < wire::kResponseHeaderSizeBytes + header.payload_len) {
-    return Result::kNeedMore;
-  }
-  frame->header = header;
-  frame->payload.assign(reinterpret_cast<const char*>(bytes) + wire::kResponseHeaderSizeBytes,
-                        header.payload_len);
-  consumed_ += wire::kResponseHeaderSizeBytes + header.payload_len;
-  if (consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  }
-  return Result::kFrame;
-}
-
 // ---- Reply decoders ---------------------------------------------------------------------------
 
 absl::StatusOr<wire::IngestResult> DecodeIngestReply(std::span<const uint8_t> payload) {

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "client/client.h"
+#include "protocol/response_reader.h"
 #include "protocol/wire.h"
 
 namespace unimeter::client::internal {
@@ -68,26 +69,9 @@ void SetRequestId(uint32_t request_id, std::string* frame);
 int64_t BackoffDelayMs(int attempt, int64_t initial_ms, int64_t maximum_ms, double jitter);
 
 // One reply or push frame.
-struct ResponseFrame {
-  protocol::ResponseHeader header{};
-  std::string payload{};
-};
-
-// Reassembles reply frames (12-byte header + payload) from a byte stream.
-class ResponseReader {
- public:
-  enum class Result { kFrame, kNeedMore, kCorrupt };
-
-  void Append(std::span<const uint8_t> bytes);
-  // kFrame: *frame holds the next frame. kCorrupt: a payload_len above the reply bound, or a
-  // status byte outside 0-6 on a reply (WP 4); the stream cannot be trusted any more.
-  Result Next(ResponseFrame* frame);
-  size_t buffered_bytes() const { return buffer_.size() - consumed_; }
-
- private:
-  std::string buffer_;
-  size_t consumed_ = 0;
-};
+// Reply frames are reassembled by the codec's reader (protocol/response_reader.h).
+using ResponseFrame = protocol::ResponseFrame;
+using ResponseReader = protocol::ResponseReader;
 
 // Decoders of reply payloads into owning client types. InvalidArgument on a short payload.
 absl::StatusOr<protocol::IngestResult> DecodeIngestReply(std::span<const uint8_t> payload);

@@ -7,6 +7,7 @@
 #include "node/base/endian.h"
 #include "node/base/random.h"
 #include "node/server/node_server.h"
+#include "protocol/response_reader.h"
 #include "protocol/wire.h"
 #include "sim/sim_cluster.h"
 
@@ -84,7 +85,7 @@ class WorkloadClient {
 
   void OnClosed() {
     in_flight_ = false;  // The request stays in has_request_: it is resent.
-    buffer_.clear();
+    replies_ = protocol::ResponseReader();
     closing_ = std::move(stream_);
     env_.StartTimer(0, [this] { closing_.reset(); });
   }
@@ -141,17 +142,16 @@ class WorkloadClient {
   }
 
   void OnData(absl::Span<const uint8_t> bytes) {
-    buffer_.append(bytes.begin(), bytes.end());
-    while (buffer_.size() >= protocol::kResponseHeaderSizeBytes) {
-      const protocol::ResponseHeader header =
-          protocol::DecodeResponseHeader(reinterpret_cast<const uint8_t*>(buffer_.data()));
-      if (buffer_.size() < protocol::kResponseHeaderSizeBytes + header.payload_len) {
-        return;
+    replies_.Append(std::span<const uint8_t>(bytes.data(), bytes.size()));
+    protocol::ResponseFrame frame;
+    protocol::ResponseReader::Result result;
+    while ((result = replies_.Next(&frame)) == protocol::ResponseReader::Result::kFrame) {
+      if (frame.header.request_id == request_id_ && in_flight_) {
+        OnReply(static_cast<protocol::Status>(frame.header.status));
       }
-      buffer_.erase(0, protocol::kResponseHeaderSizeBytes + header.payload_len);
-      if (header.request_id == request_id_ && in_flight_) {
-        OnReply(static_cast<protocol::Status>(header.status));
-      }
+    }
+    if (result == protocol::ResponseReader::Result::kCorrupt) {
+      Disconnect();  // The server broke framing: a checker-visible failure to resend from.
     }
   }
 
@@ -179,7 +179,7 @@ class WorkloadClient {
   Ledger& ledger_;
   std::unique_ptr<Stream> stream_;
   std::unique_ptr<Stream> closing_;
-  std::string buffer_;
+  protocol::ResponseReader replies_;
   Request request_;
   bool has_request_ = false;
   bool in_flight_ = false;

@@ -9,6 +9,7 @@
 #include "node/server/extensions.h"
 #include "protocol/extensions.pb.h"
 #include "protocol/frame_reader.h"
+#include "protocol/response_reader.h"
 #include "sim/sim_cluster.h"
 
 namespace unimeter {
@@ -62,24 +63,19 @@ class TestClient {
 
  private:
   void OnData(absl::Span<const uint8_t> bytes) {
-    buffer_.append(bytes.begin(), bytes.end());
-    while (buffer_.size() >= protocol::kResponseHeaderSizeBytes) {
-      const protocol::ResponseHeader header =
-          protocol::DecodeResponseHeader(reinterpret_cast<const uint8_t*>(buffer_.data()));
-      const size_t size = protocol::kResponseHeaderSizeBytes + header.payload_len;
-      if (buffer_.size() < size) {
-        return;
-      }
-      replies_[header.request_id] = {
-          header.status, buffer_.substr(protocol::kResponseHeaderSizeBytes, header.payload_len)};
-      buffer_.erase(0, size);
+    reader_.Append(std::span<const uint8_t>(bytes.data(), bytes.size()));
+    protocol::ResponseFrame frame;
+    protocol::ResponseReader::Result result;
+    while ((result = reader_.Next(&frame)) == protocol::ResponseReader::Result::kFrame) {
+      replies_[frame.header.request_id] = {frame.header.status, frame.payload};
     }
+    EXPECT_NE(result, protocol::ResponseReader::Result::kCorrupt);
   }
 
   sim::SimCluster& cluster_;
   sim::SimEnv& env_;
   std::unique_ptr<Stream> stream_;
-  std::string buffer_;
+  protocol::ResponseReader reader_;
   absl::btree_map<uint32_t, std::pair<uint8_t, std::string>> replies_;
 };
 
