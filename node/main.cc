@@ -33,6 +33,7 @@ struct Config {
   int64_t http_port = 9090;
   std::string data_dir = "data";
   std::string peers;
+  std::vector<PeerAddress> peer_list;  // --peers without this node.
   std::string bind;
   int64_t retention_days = 90;
   int64_t dedup_window_seconds = 300;
@@ -101,10 +102,19 @@ bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
     *exit_code = 2;
     return false;
   }
-  if (!peers->empty()) {
-    Fail(
-        "--peers: clustering is not in this build yet (docs/replication.md); run one node "
-        "without --peers");
+  // A member list naming this node too is accepted: the entry for ourselves is dropped.
+  for (const PeerAddress& peer : *peers) {
+    if (peer.id == static_cast<uint32_t>(config->node_id)) continue;
+    if (peer.port <= 1000) {
+      Fail(absl::StrCat("--peers: node ", peer.id, " has replication port ", peer.port,
+                        "; it must be its application port + 1000"));
+      *exit_code = 2;
+      return false;
+    }
+    config->peer_list.push_back(peer);
+  }
+  if (!config->peer_list.empty() && config->port + 1000 > 65535) {
+    Fail("--port: the replication port (--port + 1000) must be below 65536");
     *exit_code = 2;
     return false;
   }
@@ -131,6 +141,12 @@ int Run(int argc, char** argv) {
   PosixEnvOptions env_options;
   env_options.node_id = static_cast<NodeId>(config.node_id);
   env_options.data_dir = config.data_dir;
+  if (!config.peer_list.empty()) {
+    env_options.replication_port = static_cast<uint16_t>(config.port + 1000);
+    for (const PeerAddress& peer : config.peer_list) {
+      env_options.peers.push_back(PosixEnvOptions::Peer{peer.id, peer.host, peer.port});
+    }
+  }
   absl::StatusOr<std::unique_ptr<PosixEnv>> env = PosixEnv::Create(env_options);
   if (!env.ok()) {
     Fail(env.status().ToString());
@@ -143,6 +159,7 @@ int Run(int argc, char** argv) {
   options.retention_days = config.retention_days;
   options.min_free_disk_mb = config.min_free_disk_mb;
   options.engine.store.dedup_window_ns = config.dedup_window_seconds * 1'000'000'000;
+  options.peers = config.peer_list;
   {
     NodeServer server(**env, options);
     if (absl::Status status = server.Start(); !status.ok()) {

@@ -132,6 +132,12 @@ class ByteReader {
     return true;
   }
 
+  // The next `size` bytes (skipped); nullptr if fewer are left.
+  const uint8_t* Skip(size_t size) {
+    if (!Take(size)) return nullptr;
+    return data_ - size;
+  }
+
   bool ok() const { return ok_; }
   size_t left() const { return left_; }
   bool Fail() {

@@ -159,6 +159,11 @@ absl::StatusOr<LogEntry> DecodeBody(LogEntryKind kind, ByteReader& reader) {
       if (!reader.I64(&cutoff_ns)) return absl::DataLossError("truncated retention sweep");
       return LogEntry::Retention(cutoff_ns);
     }
+    case LogEntryKind::kEpochStart: {
+      uint64_t epoch = 0;
+      if (!reader.U64(&epoch)) return absl::DataLossError("truncated epoch start");
+      return LogEntry::StartOfEpoch(epoch);
+    }
   }
   return absl::DataLossError("unknown entry kind");
 }
@@ -180,6 +185,8 @@ LogEntry LogEntry::Retention(int64_t cutoff_ns) {
   return LogEntry(Payload(RetentionSweep{cutoff_ns}));
 }
 
+LogEntry LogEntry::StartOfEpoch(uint64_t epoch) { return LogEntry(Payload(EpochStart{epoch})); }
+
 LogEntryKind LogEntry::kind() const { return static_cast<LogEntryKind>(payload_.index() + 1); }
 const std::shared_ptr<const EventBatch>& LogEntry::batch() const {
   return std::get<std::shared_ptr<const EventBatch>>(payload_);
@@ -187,6 +194,7 @@ const std::shared_ptr<const EventBatch>& LogEntry::batch() const {
 const MetricPut& LogEntry::put() const { return std::get<MetricPut>(payload_); }
 const MetricDelete& LogEntry::del() const { return std::get<MetricDelete>(payload_); }
 const RetentionSweep& LogEntry::retention() const { return std::get<RetentionSweep>(payload_); }
+const EpochStart& LogEntry::epoch_start() const { return std::get<EpochStart>(payload_); }
 
 bool LogEntry::operator==(const LogEntry& other) const {
   if (kind() != other.kind()) return false;
@@ -199,6 +207,8 @@ bool LogEntry::operator==(const LogEntry& other) const {
       return del().code == other.del().code;
     case LogEntryKind::kRetentionSweep:
       return retention().cutoff_ns == other.retention().cutoff_ns;
+    case LogEntryKind::kEpochStart:
+      return epoch_start().epoch == other.epoch_start().epoch;
   }
   return false;
 }
@@ -247,6 +257,9 @@ std::vector<uint8_t> EncodeLogEntry(const LogEntry& entry) {
     case LogEntryKind::kRetentionSweep:
       writer.I64(entry.retention().cutoff_ns);
       break;
+    case LogEntryKind::kEpochStart:
+      writer.U64(entry.epoch_start().epoch);
+      break;
   }
   return bytes;
 }
@@ -262,7 +275,7 @@ absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes) {
   if (version != kLogEntryFormatVersion) {
     return absl::DataLossError(absl::StrCat("unknown log entry version ", version));
   }
-  if (kind < 1 || kind > 4 || reserved != 0) return absl::DataLossError("bad log entry header");
+  if (kind < 1 || kind > 5 || reserved != 0) return absl::DataLossError("bad log entry header");
   absl::StatusOr<LogEntry> entry = DecodeBody(static_cast<LogEntryKind>(kind), reader);
   if (!entry.ok()) return entry.status();
   if (reader.left() != 0) return absl::DataLossError("trailing bytes after log entry");

@@ -10,6 +10,7 @@
 //   MetricPut       a full schema; later events of the partition are interpreted under it.
 //   MetricDelete    removes a schema.
 //   RetentionSweep  evicts buckets that end at or before cutoff_ns.
+//   EpochStart      a new owner's first entry; no effect on the state.
 //
 // Payloads are immutable and shared (std::shared_ptr<const ...>), so an entry can be handed
 // to the state machine, the event store and the log without copies.
@@ -41,6 +42,7 @@ enum class LogEntryKind : uint8_t {
   kMetricPut = 2,
   kMetricDelete = 3,
   kRetentionSweep = 4,
+  kEpochStart = 5,
 };
 
 // Which dedup key an accepted event registers (product-semantics 8.4).
@@ -85,15 +87,23 @@ struct RetentionSweep {
   int64_t cutoff_ns = 0;
 };
 
+// The first entry a new owner appends in its epoch: committing it commits everything
+// before it (docs/replication.md). Changes no state.
+struct EpochStart {
+  uint64_t epoch = 0;
+};
+
 class LogEntry {
  public:
   using Payload =
-      std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete, RetentionSweep>;
+      std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete, RetentionSweep,
+                   EpochStart>;
 
   static LogEntry Events(std::shared_ptr<const EventBatch> batch);
   static LogEntry Put(SchemaRef schema);
   static LogEntry Delete(std::string code);
   static LogEntry Retention(int64_t cutoff_ns);
+  static LogEntry StartOfEpoch(uint64_t epoch);
 
   LogEntryKind kind() const;
   const Payload& payload() const { return payload_; }
@@ -102,6 +112,7 @@ class LogEntry {
   const MetricPut& put() const;
   const MetricDelete& del() const;
   const RetentionSweep& retention() const;
+  const EpochStart& epoch_start() const;
 
   // Structural equality (schemas and batches compared by value).
   bool operator==(const LogEntry& other) const;

@@ -227,6 +227,8 @@ void PartitionState::Apply(uint64_t index, const LogEntry& entry, ApplyOutput* o
     case LogEntryKind::kRetentionSweep:
       ApplyRetention(entry.retention().cutoff_ns, output);
       break;
+    case LogEntryKind::kEpochStart:
+      break;  // Marks an ownership change; no state.
   }
   applied_index_ = index;
 }

@@ -240,6 +240,8 @@ struct Model {
                                                                      : std::next(it);
         }
         break;
+      case LogEntryKind::kEpochStart:
+        break;  // Ownership only.
     }
   }
 

@@ -64,6 +64,9 @@ class Engine {
   // Applies a retention sweep with the given cut-off to every partition.
   virtual void SweepRetention(int64_t cutoff_ns, StatusDone done) = 0;
 
+  // Writes a checkpoint of this node's state now (graceful shutdown, tests).
+  virtual void Checkpoint(StatusDone done) = 0;
+
   // Refuses writes (BACKPRESSURE) while set: free disk below the threshold.
   virtual void SetWritesBlocked(bool blocked) = 0;
 

@@ -81,7 +81,7 @@ class LocalEngine final : public Engine {
   const NodeStore& store() const override { return *store_; }
 
   // Runs a checkpoint now (tests, graceful shutdown); `done` gets its outcome.
-  void Checkpoint(StatusDone done);
+  void Checkpoint(StatusDone done) override;
   size_t pending_events() const { return pending_events_; }
 
  private:

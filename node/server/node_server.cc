@@ -22,6 +22,9 @@ HttpResponse Json(int status, std::string body) {
 
 NodeServer::NodeServer(Env& env, NodeServerOptions options)
     : env_(env), options_(std::move(options)), started_ns_(env.MonotonicNowNs()) {
+  for (const PeerAddress& peer : options_.peers) {
+    peer_addresses_.push_back(absl::StrCat(peer.host, ":", peer.port - 1000));
+  }
   RegisterMetrics();
 }
 
@@ -45,7 +48,24 @@ void NodeServer::RegisterMetrics() {
       &r.AddCounter("billing_wal_writes_total", "Completed writes to this node's durable log.");
   engine_metrics.wal_syncs =
       &r.AddCounter("billing_wal_syncs_total", "Completed fsyncs of this node's durable log.");
-  r.AddCounter("billing_view_changes_total", "Partition ownership elections won by this node.");
+  metrics_.view_changes = &r.AddCounter("billing_view_changes_total",
+                                        "Partition epochs this node started as the owner.");
+  metrics_.term = &r.AddGauge("billing_replication_term", "Configuration group term.");
+  metrics_.is_leader =
+      &r.AddGauge("billing_replication_is_leader", "1 when this node leads the configuration group.");
+  metrics_.partitions_serving = &r.AddGauge(
+      "billing_partitions_serving", "Partitions this node owns and serves (epoch committed).");
+  metrics_.reachable_members = &r.AddGauge(
+      "billing_replication_reachable_members", "Members heard from recently, this node included.");
+  metrics_.commit_index_total = &r.AddGauge(
+      "billing_replication_commit_index_total", "Sum over partitions of the commit index here.");
+  metrics_.replication_lag_entries =
+      &r.AddGauge("billing_replication_uncommitted_entries",
+                  "Entries in this node's logs not yet known committed.");
+  metrics_.forwarded = &r.AddGauge("billing_replication_forwarded_requests",
+                                   "Requests forwarded to partition owners since start.");
+  metrics_.snapshots_installed = &r.AddGauge(
+      "billing_replication_snapshots_installed", "Partition snapshots installed since start.");
   engine_metrics.alerts_recorded = &r.AddCounter(
       "billing_alerts_recorded_total", "Crossing records appended to this node's alert log.");
   metrics_.alerts_pushed = &r.AddCounter("billing_alerts_pushed_total",
@@ -81,13 +101,28 @@ void NodeServer::RegisterMetrics() {
 }
 
 absl::Status NodeServer::Start() {
-  LocalEngineOptions engine_options = options_.engine;
-  absl::StatusOr<std::unique_ptr<LocalEngine>> engine =
-      LocalEngine::Open(env_, engine_options, options_engine_metrics_);
-  if (!engine.ok()) {
-    return engine.status();
+  if (options_.peers.empty()) {
+    absl::StatusOr<std::unique_ptr<LocalEngine>> engine =
+        LocalEngine::Open(env_, options_.engine, options_engine_metrics_);
+    if (!engine.ok()) {
+      return engine.status();
+    }
+    engine_ = std::move(*engine);
+  } else {
+    replication::ReplicatedEngineOptions cluster = options_.cluster;
+    cluster.local = options_.engine;
+    cluster.members = {env_.node_id()};
+    for (const PeerAddress& peer : options_.peers) {
+      cluster.members.push_back(peer.id);
+    }
+    absl::StatusOr<std::unique_ptr<replication::ReplicatedEngine>> engine =
+        replication::ReplicatedEngine::Open(env_, std::move(cluster), options_engine_metrics_);
+    if (!engine.ok()) {
+      return engine.status();
+    }
+    cluster_engine_ = engine->get();
+    engine_ = std::move(*engine);
   }
-  engine_ = std::move(*engine);
   engine_->SetAlertsDurable(
       [this](const std::vector<AlertRecord>& records) { OnAlertsDurable(records); });
   absl::StatusOr<std::unique_ptr<Listener>> listener = env_.Listen(
@@ -206,16 +241,57 @@ void NodeServer::RefreshGauges() {
   metrics_.agg_keys->Set(static_cast<int64_t>(keys));
   metrics_.memtable_bytes->Set(static_cast<int64_t>(keys * 128));  // Measured bytes per key.
   metrics_.checkpoint_bytes->Set(static_cast<int64_t>(store.stats().checkpoint_bytes));
-  metrics_.partitions_owned->Set(kPartitionCount);
   metrics_.node_ready->Set(ready() ? 1 : 0);
+  if (cluster_engine_ == nullptr) {
+    metrics_.partitions_owned->Set(kPartitionCount);
+    metrics_.partitions_serving->Set(kPartitionCount);
+    metrics_.is_leader->Set(1);
+    metrics_.reachable_members->Set(1);
+  } else {
+    const replication::ReplicationStatus status = cluster_engine_->status();
+    metrics_.partitions_owned->Set(status.owned_partitions);
+    metrics_.partitions_serving->Set(status.serving_partitions);
+    metrics_.term->Set(static_cast<int64_t>(status.term));
+    metrics_.is_leader->Set(status.is_leader ? 1 : 0);
+    metrics_.reachable_members->Set(status.reachable_members);
+    metrics_.forwarded->Set(static_cast<int64_t>(status.forwarded));
+    metrics_.snapshots_installed->Set(static_cast<int64_t>(status.snapshots_installed));
+    metrics_.view_changes->Increment(status.epoch_changes - epoch_changes_reported_);
+    epoch_changes_reported_ = status.epoch_changes;
+  }
+  uint64_t commit_total = 0;
+  uint64_t uncommitted = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    commit_total += store.commit_index(partition);
+    uncommitted += store.last_index(partition) - store.commit_index(partition);
+  }
+  metrics_.commit_index_total->Set(static_cast<int64_t>(commit_total));
+  metrics_.replication_lag_entries->Set(static_cast<int64_t>(uncommitted));
 }
 
 std::string NodeServer::HealthJson() const {
+  std::string cluster;
+  uint32_t owned = kPartitionCount;
+  if (cluster_engine_ != nullptr) {
+    const replication::ReplicationStatus status = cluster_engine_->status();
+    owned = status.owned_partitions;
+    const char* incarnation = status.incarnation == replication::NodeState::kActive ? "active"
+                              : status.incarnation == replication::NodeState::kSyncing
+                                  ? "syncing"
+                                  : "fresh";
+    // `problem` is our own fixed text (no quotes or backslashes).
+    cluster = absl::StrCat(",\"term\":", status.term, ",\"leader\":",
+                           status.leader == replication::kNoVote ? -1 : int64_t{status.leader},
+                           ",\"incarnation\":\"", incarnation,
+                           "\",\"partitions_serving\":", status.serving_partitions,
+                           ",\"reachable_members\":", status.reachable_members,
+                           ",\"problem\":\"", status.problem, "\"");
+  }
   return absl::StrCat("{\"status\":\"", ready() ? "ok" : "unavailable",
                       "\",\"uptime_seconds\":", (env_.MonotonicNowNs() - started_ns_) / kSecondNs,
                       ",\"node_id\":", env_.node_id(), ",\"nodes\":", engine_->node_count(),
                       ",\"role\":\"", engine_->node_count() == 1 ? "single" : "member",
-                      "\",\"partitions_owned\":", kPartitionCount,
+                      "\",\"partitions_owned\":", owned, cluster,
                       ",\"ready\":", ready() ? "true" : "false", "}");
 }
 
@@ -273,7 +349,7 @@ void NodeServer::HandleHttpIngest(const HttpRequest& request, HttpResponder resp
 
 protocol::PartitionMap NodeServer::BuildPartitionMap(const std::string& local_address,
                                                      std::string* storage) const {
-  // Single node: this node leads every partition and has no replicas.
+  // This node's own address, then each peer's client address (replication port - 1000).
   if (!options_.advertised_address.empty()) {
     *storage = options_.advertised_address;
   } else {
@@ -281,8 +357,22 @@ protocol::PartitionMap NodeServer::BuildPartitionMap(const std::string& local_ad
     *storage = absl::StrCat(local_address.substr(0, colon), ":", port());
   }
   protocol::PartitionMap map;
-  for (protocol::PartitionMapEntry& entry : map) {
-    entry.leader = *storage;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    map[partition].leader = *storage;  // Unknown owners: ask here, the request is forwarded.
+    const NodeId owner = engine_->owner(partition);
+    std::vector<std::string_view> replicas;
+    if (owner != env_.node_id()) replicas.push_back(*storage);
+    for (size_t i = 0; i < options_.peers.size(); ++i) {
+      if (options_.peers[i].id == owner) {
+        map[partition].leader = peer_addresses_[i];
+      } else {
+        replicas.push_back(peer_addresses_[i]);
+      }
+    }
+    if (replicas.size() > 0 && map[partition].leader != replicas[0]) {
+      map[partition].replica0 = replicas[0];
+    }
+    if (replicas.size() > 1) map[partition].replica1 = replicas[1];
   }
   return map;
 }
@@ -298,7 +388,10 @@ protocol::ClusterStatus NodeServer::BuildClusterStatus() const {
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     keys += store.state(partition).aggregate_key_count();
     protocol::PartitionStatus& entry = status.partitions[partition];
-    entry.view_number = static_cast<uint32_t>(store.last_epoch(partition));
+    // The view is the term that issued the partition's current epoch.
+    entry.view_number = cluster_engine_ == nullptr
+                            ? static_cast<uint32_t>(store.last_epoch(partition))
+                            : static_cast<uint32_t>(cluster_engine_->epoch(partition) >> 32);
     entry.commit_number = static_cast<uint16_t>(store.commit_index(partition));
     entry.role = engine_->owner(partition) == env_.node_id() ? 0 : 1;
     entry.leader = static_cast<uint8_t>(engine_->owner(partition));

@@ -20,6 +20,8 @@
 #include "node/env/node_service.h"
 #include "node/observability/metrics.h"
 #include "node/server/http_server.h"
+#include "node/base/flags.h"
+#include "node/replication/replicated_engine.h"
 #include "node/server/local_engine.h"
 #include "protocol/wire.h"
 
@@ -38,6 +40,10 @@ struct NodeServerOptions {
   int64_t retention_sweep_interval_ns = 3'600'000'000'000;
   int64_t disk_check_interval_ns = 5'000'000'000;
   LocalEngineOptions engine;
+  // The other members (--peers); empty: a single node (LocalEngine). Their client address
+  // is host:(repl_port - 1000), advertised in the partition map.
+  std::vector<PeerAddress> peers;
+  replication::ReplicatedEngineOptions cluster;  // `local` and `members` are filled in.
 };
 
 class BinarySession;
@@ -77,6 +83,15 @@ class NodeServer final : public NodeService {
     Gauge* checkpoint_bytes;
     Gauge* partitions_owned;
     Gauge* node_ready;
+    Counter* view_changes;
+    Gauge* term;
+    Gauge* is_leader;
+    Gauge* partitions_serving;
+    Gauge* reachable_members;
+    Gauge* commit_index_total;
+    Gauge* replication_lag_entries;
+    Gauge* forwarded;
+    Gauge* snapshots_installed;
     Histogram* ingest_async_duration;
     Histogram* ingest_sync_duration;
   };
@@ -102,7 +117,10 @@ class NodeServer final : public NodeService {
   MetricsRegistry registry_;
   Metrics metrics_{};
   EngineMetrics options_engine_metrics_;
-  std::unique_ptr<LocalEngine> engine_;
+  std::unique_ptr<Engine> engine_;
+  replication::ReplicatedEngine* cluster_engine_ = nullptr;  // engine_, when clustered.
+  uint64_t epoch_changes_reported_ = 0;
+  std::vector<std::string> peer_addresses_;  // Client address of options_.peers[i].
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<HttpServer> http_;
   absl::btree_map<uint64_t, std::shared_ptr<BinarySession>> sessions_;

@@ -38,11 +38,19 @@ std::string ToString(const std::vector<uint8_t>& bytes) {
   return std::string(bytes.begin(), bytes.end());
 }
 
+// A cheap size estimate of an entry on the wire (batching bounds only).
+size_t EstimatedEntryBytes(const metering::LogEntry& entry) {
+  if (entry.kind() == metering::LogEntryKind::kEventBatch) {
+    return 64 + entry.batch()->events.size() * 96;
+  }
+  return 512;
+}
+
 absl::Span<const uint8_t> AsBytes(absl::string_view text) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }
 
-// Partition meta: version u8, applied index u64, last epoch u64.
+// Partition meta: version u8, applied index u64, epoch of the applied entry u64.
 std::string EncodePartitionMeta(uint64_t applied_index, uint64_t epoch) {
   std::vector<uint8_t> bytes;
   ByteWriter writer(&bytes);
@@ -217,10 +225,7 @@ absl::Status NodeStore::LoadCheckpoint() {
   }
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     PartitionLog& log = partitions_[partition];
-    metering::PartitionOptions partition_options;
-    partition_options.partition_id = partition;
-    partition_options.dedup_window_ns = options_.dedup_window_ns;
-    partition_options.idempotency_window_ns = options_.idempotency_window_ns;
+    const metering::PartitionOptions partition_options = this->partition_options(partition);
     absl::StatusOr<std::optional<std::string>> meta = store_.Get(PartitionKey(partition, 'm'));
     absl::StatusOr<std::optional<std::string>> snapshot = store_.Get(PartitionKey(partition, 's'));
     if (!meta.ok() || !snapshot.ok()) {
@@ -234,7 +239,7 @@ absl::Status NodeStore::LoadCheckpoint() {
     uint8_t version = 0;
     uint64_t applied_index = 0;
     if (!reader.U8(&version) || version != kMetaVersion || !reader.U64(&applied_index) ||
-        !reader.U64(&log.last_epoch) || !snapshot->has_value()) {
+        !reader.U64(&log.commit_epoch) || !snapshot->has_value()) {
       return absl::DataLossError(
           absl::StrCat("state store: malformed checkpoint of partition ", partition));
     }
@@ -250,6 +255,7 @@ absl::Status NodeStore::LoadCheckpoint() {
     }
     log.state = std::move(*state);
     log.last_index = applied_index;
+    log.last_epoch = log.commit_epoch;
     log.checkpoint_index = applied_index;
   }
   return absl::OkStatus();
@@ -313,6 +319,7 @@ absl::Status NodeStore::Replay(const WalRecordView& record) {
           log.uncommitted.pop_back();
         }
         log.last_index = record.index;
+        log.last_epoch = record.epoch;  // The epoch of the entry now last.
       }
       return absl::OkStatus();
     default:
@@ -353,7 +360,7 @@ std::vector<AlertRecord> NodeStore::Commit(uint32_t partition, uint64_t index, b
   // The mark is durable with the next group; until then a restart recovers the entries
   // as uncommitted and the replication layer settles them again.
   const absl::StatusOr<uint64_t> position =
-      wal_->Append(kWalKindCommitMark, partition, index, log.last_epoch, {});
+      wal_->Append(kWalKindCommitMark, partition, index, log.commit_epoch, {});
   if (!position.ok()) {
     env_.Log(absl::StrCat("commit mark of partition ", partition,
                           " not logged: ", position.status().ToString()));
@@ -374,6 +381,11 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     output.Clear();
     log.state->Apply(pending.index, *pending.entry, &output);
     ++stats_.entries_applied;
+    log.commit_epoch = pending.epoch;
+    log.applied_tail.push_back(LogRecord{pending.index, pending.epoch, pending.entry});
+    while (log.applied_tail.size() > options_.retained_entries_max) {
+      log.applied_tail.pop_front();
+    }
     log.unsaved_batches.insert(log.unsaved_batches.end(), output.stored_batches.begin(),
                                output.stored_batches.end());
     log.retention_cutoffs_ns.insert(log.retention_cutoffs_ns.end(),
@@ -412,9 +424,108 @@ void NodeStore::TruncateAfter(uint32_t partition, uint64_t index) {
     log.uncommitted.pop_back();
   }
   log.last_index = index;
+  const std::optional<uint64_t> epoch = EpochAt(partition, index);
+  UM_CHECK(epoch.has_value());
+  log.last_epoch = *epoch;
   const absl::StatusOr<uint64_t> position =
       wal_->Append(kWalKindTruncate, partition, index, log.last_epoch, {});
   UM_CHECK_OK(position.status());  // A truncation that cannot be logged would resurrect entries.
+}
+
+std::optional<uint64_t> NodeStore::EpochAt(uint32_t partition, uint64_t index) const {
+  const PartitionLog& log = partitions_.at(partition);
+  const uint64_t applied = log.state->applied_index();
+  if (index == applied) {
+    return log.commit_epoch;
+  }
+  if (index > applied) {
+    if (index > log.last_index) {
+      return std::nullopt;
+    }
+    const Pending& pending = log.uncommitted[index - applied - 1];
+    UM_CHECK_EQ(pending.index, index);
+    return pending.epoch;
+  }
+  if (log.applied_tail.empty() || index < log.applied_tail.front().index) {
+    return std::nullopt;
+  }
+  const LogRecord& record = log.applied_tail[index - log.applied_tail.front().index];
+  UM_CHECK_EQ(record.index, index);
+  return record.epoch;
+}
+
+bool NodeStore::EntriesFrom(uint32_t partition, uint64_t from, size_t max_entries,
+                            size_t max_bytes, std::vector<LogRecord>* out) const {
+  UM_CHECK_GE(from, 1u);
+  const PartitionLog& log = partitions_.at(partition);
+  const uint64_t applied = log.state->applied_index();
+  if (from <= applied && (log.applied_tail.empty() || from < log.applied_tail.front().index)) {
+    return false;
+  }
+  size_t bytes = 0;
+  auto add = [&](uint64_t index, uint64_t epoch, const auto& entry) {
+    if (out->size() >= max_entries || (bytes >= max_bytes && bytes > 0)) {
+      return false;
+    }
+    bytes += EstimatedEntryBytes(*entry);
+    out->push_back(LogRecord{index, epoch, entry});
+    return true;
+  };
+  for (uint64_t index = from; index <= applied; ++index) {
+    const LogRecord& record = log.applied_tail[index - log.applied_tail.front().index];
+    if (!add(record.index, record.epoch, record.entry)) return true;
+  }
+  const uint64_t first_uncommitted = std::max(from, applied + 1);
+  for (uint64_t index = first_uncommitted; index <= log.last_index; ++index) {
+    const Pending& pending = log.uncommitted[index - applied - 1];
+    if (!add(pending.index, pending.epoch, pending.entry)) return true;
+  }
+  return true;
+}
+
+metering::PartitionOptions NodeStore::partition_options(uint32_t partition) const {
+  metering::PartitionOptions options;
+  options.partition_id = partition;
+  options.dedup_window_ns = options_.dedup_window_ns;
+  options.idempotency_window_ns = options_.idempotency_window_ns;
+  return options;
+}
+
+void NodeStore::InstallSnapshot(uint32_t partition, std::unique_ptr<metering::PartitionState> state,
+                                uint64_t epoch, absl::AnyInvocable<void(absl::Status)> done) {
+  PartitionLog& log = partitions_.at(partition);
+  const uint64_t index = state->applied_index();
+  UM_CHECK_GT(index, log.state->applied_index());
+  const bool keeps_suffix = EpochAt(partition, index) == std::optional<uint64_t>(epoch);
+  WriteBatch batch;
+  batch.Put(PartitionKey(partition, 's'), ToString(state->EncodeSnapshot()));
+  batch.Put(PartitionKey(partition, 'm'), EncodePartitionMeta(index, epoch));
+  // The new state takes over in memory now (reads of this replica wait for commit indexes
+  // anyway); nothing after it is acknowledged before `done`.
+  if (keeps_suffix) {
+    while (!log.uncommitted.empty() && log.uncommitted.front().index <= index) {
+      log.uncommitted.pop_front();
+    }
+  } else {
+    log.uncommitted.clear();
+    log.last_index = index;
+    log.last_epoch = epoch;
+    // Stale entries after `index` in the WAL must not come back on replay.
+    const absl::StatusOr<uint64_t> position =
+        wal_->Append(kWalKindTruncate, partition, index, epoch, {});
+    UM_CHECK_OK(position.status());
+  }
+  log.state = std::move(state);
+  log.commit_epoch = epoch;
+  log.applied_tail.clear();
+  store_.Commit(std::move(batch), [this, partition, index, done = std::move(done)](
+                                      absl::Status status) mutable {
+    if (status.ok()) {
+      partitions_[partition].checkpoint_index =
+          std::max(partitions_[partition].checkpoint_index, index);
+    }
+    done(status);
+  });
 }
 
 absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_id,
@@ -563,7 +674,7 @@ void NodeStore::FillPartitionBatch(uint32_t partition, WriteBatch& batch) {
   if (log.state->applied_index() != log.checkpoint_index) {
     batch.Put(PartitionKey(partition, 's'), ToString(log.state->EncodeSnapshot()));
     batch.Put(PartitionKey(partition, 'm'),
-              EncodePartitionMeta(log.state->applied_index(), log.last_epoch));
+              EncodePartitionMeta(log.state->applied_index(), log.commit_epoch));
   }
 }
 

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,16 @@ struct NodeStoreOptions {
   int64_t dedup_window_ns = metering::kDedupWindowNanosDefault;
   int64_t idempotency_window_ns = metering::kIdempotencyWindowNanosDefault;
   WalOptions wal;
+  // Applied entries kept in memory per partition for replicas to catch up from (older ones
+  // are sent as a snapshot of the partition state).
+  size_t retained_entries_max = 512;
+};
+
+// One log entry with its position in the partition log.
+struct LogRecord {
+  uint64_t index = 0;
+  uint64_t epoch = 0;
+  std::shared_ptr<const metering::LogEntry> entry;
 };
 
 // One event as stored for EVENTS_LIST.
@@ -108,6 +119,16 @@ class NodeStore {
   size_t uncommitted_count(uint32_t partition) const {
     return partitions_[partition].uncommitted.size();
   }
+  // Epoch of the entry at the commit index (0 for an empty log).
+  uint64_t commit_epoch(uint32_t partition) const { return partitions_[partition].commit_epoch; }
+  // Epoch of the entry at `index` if this node still knows it: the commit index, an
+  // uncommitted entry or a retained applied entry. nullopt otherwise.
+  std::optional<uint64_t> EpochAt(uint32_t partition, uint64_t index) const;
+  // Appends to `out` the entries from index `from` on (at most `max_entries`, fewer when
+  // their encoded size passes `max_bytes`). False if `from` is no longer retained (the
+  // caller sends a snapshot instead). REQUIRES: from >= 1.
+  bool EntriesFrom(uint32_t partition, uint64_t from, size_t max_entries, size_t max_bytes,
+                   std::vector<LogRecord>* out) const;
 
   // Appends an entry to the partition log (durable after the next Sync).
   // ResourceExhausted if the WAL tail is full (backpressure).
@@ -127,6 +148,16 @@ class NodeStore {
   // Drops uncommitted entries after `index` (an epoch change rewrote the suffix).
   // REQUIRES: commit_index(partition) <= index <= last_index(partition).
   void TruncateAfter(uint32_t partition, uint64_t index);
+
+  // Replaces the partition's state with `state` (a snapshot of a committed prefix ending at
+  // state->applied_index() with entry epoch `epoch`), durably: `done` runs once the
+  // snapshot is in the state store (an error is fatal). Uncommitted entries after the
+  // snapshot are kept if the log holds the snapshot's last entry (same epoch), else dropped.
+  // REQUIRES: state->applied_index() > commit_index(partition); no other install running.
+  void InstallSnapshot(uint32_t partition, std::unique_ptr<metering::PartitionState> state,
+                       uint64_t epoch, absl::AnyInvocable<void(absl::Status)> done);
+  // Options for a partition state of this store (decoding snapshots from peers).
+  metering::PartitionOptions partition_options(uint32_t partition) const;
 
   // ---- Reads ----
   const metering::PartitionState& state(uint32_t partition) const {
@@ -171,7 +202,9 @@ class NodeStore {
     uint64_t last_index = 0;
     uint64_t last_epoch = 0;
     uint64_t checkpoint_index = 0;  // Applied index in the last durable checkpoint.
+    uint64_t commit_epoch = 0;      // Epoch of the entry at the applied index.
     std::deque<Pending> uncommitted;
+    std::deque<LogRecord> applied_tail;  // The newest applied entries (catch-up source).
     // Applied batches whose events are not yet in a checkpoint (shared with the log
     // entries: no per-event copy on the apply path).
     std::vector<std::shared_ptr<const metering::EventBatch>> unsaved_batches;

@@ -1,0 +1,172 @@
+// node/replication/messages.h
+//
+// Node-to-node messages of the replication protocol (docs/replication.md) and their
+// little-endian encoding. Every message starts with a header: protocol major u8, minor u8,
+// type u8, the sender's incarnation u64, its state u8 and its formed flag u8. A receiver drops messages of
+// another major version and ignores fields it does not know at the end of a message of a
+// newer minor version (mixed minor versions interoperate).
+//
+// Decode* validate everything and never read past the input: InvalidArgument on malformed
+// bytes (the message is dropped and counted).
+#ifndef UNIMETER_NODE_REPLICATION_MESSAGES_H_
+#define UNIMETER_NODE_REPLICATION_MESSAGES_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "node/env/env.h"
+#include "node/metering/partition_state.h"
+#include "node/store/node_store.h"
+
+namespace unimeter::replication {
+
+inline constexpr uint8_t kProtocolMajor = 1;
+inline constexpr uint8_t kProtocolMinor = 0;
+inline constexpr NodeId kNoOwner = 0xFF;
+
+// The sender's incarnation: kFresh (new data directory, knows no cluster), kSyncing
+// (resyncing from a formed cluster) or kActive (counts toward quorums). `formed`: the
+// sender's incarnation has seen a leader (its cluster may hold data).
+enum class NodeState : uint8_t { kFresh = 0, kSyncing = 1, kActive = 2 };
+struct Header {
+  uint64_t incarnation = 0;
+  NodeState state = NodeState::kFresh;
+  bool formed = false;
+};
+
+// Configuration group (leader election and the partition map).
+struct Heartbeat {
+  uint64_t term = 0;
+  uint64_t map_version = 0;
+  std::array<uint8_t, kPartitionCount> owner{};  // kNoOwner when unassigned.
+  std::array<uint64_t, kPartitionCount> epoch{};
+};
+struct HeartbeatAck {
+  uint64_t term = 0;
+  std::array<uint64_t, kPartitionCount> commit_index{};
+};
+struct VoteRequest {
+  uint64_t term = 0;
+  bool pre_vote = false;
+};
+struct VoteReply {
+  uint64_t term = 0;
+  bool pre_vote = false;
+  bool granted = false;
+};
+
+// Partition epochs.
+struct StartEpochItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+};
+struct StartEpoch {
+  std::vector<StartEpochItem> items;
+};
+struct PromiseItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  bool granted = false;
+  uint64_t promised_epoch = 0;  // The replica's promise after handling the request.
+  uint64_t last_epoch = 0;
+  uint64_t last_index = 0;
+  uint64_t commit_index = 0;
+};
+struct Promise {
+  std::vector<PromiseItem> items;
+};
+
+// The partition logs. A fetch reply (a replica's entries for a starting owner) reuses
+// Append with fetch_reply set and is not acknowledged.
+struct WireEntry {
+  uint64_t index = 0;
+  uint64_t epoch = 0;
+  std::shared_ptr<const metering::LogEntry> entry;
+};
+struct AppendItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  uint64_t prev_index = 0;
+  uint64_t prev_epoch = 0;
+  uint64_t commit_index = 0;
+  std::vector<WireEntry> entries;
+};
+struct Append {
+  uint64_t sequence = 0;
+  bool fetch_reply = false;
+  std::vector<AppendItem> items;
+};
+enum class AckResult : uint8_t { kOk = 0, kStale = 1, kNeedPromise = 2, kMismatch = 3, kBusy = 4 };
+struct AckItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  AckResult result = AckResult::kOk;
+  uint64_t index = 0;  // kOk: durable match index; kMismatch: retry after this index.
+  uint64_t promised_epoch = 0;
+};
+struct AppendAck {
+  uint64_t sequence = 0;
+  std::vector<AckItem> items;
+};
+struct FetchItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  uint64_t from_index = 0;
+};
+struct Fetch {
+  std::vector<FetchItem> items;
+};
+// One piece of a partition snapshot (state at `index`, whose entry has `entry_epoch`).
+struct SnapshotChunk {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  uint64_t index = 0;
+  uint64_t entry_epoch = 0;
+  uint64_t total_bytes = 0;
+  uint64_t offset = 0;
+  bool fetch_reply = false;
+  std::vector<uint8_t> bytes;
+};
+
+// Requests a node forwards to a partition's owner.
+enum class ForwardKind : uint8_t { kIngest = 0, kEntry = 1 };
+struct Forward {
+  uint64_t request_id = 0;
+  uint32_t partition = 0;
+  ForwardKind kind = ForwardKind::kIngest;
+  bool sync = true;
+  std::vector<metering::Event> events;           // kIngest.
+  std::shared_ptr<const metering::LogEntry> entry;  // kEntry.
+};
+struct ForwardReply {
+  uint64_t request_id = 0;
+  absl::Status status;
+  metering::IngestResult result;
+};
+struct ReadIndex {
+  uint64_t request_id = 0;
+  uint32_t partition = 0;
+};
+struct ReadIndexReply {
+  uint64_t request_id = 0;
+  absl::Status status;
+  uint64_t commit_index = 0;
+};
+
+using Message = std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise,
+                             Append, AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply,
+                             ReadIndex, ReadIndexReply>;
+
+std::vector<uint8_t> EncodeMessage(const Header& header, const Message& message);
+absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Message* message);
+
+}  // namespace unimeter::replication
+
+#endif  // UNIMETER_NODE_REPLICATION_MESSAGES_H_

@@ -1,0 +1,146 @@
+#include "node/replication/messages.h"
+
+#include <gtest/gtest.h>
+
+#include "node/base/random.h"
+#include "node/metering/log_entry.h"
+#include "node/replication/replica_meta.h"
+
+namespace unimeter::replication {
+namespace {
+
+Message RoundTrip(const Message& message) {
+  Header header{0x1234, NodeState::kSyncing, true};
+  const std::vector<uint8_t> bytes = EncodeMessage(header, message);
+  Header decoded_header;
+  Message decoded;
+  EXPECT_TRUE(DecodeMessage(bytes, &decoded_header, &decoded).ok());
+  EXPECT_EQ(decoded_header.incarnation, 0x1234u);
+  EXPECT_EQ(decoded_header.state, NodeState::kSyncing);
+  EXPECT_TRUE(decoded_header.formed);
+  EXPECT_EQ(decoded.index(), message.index());
+  return decoded;
+}
+
+TEST(MessagesTest, AppendRoundTripsEntries) {
+  Append append;
+  append.sequence = 9;
+  AppendItem item;
+  item.partition = 200;
+  item.epoch = (3ull << 32) | 1;
+  item.prev_index = 4;
+  item.prev_epoch = 7;
+  item.commit_index = 3;
+  item.entries.push_back(WireEntry{
+      5, item.epoch,
+      std::make_shared<const metering::LogEntry>(metering::LogEntry::StartOfEpoch(item.epoch))});
+  item.entries.push_back(WireEntry{
+      6, item.epoch,
+      std::make_shared<const metering::LogEntry>(metering::LogEntry::Retention(-5))});
+  append.items.push_back(item);
+  const Append decoded = std::get<Append>(RoundTrip(append));
+  ASSERT_EQ(decoded.items.size(), 1u);
+  EXPECT_EQ(decoded.sequence, 9u);
+  EXPECT_EQ(decoded.items[0].partition, 200u);
+  EXPECT_EQ(decoded.items[0].prev_epoch, 7u);
+  ASSERT_EQ(decoded.items[0].entries.size(), 2u);
+  EXPECT_EQ(*decoded.items[0].entries[1].entry, metering::LogEntry::Retention(-5));
+}
+
+TEST(MessagesTest, ForwardRoundTripsEventsAndReplies) {
+  Forward forward;
+  forward.request_id = 77;
+  forward.partition = 13;
+  forward.sync = false;
+  metering::Event event;
+  event.account_id = 13;
+  event.metric_code = "api_calls";
+  event.value = 5;
+  event.timestamp_ns = -3;
+  event.operation = metering::OperationType::kAdd;
+  event.properties.push_back({"region", "eu"});
+  event.idempotency_key = metering::IdempotencyKey{1, 2};
+  event.negative_correction = true;
+  forward.events = {event, metering::Event{}};
+  const Forward decoded = std::get<Forward>(RoundTrip(forward));
+  EXPECT_EQ(decoded.request_id, 77u);
+  EXPECT_FALSE(decoded.sync);
+  ASSERT_EQ(decoded.events.size(), 2u);
+  EXPECT_EQ(decoded.events[0], event);
+
+  ForwardReply reply;
+  reply.request_id = 77;
+  reply.status = absl::UnknownError("maybe");
+  reply.result.n_stored = 1;
+  reply.result.outcomes = {metering::EventOutcome::kStored, metering::EventOutcome::kDuplicate};
+  const ForwardReply back = std::get<ForwardReply>(RoundTrip(reply));
+  EXPECT_EQ(back.status, reply.status);
+  EXPECT_EQ(back.result.outcomes, reply.result.outcomes);
+}
+
+TEST(MessagesTest, HeartbeatAndPromisesRoundTrip) {
+  Heartbeat heartbeat;
+  heartbeat.term = 5;
+  heartbeat.map_version = 6;
+  heartbeat.owner.fill(2);
+  heartbeat.epoch[255] = 99;
+  const Heartbeat decoded = std::get<Heartbeat>(RoundTrip(heartbeat));
+  EXPECT_EQ(decoded.owner, heartbeat.owner);
+  EXPECT_EQ(decoded.epoch, heartbeat.epoch);
+  Promise promise;
+  promise.items.push_back(PromiseItem{1, 2, true, 2, 1, 10, 8});
+  const Promise back = std::get<Promise>(RoundTrip(promise));
+  ASSERT_EQ(back.items.size(), 1u);
+  EXPECT_EQ(back.items[0].last_index, 10u);
+  EXPECT_TRUE(back.items[0].granted);
+}
+
+TEST(MessagesTest, RejectsOtherMajorVersionsAndGarbage) {
+  std::vector<uint8_t> bytes = EncodeMessage(Header{}, VoteRequest{3, true});
+  Header header;
+  Message message;
+  bytes[0] = kProtocolMajor + 1;
+  EXPECT_FALSE(DecodeMessage(bytes, &header, &message).ok());
+  // A newer minor version may append fields: still decodes.
+  bytes = EncodeMessage(Header{}, VoteRequest{3, true});
+  bytes[1] = kProtocolMinor + 1;
+  bytes.push_back(0xEE);
+  EXPECT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  // Random bytes and every truncation of a valid message are refused or decoded safely.
+  Prng prng(42);
+  for (int round = 0; round < 20000; ++round) {
+    std::vector<uint8_t> noise(prng.UniformBelow(64));
+    for (uint8_t& byte : noise) byte = static_cast<uint8_t>(prng.NextU64());
+    if (!noise.empty()) noise[0] = kProtocolMajor;
+    (void)DecodeMessage(noise, &header, &message);
+  }
+  Append append;
+  append.items.resize(2);
+  append.items[0].partition = 1;
+  const std::vector<uint8_t> valid = EncodeMessage(Header{}, append);
+  for (size_t size = 0; size < valid.size(); ++size) {
+    EXPECT_FALSE(DecodeMessage(absl::MakeConstSpan(valid.data(), size), &header, &message).ok());
+  }
+}
+
+TEST(ReplicaMetaTest, SlotRoundTripsAndDetectsDamage) {
+  ReplicaMeta meta;
+  meta.incarnation = 77;
+  meta.active = true;
+  meta.formed = true;
+  meta.term = 12;
+  meta.voted_for = 2;
+  meta.promised_epoch[17] = 5;
+  std::vector<uint8_t> slot = EncodeMetaSlot(meta, 3);
+  ASSERT_EQ(slot.size(), kMetaSlotBytes);
+  uint64_t sequence = 0;
+  absl::StatusOr<ReplicaMeta> decoded = DecodeMetaSlot(slot, &sequence);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, meta);
+  EXPECT_EQ(sequence, 3u);
+  slot[40] ^= 1;
+  EXPECT_TRUE(absl::IsDataLoss(DecodeMetaSlot(slot, &sequence).status()));
+}
+
+}  // namespace
+}  // namespace unimeter::replication

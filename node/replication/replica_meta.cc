@@ -1,0 +1,112 @@
+#include "node/replication/replica_meta.h"
+
+#include <utility>
+
+#include "node/base/check.h"
+#include "node/base/checksum.h"
+#include "node/metering/byte_io.h"
+
+namespace unimeter::replication {
+namespace {
+
+constexpr uint32_t kMetaMagic = 0x554d4d31;  // "UMM1"
+constexpr uint8_t kMetaVersion = 1;
+constexpr char kMetaFileName[] = "replica.meta";
+
+}  // namespace
+
+std::vector<uint8_t> EncodeMetaSlot(const ReplicaMeta& meta, uint64_t sequence) {
+  std::vector<uint8_t> bytes;
+  metering::ByteWriter writer(&bytes);
+  writer.U32(kMetaMagic);
+  writer.U8(kMetaVersion);
+  writer.U64(sequence);
+  writer.U64(meta.incarnation);
+  writer.U8((meta.active ? 1 : 0) | (meta.formed ? 2 : 0));
+  writer.U64(meta.term);
+  writer.U32(meta.voted_for);
+  for (uint64_t epoch : meta.promised_epoch) {
+    writer.U64(epoch);
+  }
+  writer.U32(Crc32c(bytes.data(), bytes.size()));
+  UM_CHECK_LE(bytes.size(), kMetaSlotBytes);
+  bytes.resize(kMetaSlotBytes, 0);
+  return bytes;
+}
+
+absl::StatusOr<ReplicaMeta> DecodeMetaSlot(absl::Span<const uint8_t> slot, uint64_t* sequence) {
+  metering::ByteReader reader(slot.data(), slot.size());
+  uint32_t magic = 0;
+  uint8_t version = 0;
+  uint8_t active = 0;
+  ReplicaMeta meta;
+  if (!reader.U32(&magic) || magic != kMetaMagic || !reader.U8(&version) ||
+      version != kMetaVersion || !reader.U64(sequence) || !reader.U64(&meta.incarnation) ||
+      !reader.U8(&active) || active > 3 || !reader.U64(&meta.term) ||
+      !reader.U32(&meta.voted_for)) {
+    return absl::DataLossError("replica meta slot: bad header");
+  }
+  for (uint64_t& epoch : meta.promised_epoch) {
+    if (!reader.U64(&epoch)) return absl::DataLossError("replica meta slot: truncated");
+  }
+  const size_t covered = slot.size() - reader.left();
+  uint32_t crc = 0;
+  if (!reader.U32(&crc) || crc != Crc32c(slot.data(), covered)) {
+    return absl::DataLossError("replica meta slot: checksum mismatch");
+  }
+  meta.active = (active & 1) != 0;
+  meta.formed = (active & 2) != 0;
+  return meta;
+}
+
+absl::StatusOr<std::unique_ptr<MetaFile>> MetaFile::Open(Env& env, bool* fresh) {
+  absl::StatusOr<std::unique_ptr<DiskFile>> file = env.OpenDiskFile(kMetaFileName);
+  if (!file.ok()) return file.status();
+  std::unique_ptr<MetaFile> meta_file(new MetaFile(env, std::move(*file)));
+  const uint64_t size = meta_file->file_->size_bytes();
+  bool found = false;
+  std::vector<uint8_t> slot(kMetaSlotBytes);
+  for (uint64_t offset = 0; offset + kMetaSlotBytes <= size; offset += kMetaSlotBytes) {
+    absl::StatusOr<size_t> read = meta_file->file_->Read(offset, absl::MakeSpan(slot));
+    if (!read.ok()) return read.status();
+    if (*read != kMetaSlotBytes) continue;
+    uint64_t sequence = 0;
+    absl::StatusOr<ReplicaMeta> meta = DecodeMetaSlot(slot, &sequence);
+    if (meta.ok() && (!found || sequence > meta_file->sequence_)) {
+      found = true;
+      meta_file->sequence_ = sequence;
+      meta_file->meta_ = *meta;
+    }
+  }
+  if (!found && size > 0) {
+    return absl::DataLossError(
+        "replica.meta: no intact slot; the data directory is damaged (wipe it to resync "
+        "this node from its peers)");
+  }
+  *fresh = !found;
+  return meta_file;
+}
+
+void MetaFile::Save(Done done) {
+  waiting_.push_back(std::move(done));
+  if (!writing_) StartWrite();
+}
+
+void MetaFile::StartWrite() {
+  UM_CHECK(!writing_);
+  writing_ = true;
+  in_flight_ = std::move(waiting_);
+  waiting_.clear();
+  ++sequence_;
+  const std::vector<uint8_t> slot = EncodeMetaSlot(meta_, sequence_);
+  file_->Write((sequence_ % 2) * kMetaSlotBytes, slot);
+  file_->Sync([this](absl::Status status) {
+    writing_ = false;
+    std::vector<Done> finished = std::move(in_flight_);
+    in_flight_.clear();
+    for (Done& done : finished) done(status);
+    if (!waiting_.empty()) StartWrite();
+  });
+}
+
+}  // namespace unimeter::replication

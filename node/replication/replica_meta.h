@@ -1,0 +1,75 @@
+// node/replication/replica_meta.h
+//
+// ReplicaMeta is the small replication state a node must never forget once it has told a
+// peer about it: its term and vote in the configuration group, the highest epoch promised
+// for every partition, its incarnation and whether that incarnation is active (counts
+// toward quorums). MetaFile keeps it in one disk file ("replica.meta") of two 4 KiB slots
+// written alternately, each with a sequence number and a CRC32C: a torn write damages at
+// most the slot being written, and Load picks the newest intact slot.
+//
+// Writes are coalesced: Save() while a write is in flight writes the newest state once that
+// write completes, and every caller's `done` runs when a write covering its state is
+// durable. A sync error is reported to `done` (the caller crashes the node).
+// Event-loop only.
+#ifndef UNIMETER_NODE_REPLICATION_REPLICA_META_H_
+#define UNIMETER_NODE_REPLICATION_REPLICA_META_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "node/env/env.h"
+#include "node/store/node_store.h"
+
+namespace unimeter::replication {
+
+inline constexpr NodeId kNoVote = 0xFFFF'FFFF;
+inline constexpr size_t kMetaSlotBytes = 4096;
+
+struct ReplicaMeta {
+  uint64_t incarnation = 0;  // Drawn when the data directory is created; never 0.
+  bool active = false;       // Holds every committed entry it ever acknowledged.
+  bool formed = false;       // Has seen a leader: its cluster may hold data.
+  uint64_t term = 0;
+  NodeId voted_for = kNoVote;
+  std::array<uint64_t, kPartitionCount> promised_epoch{};
+  bool operator==(const ReplicaMeta&) const = default;
+};
+
+std::vector<uint8_t> EncodeMetaSlot(const ReplicaMeta& meta, uint64_t sequence);
+// DataLoss if the slot is damaged or not a meta slot.
+absl::StatusOr<ReplicaMeta> DecodeMetaSlot(absl::Span<const uint8_t> slot, uint64_t* sequence);
+
+class MetaFile {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status status)>;
+
+  // Opens or creates the file. `*fresh` is true if the file held no intact slot (a new or
+  // wiped data directory); the returned meta is then default with incarnation 0.
+  // DataLoss if the file exists with content but no slot is intact.
+  static absl::StatusOr<std::unique_ptr<MetaFile>> Open(Env& env, bool* fresh);
+
+  const ReplicaMeta& meta() const { return meta_; }
+  // Changes the in-memory state; durable once a Save() issued after it completes.
+  ReplicaMeta& mutable_meta() { return meta_; }
+  void Save(Done done);
+
+ private:
+  MetaFile(Env& env, std::unique_ptr<DiskFile> file) : env_(env), file_(std::move(file)) {}
+  void StartWrite();
+
+  Env& env_;
+  std::unique_ptr<DiskFile> file_;
+  ReplicaMeta meta_;
+  uint64_t sequence_ = 0;
+  bool writing_ = false;
+  std::vector<Done> in_flight_;
+  std::vector<Done> waiting_;
+};
+
+}  // namespace unimeter::replication
+
+#endif  // UNIMETER_NODE_REPLICATION_REPLICA_META_H_

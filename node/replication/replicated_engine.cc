@@ -1,0 +1,359 @@
+// The engine's frame: opening, message dispatch, outboxes, group commit and status.
+// The configuration group, partition epochs and requests live in replicated_engine_*.cc.
+#include "node/replication/replicated_engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/check.h"
+
+namespace unimeter::replication {
+
+absl::StatusOr<std::unique_ptr<ReplicatedEngine>> ReplicatedEngine::Open(
+    Env& env, ReplicatedEngineOptions options, EngineMetrics metrics) {
+  std::sort(options.members.begin(), options.members.end());
+  options.members.erase(std::unique(options.members.begin(), options.members.end()),
+                        options.members.end());
+  if (!std::binary_search(options.members.begin(), options.members.end(), env.node_id())) {
+    return absl::InvalidArgumentError("the member list does not name this node");
+  }
+  absl::StatusOr<std::unique_ptr<NodeStore>> store = NodeStore::Open(env, options.local.store);
+  if (!store.ok()) return store.status();
+  bool fresh = false;
+  absl::StatusOr<std::unique_ptr<MetaFile>> meta = MetaFile::Open(env, &fresh);
+  if (!meta.ok()) return meta.status();
+  if (fresh) {
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      if ((*store)->last_index(partition) > 0) {
+        return absl::DataLossError(
+            "replica.meta is missing but the data directory holds partition logs: the "
+            "directory is damaged (wipe it to resync this node from its peers)");
+      }
+    }
+  }
+  std::unique_ptr<ReplicatedEngine> engine(new ReplicatedEngine(
+      env, std::move(options), metrics, std::move(*store), std::move(*meta), fresh));
+  engine->Start();
+  return engine;
+}
+
+ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options,
+                                   EngineMetrics metrics, std::unique_ptr<NodeStore> store,
+                                   std::unique_ptr<MetaFile> meta, bool fresh)
+    : env_(env),
+      options_(std::move(options)),
+      metrics_(metrics),
+      store_(std::move(store)),
+      meta_(std::move(meta)),
+      members_(options_.members) {
+  quorum_ = members_.size() / 2 + 1;
+  const size_t n = members_.size();
+  last_heard_ns_.assign(n, kLongAgoNs);
+  live_since_ns_.assign(n, INT64_MIN);
+  peer_header_.assign(n, Header{});
+  peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
+  outboxes_.resize(n);
+  append_in_flight_.assign(n, false);
+  append_deadline_ns_.assign(n, 0);
+  append_sequence_sent_.assign(n, 0);
+  for (Part& part : parts_) part.peers.resize(n);
+  map_.owner.fill(static_cast<uint8_t>(kNoOwner));
+  ReplicaMeta& m = meta_->mutable_meta();
+  if (fresh) {
+    m.incarnation = env_.prng().NextU64() | 1;
+    if (n == 1) {
+      m.active = true;  // A cluster of one bootstraps alone.
+      m.formed = true;
+    }
+  }
+  state_ = m.active ? NodeState::kActive : (m.formed ? NodeState::kSyncing : NodeState::kFresh);
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    parts_[partition].durable_index = store_->last_index(partition);
+  }
+}
+
+ReplicatedEngine::~ReplicatedEngine() {
+  env_.CancelTimer(election_timer_);
+  env_.CancelTimer(tick_timer_);
+  env_.CancelTimer(checkpoint_timer_);
+  env_.CancelTimer(sweep_timer_);
+  env_.CancelTimer(flush_timer_);
+  env_.transport().SetReceiver(nullptr);
+}
+
+void ReplicatedEngine::Start() {
+  meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+  alerts_durable_offset_ = store_->alert_count();
+  last_checkpoint_ns_ = env_.MonotonicNowNs();
+  env_.transport().SetReceiver(
+      [this](NodeId source, absl::Span<const uint8_t> bytes) { OnMessage(source, bytes); });
+  env_.Log(absl::StrCat("replication: member of ", members_.size(), ", quorum ", quorum_,
+                        ", incarnation ", meta_->meta().incarnation, ", state ",
+                        static_cast<int>(state_), ", term ", meta_->meta().term));
+  ScheduleCheckpointTimer();
+  sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });
+  if (members_.size() == 1) {
+    BecomeLeader();
+  } else {
+    ResetElectionTimer();
+  }
+}
+
+int ReplicatedEngine::Position(NodeId node) const {
+  auto it = std::lower_bound(members_.begin(), members_.end(), node);
+  if (it == members_.end() || *it != node) return -1;
+  return static_cast<int>(it - members_.begin());
+}
+
+bool ReplicatedEngine::CountsForQuorum(NodeId node) const {
+  if (node == env_.node_id()) return state_ == NodeState::kActive;
+  const int position = Position(node);
+  return position >= 0 && peer_header_[position].state == NodeState::kActive;
+}
+
+void ReplicatedEngine::Send(NodeId target, const Message& message) {
+  Header header;
+  header.incarnation = meta_->meta().incarnation;
+  header.state = state_;
+  header.formed = meta_->meta().formed;
+  const std::vector<uint8_t> bytes = EncodeMessage(header, message);
+  UM_CHECK_LE(bytes.size(), kMessageSizeBytesMax);
+  env_.transport().Send(target, bytes);
+}
+
+void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes) {
+  const int position = Position(source);
+  Header header;
+  Message message;
+  if (position < 0 || source == env_.node_id() ||
+      !DecodeMessage(bytes, &header, &message).ok()) {
+    ++counters_.messages_dropped;
+    return;
+  }
+  Header& known = peer_header_[position];
+  if (known.incarnation != 0 && known.incarnation != header.incarnation) {
+    // A new incarnation (wiped disk): nothing it acknowledged before counts any more.
+    env_.Log(absl::StrCat("replication: node ", source, " has a new incarnation ",
+                          header.incarnation));
+    for (Part& part : parts_) {
+      part.peers[position] = PeerProgress{};
+      part.promises.erase(source);
+    }
+    live_since_ns_[position] = INT64_MIN;
+  }
+  known = header;
+  last_heard_ns_[position] = env_.MonotonicNowNs();
+  if (state_ == NodeState::kFresh) {
+    if (header.formed && header.state == NodeState::kActive) {
+      // A formed cluster exists: this empty directory is a replaced disk. Resync.
+      state_ = NodeState::kSyncing;
+      meta_->mutable_meta().formed = true;
+      meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+      env_.Log("replication: fresh data directory in a formed cluster: resyncing");
+    } else {
+      MaybeBootstrap();
+    }
+  }
+  std::visit(
+      [this, source](const auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, Heartbeat>) HandleHeartbeat(source, body);
+        if constexpr (std::is_same_v<T, HeartbeatAck>) HandleHeartbeatAck(source, body);
+        if constexpr (std::is_same_v<T, VoteRequest>) HandleVoteRequest(source, body);
+        if constexpr (std::is_same_v<T, VoteReply>) HandleVoteReply(source, body);
+        if constexpr (std::is_same_v<T, StartEpoch>) HandleStartEpoch(source, body);
+        if constexpr (std::is_same_v<T, Promise>) HandlePromise(source, body);
+        if constexpr (std::is_same_v<T, Append>) HandleAppend(source, body);
+        if constexpr (std::is_same_v<T, AppendAck>) HandleAppendAck(source, body);
+        if constexpr (std::is_same_v<T, Fetch>) HandleFetch(source, body);
+        if constexpr (std::is_same_v<T, SnapshotChunk>) HandleSnapshotChunk(source, body);
+        if constexpr (std::is_same_v<T, Forward>) HandleForward(source, body);
+        if constexpr (std::is_same_v<T, ForwardReply>) HandleForwardReply(body);
+        if constexpr (std::is_same_v<T, ReadIndex>) HandleReadIndex(source, body);
+        if constexpr (std::is_same_v<T, ReadIndexReply>) HandleReadIndexReply(body);
+      },
+      message);
+  FlushOutboxes();
+  FlushPeers();
+}
+
+void ReplicatedEngine::FlushOutboxes() {
+  for (size_t position = 0; position < members_.size(); ++position) {
+    Outbox& box = outboxes_[position];
+    const NodeId target = members_[position];
+    if (!box.start_epoch.items.empty()) Send(target, std::exchange(box.start_epoch, {}));
+    if (!box.promise.items.empty()) Send(target, std::exchange(box.promise, {}));
+    if (!box.acks.items.empty()) Send(target, std::exchange(box.acks, {}));
+    if (!box.fetch.items.empty()) Send(target, std::exchange(box.fetch, {}));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Group commit.
+
+void ReplicatedEngine::RequestSync() {
+  if (sync_in_flight_) {
+    sync_requested_ = true;
+    return;
+  }
+  StartSync();
+}
+
+void ReplicatedEngine::StartSync() {
+  UM_CHECK(!sync_in_flight_);
+  sync_in_flight_ = true;
+  sync_requested_ = false;
+  std::array<uint64_t, kPartitionCount> covered;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    covered[partition] = store_->last_index(partition);
+    parts_[partition].sync_floor = UINT64_MAX;
+  }
+  std::vector<PendingAck> acks = std::move(acks_awaiting_sync_);
+  acks_awaiting_sync_.clear();
+  const size_t alerts_covered = alerts_awaiting_sync_.size();
+  const int64_t started_ns = env_.MonotonicNowNs();
+  store_->Sync([this, covered, acks = std::move(acks), alerts_covered,
+                started_ns](absl::Status status) mutable {
+    if (metrics_.wal_syncs != nullptr) {
+      metrics_.wal_syncs->Increment();
+      metrics_.wal_sync_duration->ObserveNs(env_.MonotonicNowNs() - started_ns);
+    }
+    OnSynced(std::move(status), covered, std::move(acks), alerts_covered);
+  });
+}
+
+void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
+                                std::vector<PendingAck> acks, size_t alerts_covered) {
+  UM_CHECK(sync_in_flight_);
+  sync_in_flight_ = false;
+  // A replica's WAL cannot roll back entries that may already count toward a quorum or be
+  // applied as committed: any sync failure (a full disk included) crashes the node, which
+  // then recovers from its durable state and catches up from its peers.
+  if (!status.ok()) {
+    env_.Log(absl::StrCat("replication: WAL sync failed, crashing: ", status.ToString()));
+  }
+  UM_CHECK_OK(status);
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    Part& part = parts_[partition];
+    part.durable_index =
+        std::max(part.durable_index, std::min(covered[partition], part.sync_floor));
+    part.durable_index = std::min(part.durable_index, store_->last_index(partition));
+  }
+  for (PendingAck& pending : acks) {
+    Part& part = parts_[pending.item.partition];
+    if (meta_->meta().promised_epoch[pending.item.partition] != pending.item.epoch ||
+        part.durable_index < pending.item.index) {
+      continue;  // Superseded or truncated meanwhile: the owner retransmits.
+    }
+    if (state_ == NodeState::kSyncing && pending.item.index >= part.sync_target) {
+      part.synced = true;
+    }
+    AppendAck& box = outboxes_[Position(pending.target)].acks;
+    box.sequence = std::max(box.sequence, pending.sequence);
+    box.items.push_back(pending.item);
+  }
+  if (alerts_covered > 0) {
+    std::vector<AlertRecord> durable(alerts_awaiting_sync_.begin(),
+                                     alerts_awaiting_sync_.begin() + alerts_covered);
+    alerts_awaiting_sync_.erase(alerts_awaiting_sync_.begin(),
+                                alerts_awaiting_sync_.begin() + alerts_covered);
+    alerts_durable_offset_ = durable.back().offset + 1;
+    if (on_alerts_durable_) on_alerts_durable_(durable);
+  }
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    if (parts_[partition].role == PartRole::kOwner) AdvanceCommit(partition);
+  }
+  MaybeActivate();
+  FlushOutboxes();
+  FlushPeers();
+  if (sync_requested_ || !alerts_awaiting_sync_.empty()) StartSync();
+}
+
+void ReplicatedEngine::ScheduleCheckpointTimer() {
+  checkpoint_timer_ = env_.StartTimer(options_.local.checkpoint_interval_ns / 6, [this] {
+    checkpoint_timer_ = kNoTimer;
+    uint64_t applied = 0;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      applied += store_->commit_index(partition);
+    }
+    const bool changed = applied != applied_at_last_checkpoint_;
+    const bool due =
+        store_->wal_bytes_since_checkpoint() >= options_.local.checkpoint_wal_bytes ||
+        env_.MonotonicNowNs() - last_checkpoint_ns_ >= options_.local.checkpoint_interval_ns;
+    if (changed && due && !store_->checkpoint_running()) {
+      applied_at_last_checkpoint_ = applied;
+      last_checkpoint_ns_ = env_.MonotonicNowNs();
+      store_->Checkpoint([](absl::Status status) { UM_CHECK_OK(status); });
+    }
+    ScheduleCheckpointTimer();
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads of local data and status.
+
+std::vector<metering::SchemaRef> ReplicatedEngine::ListMetrics() const {
+  return store_->state(0).ListMetrics();
+}
+
+absl::StatusOr<std::vector<StoredEvent>> ReplicatedEngine::ListEvents(
+    uint64_t account_id, int64_t since_ns, int64_t until_ns, size_t limit,
+    uint64_t first_offset) const {
+  return store_->ListEvents(account_id, since_ns, until_ns, limit, first_offset);
+}
+
+std::vector<AlertRecord> ReplicatedEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                                      size_t limit) const {
+  std::vector<AlertRecord> records = store_->ListAlerts(account_id, since_offset, limit);
+  while (!records.empty() && records.back().offset >= alerts_durable_offset_) {
+    records.pop_back();
+  }
+  return records;
+}
+
+NodeId ReplicatedEngine::owner(uint32_t partition) const { return map_.owner.at(partition); }
+
+bool ReplicatedEngine::serving(uint32_t partition) const {
+  const Part& part = parts_.at(partition);
+  return part.role == PartRole::kOwner && part.serving;
+}
+
+bool ReplicatedEngine::ready() const {
+  return state_ == NodeState::kActive && leader_ != kNoVote &&
+         env_.MonotonicNowNs() - leader_contact_ns_ < 2 * options_.election_timeout_ns;
+}
+
+ReplicationStatus ReplicatedEngine::status() const {
+  ReplicationStatus status = counters_;
+  status.incarnation = state_;
+  status.term = meta_->meta().term;
+  status.leader = leader_;
+  status.is_leader = role_ == Role::kLeader;
+  status.map_version = map_.map_version;
+  const int64_t now_ns = env_.MonotonicNowNs();
+  status.reachable_members = 1;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] != env_.node_id() &&
+        now_ns - last_heard_ns_[position] < options_.election_timeout_ns) {
+      ++status.reachable_members;
+    }
+  }
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    status.owned_partitions += map_.owner[partition] == env_.node_id() ? 1 : 0;
+    status.serving_partitions += serving(partition) ? 1 : 0;
+  }
+  if (state_ == NodeState::kFresh) {
+    status.problem = "fresh data directory: waiting for every member to bootstrap the cluster";
+  } else if (state_ == NodeState::kSyncing) {
+    status.problem = "resyncing from peers after a disk replacement";
+  } else if (status.reachable_members < quorum_) {
+    status.problem = absl::StrCat("no quorum: reaches ", status.reachable_members, " of ",
+                                  members_.size(), " members, needs ", quorum_);
+  } else if (!ready()) {
+    status.problem = "no leader yet (election in progress, or too few active members)";
+  }
+  return status;
+}
+
+}  // namespace unimeter::replication

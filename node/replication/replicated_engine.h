@@ -1,0 +1,345 @@
+// node/replication/replicated_engine.h
+//
+// ReplicatedEngine is the Engine of a cluster node (docs/replication.md): every partition
+// is replicated to every member, one owner per partition appends entries in its epoch and
+// commits them once a quorum of active members holds them durably.
+//
+// Three layers, all on the node's Env:
+//   - the configuration group: Raft-style election of a leader among active members
+//     (PreVote, CheckQuorum, term and vote persisted before they are told). The leader's
+//     heartbeats carry the partition map (owner and epoch per partition). Epochs are
+//     (term << 32 | sequence), so a new leader's epochs exceed every earlier one, and it
+//     issues new epochs for every partition when it takes office.
+//   - partition epochs: an owner collects durable promises from a quorum, adopts the most
+//     advanced log among them (fetching what it lacks), appends an EpochStart entry and
+//     serves once that entry commits (which commits everything before it).
+//   - the data path: appends batched per peer (one message per node pair carrying many
+//     partitions, the next one sent as soon as the previous is acknowledged), one fsync per
+//     group commit, catch-up by log streaming or a snapshot when the log was recycled.
+//
+// Incarnations: a node whose data directory is new is "fresh". Fresh members of a cluster
+// whose members are all fresh bootstrap it together; a fresh node that hears of a formed
+// cluster resyncs every partition and only then becomes active: before that it votes in
+// nothing, its promises and acknowledgements count toward no quorum and it owns nothing.
+//
+// Requests for partitions this node does not own are forwarded to the owner; reads run
+// on the owner after a quorum round confirms its epoch, or on a replica once it has applied
+// the owner's confirmed commit index (reads never go back in time).
+//
+// Event-loop only; every callback runs later on the loop.
+#ifndef UNIMETER_NODE_REPLICATION_REPLICATED_ENGINE_H_
+#define UNIMETER_NODE_REPLICATION_REPLICATED_ENGINE_H_
+
+#include <array>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "node/env/env.h"
+#include "node/replication/messages.h"
+#include "node/replication/replica_meta.h"
+#include "node/server/engine.h"
+#include "node/server/local_engine.h"
+#include "node/store/node_store.h"
+
+namespace unimeter::replication {
+
+// "Long ago" for monotonic timestamps: far enough back that `now - kLongAgoNs` exceeds
+// every timeout, near enough that the subtraction cannot overflow.
+inline constexpr int64_t kLongAgoNs = INT64_MIN / 4;
+
+struct ReplicatedEngineOptions {
+  LocalEngineOptions local;   // Store, pending bound and checkpoint policy.
+  std::vector<NodeId> members;  // Every member's id, this node included.
+  int64_t heartbeat_interval_ns = 100'000'000;
+  int64_t election_timeout_ns = 1'000'000'000;  // Randomised in [1x, 2x).
+  int64_t retransmit_ns = 200'000'000;
+  int64_t epoch_start_timeout_ns = 1'000'000'000;
+  int64_t rebalance_settle_ns = 3'000'000'000;
+  int64_t request_timeout_ns = 5'000'000'000;
+  size_t message_bytes_max = 2 * 1024 * 1024;
+  size_t entries_per_item_max = 1024;
+  size_t snapshot_chunk_bytes = 1024 * 1024;
+  size_t rebalance_moves_per_tick = 16;
+};
+
+// What /health, CLUSTER_STATUS and /metrics report.
+struct ReplicationStatus {
+  NodeState incarnation = NodeState::kFresh;
+  uint64_t term = 0;
+  NodeId leader = kNoVote;
+  bool is_leader = false;
+  uint64_t map_version = 0;
+  uint32_t owned_partitions = 0;
+  uint32_t serving_partitions = 0;
+  uint32_t reachable_members = 0;  // Members heard from within the election timeout.
+  uint64_t epoch_changes = 0;
+  uint64_t term_changes = 0;
+  uint64_t snapshots_sent = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t forwarded = 0;
+  uint64_t messages_dropped = 0;  // Undecodable or from another major version.
+  std::string problem;  // Empty when healthy; else why this node cannot serve.
+};
+
+class ReplicatedEngine final : public Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<ReplicatedEngine>> Open(Env& env,
+                                                                ReplicatedEngineOptions options,
+                                                                EngineMetrics metrics);
+  ~ReplicatedEngine() override;
+
+  void Ingest(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
+              IngestDone done) override;
+  void Read(uint32_t partition, ReadFunction read) override;
+  void PutMetric(metering::MetricSchema schema, StatusDone done) override;
+  void DeleteMetric(std::string code, StatusDone done) override;
+  std::vector<metering::SchemaRef> ListMetrics() const override;
+  absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
+                                                      int64_t until_ns, size_t limit,
+                                                      uint64_t first_offset) const override;
+  std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                      size_t limit) const override;
+  void SetAlertsDurable(AlertsDurable on_durable) override {
+    on_alerts_durable_ = std::move(on_durable);
+  }
+  void SweepRetention(int64_t cutoff_ns, StatusDone done) override;
+  void SetWritesBlocked(bool blocked) override { writes_blocked_ = blocked; }
+  uint32_t node_count() const override { return static_cast<uint32_t>(members_.size()); }
+  NodeId owner(uint32_t partition) const override;
+  bool ready() const override;
+  const NodeStore& store() const override { return *store_; }
+
+  void Checkpoint(StatusDone done) override { store_->Checkpoint(std::move(done)); }
+  ReplicationStatus status() const;
+  uint64_t epoch(uint32_t partition) const { return map_.epoch[partition]; }
+  // True if this node owns `partition` and its epoch has committed (it serves it).
+  bool serving(uint32_t partition) const;
+
+ private:
+  enum class Role : uint8_t { kFollower, kCandidate, kLeader };
+  enum class PartRole : uint8_t { kReplica, kStarting, kFetching, kOwner };
+
+  struct PeerProgress {
+    uint64_t next_index = 1;
+    uint64_t match_index = 0;
+    uint64_t sent_commit = 0;
+    uint64_t acked_sequence = 0;  // Newest message whose item was accepted in this epoch.
+    int64_t snapshot_sent_ns = kLongAgoNs;
+    bool acked = false;  // Has answered an item of this epoch.
+    bool probe = false;  // The next message carries an item (a read confirmation round).
+  };
+  struct Waiter {
+    uint32_t partition = 0;
+    uint64_t index = 0;
+    uint64_t epoch = 0;
+    IngestMode mode = IngestMode::kSync;
+    metering::IngestResult result;
+    IngestDone ingest_done;
+    StatusDone status_done;
+    size_t events = 0;
+    bool schema_change = false;
+  };
+  struct Parked {  // A request waiting for an owner to serve.
+    std::vector<metering::Event> events;
+    std::shared_ptr<const metering::LogEntry> entry;  // Set for entries.
+    bool schema_change = false;
+    IngestMode mode = IngestMode::kSync;
+    bool forwarded = false;  // Came from another node: never forwarded again.
+    IngestDone ingest_done;
+    StatusDone status_done;
+    int64_t deadline_ns = 0;
+  };
+  struct ReadWait {
+    uint64_t sequence = 0;    // Owner: confirmed by acks of messages at or after this.
+    uint64_t index = 0;       // Replica: answer once applied up to here.
+    bool confirmed = false;
+    ReadFunction read;
+    absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> confirm;  // Owner side of ReadIndex.
+    int64_t deadline_ns = 0;
+  };
+  struct SnapshotIn {
+    uint64_t epoch = 0;
+    uint64_t index = 0;
+    uint64_t entry_epoch = 0;
+    bool fetch_reply = false;
+    NodeId source = 0;
+    std::vector<uint8_t> bytes;
+    uint64_t total_bytes = 0;
+  };
+  struct Part {
+    PartRole role = PartRole::kReplica;
+    uint64_t epoch = 0;  // The epoch this node runs as owner (role != kReplica).
+    bool self_promised = false;
+    absl::btree_map<NodeId, PromiseItem> promises;
+    int64_t start_deadline_ns = 0;
+    NodeId fetch_from = 0;
+    uint64_t fetch_target = 0;
+    uint64_t start_index = 0;
+    bool serving = false;
+    std::vector<PeerProgress> peers;  // By member position.
+    bool read_probe = false;
+    std::deque<ReadWait> owner_reads;
+    std::deque<ReadWait> replica_reads;
+    std::deque<Parked> parked;
+    std::deque<std::pair<ReadFunction, int64_t>> unrouted_reads;  // (read, deadline).
+    int schema_changes_in_flight = 0;
+    bool installing = false;
+    std::unique_ptr<SnapshotIn> snapshot_in;
+    uint64_t durable_index = 0;
+    uint64_t sync_floor = UINT64_MAX;  // Lowest truncation since the running sync began.
+    bool synced = false;               // Syncing node: caught up with the owner.
+    uint64_t sync_target = UINT64_MAX;  // Owner's commit index to reach for `synced`.
+  };
+  struct Outbox {
+    StartEpoch start_epoch;
+    Promise promise;
+    AppendAck acks;
+    Fetch fetch;
+  };
+  struct PendingAck {
+    NodeId target = 0;
+    uint64_t sequence = 0;  // Of the Append it answers.
+    AckItem item;
+  };
+  struct Remote {  // A request forwarded to another node.
+    uint32_t partition = 0;
+    IngestDone ingest_done;
+    StatusDone status_done;
+    ReadFunction read;
+    int64_t deadline_ns = 0;
+  };
+
+  ReplicatedEngine(Env& env, ReplicatedEngineOptions options, EngineMetrics metrics,
+                   std::unique_ptr<NodeStore> store, std::unique_ptr<MetaFile> meta, bool fresh);
+  void Start();
+
+  // ---- Messages ----
+  void OnMessage(NodeId source, absl::Span<const uint8_t> bytes);
+  void Send(NodeId target, const Message& message);
+  void FlushOutboxes();
+  int Position(NodeId node) const;  // -1 if not a member.
+  bool CountsForQuorum(NodeId node) const;
+
+  // ---- Configuration group (replicated_engine_config.cc) ----
+  void ResetElectionTimer();
+  void OnElectionTimeout();
+  void StartElection(bool pre_vote);
+  void BecomeFollower(uint64_t term, NodeId leader);
+  void BecomeLeader();
+  void LeaderTick();
+  void AssignOwners(bool new_term);
+  void HandleHeartbeat(NodeId source, const Heartbeat& heartbeat);
+  void HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack);
+  void HandleVoteRequest(NodeId source, const VoteRequest& request);
+  void HandleVoteReply(NodeId source, const VoteReply& reply);
+  void ApplyMap(const Heartbeat& map);
+  void MaybeBootstrap();
+  void MaybeActivate();
+
+  // ---- Partition epochs and the data path (replicated_engine_partition.cc) ----
+  void BeginEpoch(uint32_t partition, uint64_t epoch);
+  void StepDown(uint32_t partition, absl::Status why);
+  void HandleStartEpoch(NodeId source, const StartEpoch& request);
+  void HandlePromise(NodeId source, const Promise& promise);
+  void MaybeFinishPromises(uint32_t partition);
+  void EstablishEpoch(uint32_t partition);
+  void HandleFetch(NodeId source, const Fetch& fetch);
+  void HandleAppend(NodeId source, const Append& append);
+  // Applies an item's entries to the local log; returns the ack to send.
+  AckItem ApplyItem(const AppendItem& item);
+  void HandleAppendAck(NodeId source, const AppendAck& ack);
+  void HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk);
+  void SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply);
+  void FlushPeers();
+  void AdvanceCommit(uint32_t partition);
+  void CommitUpTo(uint32_t partition, uint64_t index);
+  void CheckReads(uint32_t partition);
+  void Truncate(uint32_t partition, uint64_t index);
+
+  // ---- Requests (replicated_engine_requests.cc) ----
+  void Dispatch(uint32_t partition, Parked request);
+  void AcceptIngest(uint32_t partition, Parked request);
+  void AcceptEntry(uint32_t partition, Parked request);
+  void Propose(std::shared_ptr<const metering::LogEntry> entry, bool schema_change,
+               StatusDone done);
+  void RunParked(uint32_t partition);
+  void HandleForward(NodeId source, const Forward& forward);
+  void HandleForwardReply(const ForwardReply& reply);
+  void HandleReadIndex(NodeId source, const ReadIndex& request);
+  void HandleReadIndexReply(const ReadIndexReply& reply);
+  void ConfirmAsOwner(uint32_t partition, ReadWait wait);
+  void SweepTimeouts();
+  void ScheduleFlush();
+  void RouteRead(uint32_t partition, ReadFunction read, int64_t deadline_ns);
+  void FailWaiters(uint32_t partition, const absl::Status& status);
+
+  // ---- Group commit ----
+  void RequestSync();
+  void StartSync();
+  void OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
+                std::vector<PendingAck> acks, size_t alerts_covered);
+  void CompleteWaiters(uint32_t partition);
+  void ScheduleCheckpointTimer();
+
+  Env& env_;
+  const ReplicatedEngineOptions options_;
+  EngineMetrics metrics_;
+  std::unique_ptr<NodeStore> store_;
+  std::unique_ptr<MetaFile> meta_;
+  std::vector<NodeId> members_;  // Sorted.
+  size_t quorum_ = 1;
+  NodeState state_ = NodeState::kFresh;
+
+  // Configuration group.
+  Role role_ = Role::kFollower;
+  NodeId leader_ = kNoVote;
+  int64_t leader_contact_ns_ = kLongAgoNs;
+  TimerId election_timer_ = kNoTimer;
+  TimerId tick_timer_ = kNoTimer;
+  absl::btree_map<NodeId, bool> votes_;
+  bool pre_voting_ = false;
+  Heartbeat map_;
+  uint32_t epoch_sequence_ = 0;
+  std::vector<int64_t> last_heard_ns_;   // By member position (any message).
+  std::vector<int64_t> live_since_ns_;   // Leader: heartbeat acks without a gap.
+  std::vector<Header> peer_header_;      // The newest header heard, by position.
+  std::vector<std::array<uint64_t, kPartitionCount>> peer_commit_;
+
+  // Partitions.
+  std::array<Part, kPartitionCount> parts_;
+  std::array<metering::PendingDedup, kPartitionCount> pending_dedup_;
+  std::array<std::deque<Waiter>, kPartitionCount> waiters_;
+  size_t pending_events_ = 0;
+  std::vector<Outbox> outboxes_;  // By member position.
+  std::vector<bool> append_in_flight_;
+  std::vector<int64_t> append_deadline_ns_;
+  std::vector<uint64_t> append_sequence_sent_;
+  uint64_t sequence_ = 0;
+
+  // Forwarded requests.
+  uint64_t next_request_id_ = 1;
+  absl::btree_map<uint64_t, Remote> remote_;
+
+  // Group commit.
+  bool sync_in_flight_ = false;
+  bool sync_requested_ = false;
+  std::vector<PendingAck> acks_awaiting_sync_;
+  std::vector<AlertRecord> alerts_awaiting_sync_;
+  uint64_t alerts_durable_offset_ = 0;
+  AlertsDurable on_alerts_durable_;
+  bool writes_blocked_ = false;
+  TimerId checkpoint_timer_ = kNoTimer;
+  TimerId sweep_timer_ = kNoTimer;
+  uint64_t applied_at_last_checkpoint_ = 0;
+  int64_t last_checkpoint_ns_ = 0;
+  mutable ReplicationStatus counters_;
+  TimerId flush_timer_ = kNoTimer;
+};
+
+}  // namespace unimeter::replication
+
+#endif  // UNIMETER_NODE_REPLICATION_REPLICATED_ENGINE_H_

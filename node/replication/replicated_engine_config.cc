@@ -1,0 +1,334 @@
+// The configuration group: leader election (PreVote, CheckQuorum), the partition map,
+// bootstrap and activation of incarnations.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/check.h"
+#include "node/replication/replicated_engine.h"
+
+namespace unimeter::replication {
+namespace {
+
+constexpr uint64_t kCaughtUpSlackEntries = 64;
+
+uint64_t MakeEpoch(uint64_t term, uint32_t sequence) { return (term << 32) | sequence; }
+
+}  // namespace
+
+void ReplicatedEngine::ResetElectionTimer() {
+  env_.CancelTimer(election_timer_);
+  const int64_t timeout_ns =
+      options_.election_timeout_ns +
+      static_cast<int64_t>(env_.prng().UniformBelow(static_cast<uint64_t>(
+          options_.election_timeout_ns)));
+  election_timer_ = env_.StartTimer(timeout_ns, [this] {
+    election_timer_ = kNoTimer;
+    OnElectionTimeout();
+  });
+}
+
+void ReplicatedEngine::OnElectionTimeout() {
+  ResetElectionTimer();
+  if (role_ == Role::kLeader || state_ != NodeState::kActive) return;
+  StartElection(/*pre_vote=*/true);
+}
+
+void ReplicatedEngine::StartElection(bool pre_vote) {
+  votes_.clear();
+  votes_[env_.node_id()] = true;
+  pre_voting_ = pre_vote;
+  if (!pre_vote) {
+    ReplicaMeta& meta = meta_->mutable_meta();
+    ++meta.term;
+    meta.voted_for = env_.node_id();
+    role_ = Role::kCandidate;
+    leader_ = kNoVote;
+    ++counters_.term_changes;
+  }
+  const VoteRequest request{meta_->meta().term + (pre_vote ? 1 : 0), pre_vote};
+  auto send = [this, request] {
+    for (NodeId member : members_) {
+      if (member != env_.node_id()) Send(member, request);
+    }
+  };
+  if (pre_vote) {
+    send();
+    return;
+  }
+  // The vote for ourselves is durable before anyone hears of the term.
+  meta_->Save([send = std::move(send)](absl::Status status) mutable {
+    UM_CHECK_OK(status);
+    send();
+  });
+}
+
+void ReplicatedEngine::BecomeFollower(uint64_t term, NodeId leader) {
+  ReplicaMeta& meta = meta_->mutable_meta();
+  if (term > meta.term) {
+    meta.term = term;
+    meta.voted_for = kNoVote;
+    ++counters_.term_changes;
+    meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+  }
+  if (role_ == Role::kLeader) {
+    env_.CancelTimer(tick_timer_);
+    tick_timer_ = kNoTimer;
+    env_.Log(absl::StrCat("replication: leader steps down in term ", meta.term));
+  }
+  role_ = Role::kFollower;
+  leader_ = leader;
+}
+
+void ReplicatedEngine::BecomeLeader() {
+  role_ = Role::kLeader;
+  leader_ = env_.node_id();
+  leader_contact_ns_ = env_.MonotonicNowNs();
+  epoch_sequence_ = 0;
+  const int64_t now_ns = env_.MonotonicNowNs();
+  for (size_t position = 0; position < members_.size(); ++position) {
+    const bool voted = votes_.contains(members_[position]);
+    live_since_ns_[position] = voted ? now_ns : INT64_MIN;
+    if (voted) last_heard_ns_[position] = std::max(last_heard_ns_[position], now_ns);
+  }
+  if (!meta_->meta().formed) {
+    meta_->mutable_meta().formed = true;
+    meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+  }
+  env_.Log(absl::StrCat("replication: leader in term ", meta_->meta().term));
+  AssignOwners(/*new_term=*/true);
+  LeaderTick();
+}
+
+void ReplicatedEngine::LeaderTick() {
+  env_.CancelTimer(tick_timer_);
+  tick_timer_ = kNoTimer;
+  if (role_ != Role::kLeader) return;
+  const int64_t now_ns = env_.MonotonicNowNs();
+  size_t reachable = 0;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    const NodeId member = members_[position];
+    if (member == env_.node_id()) {
+      reachable += CountsForQuorum(member) ? 1 : 0;
+      continue;
+    }
+    const bool heard = now_ns - last_heard_ns_[position] < options_.election_timeout_ns;
+    if (!heard) live_since_ns_[position] = INT64_MIN;
+    reachable += heard && CountsForQuorum(member) ? 1 : 0;
+  }
+  if (reachable < quorum_) {  // CheckQuorum: a leader that cannot reach a quorum resigns.
+    BecomeFollower(meta_->meta().term, kNoVote);
+    ResetElectionTimer();
+    return;
+  }
+  leader_contact_ns_ = now_ns;
+  AssignOwners(/*new_term=*/false);
+  for (NodeId member : members_) {
+    if (member != env_.node_id()) Send(member, map_);
+  }
+  ApplyMap(map_);
+  tick_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] {
+    tick_timer_ = kNoTimer;
+    LeaderTick();
+  });
+}
+
+void ReplicatedEngine::AssignOwners(bool new_term) {
+  const int64_t now_ns = env_.MonotonicNowNs();
+  std::vector<NodeId> live;
+  std::vector<bool> settled;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    const NodeId member = members_[position];
+    const bool self = member == env_.node_id();
+    const bool heard = self || now_ns - last_heard_ns_[position] < options_.election_timeout_ns;
+    if (heard && CountsForQuorum(member)) {
+      live.push_back(member);
+      settled.push_back(self ||
+                        (live_since_ns_[position] != INT64_MIN &&
+                         now_ns - live_since_ns_[position] >= options_.rebalance_settle_ns));
+    }
+  }
+  if (live.empty()) return;
+  auto is_live = [&](NodeId node) { return std::binary_search(live.begin(), live.end(), node); };
+  // Partition p belongs to member p mod N; while that member is down or not active, to
+  // the live member (p / N) mod L, which spreads a dead member's partitions evenly and
+  // leaves the survivors' own partitions where they are.
+  const size_t n = members_.size();
+  auto target_of = [&](uint32_t partition) {
+    const NodeId preferred = members_[partition % n];
+    return is_live(preferred) ? preferred : live[(partition / n) % live.size()];
+  };
+  auto settled_node = [&](NodeId node) {
+    const auto it = std::lower_bound(live.begin(), live.end(), node);
+    return settled[static_cast<size_t>(it - live.begin())];
+  };
+  auto commit_of = [&](NodeId node, uint32_t partition) {
+    return node == env_.node_id() ? store_->commit_index(partition)
+                                  : peer_commit_[Position(node)][partition];
+  };
+  const uint64_t term = meta_->meta().term;
+  bool changed = new_term;
+  uint32_t sequence = epoch_sequence_ + 1;
+  size_t moves = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    const NodeId current = map_.owner[partition];
+    const NodeId target = target_of(partition);
+    NodeId next = current;
+    if (!is_live(current)) {
+      next = target;  // Failover: one configuration change for all of a dead node's.
+    } else if (target != current && settled_node(target) &&
+               moves < options_.rebalance_moves_per_tick &&
+               commit_of(target, partition) + kCaughtUpSlackEntries >=
+                   commit_of(current, partition)) {
+      next = target;  // Rebalance back to a returned, caught-up member.
+      ++moves;
+    }
+    if (next != current || new_term) {
+      map_.owner[partition] = static_cast<uint8_t>(next);
+      map_.epoch[partition] = MakeEpoch(term, sequence);
+      changed = true;
+    }
+  }
+  if (changed) {
+    epoch_sequence_ = sequence;
+    map_.term = term;
+    ++map_.map_version;
+  }
+}
+
+void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat) {
+  ReplicaMeta& meta = meta_->mutable_meta();
+  if (heartbeat.term < meta.term) {
+    HeartbeatAck stale;
+    stale.term = meta.term;
+    Send(source, stale);
+    return;
+  }
+  if (heartbeat.term > meta.term || role_ != Role::kFollower || leader_ != source) {
+    BecomeFollower(heartbeat.term, source);
+  }
+  leader_contact_ns_ = env_.MonotonicNowNs();
+  ResetElectionTimer();
+  if (!meta.formed) {
+    meta.formed = true;
+    meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+  }
+  ApplyMap(heartbeat);
+  HeartbeatAck ack;
+  ack.term = meta.term;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    ack.commit_index[partition] = store_->commit_index(partition);
+  }
+  Send(source, ack);
+}
+
+void ReplicatedEngine::HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack) {
+  if (ack.term > meta_->meta().term) {
+    BecomeFollower(ack.term, kNoVote);
+    return;
+  }
+  if (role_ != Role::kLeader || ack.term != meta_->meta().term) return;
+  const int position = Position(source);
+  if (live_since_ns_[position] == INT64_MIN) live_since_ns_[position] = env_.MonotonicNowNs();
+  peer_commit_[position] = ack.commit_index;
+}
+
+void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& request) {
+  ReplicaMeta& meta = meta_->mutable_meta();
+  const int64_t now_ns = env_.MonotonicNowNs();
+  // CheckQuorum stickiness: while a leader is heard from, nobody disrupts it.
+  const bool leader_alive =
+      role_ == Role::kLeader ||
+      (leader_ != kNoVote && now_ns - leader_contact_ns_ < options_.election_timeout_ns);
+  const bool eligible = state_ == NodeState::kActive && CountsForQuorum(source);
+  if (request.pre_vote) {
+    Send(source, VoteReply{request.term, true,
+                           eligible && !leader_alive && request.term > meta.term});
+    return;
+  }
+  if (leader_alive || !eligible) {
+    Send(source, VoteReply{request.term, false, false});
+    return;
+  }
+  if (request.term > meta.term) BecomeFollower(request.term, kNoVote);
+  const bool grant = request.term == meta.term &&
+                     (meta.voted_for == kNoVote || meta.voted_for == source);
+  if (!grant) {
+    Send(source, VoteReply{request.term, false, false});
+    return;
+  }
+  meta.voted_for = source;
+  ResetElectionTimer();
+  const VoteReply reply{request.term, false, true};
+  meta_->Save([this, source, reply](absl::Status status) {
+    UM_CHECK_OK(status);  // The vote is durable before the candidate hears of it.
+    Send(source, reply);
+  });
+}
+
+void ReplicatedEngine::HandleVoteReply(NodeId source, const VoteReply& reply) {
+  const uint64_t term = meta_->meta().term;
+  if (!reply.pre_vote && reply.term > term) {
+    BecomeFollower(reply.term, kNoVote);
+    return;
+  }
+  if (!reply.granted || !CountsForQuorum(source)) return;
+  if (reply.pre_vote) {
+    if (!pre_voting_ || role_ == Role::kLeader || reply.term != term + 1) return;
+  } else if (role_ != Role::kCandidate || reply.term != term) {
+    return;
+  }
+  votes_[source] = true;
+  if (votes_.size() < quorum_) return;
+  if (reply.pre_vote) {
+    StartElection(/*pre_vote=*/false);
+  } else {
+    BecomeLeader();
+  }
+}
+
+void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
+  if (&map != &map_) map_ = map;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    Part& part = parts_[partition];
+    if (map_.owner[partition] == env_.node_id()) {
+      if (part.role == PartRole::kReplica || part.epoch < map_.epoch[partition]) {
+        BeginEpoch(partition, map_.epoch[partition]);
+      }
+    } else if (part.role != PartRole::kReplica) {
+      StepDown(partition, absl::UnavailableError("the partition moved to another owner"));
+    }
+    if (!part.parked.empty()) RunParked(partition);
+  }
+}
+
+void ReplicatedEngine::MaybeBootstrap() {
+  if (state_ != NodeState::kFresh) return;
+  const int64_t now_ns = env_.MonotonicNowNs();
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] == env_.node_id()) continue;
+    const Header& header = peer_header_[position];
+    const bool heard = now_ns - last_heard_ns_[position] < options_.election_timeout_ns;
+    const bool empty = header.state == NodeState::kFresh ||
+                       (header.state == NodeState::kActive && !header.formed);
+    if (!heard || !empty) return;
+  }
+  // Every member is new: this is a brand-new cluster, bootstrapped together.
+  state_ = NodeState::kActive;
+  meta_->mutable_meta().active = true;
+  meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+  env_.Log("replication: every member is new: bootstrapping the cluster");
+}
+
+void ReplicatedEngine::MaybeActivate() {
+  if (state_ != NodeState::kSyncing) return;
+  for (const Part& part : parts_) {
+    if (!part.synced) return;
+  }
+  state_ = NodeState::kActive;
+  meta_->mutable_meta().active = true;
+  meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
+  env_.Log("replication: resync complete: this incarnation is active");
+}
+
+}  // namespace unimeter::replication

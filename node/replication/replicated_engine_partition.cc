@@ -1,0 +1,634 @@
+// Partition epochs (promises, adopting the most advanced log) and the data path (appends,
+// acknowledgements, commit, snapshots, read confirmation).
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/check.h"
+#include "node/replication/replicated_engine.h"
+
+namespace unimeter::replication {
+
+void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
+  Part& part = parts_[partition];
+  ReplicaMeta& meta = meta_->mutable_meta();
+  if (part.role != PartRole::kReplica) {
+    StepDown(partition, absl::UnknownError("the partition's epoch changed before commit; the "
+                                           "outcome is unknown: retry with the same ids"));
+  }
+  if (epoch < meta.promised_epoch[partition]) {
+    return;  // A newer epoch was promised to another owner: this map is stale.
+  }
+  part.role = PartRole::kStarting;
+  part.epoch = epoch;
+  part.promises.clear();
+  part.self_promised = false;
+  part.serving = false;
+  part.start_deadline_ns = env_.MonotonicNowNs() + options_.epoch_start_timeout_ns;
+  for (PeerProgress& peer : part.peers) peer = PeerProgress{};
+  ++counters_.epoch_changes;
+  meta.promised_epoch[partition] = epoch;
+  // Our own promise counts once it is durable, like everybody else's.
+  meta_->Save([this, partition, epoch](absl::Status status) {
+    UM_CHECK_OK(status);
+    Part& part = parts_[partition];
+    if (part.role == PartRole::kStarting && part.epoch == epoch) {
+      part.self_promised = true;
+      MaybeFinishPromises(partition);
+      FlushOutboxes();
+      FlushPeers();
+    }
+  });
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] != env_.node_id()) {
+      outboxes_[position].start_epoch.items.push_back(StartEpochItem{partition, epoch});
+    }
+  }
+}
+
+void ReplicatedEngine::StepDown(uint32_t partition, absl::Status why) {
+  Part& part = parts_[partition];
+  part.role = PartRole::kReplica;
+  part.serving = false;
+  part.promises.clear();
+  FailWaiters(partition, why);
+  pending_dedup_[partition].Clear();
+}
+
+void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request) {
+  ReplicaMeta& meta = meta_->mutable_meta();
+  std::vector<StartEpochItem> granted;
+  Promise refused;
+  for (const StartEpochItem& item : request.items) {
+    uint64_t& promised = meta.promised_epoch[item.partition];
+    if (item.epoch < promised) {
+      PromiseItem reply;
+      reply.partition = item.partition;
+      reply.epoch = item.epoch;
+      reply.promised_epoch = promised;
+      refused.items.push_back(reply);
+      continue;
+    }
+    if (item.epoch > promised) {
+      promised = item.epoch;
+      Part& part = parts_[item.partition];
+      if (part.role != PartRole::kReplica && part.epoch < item.epoch) {
+        StepDown(item.partition, absl::UnknownError("a newer owner took the partition before "
+                                                    "commit; the outcome is unknown"));
+      }
+    }
+    granted.push_back(item);
+  }
+  if (!refused.items.empty()) Send(source, refused);
+  if (granted.empty()) return;
+  // Promises are durable before the owner hears of them.
+  meta_->Save([this, source, granted = std::move(granted)](absl::Status status) {
+    UM_CHECK_OK(status);
+    Promise promise;
+    for (const StartEpochItem& item : granted) {
+      PromiseItem reply;
+      reply.partition = item.partition;
+      reply.epoch = item.epoch;
+      reply.promised_epoch = meta_->meta().promised_epoch[item.partition];
+      reply.granted = reply.promised_epoch == item.epoch;
+      reply.last_epoch = store_->last_epoch(item.partition);
+      reply.last_index = store_->last_index(item.partition);
+      reply.commit_index = store_->commit_index(item.partition);
+      promise.items.push_back(reply);
+    }
+    Send(source, promise);
+  });
+}
+
+void ReplicatedEngine::HandlePromise(NodeId source, const Promise& promise) {
+  for (const PromiseItem& item : promise.items) {
+    Part& part = parts_[item.partition];
+    if (part.role == PartRole::kReplica || item.epoch != part.epoch) continue;
+    if (!item.granted) {
+      if (item.promised_epoch > part.epoch) {
+        StepDown(item.partition, absl::UnavailableError("a newer epoch exists"));
+      }
+      continue;
+    }
+    if (part.role == PartRole::kStarting && CountsForQuorum(source)) {
+      part.promises[source] = item;
+      MaybeFinishPromises(item.partition);
+    }
+  }
+}
+
+void ReplicatedEngine::MaybeFinishPromises(uint32_t partition) {
+  Part& part = parts_[partition];
+  if (part.role != PartRole::kStarting || !part.self_promised ||
+      part.promises.size() + 1 < quorum_) {
+    return;
+  }
+  // Adopt the most advanced log of the quorum: highest last epoch, then highest index.
+  NodeId best = env_.node_id();
+  uint64_t best_epoch = store_->last_epoch(partition);
+  uint64_t best_index = store_->last_index(partition);
+  for (const auto& [node, item] : part.promises) {
+    if (std::make_pair(item.last_epoch, item.last_index) >
+        std::make_pair(best_epoch, best_index)) {
+      best = node;
+      best_epoch = item.last_epoch;
+      best_index = item.last_index;
+    }
+  }
+  if (best == env_.node_id()) {
+    EstablishEpoch(partition);
+    return;
+  }
+  part.role = PartRole::kFetching;
+  part.fetch_from = best;
+  part.fetch_target = best_index;
+  outboxes_[Position(best)].fetch.items.push_back(
+      FetchItem{partition, part.epoch, store_->commit_index(partition) + 1});
+}
+
+void ReplicatedEngine::EstablishEpoch(uint32_t partition) {
+  Part& part = parts_[partition];
+  const uint64_t index = store_->last_index(partition) + 1;
+  const absl::Status appended = store_->Append(
+      partition, index, part.epoch,
+      std::make_shared<const metering::LogEntry>(metering::LogEntry::StartOfEpoch(part.epoch)));
+  if (!appended.ok()) {
+    env_.Log(absl::StrCat("replication: partition ", partition,
+                          " epoch start not appended: ", appended.ToString()));
+    part.role = PartRole::kStarting;  // The timeout sweep restarts the epoch.
+    return;
+  }
+  part.role = PartRole::kOwner;
+  part.start_index = index;
+  part.serving = false;
+  for (PeerProgress& peer : part.peers) {
+    peer = PeerProgress{};
+    peer.next_index = index;
+  }
+  RequestSync();
+}
+
+void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
+  for (const FetchItem& item : fetch.items) {
+    if (meta_->meta().promised_epoch[item.partition] != item.epoch) continue;
+    Append reply;
+    reply.fetch_reply = true;
+    AppendItem out;
+    out.partition = item.partition;
+    out.epoch = item.epoch;
+    out.prev_index = item.from_index - 1;
+    out.commit_index = store_->commit_index(item.partition);
+    const std::optional<uint64_t> prev_epoch = store_->EpochAt(item.partition, out.prev_index);
+    std::vector<LogRecord> records;
+    if (!prev_epoch.has_value() ||
+        !store_->EntriesFrom(item.partition, item.from_index, options_.entries_per_item_max,
+                             options_.message_bytes_max, &records)) {
+      SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true);
+      continue;
+    }
+    out.prev_epoch = *prev_epoch;
+    for (LogRecord& record : records) {
+      out.entries.push_back(WireEntry{record.index, record.epoch, std::move(record.entry)});
+    }
+    reply.items.push_back(std::move(out));
+    Send(source, reply);
+  }
+}
+
+void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
+  const int position = Position(source);
+  bool appended = false;
+  for (const AppendItem& item : append.items) {
+    Part& part = parts_[item.partition];
+    if (append.fetch_reply) {
+      if (part.role != PartRole::kFetching || part.epoch != item.epoch ||
+          part.fetch_from != source) {
+        continue;
+      }
+      const AckItem result = ApplyItem(item);
+      if (result.result != AckResult::kOk) continue;  // The timeout sweep restarts.
+      appended = true;
+      if (result.index >= part.fetch_target) {
+        if (store_->last_index(item.partition) > part.fetch_target) {
+          Truncate(item.partition, part.fetch_target);
+        }
+        EstablishEpoch(item.partition);
+      } else {
+        outboxes_[position].fetch.items.push_back(
+            FetchItem{item.partition, part.epoch, result.index + 1});
+      }
+      continue;
+    }
+    const AckItem ack = ApplyItem(item);
+    if (ack.result == AckResult::kOk) {
+      if (state_ == NodeState::kSyncing && !part.synced && part.sync_target == UINT64_MAX) {
+        part.sync_target = item.commit_index;
+      }
+      if (ack.index > part.durable_index) {
+        acks_awaiting_sync_.push_back(PendingAck{source, append.sequence, ack});
+        appended = true;
+        continue;
+      }
+      if (state_ == NodeState::kSyncing && ack.index >= part.sync_target) part.synced = true;
+    }
+    AppendAck& box = outboxes_[position].acks;
+    box.sequence = std::max(box.sequence, append.sequence);
+    box.items.push_back(ack);
+  }
+  if (appended) RequestSync();
+  MaybeActivate();
+}
+
+AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
+  const uint32_t partition = item.partition;
+  AckItem ack;
+  ack.partition = partition;
+  ack.epoch = item.epoch;
+  ack.promised_epoch = meta_->meta().promised_epoch[partition];
+  if (item.epoch < ack.promised_epoch) {
+    ack.result = AckResult::kStale;
+    return ack;
+  }
+  if (item.epoch > ack.promised_epoch) {
+    ack.result = AckResult::kNeedPromise;
+    return ack;
+  }
+  if (parts_[partition].installing) {
+    ack.result = AckResult::kBusy;
+    return ack;
+  }
+  const uint64_t commit = store_->commit_index(partition);
+  if (item.prev_index > store_->last_index(partition)) {
+    ack.result = AckResult::kMismatch;
+    ack.index = store_->last_index(partition);
+    return ack;
+  }
+  if (item.prev_index >= commit) {
+    const std::optional<uint64_t> epoch = store_->EpochAt(partition, item.prev_index);
+    UM_CHECK(epoch.has_value());
+    if (*epoch != item.prev_epoch) {
+      // Entries agree up to the commit index (committed entries never change).
+      UM_CHECK_NE(item.prev_index, commit);
+      ack.result = AckResult::kMismatch;
+      ack.index = commit;
+      return ack;
+    }
+  }
+  for (const WireEntry& entry : item.entries) {
+    if (entry.index <= store_->commit_index(partition)) continue;
+    if (entry.index <= store_->last_index(partition)) {
+      if (store_->EpochAt(partition, entry.index) == std::optional<uint64_t>(entry.epoch)) {
+        continue;
+      }
+      Truncate(partition, entry.index - 1);
+    }
+    const absl::Status status = store_->Append(partition, entry.index, entry.epoch, entry.entry);
+    if (!status.ok()) {
+      ack.result = AckResult::kBusy;  // WAL tail full: the owner retries.
+      return ack;
+    }
+  }
+  const uint64_t match = item.prev_index + item.entries.size();
+  const uint64_t new_commit = std::min(item.commit_index, match);
+  if (new_commit > store_->commit_index(partition)) CommitUpTo(partition, new_commit);
+  ack.result = AckResult::kOk;
+  ack.index = match;
+  return ack;
+}
+
+void ReplicatedEngine::Truncate(uint32_t partition, uint64_t index) {
+  Part& part = parts_[partition];
+  store_->TruncateAfter(partition, index);
+  part.durable_index = std::min(part.durable_index, index);
+  part.sync_floor = std::min(part.sync_floor, index);
+}
+
+void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
+  const int position = Position(source);
+  if (ack.sequence == append_sequence_sent_[position]) append_in_flight_[position] = false;
+  for (const AckItem& item : ack.items) {
+    Part& part = parts_[item.partition];
+    if (part.role != PartRole::kOwner || item.epoch != part.epoch) continue;
+    PeerProgress& peer = part.peers[position];
+    switch (item.result) {
+      case AckResult::kOk:
+        peer.match_index = std::max(peer.match_index, item.index);
+        peer.next_index = std::max(peer.next_index, item.index + 1);
+        break;
+      case AckResult::kMismatch:
+        peer.next_index = std::min(item.index, peer.next_index - 1) + 1;
+        peer.next_index = std::max(peer.next_index, peer.match_index + 1);
+        break;
+      case AckResult::kBusy:
+        peer.next_index = peer.match_index + 1;
+        break;
+      case AckResult::kStale:
+        StepDown(item.partition, absl::UnknownError("a newer owner took the partition before "
+                                                    "commit; the outcome is unknown"));
+        continue;
+      case AckResult::kNeedPromise:
+        outboxes_[position].start_epoch.items.push_back(
+            StartEpochItem{item.partition, part.epoch});
+        peer.next_index = peer.match_index + 1;
+        continue;
+    }
+    peer.acked = true;
+    peer.acked_sequence = std::max(peer.acked_sequence, ack.sequence);
+    AdvanceCommit(item.partition);
+    CheckReads(item.partition);
+  }
+}
+
+void ReplicatedEngine::AdvanceCommit(uint32_t partition) {
+  Part& part = parts_[partition];
+  if (part.role != PartRole::kOwner) return;
+  std::vector<uint64_t> durable;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    const NodeId member = members_[position];
+    if (!CountsForQuorum(member)) continue;
+    if (member == env_.node_id()) {
+      durable.push_back(part.durable_index);
+    } else if (part.peers[position].acked) {
+      durable.push_back(part.peers[position].match_index);
+    }
+  }
+  if (durable.size() < quorum_) return;
+  std::sort(durable.begin(), durable.end(), std::greater<>());
+  const uint64_t index = std::min(durable[quorum_ - 1], store_->last_index(partition));
+  if (index <= store_->commit_index(partition)) return;
+  // Entries of earlier epochs commit only behind one of ours.
+  if (store_->EpochAt(partition, index) != std::optional<uint64_t>(part.epoch)) return;
+  CommitUpTo(partition, index);
+}
+
+void ReplicatedEngine::CommitUpTo(uint32_t partition, uint64_t index) {
+  Part& part = parts_[partition];
+  const bool owner = part.role == PartRole::kOwner;
+  std::vector<AlertRecord> alerts = store_->Commit(partition, index, owner);
+  if (!alerts.empty()) {
+    if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(alerts.size());
+    alerts_awaiting_sync_.insert(alerts_awaiting_sync_.end(), alerts.begin(), alerts.end());
+    RequestSync();
+  }
+  if (owner) {
+    pending_dedup_[partition].RetireApplied(store_->state(partition).next_offset());
+    if (!part.serving && index >= part.start_index) {
+      part.serving = true;
+      RunParked(partition);
+    }
+  }
+  CompleteWaiters(partition);
+  CheckReads(partition);
+}
+
+void ReplicatedEngine::CompleteWaiters(uint32_t partition) {
+  std::deque<Waiter>& waiters = waiters_[partition];
+  const uint64_t commit = store_->commit_index(partition);
+  bool schema_done = false;
+  while (!waiters.empty() && waiters.front().index <= commit) {
+    Waiter waiter = std::move(waiters.front());
+    waiters.pop_front();
+    pending_events_ -= waiter.events;
+    if (waiter.schema_change) {
+      UM_CHECK_GT(parts_[partition].schema_changes_in_flight, 0);
+      --parts_[partition].schema_changes_in_flight;
+      schema_done = true;
+    }
+    if (waiter.ingest_done) {
+      waiter.ingest_done(std::move(waiter.result));
+    } else if (waiter.status_done) {
+      waiter.status_done(absl::OkStatus());
+    }
+  }
+  if (schema_done && parts_[partition].schema_changes_in_flight == 0) RunParked(partition);
+}
+
+void ReplicatedEngine::FailWaiters(uint32_t partition, const absl::Status& status) {
+  std::deque<Waiter> waiters = std::move(waiters_[partition]);
+  waiters_[partition].clear();
+  Part& part = parts_[partition];
+  for (Waiter& waiter : waiters) {
+    pending_events_ -= waiter.events;
+    if (waiter.ingest_done) {
+      waiter.ingest_done(status);
+    } else if (waiter.status_done) {
+      waiter.status_done(status);
+    }
+  }
+  part.schema_changes_in_flight = 0;
+  std::deque<ReadWait> reads = std::move(part.owner_reads);
+  part.owner_reads.clear();
+  for (ReadWait& wait : reads) {
+    const absl::Status unavailable = absl::UnavailableError("the owner changed during the read");
+    if (wait.read) wait.read(unavailable);
+    if (wait.confirm) wait.confirm(unavailable);
+  }
+}
+
+void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
+                                    bool fetch_reply) {
+  const std::vector<uint8_t> bytes = store_->state(partition).EncodeSnapshot();
+  const size_t chunk_bytes = options_.snapshot_chunk_bytes;
+  for (size_t offset = 0; offset == 0 || offset < bytes.size(); offset += chunk_bytes) {
+    SnapshotChunk chunk;
+    chunk.partition = partition;
+    chunk.epoch = epoch;
+    chunk.index = store_->commit_index(partition);
+    chunk.entry_epoch = store_->commit_epoch(partition);
+    chunk.total_bytes = bytes.size();
+    chunk.offset = offset;
+    chunk.fetch_reply = fetch_reply;
+    const size_t end = std::min(bytes.size(), offset + chunk_bytes);
+    chunk.bytes.assign(bytes.begin() + static_cast<ptrdiff_t>(offset),
+                       bytes.begin() + static_cast<ptrdiff_t>(end));
+    Send(target, chunk);
+    if (bytes.empty()) break;
+  }
+  ++counters_.snapshots_sent;
+}
+
+void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk) {
+  const uint32_t partition = chunk.partition;
+  Part& part = parts_[partition];
+  if (chunk.epoch != meta_->meta().promised_epoch[partition] || part.installing) return;
+  if (chunk.fetch_reply ? (part.role != PartRole::kFetching || part.fetch_from != source ||
+                           part.epoch != chunk.epoch)
+                        : part.role != PartRole::kReplica) {
+    return;
+  }
+  std::unique_ptr<SnapshotIn>& in = part.snapshot_in;
+  if (chunk.offset == 0) {
+    in = std::make_unique<SnapshotIn>();
+    in->epoch = chunk.epoch;
+    in->index = chunk.index;
+    in->entry_epoch = chunk.entry_epoch;
+    in->fetch_reply = chunk.fetch_reply;
+    in->source = source;
+    in->total_bytes = chunk.total_bytes;
+  } else if (in == nullptr || in->source != source || in->epoch != chunk.epoch ||
+             in->index != chunk.index || in->bytes.size() != chunk.offset) {
+    return;  // A gap: the sender starts over after its timeout.
+  }
+  in->bytes.insert(in->bytes.end(), chunk.bytes.begin(), chunk.bytes.end());
+  if (in->bytes.size() < in->total_bytes) return;
+  std::unique_ptr<SnapshotIn> complete = std::move(in);
+  absl::StatusOr<std::unique_ptr<metering::PartitionState>> state =
+      metering::PartitionState::DecodeSnapshot(store_->partition_options(partition),
+                                               complete->bytes);
+  if (!state.ok() || (*state)->applied_index() != complete->index) {
+    env_.Log(absl::StrCat("replication: bad snapshot of partition ", partition, " from node ",
+                          source, ": ", state.status().ToString()));
+    return;
+  }
+  const uint64_t index = complete->index;
+  const uint64_t epoch = complete->epoch;
+  const bool fetch_reply = complete->fetch_reply;
+  auto finish = [this, partition, index, epoch, fetch_reply, source] {
+    Part& part = parts_[partition];
+    const int position = Position(source);
+    if (fetch_reply) {
+      if (part.role != PartRole::kFetching || part.epoch != epoch) return;
+      if (index >= part.fetch_target) {
+        if (store_->last_index(partition) > part.fetch_target) {
+          Truncate(partition, part.fetch_target);
+        }
+        EstablishEpoch(partition);
+      } else {
+        outboxes_[position].fetch.items.push_back(FetchItem{partition, epoch, index + 1});
+      }
+    } else {
+      AckItem ack;
+      ack.partition = partition;
+      ack.epoch = epoch;
+      ack.result = AckResult::kOk;
+      ack.index = index;
+      ack.promised_epoch = meta_->meta().promised_epoch[partition];
+      outboxes_[position].acks.items.push_back(ack);
+    }
+    CheckReads(partition);
+    FlushOutboxes();
+    FlushPeers();
+  };
+  if (index <= store_->commit_index(partition)) {
+    finish();
+    return;
+  }
+  part.installing = true;
+  store_->InstallSnapshot(
+      partition, *std::move(state), complete->entry_epoch,
+      [this, partition, index, finish = std::move(finish)](absl::Status status) mutable {
+        UM_CHECK_OK(status);  // A state store that cannot commit: crash and recover.
+        Part& part = parts_[partition];
+        part.installing = false;
+        part.durable_index = std::min(std::max(part.durable_index, index),
+                                      store_->last_index(partition));
+        ++counters_.snapshots_installed;
+        finish();
+      });
+}
+
+void ReplicatedEngine::FlushPeers() {
+  const int64_t now_ns = env_.MonotonicNowNs();
+  for (size_t position = 0; position < members_.size(); ++position) {
+    const NodeId target = members_[position];
+    if (target == env_.node_id()) continue;
+    if (append_in_flight_[position]) {
+      if (now_ns < append_deadline_ns_[position]) continue;
+      append_in_flight_[position] = false;  // Lost or slow: resend from the durable match.
+      for (Part& part : parts_) {
+        PeerProgress& peer = part.peers[position];
+        peer.next_index = peer.match_index + 1;
+        peer.sent_commit = 0;
+      }
+    }
+    Append message;
+    message.sequence = sequence_ + 1;
+    size_t bytes = 0;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      Part& part = parts_[partition];
+      if (part.role != PartRole::kOwner) continue;
+      PeerProgress& peer = part.peers[position];
+      const uint64_t commit = store_->commit_index(partition);
+      const uint64_t last = store_->last_index(partition);
+      const bool has_entries = peer.next_index <= last;
+      if (!has_entries && peer.sent_commit >= commit && !peer.probe && peer.acked) continue;
+      AppendItem item;
+      item.partition = partition;
+      item.epoch = part.epoch;
+      item.prev_index = peer.next_index - 1;
+      item.commit_index = commit;
+      const std::optional<uint64_t> prev_epoch = store_->EpochAt(partition, item.prev_index);
+      std::vector<LogRecord> records;
+      if (!prev_epoch.has_value() ||
+          (has_entries &&
+           !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
+                                options_.message_bytes_max - bytes, &records))) {
+        if (now_ns - peer.snapshot_sent_ns >= 5 * options_.retransmit_ns) {
+          peer.snapshot_sent_ns = now_ns;
+          SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false);
+        }
+        continue;
+      }
+      item.prev_epoch = *prev_epoch;
+      for (LogRecord& record : records) {
+        bytes += 64 + (record.entry->kind() == metering::LogEntryKind::kEventBatch
+                           ? record.entry->batch()->events.size() * 96
+                           : 512);
+        item.entries.push_back(WireEntry{record.index, record.epoch, std::move(record.entry)});
+      }
+      if (!item.entries.empty()) peer.next_index = item.entries.back().index + 1;
+      peer.sent_commit = commit;
+      peer.probe = false;
+      bytes += 64;
+      message.items.push_back(std::move(item));
+      if (bytes >= options_.message_bytes_max) break;
+    }
+    if (message.items.empty()) continue;
+    sequence_ = message.sequence;
+    append_in_flight_[position] = true;
+    append_deadline_ns_[position] = now_ns + options_.retransmit_ns;
+    append_sequence_sent_[position] = message.sequence;
+    Send(target, message);
+  }
+}
+
+void ReplicatedEngine::ConfirmAsOwner(uint32_t partition, ReadWait wait) {
+  Part& part = parts_[partition];
+  wait.sequence = sequence_ + 1;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] != env_.node_id()) part.peers[position].probe = true;
+  }
+  part.owner_reads.push_back(std::move(wait));
+  CheckReads(partition);
+  ScheduleFlush();
+}
+
+void ReplicatedEngine::CheckReads(uint32_t partition) {
+  Part& part = parts_[partition];
+  while (!part.owner_reads.empty() && part.serving) {
+    ReadWait& wait = part.owner_reads.front();
+    size_t confirmed = CountsForQuorum(env_.node_id()) ? 1 : 0;
+    for (size_t position = 0; position < members_.size(); ++position) {
+      const NodeId member = members_[position];
+      if (member != env_.node_id() && CountsForQuorum(member) &&
+          part.peers[position].acked_sequence >= wait.sequence) {
+        ++confirmed;
+      }
+    }
+    if (confirmed < quorum_) break;
+    ReadWait done = std::move(wait);
+    part.owner_reads.pop_front();
+    if (done.read) done.read(&store_->state(partition));
+    if (done.confirm) done.confirm(store_->commit_index(partition));
+  }
+  const uint64_t commit = store_->commit_index(partition);
+  std::deque<ReadWait> waiting;
+  std::deque<ReadWait> ready;
+  for (ReadWait& wait : part.replica_reads) {
+    (wait.index <= commit ? ready : waiting).push_back(std::move(wait));
+  }
+  part.replica_reads = std::move(waiting);
+  for (ReadWait& wait : ready) wait.read(&store_->state(partition));
+}
+
+}  // namespace unimeter::replication

@@ -1,0 +1,395 @@
+// Client requests: routing to the owner (locally or forwarded), acceptance at the owner,
+// reads, timeouts.
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/check.h"
+#include "node/replication/replicated_engine.h"
+
+namespace unimeter::replication {
+namespace {
+
+bool IsSchemaChange(const metering::LogEntry& entry) {
+  return entry.kind() == metering::LogEntryKind::kMetricPut ||
+         entry.kind() == metering::LogEntryKind::kMetricDelete;
+}
+
+}  // namespace
+
+void ReplicatedEngine::Ingest(uint32_t partition, std::vector<metering::Event> events,
+                              IngestMode mode, IngestDone done) {
+  UM_CHECK_LT(partition, kPartitionCount);
+  Parked request;
+  request.events = std::move(events);
+  request.mode = mode;
+  request.ingest_done = std::move(done);
+  request.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+  Dispatch(partition, std::move(request));
+  ScheduleFlush();
+}
+
+void ReplicatedEngine::PutMetric(metering::MetricSchema schema, StatusDone done) {
+  absl::StatusOr<metering::SchemaRef> compiled =
+      metering::CompiledSchema::Create(std::move(schema));
+  if (!compiled.ok()) {
+    done(compiled.status());
+    return;
+  }
+  Propose(std::make_shared<const metering::LogEntry>(metering::LogEntry::Put(*compiled)), true,
+          std::move(done));
+}
+
+void ReplicatedEngine::DeleteMetric(std::string code, StatusDone done) {
+  Propose(std::make_shared<const metering::LogEntry>(metering::LogEntry::Delete(std::move(code))),
+          true, std::move(done));
+}
+
+void ReplicatedEngine::SweepRetention(int64_t cutoff_ns, StatusDone done) {
+  Propose(std::make_shared<const metering::LogEntry>(metering::LogEntry::Retention(cutoff_ns)),
+          false, std::move(done));
+}
+
+void ReplicatedEngine::Propose(std::shared_ptr<const metering::LogEntry> entry,
+                               bool schema_change, StatusDone done) {
+  // Every partition log carries the entry; the change is done when all 256 committed.
+  struct Progress {
+    uint32_t remaining = kPartitionCount;
+    absl::Status first_error;
+    StatusDone done;
+  };
+  auto progress = std::make_shared<Progress>();
+  progress->done = std::move(done);
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    Parked request;
+    request.entry = entry;
+    request.schema_change = schema_change;
+    request.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+    request.status_done = [progress](absl::Status status) {
+      if (!status.ok() && progress->first_error.ok()) {
+        // Some partitions may have it: the change's outcome is unknown (retry is safe:
+        // a schema put or delete is idempotent).
+        progress->first_error = absl::UnknownError(
+            absl::StrCat("the change reached only some partitions: ", status.message()));
+      }
+      if (--progress->remaining == 0) progress->done(progress->first_error);
+    };
+    Dispatch(partition, std::move(request));
+  }
+  ScheduleFlush();
+}
+
+void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
+  auto fail = [&request](absl::Status status) {
+    if (request.ingest_done) request.ingest_done(status);
+    if (request.status_done) request.status_done(status);
+  };
+  if (writes_blocked_) {
+    fail(absl::ResourceExhaustedError("free disk space below the threshold"));
+    return;
+  }
+  Part& part = parts_[partition];
+  if (serving(partition)) {
+    if (request.entry != nullptr) {
+      AcceptEntry(partition, std::move(request));
+    } else {
+      AcceptIngest(partition, std::move(request));
+    }
+    return;
+  }
+  const NodeId owner = map_.owner[partition];
+  if (owner != kNoOwner && owner != env_.node_id() && !request.forwarded && ready()) {
+    const uint64_t id = next_request_id_++;
+    Forward forward;
+    forward.request_id = id;
+    forward.partition = partition;
+    forward.sync = request.mode == IngestMode::kSync;
+    if (request.entry != nullptr) {
+      forward.kind = ForwardKind::kEntry;
+      forward.entry = request.entry;
+    } else {
+      forward.kind = ForwardKind::kIngest;
+      forward.events = std::move(request.events);
+    }
+    Remote remote;
+    remote.partition = partition;
+    remote.ingest_done = std::move(request.ingest_done);
+    remote.status_done = std::move(request.status_done);
+    remote.deadline_ns = request.deadline_ns;
+    remote_.emplace(id, std::move(remote));
+    ++counters_.forwarded;
+    Send(owner, forward);
+    return;
+  }
+  if (request.forwarded && owner != env_.node_id()) {
+    fail(absl::UnavailableError(
+        absl::StrCat("node ", env_.node_id(), " does not own partition ", partition)));
+    return;
+  }
+  part.parked.push_back(std::move(request));  // Until an owner serves the partition.
+}
+
+void ReplicatedEngine::AcceptIngest(uint32_t partition, Parked request) {
+  Part& part = parts_[partition];
+  const size_t count = request.events.size();
+  if (pending_events_ + count > options_.local.pending_events_max) {
+    request.ingest_done(absl::ResourceExhaustedError("too many events waiting for commit"));
+    return;
+  }
+  if (part.schema_changes_in_flight > 0) {
+    part.parked.push_back(std::move(request));  // Accepted under the new schema once applied.
+    return;
+  }
+  absl::StatusOr<metering::Acceptance> acceptance = store_->state(partition).AcceptEvents(
+      request.events, env_.WallNowNs(), pending_dedup_[partition]);
+  if (!acceptance.ok()) {
+    request.ingest_done(acceptance.status());
+    return;
+  }
+  if (!acceptance->entry.has_value()) {
+    request.ingest_done(std::move(acceptance->result));
+    return;
+  }
+  const uint64_t index = store_->last_index(partition) + 1;
+  const absl::Status appended =
+      store_->Append(partition, index, part.epoch,
+                     std::make_shared<const metering::LogEntry>(*std::move(acceptance->entry)));
+  if (!appended.ok()) {
+    pending_dedup_[partition].DropNewestBatch();
+    request.ingest_done(
+        absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message())));
+    return;
+  }
+  if (metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
+  Waiter waiter;
+  waiter.partition = partition;
+  waiter.index = index;
+  waiter.epoch = part.epoch;
+  waiter.mode = request.mode;
+  waiter.events = count;
+  pending_events_ += count;
+  if (request.mode == IngestMode::kAsync) {
+    request.ingest_done(acceptance->result);  // The ASYNC acknowledgement point.
+  } else {
+    waiter.result = std::move(acceptance->result);
+    waiter.ingest_done = std::move(request.ingest_done);
+  }
+  waiters_[partition].push_back(std::move(waiter));
+  RequestSync();
+}
+
+void ReplicatedEngine::AcceptEntry(uint32_t partition, Parked request) {
+  Part& part = parts_[partition];
+  const uint64_t index = store_->last_index(partition) + 1;
+  const absl::Status appended = store_->Append(partition, index, part.epoch, request.entry);
+  if (!appended.ok()) {
+    request.status_done(
+        absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message())));
+    return;
+  }
+  Waiter waiter;
+  waiter.partition = partition;
+  waiter.index = index;
+  waiter.epoch = part.epoch;
+  waiter.status_done = std::move(request.status_done);
+  waiter.schema_change = request.schema_change;
+  if (request.schema_change) ++part.schema_changes_in_flight;
+  waiters_[partition].push_back(std::move(waiter));
+  RequestSync();
+}
+
+void ReplicatedEngine::RunParked(uint32_t partition) {
+  Part& part = parts_[partition];
+  std::deque<Parked> parked = std::move(part.parked);
+  part.parked.clear();
+  for (Parked& request : parked) Dispatch(partition, std::move(request));
+  std::deque<std::pair<ReadFunction, int64_t>> reads = std::move(part.unrouted_reads);
+  part.unrouted_reads.clear();
+  for (auto& [read, deadline_ns] : reads) RouteRead(partition, std::move(read), deadline_ns);
+}
+
+void ReplicatedEngine::HandleForward(NodeId source, const Forward& forward) {
+  Parked request;
+  request.forwarded = true;
+  request.mode = forward.sync ? IngestMode::kSync : IngestMode::kAsync;
+  request.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+  const uint64_t id = forward.request_id;
+  if (forward.kind == ForwardKind::kEntry) {
+    request.entry = forward.entry;
+    request.schema_change = IsSchemaChange(*forward.entry);
+    request.status_done = [this, source, id](absl::Status status) {
+      Send(source, ForwardReply{id, std::move(status), {}});
+    };
+  } else {
+    request.events = forward.events;
+    request.ingest_done = [this, source, id](absl::StatusOr<metering::IngestResult> result) {
+      ForwardReply reply;
+      reply.request_id = id;
+      if (result.ok()) {
+        reply.result = *std::move(result);
+      } else {
+        reply.status = result.status();
+      }
+      Send(source, reply);
+    };
+  }
+  Dispatch(forward.partition, std::move(request));
+}
+
+void ReplicatedEngine::HandleForwardReply(const ForwardReply& reply) {
+  auto it = remote_.find(reply.request_id);
+  if (it == remote_.end()) return;  // Timed out already.
+  Remote remote = std::move(it->second);
+  remote_.erase(it);
+  if (remote.ingest_done) {
+    if (reply.status.ok()) {
+      remote.ingest_done(reply.result);
+    } else {
+      remote.ingest_done(reply.status);
+    }
+  } else if (remote.status_done) {
+    remote.status_done(reply.status);
+  } else if (remote.read) {
+    remote.read(reply.status.ok() ? absl::InternalError("unexpected forward reply")
+                                  : reply.status);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads.
+
+void ReplicatedEngine::Read(uint32_t partition, ReadFunction read) {
+  UM_CHECK_LT(partition, kPartitionCount);
+  RouteRead(partition, std::move(read), env_.MonotonicNowNs() + options_.request_timeout_ns);
+  ScheduleFlush();
+}
+
+void ReplicatedEngine::RouteRead(uint32_t partition, ReadFunction read, int64_t deadline_ns) {
+  if (serving(partition)) {
+    ReadWait wait;
+    wait.read = std::move(read);
+    wait.deadline_ns = deadline_ns;
+    ConfirmAsOwner(partition, std::move(wait));
+    return;
+  }
+  const NodeId owner = map_.owner[partition];
+  if (owner != kNoOwner && owner != env_.node_id() && ready()) {
+    // Ask the owner for its confirmed commit index, then answer from this replica once it
+    // has applied that far.
+    const uint64_t id = next_request_id_++;
+    Remote remote;
+    remote.partition = partition;
+    remote.read = std::move(read);
+    remote.deadline_ns = deadline_ns;
+    remote_.emplace(id, std::move(remote));
+    Send(owner, ReadIndex{id, partition});
+    return;
+  }
+  parts_[partition].unrouted_reads.emplace_back(std::move(read), deadline_ns);
+}
+
+void ReplicatedEngine::HandleReadIndex(NodeId source, const ReadIndex& request) {
+  const uint64_t id = request.request_id;
+  if (!serving(request.partition)) {
+    Send(source, ReadIndexReply{id, absl::UnavailableError("not the serving owner"), 0});
+    return;
+  }
+  ReadWait wait;
+  wait.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+  wait.confirm = [this, source, id](absl::StatusOr<uint64_t> commit) {
+    Send(source, ReadIndexReply{id, commit.status(), commit.ok() ? *commit : 0});
+  };
+  ConfirmAsOwner(request.partition, std::move(wait));
+}
+
+void ReplicatedEngine::HandleReadIndexReply(const ReadIndexReply& reply) {
+  auto it = remote_.find(reply.request_id);
+  if (it == remote_.end() || !it->second.read) return;
+  Remote remote = std::move(it->second);
+  remote_.erase(it);
+  if (!reply.status.ok()) {
+    remote.read(reply.status);
+    return;
+  }
+  ReadWait wait;
+  wait.index = reply.commit_index;
+  wait.read = std::move(remote.read);
+  wait.deadline_ns = remote.deadline_ns;
+  parts_[remote.partition].replica_reads.push_back(std::move(wait));
+  CheckReads(remote.partition);
+}
+
+// ---------------------------------------------------------------------------------------
+// Housekeeping.
+
+void ReplicatedEngine::ScheduleFlush() {
+  if (flush_timer_ != kNoTimer) return;
+  flush_timer_ = env_.StartTimer(0, [this] {
+    flush_timer_ = kNoTimer;
+    FlushOutboxes();
+    FlushPeers();
+  });
+}
+
+void ReplicatedEngine::SweepTimeouts() {
+  sweep_timer_ = kNoTimer;
+  const int64_t now_ns = env_.MonotonicNowNs();
+  const absl::Status unknown = absl::DeadlineExceededError(
+      "the owner did not answer in time; the outcome is unknown: retry with the same ids");
+  for (auto it = remote_.begin(); it != remote_.end();) {
+    if (it->second.deadline_ns > now_ns) {
+      ++it;
+      continue;
+    }
+    Remote remote = std::move(it->second);
+    it = remote_.erase(it);
+    if (remote.ingest_done) remote.ingest_done(unknown);
+    if (remote.status_done) remote.status_done(unknown);
+    if (remote.read) remote.read(absl::DeadlineExceededError("the owner did not answer"));
+  }
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    Part& part = parts_[partition];
+    const absl::Status no_owner = absl::UnavailableError(
+        absl::StrCat("no owner serves partition ", partition, " (", status().problem, ")"));
+    while (!part.parked.empty() && part.parked.front().deadline_ns <= now_ns) {
+      Parked request = std::move(part.parked.front());
+      part.parked.pop_front();
+      if (request.ingest_done) request.ingest_done(no_owner);
+      if (request.status_done) request.status_done(no_owner);
+    }
+    while (!part.unrouted_reads.empty() && part.unrouted_reads.front().second <= now_ns) {
+      ReadFunction read = std::move(part.unrouted_reads.front().first);
+      part.unrouted_reads.pop_front();
+      read(no_owner);
+    }
+    for (std::deque<ReadWait>* reads : {&part.owner_reads, &part.replica_reads}) {
+      while (!reads->empty() && reads->front().deadline_ns <= now_ns) {
+        ReadWait wait = std::move(reads->front());
+        reads->pop_front();
+        const absl::Status late = absl::DeadlineExceededError("read not confirmed in time");
+        if (wait.read) wait.read(late);
+        if (wait.confirm) wait.confirm(late);
+      }
+    }
+    if ((part.role == PartRole::kStarting || part.role == PartRole::kFetching) &&
+        now_ns >= part.start_deadline_ns && map_.owner[partition] == env_.node_id()) {
+      BeginEpoch(partition, part.epoch);  // Retry: promises again, maybe another source.
+    }
+  }
+  if (state_ != NodeState::kActive || leader_ == kNoVote) {
+    // Announce ourselves so that new members can bootstrap and leaders can see us.
+    HeartbeatAck hello;
+    hello.term = meta_->meta().term;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      hello.commit_index[partition] = store_->commit_index(partition);
+    }
+    for (NodeId member : members_) {
+      if (member != env_.node_id()) Send(member, hello);
+    }
+    MaybeBootstrap();
+  }
+  FlushOutboxes();
+  FlushPeers();
+  sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });
+}
+
+}  // namespace unimeter::replication
