@@ -4,192 +4,21 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "node/base/endian.h"
 #include "node/base/random.h"
 #include "node/server/node_server.h"
-#include "protocol/response_reader.h"
-#include "protocol/wire.h"
 #include "sim/sim_cluster.h"
+#include "sim/workload_client.h"
 
 namespace unimeter::sim {
 namespace {
 
-constexpr uint16_t kPort = 7001;
+constexpr uint16_t kPort = kWorkloadPort;
 constexpr uint64_t kAccounts = 16;
 constexpr int64_t kMillisecond = 1'000'000;
 constexpr int64_t kSecond = 1'000 * kMillisecond;
-constexpr int64_t kT0 = 1'767'225'600 * kSecond;  // Client timestamps: kT0 + event number.
-constexpr int64_t kRequestTimeoutNs = 5 * kSecond;
 constexpr uint64_t kTagWorkload = 0x3000;
 constexpr uint64_t kTagFaults = 0x3100;
 constexpr uint64_t kTagKnobs = 0x3200;
-
-// Ground truth of what clients sent and what the server acknowledged, per account.
-struct Ledger {
-  std::vector<uint64_t> sent = std::vector<uint64_t>(kAccounts, 0);  // Distinct events.
-  std::vector<uint64_t> acked = std::vector<uint64_t>(kAccounts, 0);
-  bool metric_registered = false;
-  uint64_t requests = 0;
-};
-
-// One simulated application: one connection, one request in flight, resends the same
-// request (same client timestamps) until it learns the outcome.
-class WorkloadClient {
- public:
-  WorkloadClient(SimCluster& cluster, SimEnv& env, uint64_t seed, uint32_t index, Ledger& ledger)
-      : cluster_(cluster), env_(env), prng_(seed), index_(index), ledger_(ledger) {}
-
-  void Start() { Tick(); }
-  void StopSendingNew() { stop_new_ = true; }
-  bool idle() const { return !in_flight_ && !has_request_; }
-
- private:
-  struct Request {
-    std::vector<uint64_t> accounts;  // One per event.
-    std::string payload_frame;       // Without a valid request id; patched per send.
-    bool metric_put = false;
-  };
-
-  void Tick() {
-    env_.StartTimer(10 * kMillisecond, [this] { Tick(); });
-    if (stream_ == nullptr) {
-      if (!connecting_) {
-        Connect();
-      }
-      return;
-    }
-    if (in_flight_) {
-      if (env_.MonotonicNowNs() - sent_at_ns_ > kRequestTimeoutNs) {
-        Disconnect();  // Outcome unknown: resend on a new connection.
-      }
-      return;
-    }
-    if (!has_request_ && !NextRequest()) {
-      return;
-    }
-    Send();
-  }
-
-  void Connect() {
-    connecting_ = true;
-    env_.Connect(SimAddress(0, kPort), [this](absl::StatusOr<std::unique_ptr<Stream>> stream) {
-      connecting_ = false;
-      if (!stream.ok()) {
-        return;  // The node is down; the next tick retries.
-      }
-      stream_ = std::move(*stream);
-      stream_->SetHandler({[this](absl::Span<const uint8_t> bytes) { OnData(bytes); },
-                           [this](absl::Status) { OnClosed(); }});
-    });
-  }
-
-  void OnClosed() {
-    in_flight_ = false;  // The request stays in has_request_: it is resent.
-    replies_ = protocol::ResponseReader();
-    closing_ = std::move(stream_);
-    env_.StartTimer(0, [this] { closing_.reset(); });
-  }
-
-  void Disconnect() {
-    if (stream_ != nullptr) {
-      stream_->Close();
-    }
-  }
-
-  bool NextRequest() {
-    if (index_ == 0 && !ledger_.metric_registered) {
-      protocol::MetricSchemaRecord schema;
-      schema.code = "m";
-      schema.agg_type = 1;  // SUM
-      request_ = Request{};
-      request_.metric_put = true;
-      UM_CHECK_OK(protocol::AppendMetricPutRequest(1, schema, &request_.payload_frame));
-      has_request_ = true;
-      return true;
-    }
-    if (!ledger_.metric_registered || stop_new_) {
-      return false;
-    }
-    const size_t count = prng_.UniformRange(1, 40);
-    std::vector<protocol::IngestEvent> events(count);
-    request_ = Request{};
-    for (size_t i = 0; i < count; ++i) {
-      const uint64_t number = (uint64_t{index_} << 40) | next_event_++;
-      const uint64_t account = prng_.UniformBelow(kAccounts);
-      events[i] = protocol::IngestEvent{"m", account, kT0 + static_cast<int64_t>(number), 1, 0, {}};
-      request_.accounts.push_back(account);
-      ++ledger_.sent[account];
-    }
-    UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync,
-                                              protocol::kPartitionAuto, 1, events,
-                                              &request_.payload_frame));
-    has_request_ = true;
-    return true;
-  }
-
-  void Send() {
-    request_id_ = next_request_id_++;
-    std::string frame = request_.payload_frame;
-    StoreU32(reinterpret_cast<uint8_t*>(frame.data()) + 12, request_id_);
-    if (stream_
-            ->Write(
-                absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()))
-            .ok()) {
-      in_flight_ = true;
-      sent_at_ns_ = env_.MonotonicNowNs();
-      ++ledger_.requests;
-    }
-  }
-
-  void OnData(absl::Span<const uint8_t> bytes) {
-    replies_.Append(std::span<const uint8_t>(bytes.data(), bytes.size()));
-    protocol::ResponseFrame frame;
-    protocol::ResponseReader::Result result;
-    while ((result = replies_.Next(&frame)) == protocol::ResponseReader::Result::kFrame) {
-      if (frame.header.request_id == request_id_ && in_flight_) {
-        OnReply(static_cast<protocol::Status>(frame.header.status));
-      }
-    }
-    if (result == protocol::ResponseReader::Result::kCorrupt) {
-      Disconnect();  // The server broke framing: a checker-visible failure to resend from.
-    }
-  }
-
-  void OnReply(protocol::Status status) {
-    in_flight_ = false;
-    const bool acknowledged = status == protocol::Status::kOk ||
-                              status == protocol::Status::kDuplicate ||
-                              status == protocol::Status::kUnknownMetric;
-    if (!acknowledged) {
-      return;  // BACKPRESSURE or ERR: resend the same request (safe: client timestamps).
-    }
-    if (request_.metric_put) {
-      ledger_.metric_registered = true;
-    }
-    for (uint64_t account : request_.accounts) {
-      ++ledger_.acked[account];
-    }
-    has_request_ = false;
-  }
-
-  SimCluster& cluster_;
-  SimEnv& env_;
-  Prng prng_;
-  const uint32_t index_;
-  Ledger& ledger_;
-  std::unique_ptr<Stream> stream_;
-  std::unique_ptr<Stream> closing_;
-  protocol::ResponseReader replies_;
-  Request request_;
-  bool has_request_ = false;
-  bool in_flight_ = false;
-  bool connecting_ = false;
-  bool stop_new_ = false;
-  uint32_t request_id_ = 0;
-  uint32_t next_request_id_ = 1;
-  uint64_t next_event_ = 0;
-  int64_t sent_at_ns_ = 0;
-};
 
 // Each account's SUM as the node holds it (ground truth from its state, not a reply).
 std::vector<uint64_t> Sums(SimCluster& cluster) {
@@ -254,11 +83,11 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   });
   SingleNodeRunResult result;
   UM_CHECK_OK(cluster.StartAll());
-  Ledger ledger;
+  Ledger ledger(kAccounts);
   std::vector<std::unique_ptr<WorkloadClient>> clients;
   for (uint32_t i = 0; i < options.clients; ++i) {
-    clients.push_back(std::make_unique<WorkloadClient>(cluster, cluster.AddClient(),
-                                                       SubSeed(seed, kTagWorkload + i), i, ledger));
+    clients.push_back(std::make_unique<WorkloadClient>(
+        cluster.AddClient(), SubSeed(seed, kTagWorkload + i), i, ledger, [] { return 0u; }));
     clients.back()->Start();
   }
   Prng faults(SubSeed(seed, kTagFaults));

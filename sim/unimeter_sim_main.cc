@@ -1,17 +1,20 @@
 // unimeter-sim: runs simulator seeds against the real server code.
 //
-//   unimeter-sim --seed=N [--duration-s=30] [--verbose]
-//   unimeter-sim --seeds=A..B [--check-determinism]
+//   unimeter-sim --seed=N [--nodes=3] [--duration-s=30] [--verbose]
+//   unimeter-sim --seeds=A..B [--nodes=3] [--check-determinism]
 //
-// Today's scenario (sim/single_node_workload.h): one node under seeded crashes and restarts,
-// clients ingesting synchronously and resending unknown outcomes; invariants S1-S3. Prints
-// one line per seed; on a failure, the violated invariant and the command that replays it.
-// Exit status 1 if any seed failed.
+// Scenarios: --nodes=1 runs sim/single_node_workload.h (one node under crashes and
+// restarts; S1-S3); --nodes=3..7 runs sim/cluster_workload.h (a replicated cluster under
+// crashes, wiped disks, splits, loss and duplication; S1-S3, S5, L1). Clients ingest
+// synchronously and resend unknown outcomes. Prints the fault mix and one line per seed; on
+// a failure, the violated invariant and the command that replays it. Exit status 1 if any
+// seed failed.
 #include <chrono>
 #include <cstdio>
 #include <string>
 
 #include "node/base/flags.h"
+#include "sim/cluster_workload.h"
 #include "sim/single_node_workload.h"
 
 namespace {
@@ -30,6 +33,43 @@ bool ParseRange(const std::string& text, uint64_t* first, uint64_t* last) {
   return *first <= *last;
 }
 
+// One seed's outcome, whichever scenario ran it.
+struct SeedResult {
+  bool ok = true;
+  std::string failure;
+  std::string summary;  // Counters worth printing.
+  uint64_t digest = 0;
+  int64_t simulated_ns = 0;
+};
+
+SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbose) {
+  SeedResult out;
+  if (nodes == 1) {
+    unimeter::sim::SingleNodeRunOptions options;
+    options.duration_ns = duration_s * 1'000'000'000;
+    options.verbose = verbose;
+    const unimeter::sim::SingleNodeRunResult result = unimeter::sim::RunSingleNodeSeed(seed, options);
+    out = {result.ok, result.failure,
+           "crashes=" + std::to_string(result.crashes) + " torn=" +
+               std::to_string(result.torn_writes) + " requests=" + std::to_string(result.requests) +
+               " acked_events=" + std::to_string(result.events_acknowledged),
+           result.digest, result.simulated_ns};
+    return out;
+  }
+  unimeter::sim::ClusterRunOptions options;
+  options.nodes = static_cast<uint32_t>(nodes);
+  options.duration_ns = duration_s * 1'000'000'000;
+  options.verbose = verbose;
+  const unimeter::sim::ClusterRunResult result = unimeter::sim::RunClusterSeed(seed, options);
+  out = {result.ok, result.failure,
+         "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
+             " splits=" + std::to_string(result.splits) + " requests=" +
+             std::to_string(result.requests) + " acked_events=" +
+             std::to_string(result.events_acknowledged) + " [" + result.knobs + "]",
+         result.digest, result.simulated_ns};
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,13 +78,16 @@ int main(int argc, char** argv) {
   int64_t duration_s = 30;
   bool verbose = false;
   bool check_determinism = false;
+  int64_t nodes = 3;
   unimeter::FlagParser flags("unimeter-sim", "unimeter-sim --seed=N | --seeds=A..B [flags]");
   flags.AddInt("seed", &seed, "run one seed", 0, INT64_MAX);
   flags.AddString("seeds", &seeds, "run seeds A..B (inclusive)");
   flags.AddInt("duration-s", &duration_s, "simulated seconds of faults per seed", 1, 86400);
+  flags.AddInt("nodes", &nodes, "1 (single node) or 3..7 (a cluster)", 1, 7);
   flags.AddBool("verbose", &verbose, "print every node log line (replay)");
   flags.AddBool("check-determinism", &check_determinism, "run each seed twice, compare digests");
-  if (!flags.Parse(argc, argv).ok() || flags.help_requested() || (seed < 0 && seeds.empty())) {
+  if (!flags.Parse(argc, argv).ok() || flags.help_requested() || (seed < 0 && seeds.empty()) ||
+      nodes == 2) {
     std::fprintf(stderr, "%s", flags.Help().c_str());
     return 2;
   }
@@ -54,37 +97,32 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "unimeter-sim: --seeds must look like 1..100\n");
     return 2;
   }
-  unimeter::sim::SingleNodeRunOptions options;
-  options.duration_ns = duration_s * 1'000'000'000;
-  options.verbose = verbose;
   int failures = 0;
   int64_t simulated_ns = 0;
   const auto started = std::chrono::steady_clock::now();  // determinism-ok: speed report only
   for (uint64_t s = first; s <= last; ++s) {
-    const unimeter::sim::SingleNodeRunResult result = unimeter::sim::RunSingleNodeSeed(s, options);
+    const SeedResult result = RunSeed(s, nodes, duration_s, verbose);
     simulated_ns += result.simulated_ns;
     bool ok = result.ok;
     std::string failure = result.failure;
     if (ok && check_determinism) {
-      const unimeter::sim::SingleNodeRunResult again = unimeter::sim::RunSingleNodeSeed(s, options);
+      const SeedResult again = RunSeed(s, nodes, duration_s, false);
       if (again.digest != result.digest) {
         ok = false;
         failure = "determinism: the same seed gave two different trace digests";
       }
     }
-    std::printf(
-        "seed=%llu digest=%016llx crashes=%llu torn=%llu requests=%llu acked_events=%llu %s\n",
-        static_cast<unsigned long long>(s), static_cast<unsigned long long>(result.digest),
-        static_cast<unsigned long long>(result.crashes),
-        static_cast<unsigned long long>(result.torn_writes),
-        static_cast<unsigned long long>(result.requests),
-        static_cast<unsigned long long>(result.events_acknowledged), ok ? "ok" : "FAILED");
+    std::printf("seed=%llu nodes=%lld digest=%016llx %s %s\n", static_cast<unsigned long long>(s),
+                static_cast<long long>(nodes), static_cast<unsigned long long>(result.digest),
+                result.summary.c_str(), ok ? "ok" : "FAILED");
+    std::fflush(stdout);
     if (!ok) {
       ++failures;
       std::printf(
-          "  violated: %s\n  replay: bazel run //sim:unimeter-sim -- --seed=%llu "
+          "  violated: %s\n  replay: bazel run //sim:unimeter-sim -- --seed=%llu --nodes=%lld "
           "--duration-s=%lld --verbose\n",
-          failure.c_str(), static_cast<unsigned long long>(s), static_cast<long long>(duration_s));
+          failure.c_str(), static_cast<unsigned long long>(s), static_cast<long long>(nodes),
+          static_cast<long long>(duration_s));
     }
   }
   const auto finished = std::chrono::steady_clock::now();  // determinism-ok: speed report only

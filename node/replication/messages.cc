@@ -14,6 +14,7 @@ using metering::ByteWriter;
 constexpr size_t kItemsMax = 4 * kPartitionCount;
 constexpr size_t kEntriesMax = 1 << 20;
 constexpr size_t kEventsMax = 1 << 20;
+constexpr size_t kForwardItemsMax = 1 << 16;
 constexpr size_t kStatusMessageBytesMax = 255;
 
 void PutBlob(ByteWriter& writer, absl::Span<const uint8_t> bytes) {
@@ -340,7 +341,7 @@ bool Get(ByteReader& r, SnapshotChunk* m) {
   m->bytes.assign(bytes.begin(), bytes.end());
   return true;
 }
-void Put(ByteWriter& w, const Forward& m) {
+void Put(ByteWriter& w, const ForwardItem& m) {
   w.U64(m.request_id);
   w.U16(static_cast<uint16_t>(m.partition));
   w.U8(static_cast<uint8_t>(m.kind));
@@ -352,7 +353,7 @@ void Put(ByteWriter& w, const Forward& m) {
     PutEntry(w, *m.entry);
   }
 }
-bool Get(ByteReader& r, Forward* m) {
+bool Get(ByteReader& r, ForwardItem* m) {
   uint8_t kind = 0;
   if (!r.U64(&m->request_id) || !GetPartition(r, &m->partition) || !r.U8(&kind) || kind > 1 ||
       !r.Bool(&m->sync)) {
@@ -368,29 +369,54 @@ bool Get(ByteReader& r, Forward* m) {
   }
   return true;
 }
-void Put(ByteWriter& w, const ForwardReply& m) {
+void Put(ByteWriter& w, const ForwardReplyItem& m) {
   w.U64(m.request_id);
   PutStatus(w, m.status);
   PutResult(w, m.result);
 }
-bool Get(ByteReader& r, ForwardReply* m) {
+bool Get(ByteReader& r, ForwardReplyItem* m) {
   return r.U64(&m->request_id) && GetStatus(r, &m->status) && GetResult(r, &m->result);
 }
-void Put(ByteWriter& w, const ReadIndex& m) {
+void Put(ByteWriter& w, const ReadIndexItem& m) {
   w.U64(m.request_id);
   w.U16(static_cast<uint16_t>(m.partition));
 }
-bool Get(ByteReader& r, ReadIndex* m) {
+bool Get(ByteReader& r, ReadIndexItem* m) {
   return r.U64(&m->request_id) && GetPartition(r, &m->partition);
 }
-void Put(ByteWriter& w, const ReadIndexReply& m) {
+void Put(ByteWriter& w, const ReadIndexReplyItem& m) {
   w.U64(m.request_id);
   PutStatus(w, m.status);
   w.U64(m.commit_index);
 }
-bool Get(ByteReader& r, ReadIndexReply* m) {
+bool Get(ByteReader& r, ReadIndexReplyItem* m) {
   return r.U64(&m->request_id) && GetStatus(r, &m->status) && r.U64(&m->commit_index);
 }
+
+// Messages that are just a list of items.
+template <typename T>
+void PutItems(ByteWriter& w, const std::vector<T>& items) {
+  w.U32(static_cast<uint32_t>(items.size()));
+  for (const T& item : items) Put(w, item);
+}
+template <typename T>
+bool GetItems(ByteReader& r, std::vector<T>* items) {
+  size_t count = 0;
+  if (!GetCount(r, kForwardItemsMax, &count)) return false;
+  items->resize(count);
+  for (T& item : *items) {
+    if (!Get(r, &item)) return false;
+  }
+  return true;
+}
+void Put(ByteWriter& w, const Forward& m) { PutItems(w, m.items); }
+bool Get(ByteReader& r, Forward* m) { return GetItems(r, &m->items); }
+void Put(ByteWriter& w, const ForwardReply& m) { PutItems(w, m.items); }
+bool Get(ByteReader& r, ForwardReply* m) { return GetItems(r, &m->items); }
+void Put(ByteWriter& w, const ReadIndex& m) { PutItems(w, m.items); }
+bool Get(ByteReader& r, ReadIndex* m) { return GetItems(r, &m->items); }
+void Put(ByteWriter& w, const ReadIndexReply& m) { PutItems(w, m.items); }
+bool Get(ByteReader& r, ReadIndexReply* m) { return GetItems(r, &m->items); }
 
 template <size_t I>
 bool DecodeAlternative(size_t index, ByteReader& reader, Message* message) {

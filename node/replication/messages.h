@@ -135,29 +135,41 @@ struct SnapshotChunk {
   std::vector<uint8_t> bytes;
 };
 
-// Requests a node forwards to a partition's owner.
+// Requests a node forwards to partitions' owners, many per message.
 enum class ForwardKind : uint8_t { kIngest = 0, kEntry = 1 };
-struct Forward {
+struct ForwardItem {
   uint64_t request_id = 0;
   uint32_t partition = 0;
   ForwardKind kind = ForwardKind::kIngest;
   bool sync = true;
-  std::vector<metering::Event> events;           // kIngest.
+  std::vector<metering::Event> events;              // kIngest.
   std::shared_ptr<const metering::LogEntry> entry;  // kEntry.
 };
-struct ForwardReply {
+struct Forward {
+  std::vector<ForwardItem> items;
+};
+struct ForwardReplyItem {
   uint64_t request_id = 0;
   absl::Status status;
   metering::IngestResult result;
 };
-struct ReadIndex {
+struct ForwardReply {
+  std::vector<ForwardReplyItem> items;
+};
+struct ReadIndexItem {
   uint64_t request_id = 0;
   uint32_t partition = 0;
 };
-struct ReadIndexReply {
+struct ReadIndex {
+  std::vector<ReadIndexItem> items;
+};
+struct ReadIndexReplyItem {
   uint64_t request_id = 0;
   absl::Status status;
   uint64_t commit_index = 0;
+};
+struct ReadIndexReply {
+  std::vector<ReadIndexReplyItem> items;
 };
 
 using Message = std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise,

@@ -48,7 +48,7 @@ TEST(MessagesTest, AppendRoundTripsEntries) {
 }
 
 TEST(MessagesTest, ForwardRoundTripsEventsAndReplies) {
-  Forward forward;
+  ForwardItem forward;
   forward.request_id = 77;
   forward.partition = 13;
   forward.sync = false;
@@ -62,20 +62,27 @@ TEST(MessagesTest, ForwardRoundTripsEventsAndReplies) {
   event.idempotency_key = metering::IdempotencyKey{1, 2};
   event.negative_correction = true;
   forward.events = {event, metering::Event{}};
-  const Forward decoded = std::get<Forward>(RoundTrip(forward));
-  EXPECT_EQ(decoded.request_id, 77u);
-  EXPECT_FALSE(decoded.sync);
-  ASSERT_EQ(decoded.events.size(), 2u);
-  EXPECT_EQ(decoded.events[0], event);
+  ForwardItem entry;
+  entry.request_id = 78;
+  entry.kind = ForwardKind::kEntry;
+  entry.entry = std::make_shared<const metering::LogEntry>(metering::LogEntry::Delete("x"));
+  const Forward decoded = std::get<Forward>(RoundTrip(Forward{{forward, entry}}));
+  ASSERT_EQ(decoded.items.size(), 2u);
+  EXPECT_EQ(decoded.items[0].request_id, 77u);
+  EXPECT_FALSE(decoded.items[0].sync);
+  ASSERT_EQ(decoded.items[0].events.size(), 2u);
+  EXPECT_EQ(decoded.items[0].events[0], event);
+  EXPECT_EQ(*decoded.items[1].entry, metering::LogEntry::Delete("x"));
 
-  ForwardReply reply;
+  ForwardReplyItem reply;
   reply.request_id = 77;
   reply.status = absl::UnknownError("maybe");
   reply.result.n_stored = 1;
   reply.result.outcomes = {metering::EventOutcome::kStored, metering::EventOutcome::kDuplicate};
-  const ForwardReply back = std::get<ForwardReply>(RoundTrip(reply));
-  EXPECT_EQ(back.status, reply.status);
-  EXPECT_EQ(back.result.outcomes, reply.result.outcomes);
+  const ForwardReply back = std::get<ForwardReply>(RoundTrip(ForwardReply{{reply}}));
+  ASSERT_EQ(back.items.size(), 1u);
+  EXPECT_EQ(back.items[0].status, reply.status);
+  EXPECT_EQ(back.items[0].result.outcomes, reply.result.outcomes);
 }
 
 TEST(MessagesTest, HeartbeatAndPromisesRoundTrip) {

@@ -118,6 +118,7 @@ void ReplicatedEngine::Send(NodeId target, const Message& message) {
   header.state = state_;
   header.formed = meta_->meta().formed;
   const std::vector<uint8_t> bytes = EncodeMessage(header, message);
+
   UM_CHECK_LE(bytes.size(), kMessageSizeBytesMax);
   env_.transport().Send(target, bytes);
 }
@@ -186,6 +187,15 @@ void ReplicatedEngine::FlushOutboxes() {
     if (!box.promise.items.empty()) Send(target, std::exchange(box.promise, {}));
     if (!box.acks.items.empty()) Send(target, std::exchange(box.acks, {}));
     if (!box.fetch.items.empty()) Send(target, std::exchange(box.fetch, {}));
+    if (!box.forward.items.empty()) {
+      Send(target, std::exchange(box.forward, {}));
+      box.forward_bytes = 0;
+    }
+    if (!box.forward_reply.items.empty()) Send(target, std::exchange(box.forward_reply, {}));
+    if (!box.read_index.items.empty()) Send(target, std::exchange(box.read_index, {}));
+    if (!box.read_index_reply.items.empty()) {
+      Send(target, std::exchange(box.read_index_reply, {}));
+    }
   }
 }
 
@@ -267,7 +277,8 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
   MaybeActivate();
   FlushOutboxes();
   FlushPeers();
-  if (sync_requested_ || !alerts_awaiting_sync_.empty()) StartSync();
+  // Completions above may have started the next sync already.
+  if (!sync_in_flight_ && (sync_requested_ || !alerts_awaiting_sync_.empty())) StartSync();
 }
 
 void ReplicatedEngine::ScheduleCheckpointTimer() {

@@ -129,6 +129,7 @@ class ReplicatedEngine final : public Engine {
     uint64_t sent_commit = 0;
     uint64_t acked_sequence = 0;  // Newest message whose item was accepted in this epoch.
     int64_t snapshot_sent_ns = kLongAgoNs;
+    int64_t entries_sent_ns = kLongAgoNs;  // Last send of entries not yet acknowledged.
     bool acked = false;  // Has answered an item of this epoch.
     bool probe = false;  // The next message carries an item (a read confirmation round).
   };
@@ -194,11 +195,16 @@ class ReplicatedEngine final : public Engine {
     bool synced = false;               // Syncing node: caught up with the owner.
     uint64_t sync_target = UINT64_MAX;  // Owner's commit index to reach for `synced`.
   };
-  struct Outbox {
+  struct Outbox {  // Small messages to one peer, sent together once per loop turn.
     StartEpoch start_epoch;
     Promise promise;
     AppendAck acks;
     Fetch fetch;
+    Forward forward;
+    size_t forward_bytes = 0;
+    ForwardReply forward_reply;
+    ReadIndex read_index;
+    ReadIndexReply read_index_reply;
   };
   struct PendingAck {
     NodeId target = 0;
@@ -271,6 +277,7 @@ class ReplicatedEngine final : public Engine {
   void HandleForwardReply(const ForwardReply& reply);
   void HandleReadIndex(NodeId source, const ReadIndex& request);
   void HandleReadIndexReply(const ReadIndexReply& reply);
+  void AddForward(NodeId target, ForwardItem item);
   void ConfirmAsOwner(uint32_t partition, ReadWait wait);
   void SweepTimeouts();
   void ScheduleFlush();

@@ -57,6 +57,7 @@ void ReplicatedEngine::StepDown(uint32_t partition, absl::Status why) {
 
 void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request) {
   ReplicaMeta& meta = meta_->mutable_meta();
+  if (getenv("UM_DEBUG_REPL")) for (auto& i : request.items) if (i.partition == 0) env_.Log(absl::StrCat("DEBUG start epoch p0 from ", source, " e ", i.epoch, " promised ", meta.promised_epoch[0]));
   std::vector<StartEpochItem> granted;
   Promise refused;
   for (const StartEpochItem& item : request.items) {
@@ -327,6 +328,7 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
                                                     "commit; the outcome is unknown"));
         continue;
       case AckResult::kNeedPromise:
+        if (getenv("UM_DEBUG_REPL") && item.partition == 0) env_.Log(absl::StrCat("DEBUG need promise p0 from ", source));
         outboxes_[position].start_epoch.items.push_back(
             StartEpochItem{item.partition, part.epoch});
         peer.next_index = peer.match_index + 1;
@@ -450,7 +452,18 @@ void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t 
 void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk) {
   const uint32_t partition = chunk.partition;
   Part& part = parts_[partition];
-  if (chunk.epoch != meta_->meta().promised_epoch[partition] || part.installing) return;
+  const uint64_t promised = meta_->meta().promised_epoch[partition];
+  if (chunk.epoch != promised && !chunk.fetch_reply) {
+    // Tell the owner, as for an append: it re-sends its epoch start or steps down.
+    AckItem ack;
+    ack.partition = partition;
+    ack.epoch = chunk.epoch;
+    ack.result = chunk.epoch > promised ? AckResult::kNeedPromise : AckResult::kStale;
+    ack.promised_epoch = promised;
+    outboxes_[Position(source)].acks.items.push_back(ack);
+    return;
+  }
+  if (chunk.epoch != promised || part.installing) return;
   if (chunk.fetch_reply ? (part.role != PartRole::kFetching || part.fetch_from != source ||
                            part.epoch != chunk.epoch)
                         : part.role != PartRole::kReplica) {
@@ -544,12 +557,21 @@ void ReplicatedEngine::FlushPeers() {
     Append message;
     message.sequence = sequence_ + 1;
     size_t bytes = 0;
+    // Snapshots go only to peers that answer, a few per pass (they are large).
+    size_t snapshot_budget =
+        now_ns - last_heard_ns_[position] < options_.election_timeout_ns ? 4 : 0;
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       Part& part = parts_[partition];
       if (part.role != PartRole::kOwner) continue;
       PeerProgress& peer = part.peers[position];
       const uint64_t commit = store_->commit_index(partition);
       const uint64_t last = store_->last_index(partition);
+      if (peer.next_index > peer.match_index + 1 &&
+          now_ns - peer.entries_sent_ns >= options_.retransmit_ns) {
+        // Sent long ago and never acknowledged (a lost message or an acknowledgement the
+        // peer's crash swallowed): send again from the acknowledged match.
+        peer.next_index = peer.match_index + 1;
+      }
       const bool has_entries = peer.next_index <= last;
       if (!has_entries && peer.sent_commit >= commit && !peer.probe && peer.acked) continue;
       AppendItem item;
@@ -563,7 +585,8 @@ void ReplicatedEngine::FlushPeers() {
           (has_entries &&
            !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
                                 options_.message_bytes_max - bytes, &records))) {
-        if (now_ns - peer.snapshot_sent_ns >= 5 * options_.retransmit_ns) {
+        if (snapshot_budget > 0 && now_ns - peer.snapshot_sent_ns >= 5 * options_.retransmit_ns) {
+          --snapshot_budget;
           peer.snapshot_sent_ns = now_ns;
           SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false);
         }
@@ -576,7 +599,10 @@ void ReplicatedEngine::FlushPeers() {
                            : 512);
         item.entries.push_back(WireEntry{record.index, record.epoch, std::move(record.entry)});
       }
-      if (!item.entries.empty()) peer.next_index = item.entries.back().index + 1;
+      if (!item.entries.empty()) {
+        peer.next_index = item.entries.back().index + 1;
+        peer.entries_sent_ns = now_ns;
+      }
       peer.sent_commit = commit;
       peer.probe = false;
       bytes += 64;

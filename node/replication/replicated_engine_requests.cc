@@ -99,7 +99,7 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
   const NodeId owner = map_.owner[partition];
   if (owner != kNoOwner && owner != env_.node_id() && !request.forwarded && ready()) {
     const uint64_t id = next_request_id_++;
-    Forward forward;
+    ForwardItem forward;
     forward.request_id = id;
     forward.partition = partition;
     forward.sync = request.mode == IngestMode::kSync;
@@ -117,7 +117,7 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
     remote.deadline_ns = request.deadline_ns;
     remote_.emplace(id, std::move(remote));
     ++counters_.forwarded;
-    Send(owner, forward);
+    AddForward(owner, std::move(forward));
     return;
   }
   if (request.forwarded && owner != env_.node_id()) {
@@ -207,50 +207,70 @@ void ReplicatedEngine::RunParked(uint32_t partition) {
   for (auto& [read, deadline_ns] : reads) RouteRead(partition, std::move(read), deadline_ns);
 }
 
-void ReplicatedEngine::HandleForward(NodeId source, const Forward& forward) {
-  Parked request;
-  request.forwarded = true;
-  request.mode = forward.sync ? IngestMode::kSync : IngestMode::kAsync;
-  request.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
-  const uint64_t id = forward.request_id;
-  if (forward.kind == ForwardKind::kEntry) {
-    request.entry = forward.entry;
-    request.schema_change = IsSchemaChange(*forward.entry);
-    request.status_done = [this, source, id](absl::Status status) {
-      Send(source, ForwardReply{id, std::move(status), {}});
-    };
-  } else {
-    request.events = forward.events;
-    request.ingest_done = [this, source, id](absl::StatusOr<metering::IngestResult> result) {
-      ForwardReply reply;
-      reply.request_id = id;
-      if (result.ok()) {
-        reply.result = *std::move(result);
-      } else {
-        reply.status = result.status();
-      }
-      Send(source, reply);
-    };
+void ReplicatedEngine::AddForward(NodeId target, ForwardItem item) {
+  Outbox& box = outboxes_[Position(target)];
+  box.forward_bytes += 64;
+  for (const metering::Event& event : item.events) {
+    box.forward_bytes += 64 + event.metric_code.size() + 2 * 64 * event.properties.size();
   }
-  Dispatch(forward.partition, std::move(request));
+  box.forward.items.push_back(std::move(item));
+  if (box.forward_bytes >= options_.message_bytes_max) {
+    Send(target, std::exchange(box.forward, {}));
+    box.forward_bytes = 0;
+  }
+  ScheduleFlush();
+}
+
+void ReplicatedEngine::HandleForward(NodeId source, const Forward& forward) {
+  const int position = Position(source);
+  for (const ForwardItem& item : forward.items) {
+    Parked request;
+    request.forwarded = true;
+    request.mode = item.sync ? IngestMode::kSync : IngestMode::kAsync;
+    request.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+    const uint64_t id = item.request_id;
+    if (item.kind == ForwardKind::kEntry) {
+      request.entry = item.entry;
+      request.schema_change = IsSchemaChange(*item.entry);
+      request.status_done = [this, position, id](absl::Status status) {
+        outboxes_[position].forward_reply.items.push_back(
+            ForwardReplyItem{id, std::move(status), {}});
+        ScheduleFlush();
+      };
+    } else {
+      request.events = item.events;
+      request.ingest_done = [this, position,
+                             id](absl::StatusOr<metering::IngestResult> result) {
+        ForwardReplyItem reply;
+        reply.request_id = id;
+        if (result.ok()) {
+          reply.result = *std::move(result);
+        } else {
+          reply.status = result.status();
+        }
+        outboxes_[position].forward_reply.items.push_back(std::move(reply));
+        ScheduleFlush();
+      };
+    }
+    Dispatch(item.partition, std::move(request));
+  }
 }
 
 void ReplicatedEngine::HandleForwardReply(const ForwardReply& reply) {
-  auto it = remote_.find(reply.request_id);
-  if (it == remote_.end()) return;  // Timed out already.
-  Remote remote = std::move(it->second);
-  remote_.erase(it);
-  if (remote.ingest_done) {
-    if (reply.status.ok()) {
-      remote.ingest_done(reply.result);
-    } else {
-      remote.ingest_done(reply.status);
+  for (const ForwardReplyItem& item : reply.items) {
+    auto it = remote_.find(item.request_id);
+    if (it == remote_.end()) continue;  // Timed out already.
+    Remote remote = std::move(it->second);
+    remote_.erase(it);
+    if (remote.ingest_done) {
+      if (item.status.ok()) {
+        remote.ingest_done(item.result);
+      } else {
+        remote.ingest_done(item.status);
+      }
+    } else if (remote.status_done) {
+      remote.status_done(item.status);
     }
-  } else if (remote.status_done) {
-    remote.status_done(reply.status);
-  } else if (remote.read) {
-    remote.read(reply.status.ok() ? absl::InternalError("unexpected forward reply")
-                                  : reply.status);
   }
 }
 
@@ -281,41 +301,50 @@ void ReplicatedEngine::RouteRead(uint32_t partition, ReadFunction read, int64_t 
     remote.read = std::move(read);
     remote.deadline_ns = deadline_ns;
     remote_.emplace(id, std::move(remote));
-    Send(owner, ReadIndex{id, partition});
+    outboxes_[Position(owner)].read_index.items.push_back(ReadIndexItem{id, partition});
+    ScheduleFlush();
     return;
   }
   parts_[partition].unrouted_reads.emplace_back(std::move(read), deadline_ns);
 }
 
 void ReplicatedEngine::HandleReadIndex(NodeId source, const ReadIndex& request) {
-  const uint64_t id = request.request_id;
-  if (!serving(request.partition)) {
-    Send(source, ReadIndexReply{id, absl::UnavailableError("not the serving owner"), 0});
-    return;
+  const int position = Position(source);
+  for (const ReadIndexItem& item : request.items) {
+    const uint64_t id = item.request_id;
+    if (!serving(item.partition)) {
+      outboxes_[position].read_index_reply.items.push_back(
+          ReadIndexReplyItem{id, absl::UnavailableError("not the serving owner"), 0});
+      continue;
+    }
+    ReadWait wait;
+    wait.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+    wait.confirm = [this, position, id](absl::StatusOr<uint64_t> commit) {
+      outboxes_[position].read_index_reply.items.push_back(
+          ReadIndexReplyItem{id, commit.status(), commit.ok() ? *commit : 0});
+      ScheduleFlush();
+    };
+    ConfirmAsOwner(item.partition, std::move(wait));
   }
-  ReadWait wait;
-  wait.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
-  wait.confirm = [this, source, id](absl::StatusOr<uint64_t> commit) {
-    Send(source, ReadIndexReply{id, commit.status(), commit.ok() ? *commit : 0});
-  };
-  ConfirmAsOwner(request.partition, std::move(wait));
 }
 
 void ReplicatedEngine::HandleReadIndexReply(const ReadIndexReply& reply) {
-  auto it = remote_.find(reply.request_id);
-  if (it == remote_.end() || !it->second.read) return;
-  Remote remote = std::move(it->second);
-  remote_.erase(it);
-  if (!reply.status.ok()) {
-    remote.read(reply.status);
-    return;
+  for (const ReadIndexReplyItem& item : reply.items) {
+    auto it = remote_.find(item.request_id);
+    if (it == remote_.end() || !it->second.read) continue;
+    Remote remote = std::move(it->second);
+    remote_.erase(it);
+    if (!item.status.ok()) {
+      remote.read(item.status);
+      continue;
+    }
+    ReadWait wait;
+    wait.index = item.commit_index;
+    wait.read = std::move(remote.read);
+    wait.deadline_ns = remote.deadline_ns;
+    parts_[remote.partition].replica_reads.push_back(std::move(wait));
+    CheckReads(remote.partition);
   }
-  ReadWait wait;
-  wait.index = reply.commit_index;
-  wait.read = std::move(remote.read);
-  wait.deadline_ns = remote.deadline_ns;
-  parts_[remote.partition].replica_reads.push_back(std::move(wait));
-  CheckReads(remote.partition);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -386,6 +415,16 @@ void ReplicatedEngine::SweepTimeouts() {
       if (member != env_.node_id()) Send(member, hello);
     }
     MaybeBootstrap();
+  }
+  if (getenv("UM_DEBUG_REPL") != nullptr) {
+    const uint32_t p = static_cast<uint32_t>(atoi(getenv("UM_DEBUG_REPL")));
+    const ReplicationStatus st = status();
+    env_.Log(absl::StrCat("DEBUG term=", st.term, " leader=", st.leader, " owned=", st.owned_partitions,
+                          " serving=", st.serving_partitions, " state=", static_cast<int>(state_),
+                          " p=", p, " role=", static_cast<int>(parts_[p].role), " epoch=", parts_[p].epoch,
+                          " promised=", meta_->meta().promised_epoch[p], " map=", map_.owner[p], "/", map_.epoch[p],
+                          " last=", store_->last_index(p), " commit=", store_->commit_index(p),
+                          " durable=", parts_[p].durable_index, " promises=", parts_[p].promises.size()));
   }
   FlushOutboxes();
   FlushPeers();

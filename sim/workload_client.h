@@ -1,0 +1,82 @@
+// sim/workload_client.h
+//
+// The simulated application used by the simulator workloads: one connection at a time to
+// a node chosen by the workload, one INGEST_SYNC request in flight, client timestamps on
+// every event (so the server deduplicates resends), and the same request resent until its
+// outcome is learned, as the SDKs allow. Client 0 first registers the SUM metric "m".
+// Every event adds 1 to one of `accounts` accounts; the Ledger records what was sent and
+// acknowledged, the ground truth the checkers compare node state against.
+#ifndef UNIMETER_SIM_WORKLOAD_CLIENT_H_
+#define UNIMETER_SIM_WORKLOAD_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "node/base/random.h"
+#include "protocol/response_reader.h"
+#include "sim/sim_env.h"
+
+namespace unimeter::sim {
+
+inline constexpr uint16_t kWorkloadPort = 7001;
+
+// Ground truth of what clients sent and what the server acknowledged, per account.
+struct Ledger {
+  explicit Ledger(uint64_t accounts) : sent(accounts, 0), acked(accounts, 0) {}
+  std::vector<uint64_t> sent;   // Distinct events.
+  std::vector<uint64_t> acked;
+  bool metric_registered = false;
+  uint64_t requests = 0;
+};
+
+class WorkloadClient {
+ public:
+  // `pick_node` chooses the node to connect to on each (re)connect.
+  WorkloadClient(SimEnv& env, uint64_t seed, uint32_t index, Ledger& ledger,
+                 std::function<NodeId()> pick_node);
+
+  void Start() { Tick(); }
+  void StopSendingNew() { stop_new_ = true; }
+  bool idle() const { return !in_flight_ && !has_request_; }
+
+ private:
+  struct Request {
+    std::vector<uint64_t> accounts;  // One per event.
+    std::string payload_frame;       // Without a valid request id; patched per send.
+    bool metric_put = false;
+  };
+
+  void Tick();
+  void Connect();
+  void OnClosed();
+  void Disconnect();
+  bool NextRequest();
+  void Send();
+  void OnData(absl::Span<const uint8_t> bytes);
+  void OnReply(protocol::Status status);
+
+  SimEnv& env_;
+  Prng prng_;
+  const uint32_t index_;
+  Ledger& ledger_;
+  std::function<NodeId()> pick_node_;
+  std::unique_ptr<Stream> stream_;
+  std::unique_ptr<Stream> closing_;
+  protocol::ResponseReader replies_;
+  Request request_;
+  bool has_request_ = false;
+  bool in_flight_ = false;
+  bool connecting_ = false;
+  bool stop_new_ = false;
+  uint32_t request_id_ = 0;
+  uint32_t next_request_id_ = 1;
+  uint64_t next_event_ = 0;
+  int64_t sent_at_ns_ = 0;
+};
+
+}  // namespace unimeter::sim
+
+#endif  // UNIMETER_SIM_WORKLOAD_CLIENT_H_
