@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/random.h"
@@ -258,10 +259,32 @@ class ClusterRun {
           Fail(absl::StrCat(sum < ledger_.acked[account] ? "S1 (acknowledged event lost)"
                                                          : "S3 (exactly once at quiescence)",
                             ": node ", node, " account ", account, " sum ", sum, ", sent ",
-                            ledger_.sent[account], ", acknowledged ", ledger_.acked[account]));
+                            ledger_.sent[account], ", acknowledged ", ledger_.acked[account],
+                            MissingEvents(node, account), " (node ", (node + 1) % options_.nodes,
+                            MissingEvents((node + 1) % options_.nodes, account), ")"));
         }
       }
     }
+  }
+
+  // The acknowledged events of `account` that `node` does not store (by client timestamp).
+  std::string MissingEvents(NodeId node, uint64_t account) {
+    absl::StatusOr<std::vector<StoredEvent>> stored =
+        Server(cluster_, node).engine().store().ListEvents(account, INT64_MIN, INT64_MAX,
+                                                          SIZE_MAX);
+    if (!stored.ok()) return absl::StrCat("; events unreadable: ", stored.status().ToString());
+    absl::btree_set<int64_t> present;
+    for (const StoredEvent& event : *stored) present.insert(event.timestamp_ns);
+    std::string missing;
+    size_t count = 0;
+    for (int64_t timestamp : ledger_.acked_timestamps[account]) {
+      if (!present.contains(timestamp) && ++count <= 8) {
+        const int64_t number = timestamp - 1'767'225'600 * kSecond;
+        absl::StrAppend(&missing, " client ", number >> 40, " event ",
+                        number & ((int64_t{1} << 40) - 1));
+      }
+    }
+    return absl::StrCat("; ", count, " acknowledged events not stored:", missing);
   }
 
   // Empty when every node is active and holds the same commit index and state per partition.

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/endian.h"
 #include "protocol/wire.h"
@@ -91,6 +92,7 @@ bool WorkloadClient::NextRequest() {
     const uint64_t account = prng_.UniformBelow(accounts);
     events[i] = protocol::IngestEvent{"m", account, kT0 + static_cast<int64_t>(number), 1, 0, {}};
     request_.accounts.push_back(account);
+    request_.timestamps.push_back(events[i].timestamp_ns);
     ++ledger_.sent[account];
   }
   UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync,
@@ -129,6 +131,12 @@ void WorkloadClient::OnData(absl::Span<const uint8_t> bytes) {
 
 void WorkloadClient::OnReply(protocol::Status status) {
   in_flight_ = false;
+  if (getenv("UM_DEBUG_CLIENT") && !request_.timestamps.empty()) {
+    env_.Log(absl::StrCat("DEBUGC reply ", static_cast<int>(status), " events ",
+                          (request_.timestamps.front() - 1'767'225'600 * kSecond) & 0xffffffffff, "..",
+                          (request_.timestamps.back() - 1'767'225'600 * kSecond) & 0xffffffffff,
+                          " via ", stream_ ? stream_->peer_address() : "?"));
+  }
   const bool acknowledged = status == protocol::Status::kOk ||
                             status == protocol::Status::kDuplicate ||
                             status == protocol::Status::kUnknownMetric;
@@ -138,8 +146,9 @@ void WorkloadClient::OnReply(protocol::Status status) {
   if (request_.metric_put) {
     ledger_.metric_registered = true;
   }
-  for (uint64_t account : request_.accounts) {
-    ++ledger_.acked[account];
+  for (size_t i = 0; i < request_.accounts.size(); ++i) {
+    ++ledger_.acked[request_.accounts[i]];
+    ledger_.acked_timestamps[request_.accounts[i]].push_back(request_.timestamps[i]);
   }
   has_request_ = false;
 }

@@ -146,7 +146,21 @@ void ReplicatedEngine::AcceptIngest(uint32_t partition, Parked request) {
     return;
   }
   if (!acceptance->entry.has_value()) {
-    request.ingest_done(std::move(acceptance->result));
+    // Nothing new to store. A duplicate verdict may rest on entries not committed yet:
+    // answer once everything appended so far has committed (if they are lost instead, the
+    // waiter fails with an unknown outcome and the client resends).
+    const uint64_t last = store_->last_index(partition);
+    if (last == store_->commit_index(partition) || request.mode == IngestMode::kAsync) {
+      request.ingest_done(std::move(acceptance->result));
+      return;
+    }
+    Waiter waiter;
+    waiter.partition = partition;
+    waiter.index = last;
+    waiter.epoch = part.epoch;
+    waiter.result = std::move(acceptance->result);
+    waiter.ingest_done = std::move(request.ingest_done);
+    waiters_[partition].push_back(std::move(waiter));
     return;
   }
   const uint64_t index = store_->last_index(partition) + 1;

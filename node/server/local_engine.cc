@@ -68,7 +68,19 @@ void LocalEngine::AcceptNow(uint32_t partition, std::vector<metering::Event> eve
     return;
   }
   if (!acceptance->entry.has_value()) {
-    done(std::move(acceptance->result));  // Nothing stored (all duplicates): nothing to wait for.
+    // Nothing stored (all duplicates). The verdict may rest on entries not yet durable:
+    // answer once they are (if a full disk drops them, this request fails with them).
+    const uint64_t last = store_->last_index(partition);
+    if (last == store_->commit_index(partition) || mode == IngestMode::kAsync) {
+      done(std::move(acceptance->result));
+      return;
+    }
+    Waiter waiter;
+    waiter.entries.push_back({partition, last});
+    waiter.mode = IngestMode::kSync;
+    waiter.result = std::move(acceptance->result);
+    waiter.ingest_done = std::move(done);
+    waiters_.push_back(std::move(waiter));
     return;
   }
   const uint64_t index = store_->last_index(partition) + 1;
