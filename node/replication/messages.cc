@@ -442,6 +442,7 @@ std::vector<uint8_t> EncodeMessage(const Header& header, const Message& message)
   writer.U8(kProtocolMinor);
   writer.U8(static_cast<uint8_t>(message.index() + 1));
   writer.U64(header.incarnation);
+  writer.U64(header.boot_id);
   writer.U8(static_cast<uint8_t>(header.state));
   writer.U8(header.formed ? 1 : 0);
   std::visit([&writer](const auto& body) { Put(writer, body); }, message);
@@ -461,7 +462,7 @@ absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Mess
   }
   uint8_t state = 0;
   if (type == 0 || type > std::variant_size_v<Message> || !reader.U64(&header->incarnation) ||
-      !reader.U8(&state) || state > 2 || !reader.Bool(&header->formed)) {
+      !reader.U64(&header->boot_id) || !reader.U8(&state) || state > 2 || !reader.Bool(&header->formed)) {
     return absl::InvalidArgumentError("replication message: bad header");
   }
   header->state = static_cast<NodeState>(state);

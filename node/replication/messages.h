@@ -2,7 +2,7 @@
 //
 // Node-to-node messages of the replication protocol (docs/replication.md) and their
 // little-endian encoding. Every message starts with a header: protocol major u8, minor u8,
-// type u8, the sender's incarnation u64, its state u8 and its formed flag u8. A receiver drops messages of
+// type u8, the sender's incarnation u64, boot id u64, state u8 and formed flag u8. A receiver drops messages of
 // another major version and ignores fields it does not know at the end of a message of a
 // newer minor version (mixed minor versions interoperate).
 //
@@ -37,6 +37,7 @@ inline constexpr NodeId kNoOwner = 0xFF;
 enum class NodeState : uint8_t { kFresh = 0, kSyncing = 1, kActive = 2 };
 struct Header {
   uint64_t incarnation = 0;
+  uint64_t boot_id = 0;  // Drawn at each process start: a restart forgets volatile state.
   NodeState state = NodeState::kFresh;
   bool formed = false;
 };

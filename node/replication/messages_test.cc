@@ -10,7 +10,7 @@ namespace unimeter::replication {
 namespace {
 
 Message RoundTrip(const Message& message) {
-  Header header{0x1234, NodeState::kSyncing, true};
+  Header header{0x1234, 7, NodeState::kSyncing, true};
   const std::vector<uint8_t> bytes = EncodeMessage(header, message);
   Header decoded_header;
   Message decoded;

@@ -57,6 +57,8 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options,
   append_in_flight_.assign(n, false);
   append_deadline_ns_.assign(n, 0);
   append_sequence_sent_.assign(n, 0);
+  snapshot_window_ns_.assign(n, kLongAgoNs);
+  snapshot_budget_.assign(n, 0);
   for (Part& part : parts_) part.peers.resize(n);
   map_.owner.fill(static_cast<uint8_t>(kNoOwner));
   ReplicaMeta& m = meta_->mutable_meta();
@@ -67,6 +69,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options,
       m.formed = true;
     }
   }
+  boot_id_ = env_.prng().NextU64();
   state_ = m.active ? NodeState::kActive : (m.formed ? NodeState::kSyncing : NodeState::kFresh);
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     parts_[partition].durable_index = store_->last_index(partition);
@@ -115,6 +118,7 @@ bool ReplicatedEngine::CountsForQuorum(NodeId node) const {
 void ReplicatedEngine::Send(NodeId target, const Message& message) {
   Header header;
   header.incarnation = meta_->meta().incarnation;
+  header.boot_id = boot_id_;
   header.state = state_;
   header.formed = meta_->meta().formed;
   const std::vector<uint8_t> bytes = EncodeMessage(header, message);
@@ -142,6 +146,15 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
       part.promises.erase(source);
     }
     live_since_ns_[position] = INT64_MIN;
+  } else if (known.boot_id != 0 && known.boot_id != header.boot_id) {
+    // The peer restarted: its durable log is intact but what it applied past its last
+    // durable commit mark is not. Tell it everything again from its durable match.
+    for (Part& part : parts_) {
+      PeerProgress& peer = part.peers[position];
+      peer.next_index = peer.match_index + 1;
+      peer.sent_commit = 0;
+      peer.acked = false;
+    }
   }
   known = header;
   last_heard_ns_[position] = env_.MonotonicNowNs();

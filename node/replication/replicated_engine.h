@@ -300,6 +300,7 @@ class ReplicatedEngine final : public Engine {
   std::vector<NodeId> members_;  // Sorted.
   size_t quorum_ = 1;
   NodeState state_ = NodeState::kFresh;
+  uint64_t boot_id_ = 0;
 
   // Configuration group.
   Role role_ = Role::kFollower;
@@ -325,6 +326,9 @@ class ReplicatedEngine final : public Engine {
   std::vector<bool> append_in_flight_;
   std::vector<int64_t> append_deadline_ns_;
   std::vector<uint64_t> append_sequence_sent_;
+  static constexpr size_t kSnapshotsPerWindow = 8;
+  std::vector<int64_t> snapshot_window_ns_;  // By position: start of the pacing window.
+  std::vector<size_t> snapshot_budget_;      // Snapshots left in the window.
   uint64_t sequence_ = 0;
 
   // Forwarded requests.

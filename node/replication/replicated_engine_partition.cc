@@ -221,6 +221,7 @@ void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
       continue;
     }
     const AckItem ack = ApplyItem(item);
+    if (getenv("UM_DEBUG_REPL") && item.partition == static_cast<uint32_t>(atoi(getenv("UM_DEBUG_REPL")))) env_.Log(absl::StrCat("DEBUG item from ", source, " seq ", append.sequence, " prev ", item.prev_index, " n ", item.entries.size(), " commit ", item.commit_index, " -> ", static_cast<int>(ack.result), " ", ack.index, " durable ", part.durable_index, " mycommit ", store_->commit_index(item.partition)));
     if (ack.result == AckResult::kOk) {
       if (state_ == NodeState::kSyncing && !part.synced && part.sync_target == UINT64_MAX) {
         part.sync_target = item.commit_index;
@@ -557,9 +558,12 @@ void ReplicatedEngine::FlushPeers() {
     Append message;
     message.sequence = sequence_ + 1;
     size_t bytes = 0;
-    // Snapshots go only to peers that answer, a few per pass (they are large).
-    size_t snapshot_budget =
-        now_ns - last_heard_ns_[position] < options_.election_timeout_ns ? 4 : 0;
+    // Snapshots are large: a few per peer per retransmit period (a dead peer costs little).
+    if (now_ns - snapshot_window_ns_[position] >= options_.retransmit_ns) {
+      snapshot_window_ns_[position] = now_ns;
+      snapshot_budget_[position] = kSnapshotsPerWindow;
+    }
+    size_t& snapshot_budget = snapshot_budget_[position];
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       Part& part = parts_[partition];
       if (part.role != PartRole::kOwner) continue;

@@ -438,7 +438,7 @@ void ReplicatedEngine::SweepTimeouts() {
                           " p=", p, " role=", static_cast<int>(parts_[p].role), " epoch=", parts_[p].epoch,
                           " promised=", meta_->meta().promised_epoch[p], " map=", map_.owner[p], "/", map_.epoch[p],
                           " last=", store_->last_index(p), " commit=", store_->commit_index(p),
-                          " durable=", parts_[p].durable_index, " promises=", parts_[p].promises.size()));
+                          " durable=", parts_[p].durable_index, " promises=", parts_[p].promises.size(), " installing=", parts_[p].installing, " snaps_sent=", counters_.snapshots_sent, " installed=", counters_.snapshots_installed, " synced=", parts_[p].synced));
   }
   FlushOutboxes();
   FlushPeers();
