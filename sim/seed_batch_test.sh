@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # CI's fixed simulator batch: the regression corpus (sim/regression_seeds.txt) first, then
-# seeds 1..16, each run twice with its trace digests compared (the determinism lane).
+# fresh seeds, each run twice with its trace digests compared (the determinism lane):
+# 16 seeds of a replicated 3-node cluster and 16 of a single node.
 set -euo pipefail
 sim="$1"
 corpus="$(dirname "$0")/regression_seeds.txt"
 if [[ -f "$corpus" ]]; then
-  while read -r seed _; do
+  while read -r seed nodes _; do
     [[ -z "$seed" || "$seed" == \#* ]] && continue
-    "$sim" --seed="$seed" --check-determinism
+    "$sim" --seed="$seed" --nodes="$nodes" --check-determinism
   done <"$corpus"
 fi
-"$sim" --seeds=1..16 --duration-s=20 --check-determinism
+"$sim" --seeds=1..16 --nodes=3 --duration-s=20 --check-determinism
+"$sim" --seeds=1..16 --nodes=1 --duration-s=20 --check-determinism

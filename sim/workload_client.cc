@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/endian.h"
 #include "protocol/wire.h"
@@ -131,12 +130,6 @@ void WorkloadClient::OnData(absl::Span<const uint8_t> bytes) {
 
 void WorkloadClient::OnReply(protocol::Status status) {
   in_flight_ = false;
-  if (getenv("UM_DEBUG_CLIENT") && !request_.timestamps.empty()) {
-    env_.Log(absl::StrCat("DEBUGC reply ", static_cast<int>(status), " events ",
-                          (request_.timestamps.front() - 1'767'225'600 * kSecond) & 0xffffffffff, "..",
-                          (request_.timestamps.back() - 1'767'225'600 * kSecond) & 0xffffffffff,
-                          " via ", stream_ ? stream_->peer_address() : "?"));
-  }
   const bool acknowledged = status == protocol::Status::kOk ||
                             status == protocol::Status::kDuplicate ||
                             status == protocol::Status::kUnknownMetric;

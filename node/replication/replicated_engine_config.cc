@@ -193,6 +193,14 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
     epoch_sequence_ = sequence;
     map_.term = term;
     ++map_.map_version;
+    absl::btree_map<NodeId, uint32_t> owned;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      ++owned[map_.owner[partition]];
+    }
+    std::string summary;
+    for (const auto& [node, count] : owned) absl::StrAppend(&summary, " n", node, "=", count);
+    env_.Log(absl::StrCat("replication: partition map ", map_.map_version, " (term ", term,
+                          "):", summary));
   }
 }
 

@@ -57,7 +57,6 @@ void ReplicatedEngine::StepDown(uint32_t partition, absl::Status why) {
 
 void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request) {
   ReplicaMeta& meta = meta_->mutable_meta();
-  if (getenv("UM_DEBUG_REPL")) for (auto& i : request.items) if (i.partition == 0) env_.Log(absl::StrCat("DEBUG start epoch p0 from ", source, " e ", i.epoch, " promised ", meta.promised_epoch[0]));
   std::vector<StartEpochItem> granted;
   Promise refused;
   for (const StartEpochItem& item : request.items) {
@@ -221,7 +220,6 @@ void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
       continue;
     }
     const AckItem ack = ApplyItem(item);
-    if (getenv("UM_DEBUG_REPL") && item.partition == static_cast<uint32_t>(atoi(getenv("UM_DEBUG_REPL")))) env_.Log(absl::StrCat("DEBUG item from ", source, " seq ", append.sequence, " prev ", item.prev_index, " n ", item.entries.size(), " commit ", item.commit_index, " -> ", static_cast<int>(ack.result), " ", ack.index, " durable ", part.durable_index, " mycommit ", store_->commit_index(item.partition)));
     if (ack.result == AckResult::kOk) {
       if (state_ == NodeState::kSyncing && !part.synced && part.sync_target == UINT64_MAX) {
         part.sync_target = item.commit_index;
@@ -329,7 +327,6 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
                                                     "commit; the outcome is unknown"));
         continue;
       case AckResult::kNeedPromise:
-        if (getenv("UM_DEBUG_REPL") && item.partition == 0) env_.Log(absl::StrCat("DEBUG need promise p0 from ", source));
         outboxes_[position].start_epoch.items.push_back(
             StartEpochItem{item.partition, part.epoch});
         peer.next_index = peer.match_index + 1;

@@ -430,16 +430,6 @@ void ReplicatedEngine::SweepTimeouts() {
     }
     MaybeBootstrap();
   }
-  if (getenv("UM_DEBUG_REPL") != nullptr) {
-    const uint32_t p = static_cast<uint32_t>(atoi(getenv("UM_DEBUG_REPL")));
-    const ReplicationStatus st = status();
-    env_.Log(absl::StrCat("DEBUG term=", st.term, " leader=", st.leader, " owned=", st.owned_partitions,
-                          " serving=", st.serving_partitions, " state=", static_cast<int>(state_),
-                          " p=", p, " role=", static_cast<int>(parts_[p].role), " epoch=", parts_[p].epoch,
-                          " promised=", meta_->meta().promised_epoch[p], " map=", map_.owner[p], "/", map_.epoch[p],
-                          " last=", store_->last_index(p), " commit=", store_->commit_index(p),
-                          " durable=", parts_[p].durable_index, " promises=", parts_[p].promises.size(), " installing=", parts_[p].installing, " snaps_sent=", counters_.snapshots_sent, " installed=", counters_.snapshots_installed, " synced=", parts_[p].synced));
-  }
   FlushOutboxes();
   FlushPeers();
   sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });
