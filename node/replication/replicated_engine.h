@@ -213,6 +213,7 @@ class ReplicatedEngine final : public Engine {
   };
   struct Remote {  // A request forwarded to another node.
     uint32_t partition = 0;
+    NodeId target = 0;
     IngestDone ingest_done;
     StatusDone status_done;
     ReadFunction read;
@@ -278,6 +279,9 @@ class ReplicatedEngine final : public Engine {
   void HandleReadIndex(NodeId source, const ReadIndex& request);
   void HandleReadIndexReply(const ReadIndexReply& reply);
   void AddForward(NodeId target, ForwardItem item);
+  // Fails forwarded requests whose partition moved away from the node they went to.
+  void FailMovedRemotes();
+  bool Reachable(NodeId node) const;
   void ConfirmAsOwner(uint32_t partition, ReadWait wait);
   void SweepTimeouts();
   void ScheduleFlush();

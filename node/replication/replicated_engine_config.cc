@@ -306,8 +306,9 @@ void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
     } else if (part.role != PartRole::kReplica) {
       StepDown(partition, absl::UnavailableError("the partition moved to another owner"));
     }
-    if (!part.parked.empty()) RunParked(partition);
+    if (!part.parked.empty() || !part.unrouted_reads.empty()) RunParked(partition);
   }
+  FailMovedRemotes();
 }
 
 void ReplicatedEngine::MaybeBootstrap() {

@@ -97,7 +97,8 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
     return;
   }
   const NodeId owner = map_.owner[partition];
-  if (owner != kNoOwner && owner != env_.node_id() && !request.forwarded && ready()) {
+  if (owner != kNoOwner && owner != env_.node_id() && !request.forwarded && ready() &&
+      Reachable(owner)) {
     const uint64_t id = next_request_id_++;
     ForwardItem forward;
     forward.request_id = id;
@@ -112,6 +113,7 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
     }
     Remote remote;
     remote.partition = partition;
+    remote.target = owner;
     remote.ingest_done = std::move(request.ingest_done);
     remote.status_done = std::move(request.status_done);
     remote.deadline_ns = request.deadline_ns;
@@ -306,12 +308,13 @@ void ReplicatedEngine::RouteRead(uint32_t partition, ReadFunction read, int64_t 
     return;
   }
   const NodeId owner = map_.owner[partition];
-  if (owner != kNoOwner && owner != env_.node_id() && ready()) {
+  if (owner != kNoOwner && owner != env_.node_id() && ready() && Reachable(owner)) {
     // Ask the owner for its confirmed commit index, then answer from this replica once it
     // has applied that far.
     const uint64_t id = next_request_id_++;
     Remote remote;
     remote.partition = partition;
+    remote.target = owner;
     remote.read = std::move(read);
     remote.deadline_ns = deadline_ns;
     remote_.emplace(id, std::move(remote));
@@ -363,6 +366,31 @@ void ReplicatedEngine::HandleReadIndexReply(const ReadIndexReply& reply) {
 
 // ---------------------------------------------------------------------------------------
 // Housekeeping.
+
+bool ReplicatedEngine::Reachable(NodeId node) const {
+  const int position = Position(node);
+  return position >= 0 &&
+         env_.MonotonicNowNs() - last_heard_ns_[position] < options_.election_timeout_ns;
+}
+
+void ReplicatedEngine::FailMovedRemotes() {
+  for (auto it = remote_.begin(); it != remote_.end();) {
+    if (map_.owner[it->second.partition] == it->second.target) {
+      ++it;
+      continue;
+    }
+    // The owner it went to lost the partition (it died or was fenced): the outcome is
+    // unknown; the caller resends (deduplicated by client timestamps or idempotency keys).
+    Remote remote = std::move(it->second);
+    it = remote_.erase(it);
+    const absl::Status moved = absl::UnknownError(
+        "the partition moved to a new owner before the answer; the outcome is unknown: retry "
+        "with the same ids");
+    if (remote.ingest_done) remote.ingest_done(moved);
+    if (remote.status_done) remote.status_done(moved);
+    if (remote.read) RouteRead(remote.partition, std::move(remote.read), remote.deadline_ns);
+  }
+}
 
 void ReplicatedEngine::ScheduleFlush() {
   if (flush_timer_ != kNoTimer) return;
