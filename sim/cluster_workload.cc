@@ -50,8 +50,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.splits = prng.Chance(2, 3);
   knobs.one_way_splits = prng.Chance(1, 2);
   knobs.loss_ppm = prng.Chance(1, 2) ? static_cast<uint32_t>(prng.UniformRange(0, 20'000)) : 0;
-  knobs.duplicate_ppm =
-      prng.Chance(1, 3) ? static_cast<uint32_t>(prng.UniformRange(0, 20'000)) : 0;
+  knobs.duplicate_ppm = prng.Chance(1, 3) ? static_cast<uint32_t>(prng.UniformRange(0, 20'000)) : 0;
   knobs.torn_writes = prng.Chance(1, 2);
   return knobs;
 }
@@ -72,12 +71,16 @@ uint64_t SumAt(SimCluster& cluster, NodeId node, uint64_t account) {
   return value.ok() ? static_cast<uint64_t>(value->sum) : 0;
 }
 
+}  // namespace
+
 class ClusterRun {
  public:
-  ClusterRun(uint64_t seed, const ClusterRunOptions& options)
+  // `scripted`: no fault mix is drawn (no loss, duplication or torn writes); the caller
+  // injects faults through the public methods.
+  ClusterRun(uint64_t seed, const ClusterRunOptions& options, bool scripted = false)
       : seed_(seed),
         options_(options),
-        knobs_(DrawKnobs(seed)),
+        knobs_(scripted ? Knobs{} : DrawKnobs(seed)),
         cluster_(seed, MakeClusterOptions(), MakeFactory()),
         ledger_(kAccounts),
         faults_(SubSeed(seed, kTagFaults)),
@@ -86,7 +89,7 @@ class ClusterRun {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
   }
 
-  ClusterRunResult Run() {
+  void Start() {
     result_.knobs = knobs_.ToString();
     UM_CHECK_OK(cluster_.StartAll());
     for (uint32_t i = 0; i < options_.clients; ++i) {
@@ -95,6 +98,10 @@ class ClusterRun {
           [this] { return static_cast<NodeId>(pick_.UniformBelow(options_.nodes)); }));
       clients_.back()->Start();
     }
+  }
+
+  ClusterRunResult Run() {
+    Start();
     Simulator& simulator = cluster_.simulator();
     while (simulator.now_ns() < options_.duration_ns && result_.ok) {
       simulator.RunUntil(simulator.now_ns() + static_cast<int64_t>(faults_.UniformRange(
@@ -102,8 +109,57 @@ class ClusterRun {
       InjectFault();
       CheckNoDoubleCounting("during faults");
     }
+    return Finish();
+  }
+
+  // ---- Scripted faults (ClusterScenario) ----
+  void RunFor(int64_t duration_ns) {
+    cluster_.simulator().RunUntil(cluster_.simulator().now_ns() + duration_ns);
+    CheckNoDoubleCounting("during the scenario");
+  }
+  void Crash(NodeId node) {
+    cluster_.Crash(node);
+    Log(absl::StrCat("fault: crash n", node));
+  }
+  void Restart(NodeId node, bool wipe) {
+    if (wipe) {
+      cluster_.WipeDisk(node);
+      ++result_.wipes;
+    }
+    UM_CHECK_OK(cluster_.Restart(node));
+    Log(absl::StrCat("fault: restart n", node, wipe ? " on a wiped disk" : ""));
+  }
+  void Block(NodeId from, NodeId to, bool blocked) {
+    cluster_.network().SetBlocked(from, to, blocked);
+    if (blocked) ++result_.splits;
+  }
+  bool Serves(NodeId node, uint32_t partition) {
+    return cluster_.is_up(node) && Replicated(cluster_, node).serving(partition);
+  }
+  // Partitions served by some node whose map says it owns them.
+  uint32_t ServedPartitions() {
+    uint32_t served = 0;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      for (NodeId node : all_) {
+        if (Serves(node, partition)) {
+          ++served;
+          break;
+        }
+      }
+    }
+    return served;
+  }
+  NodeId OwnerOf(uint32_t partition) {
+    for (NodeId node : all_) {
+      if (Serves(node, partition)) return node;
+    }
+    return kNodeIdMax + 1;
+  }
+  Simulator& simulator() { return cluster_.simulator(); }
+
+  ClusterRunResult Finish() {
     if (result_.ok) Quiesce();
-    Finish();
+    Summarize();
     return result_;
   }
 
@@ -120,9 +176,9 @@ class ClusterRun {
     if (options_.verbose) {
       cluster_options.log_sink = [](int64_t time_ns, NodeId node, uint64_t incarnation,
                                     std::string_view line) {
-        std::fprintf(stderr, "t=%.6fs n%u.%llu %.*s\n", static_cast<double>(time_ns) / 1e9,
-                     node, static_cast<unsigned long long>(incarnation),
-                     static_cast<int>(line.size()), line.data());
+        std::fprintf(stderr, "t=%.6fs n%u.%llu %.*s\n", static_cast<double>(time_ns) / 1e9, node,
+                     static_cast<unsigned long long>(incarnation), static_cast<int>(line.size()),
+                     line.data());
       };
     }
     return cluster_options;
@@ -212,9 +268,8 @@ class ClusterRun {
       for (uint64_t account = 0; account < kAccounts; ++account) {
         const uint64_t sum = SumAt(cluster_, node, account);
         if (sum > ledger_.sent[account]) {
-          Fail(absl::StrCat("S2 (double counting) ", when, ": node ", node, " account ",
-                            account, " sum ", sum, " > distinct events sent ",
-                            ledger_.sent[account]));
+          Fail(absl::StrCat("S2 (double counting) ", when, ": node ", node, " account ", account,
+                            " sum ", sum, " > distinct events sent ", ledger_.sent[account]));
         }
       }
     }
@@ -271,8 +326,7 @@ class ClusterRun {
   // The acknowledged events of `account` that `node` does not store (by client timestamp).
   std::string MissingEvents(NodeId node, uint64_t account) {
     absl::StatusOr<std::vector<StoredEvent>> stored =
-        Server(cluster_, node).engine().store().ListEvents(account, INT64_MIN, INT64_MAX,
-                                                          SIZE_MAX);
+        Server(cluster_, node).engine().store().ListEvents(account, INT64_MIN, INT64_MAX, SIZE_MAX);
     if (!stored.ok()) return absl::StrCat("; events unreadable: ", stored.status().ToString());
     absl::btree_set<int64_t> present;
     for (const StoredEvent& event : *stored) present.insert(event.timestamp_ns);
@@ -324,12 +378,11 @@ class ClusterRun {
     }
   }
 
-  void Finish() {
+  void Summarize() {
     const NetworkStats& net = cluster_.network().stats();
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
-                     " lost ", net.messages_lost, " blocked ", net.messages_blocked,
-                     " overflowed ", net.messages_overflowed, " duplicated ",
-                     net.messages_duplicated));
+                     " lost ", net.messages_lost, " blocked ", net.messages_blocked, " overflowed ",
+                     net.messages_overflowed, " duplicated ", net.messages_duplicated));
     for (uint64_t account = 0; account < kAccounts; ++account) {
       result_.events_acknowledged += ledger_.acked[account];
     }
@@ -348,8 +401,8 @@ class ClusterRun {
 
   void Log(const std::string& line) {
     if (options_.verbose) {
-      std::fprintf(stderr, "t=%.6fs %s\n",
-                   static_cast<double>(cluster_.simulator().now_ns()) / 1e9, line.c_str());
+      std::fprintf(stderr, "t=%.6fs %s\n", static_cast<double>(cluster_.simulator().now_ns()) / 1e9,
+                   line.c_str());
     }
   }
 
@@ -366,11 +419,31 @@ class ClusterRun {
   ClusterRunResult result_;
 };
 
-}  // namespace
-
 ClusterRunResult RunClusterSeed(uint64_t seed, const ClusterRunOptions& options) {
   ClusterRun run(seed, options);
   return run.Run();
 }
+
+ClusterScenario::ClusterScenario(uint64_t seed, const ClusterRunOptions& options)
+    : run_(std::make_unique<ClusterRun>(seed, options, /*scripted=*/true)) {
+  run_->Start();
+}
+ClusterScenario::~ClusterScenario() = default;
+void ClusterScenario::RunFor(int64_t duration_ns) { run_->RunFor(duration_ns); }
+void ClusterScenario::Crash(NodeId node) { run_->Crash(node); }
+void ClusterScenario::Restart(NodeId node) { run_->Restart(node, false); }
+void ClusterScenario::RestartWiped(NodeId node) { run_->Restart(node, true); }
+void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
+void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }
+uint32_t ClusterScenario::ServedPartitions() { return run_->ServedPartitions(); }
+NodeId ClusterScenario::OwnerOf(uint32_t partition) { return run_->OwnerOf(partition); }
+int64_t ClusterScenario::now_ns() { return run_->simulator().now_ns(); }
+int64_t ClusterScenario::RunUntilAllServed(int64_t limit_ns) {
+  const int64_t start_ns = now_ns();
+  const bool served = run_->simulator().RunUntil(
+      [this] { return run_->ServedPartitions() == kPartitionCount; }, start_ns + limit_ns);
+  return served ? now_ns() - start_ns : -1;
+}
+ClusterRunResult ClusterScenario::Finish() { return run_->Finish(); }
 
 }  // namespace unimeter::sim

@@ -21,7 +21,10 @@
 #define UNIMETER_SIM_CLUSTER_WORKLOAD_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "node/env/env.h"
 
 namespace unimeter::sim {
 
@@ -46,6 +49,36 @@ struct ClusterRunResult {
 };
 
 ClusterRunResult RunClusterSeed(uint64_t seed, const ClusterRunOptions& options);
+
+class ClusterRun;
+
+// A scripted run for scenario tests: the same nodes, clients and checkers as
+// RunClusterSeed, with no drawn fault mix; the test injects the faults. Clients start
+// ingesting at construction.
+class ClusterScenario {
+ public:
+  ClusterScenario(uint64_t seed, const ClusterRunOptions& options);
+  ~ClusterScenario();
+
+  // Advances simulated time, then checks S2 on every node.
+  void RunFor(int64_t duration_ns);
+  void Crash(NodeId node);
+  void Restart(NodeId node);
+  void RestartWiped(NodeId node);      // A replaced disk. REQUIRES: the node is down.
+  void Block(NodeId from, NodeId to);  // One direction; Unblock heals it.
+  void Unblock(NodeId from, NodeId to);
+  // Partitions whose owner serves them (epoch committed), and the serving owner.
+  uint32_t ServedPartitions();
+  NodeId OwnerOf(uint32_t partition);  // > kNodeIdMax when none serves it.
+  // Runs until all 256 partitions are served; the simulated ns it took, or -1 past limit.
+  int64_t RunUntilAllServed(int64_t limit_ns);
+  int64_t now_ns();
+  // Heals everything, restarts down nodes, lets clients finish, checks S1/S3, S5, L1.
+  ClusterRunResult Finish();
+
+ private:
+  std::unique_ptr<ClusterRun> run_;
+};
 
 }  // namespace unimeter::sim
 

@@ -48,7 +48,8 @@ SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbos
     unimeter::sim::SingleNodeRunOptions options;
     options.duration_ns = duration_s * 1'000'000'000;
     options.verbose = verbose;
-    const unimeter::sim::SingleNodeRunResult result = unimeter::sim::RunSingleNodeSeed(seed, options);
+    const unimeter::sim::SingleNodeRunResult result =
+        unimeter::sim::RunSingleNodeSeed(seed, options);
     out = {result.ok, result.failure,
            "crashes=" + std::to_string(result.crashes) + " torn=" +
                std::to_string(result.torn_writes) + " requests=" + std::to_string(result.requests) +
@@ -63,8 +64,8 @@ SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbos
   const unimeter::sim::ClusterRunResult result = unimeter::sim::RunClusterSeed(seed, options);
   out = {result.ok, result.failure,
          "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
-             " splits=" + std::to_string(result.splits) + " requests=" +
-             std::to_string(result.requests) + " acked_events=" +
+             " splits=" + std::to_string(result.splits) +
+             " requests=" + std::to_string(result.requests) + " acked_events=" +
              std::to_string(result.events_acknowledged) + " [" + result.knobs + "]",
          result.digest, result.simulated_ns};
   return out;

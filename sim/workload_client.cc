@@ -94,9 +94,8 @@ bool WorkloadClient::NextRequest() {
     request_.timestamps.push_back(events[i].timestamp_ns);
     ++ledger_.sent[account];
   }
-  UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync,
-                                            protocol::kPartitionAuto, 1, events,
-                                            &request_.payload_frame));
+  UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, protocol::kPartitionAuto,
+                                            1, events, &request_.payload_frame));
   has_request_ = true;
   return true;
 }
@@ -105,8 +104,8 @@ void WorkloadClient::Send() {
   request_id_ = next_request_id_++;
   std::string frame = request_.payload_frame;
   StoreU32(reinterpret_cast<uint8_t*>(frame.data()) + 12, request_id_);
-  if (stream_->Write(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(frame.data()),
-                                         frame.size()))
+  if (stream_
+          ->Write(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()))
           .ok()) {
     in_flight_ = true;
     sent_at_ns_ = env_.MonotonicNowNs();

@@ -26,10 +26,11 @@ inline constexpr uint16_t kWorkloadPort = 7001;
 // Ground truth of what clients sent and what the server acknowledged, per account.
 struct Ledger {
   explicit Ledger(uint64_t accounts) : sent(accounts, 0), acked(accounts, 0) {}
-  std::vector<uint64_t> sent;   // Distinct events.
+  std::vector<uint64_t> sent;  // Distinct events.
   std::vector<uint64_t> acked;
   // Client timestamp of every acknowledged event, per account (to name what was lost).
-  std::vector<std::vector<int64_t>> acked_timestamps = std::vector<std::vector<int64_t>>(sent.size());
+  std::vector<std::vector<int64_t>> acked_timestamps =
+      std::vector<std::vector<int64_t>>(sent.size());
   bool metric_registered = false;
   uint64_t requests = 0;
 };
@@ -46,9 +47,9 @@ class WorkloadClient {
 
  private:
   struct Request {
-    std::vector<uint64_t> accounts;  // One per event.
+    std::vector<uint64_t> accounts;   // One per event.
     std::vector<int64_t> timestamps;  // One per event.
-    std::string payload_frame;       // Without a valid request id; patched per send.
+    std::string payload_frame;        // Without a valid request id; patched per send.
     bool metric_put = false;
   };
 

@@ -4,6 +4,7 @@
 // again. Afterwards every acknowledged event is counted exactly once, and every node
 // answers the same totals (each node is asked directly over its own connection).
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -18,8 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
@@ -54,7 +53,10 @@ uint16_t FreePortPair(uint16_t not_below) {
 class Node {
  public:
   Node(int id, std::string binary, std::string dir, uint16_t port, std::string peers)
-      : id_(id), binary_(std::move(binary)), dir_(std::move(dir)), port_(port),
+      : id_(id),
+        binary_(std::move(binary)),
+        dir_(std::move(dir)),
+        port_(port),
         peers_(std::move(peers)) {}
   ~Node() { Kill(); }
 
@@ -146,7 +148,9 @@ class Ingester {
   explicit Ingester(std::vector<std::string> seeds) : seeds_(std::move(seeds)) {}
   ~Ingester() { Stop(); }
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
   void Stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
@@ -170,8 +174,8 @@ class Ingester {
     while (!stop_) {
       std::vector<client::Event> batch;
       for (int i = 0; i < 20; ++i, ++next) {
-        batch.push_back(client::Event{next % kAccounts, "m", 1,
-                                      kBaseTimestampNs + static_cast<int64_t>(next)});
+        batch.push_back(
+            client::Event{next % kAccounts, "m", 1, kBaseTimestampNs + static_cast<int64_t>(next)});
       }
       while (true) {  // The same batch until it is acknowledged (even after Stop()).
         absl::StatusOr<client::IngestResult> result = c.IngestSync(batch);
@@ -213,8 +217,8 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
   std::vector<std::unique_ptr<Node>> nodes;
   std::vector<std::string> seeds;
   for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back(std::make_unique<Node>(i, binary, absl::StrCat(tmp, "/node", i), ports[i],
-                                           peers));
+    nodes.push_back(
+        std::make_unique<Node>(i, binary, absl::StrCat(tmp, "/node", i), ports[i], peers));
     nodes.back()->Start();
     seeds.push_back(nodes.back()->address());
   }

@@ -95,9 +95,8 @@ struct EpochStart {
 
 class LogEntry {
  public:
-  using Payload =
-      std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete, RetentionSweep,
-                   EpochStart>;
+  using Payload = std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete,
+                               RetentionSweep, EpochStart>;
 
   static LogEntry Events(std::shared_ptr<const EventBatch> batch);
   static LogEntry Put(SchemaRef schema);

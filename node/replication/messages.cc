@@ -86,9 +86,8 @@ bool GetEvent(ByteReader& reader, metering::Event* event) {
   uint8_t properties = 0;
   bool has_key = false;
   if (!reader.U64(&event->account_id) || !reader.String8(255, &event->metric_code) ||
-      !reader.U64(&event->value) || !reader.I64(&event->timestamp_ns) ||
-      !reader.U8(&operation) || operation > metering::kOperationTypeMax ||
-      !reader.U8(&properties)) {
+      !reader.U64(&event->value) || !reader.I64(&event->timestamp_ns) || !reader.U8(&operation) ||
+      operation > metering::kOperationTypeMax || !reader.U8(&properties)) {
     return reader.Fail();
   }
   event->operation = static_cast<metering::OperationType>(operation);
@@ -462,7 +461,8 @@ absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Mess
   }
   uint8_t state = 0;
   if (type == 0 || type > std::variant_size_v<Message> || !reader.U64(&header->incarnation) ||
-      !reader.U64(&header->boot_id) || !reader.U8(&state) || state > 2 || !reader.Bool(&header->formed)) {
+      !reader.U64(&header->boot_id) || !reader.U8(&state) || state > 2 ||
+      !reader.Bool(&header->formed)) {
     return absl::InvalidArgumentError("replication message: bad header");
   }
   header->state = static_cast<NodeState>(state);

@@ -2,9 +2,9 @@
 //
 // Node-to-node messages of the replication protocol (docs/replication.md) and their
 // little-endian encoding. Every message starts with a header: protocol major u8, minor u8,
-// type u8, the sender's incarnation u64, boot id u64, state u8 and formed flag u8. A receiver drops messages of
-// another major version and ignores fields it does not know at the end of a message of a
-// newer minor version (mixed minor versions interoperate).
+// type u8, the sender's incarnation u64, boot id u64, state u8 and formed flag u8. A receiver drops
+// messages of another major version and ignores fields it does not know at the end of a message of
+// a newer minor version (mixed minor versions interoperate).
 //
 // Decode* validate everything and never read past the input: InvalidArgument on malformed
 // bytes (the message is dropped and counted).
@@ -173,9 +173,9 @@ struct ReadIndexReply {
   std::vector<ReadIndexReplyItem> items;
 };
 
-using Message = std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise,
-                             Append, AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply,
-                             ReadIndex, ReadIndexReply>;
+using Message =
+    std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise, Append,
+                 AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply, ReadIndex, ReadIndexReply>;
 
 std::vector<uint8_t> EncodeMessage(const Header& header, const Message& message);
 absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Message* message);

@@ -34,9 +34,9 @@ TEST(MessagesTest, AppendRoundTripsEntries) {
   item.entries.push_back(WireEntry{
       5, item.epoch,
       std::make_shared<const metering::LogEntry>(metering::LogEntry::StartOfEpoch(item.epoch))});
-  item.entries.push_back(WireEntry{
-      6, item.epoch,
-      std::make_shared<const metering::LogEntry>(metering::LogEntry::Retention(-5))});
+  item.entries.push_back(
+      WireEntry{6, item.epoch,
+                std::make_shared<const metering::LogEntry>(metering::LogEntry::Retention(-5))});
   append.items.push_back(item);
   const Append decoded = std::get<Append>(RoundTrip(append));
   ASSERT_EQ(decoded.items.size(), 1u);

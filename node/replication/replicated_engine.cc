@@ -38,9 +38,9 @@ absl::StatusOr<std::unique_ptr<ReplicatedEngine>> ReplicatedEngine::Open(
   return engine;
 }
 
-ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options,
-                                   EngineMetrics metrics, std::unique_ptr<NodeStore> store,
-                                   std::unique_ptr<MetaFile> meta, bool fresh)
+ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, EngineMetrics metrics,
+                                   std::unique_ptr<NodeStore> store, std::unique_ptr<MetaFile> meta,
+                                   bool fresh)
     : env_(env),
       options_(std::move(options)),
       metrics_(metrics),
@@ -131,16 +131,15 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
   const int position = Position(source);
   Header header;
   Message message;
-  if (position < 0 || source == env_.node_id() ||
-      !DecodeMessage(bytes, &header, &message).ok()) {
+  if (position < 0 || source == env_.node_id() || !DecodeMessage(bytes, &header, &message).ok()) {
     ++counters_.messages_dropped;
     return;
   }
   Header& known = peer_header_[position];
   if (known.incarnation != 0 && known.incarnation != header.incarnation) {
     // A new incarnation (wiped disk): nothing it acknowledged before counts any more.
-    env_.Log(absl::StrCat("replication: node ", source, " has a new incarnation ",
-                          header.incarnation));
+    env_.Log(
+        absl::StrCat("replication: node ", source, " has a new incarnation ", header.incarnation));
     for (Part& part : parts_) {
       part.peers[position] = PeerProgress{};
       part.promises.erase(source);
@@ -321,9 +320,11 @@ std::vector<metering::SchemaRef> ReplicatedEngine::ListMetrics() const {
   return store_->state(0).ListMetrics();
 }
 
-absl::StatusOr<std::vector<StoredEvent>> ReplicatedEngine::ListEvents(
-    uint64_t account_id, int64_t since_ns, int64_t until_ns, size_t limit,
-    uint64_t first_offset) const {
+absl::StatusOr<std::vector<StoredEvent>> ReplicatedEngine::ListEvents(uint64_t account_id,
+                                                                      int64_t since_ns,
+                                                                      int64_t until_ns,
+                                                                      size_t limit,
+                                                                      uint64_t first_offset) const {
   return store_->ListEvents(account_id, since_ns, until_ns, limit, first_offset);
 }
 

@@ -52,7 +52,7 @@ namespace unimeter::replication {
 inline constexpr int64_t kLongAgoNs = INT64_MIN / 4;
 
 struct ReplicatedEngineOptions {
-  LocalEngineOptions local;   // Store, pending bound and checkpoint policy.
+  LocalEngineOptions local;     // Store, pending bound and checkpoint policy.
   std::vector<NodeId> members;  // Every member's id, this node included.
   int64_t heartbeat_interval_ns = 100'000'000;
   int64_t election_timeout_ns = 1'000'000'000;  // Randomised in [1x, 2x).
@@ -82,7 +82,7 @@ struct ReplicationStatus {
   uint64_t snapshots_installed = 0;
   uint64_t forwarded = 0;
   uint64_t messages_dropped = 0;  // Undecodable or from another major version.
-  std::string problem;  // Empty when healthy; else why this node cannot serve.
+  std::string problem;            // Empty when healthy; else why this node cannot serve.
 };
 
 class ReplicatedEngine final : public Engine {
@@ -130,7 +130,7 @@ class ReplicatedEngine final : public Engine {
     uint64_t acked_sequence = 0;  // Newest message whose item was accepted in this epoch.
     int64_t snapshot_sent_ns = kLongAgoNs;
     int64_t entries_sent_ns = kLongAgoNs;  // Last send of entries not yet acknowledged.
-    bool acked = false;  // Has answered an item of this epoch.
+    bool acked = false;                    // Has answered an item of this epoch.
     bool probe = false;  // The next message carries an item (a read confirmation round).
   };
   struct Waiter {
@@ -155,8 +155,8 @@ class ReplicatedEngine final : public Engine {
     int64_t deadline_ns = 0;
   };
   struct ReadWait {
-    uint64_t sequence = 0;    // Owner: confirmed by acks of messages at or after this.
-    uint64_t index = 0;       // Replica: answer once applied up to here.
+    uint64_t sequence = 0;  // Owner: confirmed by acks of messages at or after this.
+    uint64_t index = 0;     // Replica: answer once applied up to here.
     bool confirmed = false;
     ReadFunction read;
     absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> confirm;  // Owner side of ReadIndex.
@@ -191,8 +191,8 @@ class ReplicatedEngine final : public Engine {
     bool installing = false;
     std::unique_ptr<SnapshotIn> snapshot_in;
     uint64_t durable_index = 0;
-    uint64_t sync_floor = UINT64_MAX;  // Lowest truncation since the running sync began.
-    bool synced = false;               // Syncing node: caught up with the owner.
+    uint64_t sync_floor = UINT64_MAX;   // Lowest truncation since the running sync began.
+    bool synced = false;                // Syncing node: caught up with the owner.
     uint64_t sync_target = UINT64_MAX;  // Owner's commit index to reach for `synced`.
   };
   struct Outbox {  // Small messages to one peer, sent together once per loop turn.
@@ -316,9 +316,9 @@ class ReplicatedEngine final : public Engine {
   bool pre_voting_ = false;
   Heartbeat map_;
   uint32_t epoch_sequence_ = 0;
-  std::vector<int64_t> last_heard_ns_;   // By member position (any message).
-  std::vector<int64_t> live_since_ns_;   // Leader: heartbeat acks without a gap.
-  std::vector<Header> peer_header_;      // The newest header heard, by position.
+  std::vector<int64_t> last_heard_ns_;  // By member position (any message).
+  std::vector<int64_t> live_since_ns_;  // Leader: heartbeat acks without a gap.
+  std::vector<Header> peer_header_;     // The newest header heard, by position.
   std::vector<std::array<uint64_t, kPartitionCount>> peer_commit_;
 
   // Partitions.

@@ -19,9 +19,8 @@ uint64_t MakeEpoch(uint64_t term, uint32_t sequence) { return (term << 32) | seq
 void ReplicatedEngine::ResetElectionTimer() {
   env_.CancelTimer(election_timer_);
   const int64_t timeout_ns =
-      options_.election_timeout_ns +
-      static_cast<int64_t>(env_.prng().UniformBelow(static_cast<uint64_t>(
-          options_.election_timeout_ns)));
+      options_.election_timeout_ns + static_cast<int64_t>(env_.prng().UniformBelow(
+                                         static_cast<uint64_t>(options_.election_timeout_ns)));
   election_timer_ = env_.StartTimer(timeout_ns, [this] {
     election_timer_ = kNoTimer;
     OnElectionTimeout();
@@ -250,8 +249,8 @@ void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& reque
       (leader_ != kNoVote && now_ns - leader_contact_ns_ < options_.election_timeout_ns);
   const bool eligible = state_ == NodeState::kActive && CountsForQuorum(source);
   if (request.pre_vote) {
-    Send(source, VoteReply{request.term, true,
-                           eligible && !leader_alive && request.term > meta.term});
+    Send(source,
+         VoteReply{request.term, true, eligible && !leader_alive && request.term > meta.term});
     return;
   }
   if (leader_alive || !eligible) {
@@ -259,8 +258,8 @@ void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& reque
     return;
   }
   if (request.term > meta.term) BecomeFollower(request.term, kNoVote);
-  const bool grant = request.term == meta.term &&
-                     (meta.voted_for == kNoVote || meta.voted_for == source);
+  const bool grant =
+      request.term == meta.term && (meta.voted_for == kNoVote || meta.voted_for == source);
   if (!grant) {
     Send(source, VoteReply{request.term, false, false});
     return;
@@ -318,8 +317,8 @@ void ReplicatedEngine::MaybeBootstrap() {
     if (members_[position] == env_.node_id()) continue;
     const Header& header = peer_header_[position];
     const bool heard = now_ns - last_heard_ns_[position] < options_.election_timeout_ns;
-    const bool empty = header.state == NodeState::kFresh ||
-                       (header.state == NodeState::kActive && !header.formed);
+    const bool empty =
+        header.state == NodeState::kFresh || (header.state == NodeState::kActive && !header.formed);
     if (!heard || !empty) return;
   }
   // Every member is new: this is a brand-new cluster, bootstrapped together.

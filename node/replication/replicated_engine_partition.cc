@@ -128,8 +128,7 @@ void ReplicatedEngine::MaybeFinishPromises(uint32_t partition) {
   uint64_t best_epoch = store_->last_epoch(partition);
   uint64_t best_index = store_->last_index(partition);
   for (const auto& [node, item] : part.promises) {
-    if (std::make_pair(item.last_epoch, item.last_index) >
-        std::make_pair(best_epoch, best_index)) {
+    if (std::make_pair(item.last_epoch, item.last_index) > std::make_pair(best_epoch, best_index)) {
       best = node;
       best_epoch = item.last_epoch;
       best_index = item.last_index;
@@ -327,8 +326,7 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
                                                     "commit; the outcome is unknown"));
         continue;
       case AckResult::kNeedPromise:
-        outboxes_[position].start_epoch.items.push_back(
-            StartEpochItem{item.partition, part.epoch});
+        outboxes_[position].start_epoch.items.push_back(StartEpochItem{item.partition, part.epoch});
         peer.next_index = peer.match_index + 1;
         continue;
     }
@@ -531,8 +529,8 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
         UM_CHECK_OK(status);  // A state store that cannot commit: crash and recover.
         Part& part = parts_[partition];
         part.installing = false;
-        part.durable_index = std::min(std::max(part.durable_index, index),
-                                      store_->last_index(partition));
+        part.durable_index =
+            std::min(std::max(part.durable_index, index), store_->last_index(partition));
         ++counters_.snapshots_installed;
         finish();
       });

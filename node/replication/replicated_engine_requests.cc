@@ -49,8 +49,8 @@ void ReplicatedEngine::SweepRetention(int64_t cutoff_ns, StatusDone done) {
           false, std::move(done));
 }
 
-void ReplicatedEngine::Propose(std::shared_ptr<const metering::LogEntry> entry,
-                               bool schema_change, StatusDone done) {
+void ReplicatedEngine::Propose(std::shared_ptr<const metering::LogEntry> entry, bool schema_change,
+                               StatusDone done) {
   // Every partition log carries the entry; the change is done when all 256 committed.
   struct Progress {
     uint32_t remaining = kPartitionCount;
@@ -255,8 +255,7 @@ void ReplicatedEngine::HandleForward(NodeId source, const Forward& forward) {
       };
     } else {
       request.events = item.events;
-      request.ingest_done = [this, position,
-                             id](absl::StatusOr<metering::IngestResult> result) {
+      request.ingest_done = [this, position, id](absl::StatusOr<metering::IngestResult> result) {
         ForwardReplyItem reply;
         reply.request_id = id;
         if (result.ok()) {

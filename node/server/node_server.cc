@@ -51,21 +51,21 @@ void NodeServer::RegisterMetrics() {
   metrics_.view_changes = &r.AddCounter("billing_view_changes_total",
                                         "Partition epochs this node started as the owner.");
   metrics_.term = &r.AddGauge("billing_replication_term", "Configuration group term.");
-  metrics_.is_leader =
-      &r.AddGauge("billing_replication_is_leader", "1 when this node leads the configuration group.");
+  metrics_.is_leader = &r.AddGauge("billing_replication_is_leader",
+                                   "1 when this node leads the configuration group.");
   metrics_.partitions_serving = &r.AddGauge(
       "billing_partitions_serving", "Partitions this node owns and serves (epoch committed).");
-  metrics_.reachable_members = &r.AddGauge(
-      "billing_replication_reachable_members", "Members heard from recently, this node included.");
-  metrics_.commit_index_total = &r.AddGauge(
-      "billing_replication_commit_index_total", "Sum over partitions of the commit index here.");
+  metrics_.reachable_members = &r.AddGauge("billing_replication_reachable_members",
+                                           "Members heard from recently, this node included.");
+  metrics_.commit_index_total = &r.AddGauge("billing_replication_commit_index_total",
+                                            "Sum over partitions of the commit index here.");
   metrics_.replication_lag_entries =
       &r.AddGauge("billing_replication_uncommitted_entries",
                   "Entries in this node's logs not yet known committed.");
   metrics_.forwarded = &r.AddGauge("billing_replication_forwarded_requests",
                                    "Requests forwarded to partition owners since start.");
-  metrics_.snapshots_installed = &r.AddGauge(
-      "billing_replication_snapshots_installed", "Partition snapshots installed since start.");
+  metrics_.snapshots_installed = &r.AddGauge("billing_replication_snapshots_installed",
+                                             "Partition snapshots installed since start.");
   engine_metrics.alerts_recorded = &r.AddCounter(
       "billing_alerts_recorded_total", "Crossing records appended to this node's alert log.");
   metrics_.alerts_pushed = &r.AddCounter("billing_alerts_pushed_total",
@@ -275,17 +275,16 @@ std::string NodeServer::HealthJson() const {
   if (cluster_engine_ != nullptr) {
     const replication::ReplicationStatus status = cluster_engine_->status();
     owned = status.owned_partitions;
-    const char* incarnation = status.incarnation == replication::NodeState::kActive ? "active"
-                              : status.incarnation == replication::NodeState::kSyncing
-                                  ? "syncing"
-                                  : "fresh";
+    const char* incarnation = status.incarnation == replication::NodeState::kActive    ? "active"
+                              : status.incarnation == replication::NodeState::kSyncing ? "syncing"
+                                                                                       : "fresh";
     // `problem` is our own fixed text (no quotes or backslashes).
-    cluster = absl::StrCat(",\"term\":", status.term, ",\"leader\":",
-                           status.leader == replication::kNoVote ? -1 : int64_t{status.leader},
-                           ",\"incarnation\":\"", incarnation,
-                           "\",\"partitions_serving\":", status.serving_partitions,
-                           ",\"reachable_members\":", status.reachable_members,
-                           ",\"problem\":\"", status.problem, "\"");
+    cluster = absl::StrCat(
+        ",\"term\":", status.term,
+        ",\"leader\":", status.leader == replication::kNoVote ? -1 : int64_t{status.leader},
+        ",\"incarnation\":\"", incarnation, "\",\"partitions_serving\":", status.serving_partitions,
+        ",\"reachable_members\":", status.reachable_members, ",\"problem\":\"", status.problem,
+        "\"");
   }
   return absl::StrCat("{\"status\":\"", ready() ? "ok" : "unavailable",
                       "\",\"uptime_seconds\":", (env_.MonotonicNowNs() - started_ns_) / kSecondNs,

@@ -16,12 +16,12 @@
 #include <string>
 
 #include "absl/container/btree_map.h"
+#include "node/base/flags.h"
 #include "node/env/env.h"
 #include "node/env/node_service.h"
 #include "node/observability/metrics.h"
-#include "node/server/http_server.h"
-#include "node/base/flags.h"
 #include "node/replication/replicated_engine.h"
+#include "node/server/http_server.h"
 #include "node/server/local_engine.h"
 #include "protocol/wire.h"
 

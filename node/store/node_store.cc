@@ -454,8 +454,8 @@ std::optional<uint64_t> NodeStore::EpochAt(uint32_t partition, uint64_t index) c
   return record.epoch;
 }
 
-bool NodeStore::EntriesFrom(uint32_t partition, uint64_t from, size_t max_entries,
-                            size_t max_bytes, std::vector<LogRecord>* out) const {
+bool NodeStore::EntriesFrom(uint32_t partition, uint64_t from, size_t max_entries, size_t max_bytes,
+                            std::vector<LogRecord>* out) const {
   UM_CHECK_GE(from, 1u);
   const PartitionLog& log = partitions_.at(partition);
   const uint64_t applied = log.state->applied_index();
@@ -518,14 +518,14 @@ void NodeStore::InstallSnapshot(uint32_t partition, std::unique_ptr<metering::Pa
   log.state = std::move(state);
   log.commit_epoch = epoch;
   log.applied_tail.clear();
-  store_.Commit(std::move(batch), [this, partition, index, done = std::move(done)](
-                                      absl::Status status) mutable {
-    if (status.ok()) {
-      partitions_[partition].checkpoint_index =
-          std::max(partitions_[partition].checkpoint_index, index);
-    }
-    done(status);
-  });
+  store_.Commit(std::move(batch),
+                [this, partition, index, done = std::move(done)](absl::Status status) mutable {
+                  if (status.ok()) {
+                    partitions_[partition].checkpoint_index =
+                        std::max(partitions_[partition].checkpoint_index, index);
+                  }
+                  done(status);
+                });
 }
 
 absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_id,
