@@ -61,7 +61,7 @@ TEST(ReplicationScenariosTest, CatchUpSourceCrashesMidTransfer) {
   scenario.RunFor(4 * kSecond);
   scenario.Crash(2);
   scenario.RunFor(kSecond);
-  scenario.RestartWiped(2);      // Resync starts: snapshots from every owner.
+  scenario.RestartWiped(2);  // Resync starts: snapshots from every owner.
   scenario.RunFor(250 * kMs);
   scenario.Crash(0);             // One of the sources dies mid-transfer.
   scenario.RunFor(2 * kSecond);  // No quorum of active nodes meanwhile: a stall, not a loss.

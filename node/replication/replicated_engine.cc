@@ -79,7 +79,6 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
 ReplicatedEngine::~ReplicatedEngine() {
   env_.CancelTimer(election_timer_);
   env_.CancelTimer(tick_timer_);
-  env_.CancelTimer(checkpoint_timer_);
   env_.CancelTimer(sweep_timer_);
   env_.CancelTimer(flush_timer_);
   env_.transport().SetReceiver(nullptr);
@@ -87,14 +86,14 @@ ReplicatedEngine::~ReplicatedEngine() {
 
 void ReplicatedEngine::Start() {
   meta_->Save([](absl::Status status) { UM_CHECK_OK(status); });
-  alerts_durable_offset_ = store_->alert_count();
-  last_checkpoint_ns_ = env_.MonotonicNowNs();
+  alerts_.Reset(store_->alert_count());
   env_.transport().SetReceiver(
       [this](NodeId source, absl::Span<const uint8_t> bytes) { OnMessage(source, bytes); });
   env_.Log(absl::StrCat("replication: member of ", members_.size(), ", quorum ", quorum_,
                         ", incarnation ", meta_->meta().incarnation, ", state ",
                         static_cast<int>(state_), ", term ", meta_->meta().term));
-  ScheduleCheckpointTimer();
+  checkpoint_timer_ = std::make_unique<CheckpointTimer>(
+      env_, *store_, options_.local.checkpoint_wal_bytes, options_.local.checkpoint_interval_ns);
   sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });
   if (members_.size() == 1) {
     BecomeLeader();
@@ -233,7 +232,7 @@ void ReplicatedEngine::StartSync() {
   }
   std::vector<PendingAck> acks = std::move(acks_awaiting_sync_);
   acks_awaiting_sync_.clear();
-  const size_t alerts_covered = alerts_awaiting_sync_.size();
+  const size_t alerts_covered = alerts_.waiting();
   const int64_t started_ns = env_.MonotonicNowNs();
   store_->Sync([this, covered, acks = std::move(acks), alerts_covered,
                 started_ns](absl::Status status) mutable {
@@ -275,14 +274,7 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
     box.sequence = std::max(box.sequence, pending.sequence);
     box.items.push_back(pending.item);
   }
-  if (alerts_covered > 0) {
-    std::vector<AlertRecord> durable(alerts_awaiting_sync_.begin(),
-                                     alerts_awaiting_sync_.begin() + alerts_covered);
-    alerts_awaiting_sync_.erase(alerts_awaiting_sync_.begin(),
-                                alerts_awaiting_sync_.begin() + alerts_covered);
-    alerts_durable_offset_ = durable.back().offset + 1;
-    if (on_alerts_durable_) on_alerts_durable_(durable);
-  }
+  alerts_.Synced(alerts_covered, on_alerts_durable_);
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     if (parts_[partition].role == PartRole::kOwner) AdvanceCommit(partition);
   }
@@ -290,27 +282,7 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
   FlushOutboxes();
   FlushPeers();
   // Completions above may have started the next sync already.
-  if (!sync_in_flight_ && (sync_requested_ || !alerts_awaiting_sync_.empty())) StartSync();
-}
-
-void ReplicatedEngine::ScheduleCheckpointTimer() {
-  checkpoint_timer_ = env_.StartTimer(options_.local.checkpoint_interval_ns / 6, [this] {
-    checkpoint_timer_ = kNoTimer;
-    uint64_t applied = 0;
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-      applied += store_->commit_index(partition);
-    }
-    const bool changed = applied != applied_at_last_checkpoint_;
-    const bool due =
-        store_->wal_bytes_since_checkpoint() >= options_.local.checkpoint_wal_bytes ||
-        env_.MonotonicNowNs() - last_checkpoint_ns_ >= options_.local.checkpoint_interval_ns;
-    if (changed && due && !store_->checkpoint_running()) {
-      applied_at_last_checkpoint_ = applied;
-      last_checkpoint_ns_ = env_.MonotonicNowNs();
-      store_->Checkpoint([](absl::Status status) { UM_CHECK_OK(status); });
-    }
-    ScheduleCheckpointTimer();
-  });
+  if (!sync_in_flight_ && (sync_requested_ || alerts_.waiting() > 0)) StartSync();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,9 +303,7 @@ absl::StatusOr<std::vector<StoredEvent>> ReplicatedEngine::ListEvents(uint64_t a
 std::vector<AlertRecord> ReplicatedEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                       size_t limit) const {
   std::vector<AlertRecord> records = store_->ListAlerts(account_id, since_offset, limit);
-  while (!records.empty() && records.back().offset >= alerts_durable_offset_) {
-    records.pop_back();
-  }
+  alerts_.TrimToDurable(&records);
   return records;
 }
 

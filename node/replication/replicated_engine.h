@@ -42,6 +42,7 @@
 #include "node/replication/messages.h"
 #include "node/replication/replica_meta.h"
 #include "node/server/engine.h"
+#include "node/server/engine_support.h"
 #include "node/server/local_engine.h"
 #include "node/store/node_store.h"
 
@@ -294,7 +295,6 @@ class ReplicatedEngine final : public Engine {
   void OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
                 std::vector<PendingAck> acks, size_t alerts_covered);
   void CompleteWaiters(uint32_t partition);
-  void ScheduleCheckpointTimer();
 
   Env& env_;
   const ReplicatedEngineOptions options_;
@@ -343,14 +343,11 @@ class ReplicatedEngine final : public Engine {
   bool sync_in_flight_ = false;
   bool sync_requested_ = false;
   std::vector<PendingAck> acks_awaiting_sync_;
-  std::vector<AlertRecord> alerts_awaiting_sync_;
-  uint64_t alerts_durable_offset_ = 0;
+  DurableAlerts alerts_;
   AlertsDurable on_alerts_durable_;
   bool writes_blocked_ = false;
-  TimerId checkpoint_timer_ = kNoTimer;
+  std::unique_ptr<CheckpointTimer> checkpoint_timer_;
   TimerId sweep_timer_ = kNoTimer;
-  uint64_t applied_at_last_checkpoint_ = 0;
-  int64_t last_checkpoint_ns_ = 0;
   mutable ReplicationStatus counters_;
   TimerId flush_timer_ = kNoTimer;
 };

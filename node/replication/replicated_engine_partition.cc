@@ -365,7 +365,7 @@ void ReplicatedEngine::CommitUpTo(uint32_t partition, uint64_t index) {
   std::vector<AlertRecord> alerts = store_->Commit(partition, index, owner);
   if (!alerts.empty()) {
     if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(alerts.size());
-    alerts_awaiting_sync_.insert(alerts_awaiting_sync_.end(), alerts.begin(), alerts.end());
+    alerts_.Add(alerts);
     RequestSync();
   }
   if (owner) {

@@ -27,9 +27,10 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(Env& env, LocalEn
   }
   std::unique_ptr<LocalEngine> engine(
       new LocalEngine(env, std::move(options), metrics, std::move(*store)));
-  engine->alerts_durable_offset_ = engine->store_->alert_count();
-  engine->last_checkpoint_ns_ = env.MonotonicNowNs();
-  engine->ScheduleCheckpointTimer();
+  engine->alerts_.Reset(engine->store_->alert_count());
+  engine->checkpoint_timer_ =
+      std::make_unique<CheckpointTimer>(env, *engine->store_, engine->options_.checkpoint_wal_bytes,
+                                        engine->options_.checkpoint_interval_ns);
   engine->RequestSync();  // Makes the recovery's commit marks durable.
   return engine;
 }
@@ -38,7 +39,7 @@ LocalEngine::LocalEngine(Env& env, LocalEngineOptions options, EngineMetrics met
                          std::unique_ptr<NodeStore> store)
     : env_(env), options_(std::move(options)), metrics_(metrics), store_(std::move(store)) {}
 
-LocalEngine::~LocalEngine() { env_.CancelTimer(checkpoint_timer_); }
+LocalEngine::~LocalEngine() = default;
 
 void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
                          IngestDone done) {
@@ -183,10 +184,7 @@ absl::StatusOr<std::vector<StoredEvent>> LocalEngine::ListEvents(uint64_t accoun
 std::vector<AlertRecord> LocalEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                  size_t limit) const {
   std::vector<AlertRecord> records = store_->ListAlerts(account_id, since_offset, limit);
-  // A record is listed only once it is durable (product-semantics 7.2).
-  while (!records.empty() && records.back().offset >= alerts_durable_offset_) {
-    records.pop_back();
-  }
+  alerts_.TrimToDurable(&records);  // Listed only once durable (product-semantics 7.2).
   return records;
 }
 
@@ -206,7 +204,7 @@ void LocalEngine::StartSync() {
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     covered[partition] = store_->last_index(partition);
   }
-  const size_t alerts_covered = alerts_awaiting_sync_.size();
+  const size_t alerts_covered = alerts_.waiting();
   const int64_t started_ns = env_.MonotonicNowNs();
   store_->Sync([this, covered, alerts_covered, started_ns](absl::Status status) {
     OnSynced(std::move(status), covered, alerts_covered, started_ns);
@@ -235,20 +233,11 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
       }
     }
     // Records appended before this sync started are durable now: push them.
-    if (alerts_covered > 0) {
-      std::vector<AlertRecord> durable(alerts_awaiting_sync_.begin(),
-                                       alerts_awaiting_sync_.begin() + alerts_covered);
-      alerts_awaiting_sync_.erase(alerts_awaiting_sync_.begin(),
-                                  alerts_awaiting_sync_.begin() + alerts_covered);
-      alerts_durable_offset_ = durable.back().offset + 1;
-      if (on_alerts_durable_) {
-        on_alerts_durable_(durable);
-      }
-    }
+    alerts_.Synced(alerts_covered, on_alerts_durable_);
     if (metrics_.alerts_recorded != nullptr) {
       metrics_.alerts_recorded->Increment(recorded.size());
     }
-    alerts_awaiting_sync_.insert(alerts_awaiting_sync_.end(), recorded.begin(), recorded.end());
+    alerts_.Add(recorded);
     std::array<uint64_t, kPartitionCount> committed;
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       committed[partition] = store_->commit_index(partition);
@@ -258,7 +247,7 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
   if (schema_changes_in_flight_ == 0) {
     RunDeferredIngests();
   }
-  if (sync_requested_ || !alerts_awaiting_sync_.empty()) {
+  if (sync_requested_ || alerts_.waiting() > 0) {
     StartSync();
   }
 }
@@ -325,25 +314,5 @@ void LocalEngine::RunDeferredIngests() {
 }
 
 void LocalEngine::Checkpoint(StatusDone done) { store_->Checkpoint(std::move(done)); }
-
-void LocalEngine::ScheduleCheckpointTimer() {
-  checkpoint_timer_ = env_.StartTimer(options_.checkpoint_interval_ns / 6, [this] {
-    checkpoint_timer_ = kNoTimer;
-    uint64_t applied = 0;
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-      applied += store_->commit_index(partition);
-    }
-    const bool changed = applied != applied_at_last_checkpoint_;
-    const bool due = store_->wal_bytes_since_checkpoint() >= options_.checkpoint_wal_bytes ||
-                     env_.MonotonicNowNs() - last_checkpoint_ns_ >= options_.checkpoint_interval_ns;
-    if (changed && due && !store_->checkpoint_running()) {
-      applied_at_last_checkpoint_ = applied;
-      last_checkpoint_ns_ = env_.MonotonicNowNs();
-      // A failed checkpoint leaves memory ahead of the store: crash and recover.
-      Checkpoint([](absl::Status status) { UM_CHECK_OK(status); });
-    }
-    ScheduleCheckpointTimer();
-  });
-}
 
 }  // namespace unimeter

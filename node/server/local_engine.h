@@ -31,6 +31,7 @@
 #include "node/env/env.h"
 #include "node/observability/metrics.h"
 #include "node/server/engine.h"
+#include "node/server/engine_support.h"
 #include "node/store/node_store.h"
 
 namespace unimeter {
@@ -116,7 +117,6 @@ class LocalEngine final : public Engine {
   void RollBack(const std::array<uint64_t, kPartitionCount>& covered);
   void CompleteWaiters(const std::array<uint64_t, kPartitionCount>& committed);
   void RunDeferredIngests();
-  void ScheduleCheckpointTimer();
 
   Env& env_;
   const LocalEngineOptions options_;
@@ -125,17 +125,14 @@ class LocalEngine final : public Engine {
   std::array<metering::PendingDedup, kPartitionCount> pending_dedup_;
   std::deque<Waiter> waiters_;
   std::deque<DeferredIngest> deferred_;
-  std::vector<AlertRecord> alerts_awaiting_sync_;
+  DurableAlerts alerts_;
   AlertsDurable on_alerts_durable_;
   size_t pending_events_ = 0;
   int schema_changes_in_flight_ = 0;
   bool writes_blocked_ = false;
   bool sync_in_flight_ = false;
   bool sync_requested_ = false;
-  uint64_t alerts_durable_offset_ = 0;  // Records below this offset are durable.
-  uint64_t applied_at_last_checkpoint_ = 0;
-  TimerId checkpoint_timer_ = kNoTimer;
-  int64_t last_checkpoint_ns_ = 0;
+  std::unique_ptr<CheckpointTimer> checkpoint_timer_;
 };
 
 }  // namespace unimeter

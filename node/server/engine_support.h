@@ -1,0 +1,65 @@
+// node/server/engine_support.h
+//
+// Pieces every Engine implementation shares (LocalEngine, replication::ReplicatedEngine):
+//
+//   DurableAlerts    alert records appended to this node's alert log wait for the WAL sync
+//                    that makes them durable before they are pushed or listed
+//                    (product-semantics 7.2).
+//   CheckpointTimer  the checkpoint policy: a checkpoint starts when enough WAL was written
+//                    since the last one or its interval passed, and something changed; a
+//                    failed checkpoint is fatal (memory would be ahead of the store).
+//
+// Event-loop only.
+#ifndef UNIMETER_NODE_SERVER_ENGINE_SUPPORT_H_
+#define UNIMETER_NODE_SERVER_ENGINE_SUPPORT_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "node/env/env.h"
+#include "node/server/engine.h"
+#include "node/store/node_store.h"
+
+namespace unimeter {
+
+class DurableAlerts {
+ public:
+  // Records below `offset` are durable (at start: the store's alert count).
+  void Reset(uint64_t offset) { durable_offset_ = offset; }
+  // Records appended to the alert log, durable after the next sync completes.
+  void Add(const std::vector<AlertRecord>& records);
+  // Records waiting; a sync starting now covers this many.
+  size_t waiting() const { return waiting_.size(); }
+  // A sync that started with `covered` records waiting completed: push them.
+  void Synced(size_t covered, Engine::AlertsDurable& on_durable);
+  // Drops the records not yet durable from the end of a listing.
+  void TrimToDurable(std::vector<AlertRecord>* records) const;
+
+ private:
+  std::vector<AlertRecord> waiting_;
+  uint64_t durable_offset_ = 0;
+};
+
+class CheckpointTimer {
+ public:
+  // Checks every interval / 6. REQUIRES: `store` outlives this.
+  CheckpointTimer(Env& env, NodeStore& store, uint64_t wal_bytes, int64_t interval_ns);
+  ~CheckpointTimer();
+  CheckpointTimer(const CheckpointTimer&) = delete;
+  CheckpointTimer& operator=(const CheckpointTimer&) = delete;
+
+ private:
+  void Schedule();
+
+  Env& env_;
+  NodeStore& store_;
+  const uint64_t wal_bytes_;
+  const int64_t interval_ns_;
+  TimerId timer_ = kNoTimer;
+  uint64_t applied_at_last_ = 0;
+  int64_t last_ns_ = 0;
+};
+
+}  // namespace unimeter
+
+#endif  // UNIMETER_NODE_SERVER_ENGINE_SUPPORT_H_
