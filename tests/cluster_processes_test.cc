@@ -141,6 +141,47 @@ absl::StatusOr<uint64_t> SumAt(const std::string& address, uint64_t account) {
       protocol::DecodeAggValue(reinterpret_cast<const uint8_t*>(reply.payload.data())).sum);
 }
 
+// A plain connection to one node that waits for a PARTITION_MAP_UPDATE push (WP 8.2).
+class MapPushWatcher {
+ public:
+  explicit MapPushWatcher(const std::string& address) {
+    const size_t colon = address.rfind(':');
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in peer{};
+    peer.sin_family = AF_INET;
+    peer.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) == 0;
+  }
+  ~MapPushWatcher() { close(fd_); }
+
+  // True once a map push arrived within `seconds`.
+  bool WaitForPush(int seconds) {
+    protocol::ResponseReader reader;
+    protocol::ResponseFrame frame;
+    uint8_t buffer[65536];
+    for (int tick = 0; connected_ && tick < seconds; ++tick) {
+      const ssize_t got = read(fd_, buffer, sizeof(buffer));
+      if (got == 0) return false;
+      if (got < 0) continue;  // Timeout: read again.
+      reader.Append(std::span<const uint8_t>(buffer, static_cast<size_t>(got)));
+      while (reader.Next(&frame) == protocol::ResponseReader::Result::kFrame) {
+        if (frame.header.request_id == 0 && frame.header.status == 0x11 &&
+            frame.payload.size() == protocol::kPartitionMapSizeBytes) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
 // Continuous synchronous ingest: batches of distinct events (client timestamps, so a resent
 // batch is deduplicated), each resent until acknowledged.
 class Ingester {
@@ -256,8 +297,10 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
     ASSERT_LT(victim, kNodes);
   }
   uint64_t before = ingester.acked_total();
+  MapPushWatcher watcher(nodes[(victim + 1) % kNodes]->address());
   nodes[victim]->Kill();
-  WaitFor(5'000);
+  EXPECT_TRUE(watcher.WaitForPush(10)) << "no partition map push after the owner died";
+  WaitFor(3'000);
   EXPECT_GT(ingester.acked_total(), before) << "no progress while node " << victim << " is dead";
   nodes[victim]->Start();
   WaitFor(5'000);

@@ -117,6 +117,8 @@ class ReplicatedEngine final : public Engine {
   void Checkpoint(StatusDone done) override { store_->Checkpoint(std::move(done)); }
   ReplicationStatus status() const;
   uint64_t epoch(uint32_t partition) const { return map_.epoch[partition]; }
+  // Changes whenever this node adopts a new partition map (ownership may have moved).
+  uint64_t map_version() const { return map_.map_version * 1'000'003 + map_.term; }
   // True if this node owns `partition` and its epoch has committed (it serves it).
   bool serving(uint32_t partition) const;
 

@@ -451,6 +451,15 @@ void BinarySession::HandlePartitionMap(uint32_t request_id) {
   Reply(std::move(frame));
 }
 
+void BinarySession::PushPartitionMap() {
+  std::string storage;
+  const protocol::PartitionMap map = server_.BuildPartitionMap(stream_->local_address(), &storage);
+  std::string frame;
+  if (protocol::AppendPartitionMapPushFrame(map, &frame).ok()) {
+    Push(frame);
+  }
+}
+
 void BinarySession::HandleClusterStatus(uint32_t request_id) {
   std::string frame;
   protocol::AppendClusterStatusReply(request_id, server_.BuildClusterStatus(), &frame);

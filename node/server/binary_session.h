@@ -36,6 +36,8 @@ class BinarySession : public std::enable_shared_from_this<BinarySession> {
   bool alert_subscriber() const { return alert_subscriber_; }
   // Writes a push frame if the output has room; returns false if dropped.
   bool Push(const std::string& frame);
+  // Pushes this node's current partition map (PARTITION_MAP_UPDATE, WP 8.2).
+  void PushPartitionMap();
   // Stops reading requests (graceful shutdown); in-flight ones still get replies.
   void StopReading() { reading_ = false; }
   size_t in_flight() const { return in_flight_; }

@@ -32,6 +32,7 @@ NodeServer::~NodeServer() {
   env_.CancelTimer(disk_timer_);
   env_.CancelTimer(retention_timer_);
   env_.CancelTimer(reap_timer_);
+  env_.CancelTimer(map_timer_);
 }
 
 void NodeServer::RegisterMetrics() {
@@ -143,6 +144,7 @@ absl::Status NodeServer::Start() {
     }
   }
   CheckFreeDisk();
+  if (cluster_engine_ != nullptr) PushMapIfChanged();
   retention_timer_ =
       env_.StartTimer(options_.retention_sweep_interval_ns, [this] { SweepRetention(); });
   env_.Log(absl::StrCat("serving: port=", port(), " http_port=", http_port(),
@@ -204,6 +206,17 @@ void NodeServer::OnAlertsDurable(const std::vector<AlertRecord>& records) {
       }
     }
   }
+}
+
+void NodeServer::PushMapIfChanged() {
+  const uint64_t version = cluster_engine_->map_version();
+  if (version != pushed_map_version_) {
+    pushed_map_version_ = version;
+    for (const auto& [id, session] : sessions_) {
+      session->PushPartitionMap();
+    }
+  }
+  map_timer_ = env_.StartTimer(100'000'000, [this] { PushMapIfChanged(); });
 }
 
 void NodeServer::CheckFreeDisk() {

@@ -102,6 +102,9 @@ class NodeServer final : public NodeService {
   void OnSessionClosed(uint64_t id);
   void OnAlertsDurable(const std::vector<AlertRecord>& records);
   void CheckFreeDisk();
+  // Cluster members: pushes the partition map to every connection when it changed
+  // (checked every 100 ms, so the many moves of one failover become one push).
+  void PushMapIfChanged();
   void SweepRetention();
   void HandleHttp(const HttpRequest& request, HttpResponder respond);
   void HandleHttpIngest(const HttpRequest& request, HttpResponder respond);
@@ -128,6 +131,8 @@ class NodeServer final : public NodeService {
   TimerId disk_timer_ = kNoTimer;
   TimerId retention_timer_ = kNoTimer;
   TimerId reap_timer_ = kNoTimer;
+  TimerId map_timer_ = kNoTimer;
+  uint64_t pushed_map_version_ = 0;
   bool shutting_down_ = false;
 };
 
