@@ -313,15 +313,20 @@ absl::Status NodeStore::Replay(const WalRecordView& record) {
         ApplyUpTo(record.partition, record.index, false);
       }
       return absl::OkStatus();
-    case kWalKindTruncate:
-      if (record.index >= committed && record.index <= log.last_index) {
-        while (!log.uncommitted.empty() && log.uncommitted.back().index > record.index) {
+    case kWalKindTruncate: {
+      // Every entry replayed so far past the truncation point was dropped when this record
+      // was written, including entries above a later checkpoint that covers the point.
+      const uint64_t keep = std::max(record.index, committed);
+      if (keep <= log.last_index) {
+        while (!log.uncommitted.empty() && log.uncommitted.back().index > keep) {
           log.uncommitted.pop_back();
         }
-        log.last_index = record.index;
-        log.last_epoch = record.epoch;  // The epoch of the entry now last.
+        log.last_index = keep;
+        // The epoch of the entry now last.
+        log.last_epoch = keep == record.index ? record.epoch : log.commit_epoch;
       }
       return absl::OkStatus();
+    }
     default:
       return absl::OkStatus();  // Other layers' records.
   }
