@@ -10,7 +10,7 @@ namespace unimeter::replication {
 namespace {
 
 constexpr uint32_t kMetaMagic = 0x554d4d31;  // "UMM1"
-constexpr uint8_t kMetaVersion = 1;
+constexpr uint8_t kMetaVersion = 2;
 constexpr char kMetaFileName[] = "replica.meta";
 
 }  // namespace
@@ -26,6 +26,9 @@ std::vector<uint8_t> EncodeMetaSlot(const ReplicaMeta& meta, uint64_t sequence) 
   writer.U64(meta.term);
   writer.U32(meta.voted_for);
   for (uint64_t epoch : meta.promised_epoch) {
+    writer.U64(epoch);
+  }
+  for (uint64_t epoch : meta.started_epoch) {
     writer.U64(epoch);
   }
   writer.U32(Crc32c(bytes.data(), bytes.size()));
@@ -47,6 +50,9 @@ absl::StatusOr<ReplicaMeta> DecodeMetaSlot(absl::Span<const uint8_t> slot, uint6
     return absl::DataLossError("replica meta slot: bad header");
   }
   for (uint64_t& epoch : meta.promised_epoch) {
+    if (!reader.U64(&epoch)) return absl::DataLossError("replica meta slot: truncated");
+  }
+  for (uint64_t& epoch : meta.started_epoch) {
     if (!reader.U64(&epoch)) return absl::DataLossError("replica meta slot: truncated");
   }
   const size_t covered = slot.size() - reader.left();

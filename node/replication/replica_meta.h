@@ -3,7 +3,7 @@
 // ReplicaMeta is the small replication state a node must never forget once it has told a
 // peer about it: its term and vote in the configuration group, the highest epoch promised
 // for every partition, its incarnation and whether that incarnation is active (counts
-// toward quorums). MetaFile keeps it in one disk file ("replica.meta") of two 4 KiB slots
+// toward quorums). MetaFile keeps it in one disk file ("replica.meta") of two 8 KiB slots
 // written alternately, each with a sequence number and a CRC32C: a torn write damages at
 // most the slot being written, and Load picks the newest intact slot.
 //
@@ -27,7 +27,7 @@
 namespace unimeter::replication {
 
 inline constexpr NodeId kNoVote = 0xFFFF'FFFF;
-inline constexpr size_t kMetaSlotBytes = 4096;
+inline constexpr size_t kMetaSlotBytes = 8192;
 
 struct ReplicaMeta {
   uint64_t incarnation = 0;  // Drawn when the data directory is created; never 0.
@@ -36,6 +36,9 @@ struct ReplicaMeta {
   uint64_t term = 0;
   NodeId voted_for = kNoVote;
   std::array<uint64_t, kPartitionCount> promised_epoch{};
+  // The highest epoch this node began as owner, per partition: never begun again after a
+  // restart (entries of it may live on peers and not here).
+  std::array<uint64_t, kPartitionCount> started_epoch{};
   bool operator==(const ReplicaMeta&) const = default;
 };
 

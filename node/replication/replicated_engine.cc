@@ -52,6 +52,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   last_heard_ns_.assign(n, kLongAgoNs);
   live_since_ns_.assign(n, INT64_MIN);
   peer_header_.assign(n, Header{});
+  restarted_.assign(n, false);
   peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
   outboxes_.resize(n);
   append_in_flight_.assign(n, false);
@@ -144,7 +145,13 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
       part.promises.erase(source);
     }
     live_since_ns_[position] = INT64_MIN;
-  } else if (known.boot_id != 0 && known.boot_id != header.boot_id) {
+  }
+  if (known.boot_id != header.boot_id) {
+    // A new process (or a new incarnation): it will not begin its old epochs again, so its
+    // partitions need new ones from the leader.
+    restarted_[position] = true;
+  }
+  if (known.boot_id != 0 && known.boot_id != header.boot_id) {
     // The peer restarted: its durable log is intact but what it applied past its last
     // durable commit mark is not. Tell it everything again from its durable match.
     for (Part& part : parts_) {

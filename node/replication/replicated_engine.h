@@ -176,7 +176,8 @@ class ReplicatedEngine final : public Engine {
   };
   struct Part {
     PartRole role = PartRole::kReplica;
-    uint64_t epoch = 0;  // The epoch this node runs as owner (role != kReplica).
+    uint64_t epoch = 0;        // The epoch this node runs as owner (role != kReplica).
+    uint64_t begun_epoch = 0;  // The highest epoch begun by this process.
     bool self_promised = false;
     absl::btree_map<NodeId, PromiseItem> promises;
     int64_t start_deadline_ns = 0;
@@ -321,6 +322,7 @@ class ReplicatedEngine final : public Engine {
   std::vector<int64_t> last_heard_ns_;  // By member position (any message).
   std::vector<int64_t> live_since_ns_;  // Leader: heartbeat acks without a gap.
   std::vector<Header> peer_header_;     // The newest header heard, by position.
+  std::vector<bool> restarted_;         // Leader: the member restarted, its epochs must change.
   std::vector<std::array<uint64_t, kPartitionCount>> peer_commit_;
 
   // Partitions.

@@ -173,6 +173,15 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
     const NodeId current = map_.owner[partition];
     const NodeId target = target_of(partition);
     NodeId next = current;
+    const int current_position = current == kNoOwner ? -1 : Position(current);
+    if (current_position >= 0 && restarted_[current_position] && current != env_.node_id()) {
+      // The owner restarted: it never begins an epoch it began before, so it needs a new
+      // one (same owner, new epoch).
+      if (is_live(current)) {
+        map_.epoch[partition] = MakeEpoch(term, sequence);
+        changed = true;
+      }
+    }
     if (!is_live(current)) {
       next = target;  // Failover: one configuration change for all of a dead node's.
     } else if (target != current && settled_node(target) &&
@@ -186,6 +195,12 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
       map_.owner[partition] = static_cast<uint8_t>(next);
       map_.epoch[partition] = MakeEpoch(term, sequence);
       changed = true;
+    }
+  }
+  for (size_t position = 0; position < members_.size(); ++position) {
+    // Handled above for live owners; a dead one gets new owners anyway.
+    if (members_[position] == env_.node_id() || is_live(members_[position])) {
+      restarted_[position] = false;
     }
   }
   if (changed) {

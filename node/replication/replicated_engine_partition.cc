@@ -19,6 +19,14 @@ void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
   if (epoch < meta.promised_epoch[partition]) {
     return;  // A newer epoch was promised to another owner: this map is stale.
   }
+  if (epoch <= meta.started_epoch[partition] && epoch != part.begun_epoch) {
+    // Begun by an earlier process of this node: entries of it may exist elsewhere that this
+    // log lost, so appending in it again could put two entries at one (index, epoch). The
+    // leader issues a new epoch when it sees this node restarted.
+    return;
+  }
+  part.begun_epoch = epoch;
+  meta.started_epoch[partition] = std::max(meta.started_epoch[partition], epoch);
   part.role = PartRole::kStarting;
   part.epoch = epoch;
   part.promises.clear();
