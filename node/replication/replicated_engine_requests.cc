@@ -445,8 +445,9 @@ void ReplicatedEngine::SweepTimeouts() {
       BeginEpoch(partition, part.epoch);  // Retry: promises again, maybe another source.
     }
   }
-  if (state_ != NodeState::kActive || leader_ == kNoVote) {
-    // Announce ourselves so that new members can bootstrap and leaders can see us.
+  {
+    // Announce ourselves every tick: new members bootstrap from it, leaders see us, and
+    // every node knows which owners are reachable even when no data flows.
     HeartbeatAck hello;
     hello.term = meta_->meta().term;
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
