@@ -174,12 +174,7 @@ class ClusterRun {
       cluster_options.disk.crash_torn_ppm = 500'000;
     }
     if (options_.verbose) {
-      cluster_options.log_sink = [](int64_t time_ns, NodeId node, uint64_t incarnation,
-                                    std::string_view line) {
-        std::fprintf(stderr, "t=%.6fs n%u.%llu %.*s\n", static_cast<double>(time_ns) / 1e9, node,
-                     static_cast<unsigned long long>(incarnation), static_cast<int>(line.size()),
-                     line.data());
-      };
+      cluster_options.log_sink = StderrLogSink();
     }
     return cluster_options;
   }

@@ -1,5 +1,6 @@
 #include "sim/workload_client.h"
 
+#include <cstdio>
 #include <utility>
 
 #include "node/base/check.h"
@@ -16,6 +17,14 @@ constexpr int64_t kT0 = 1'767'225'600 * kSecond;  // Client timestamps: kT0 + ev
 constexpr int64_t kRequestTimeoutNs = 5 * kSecond;
 
 }  // namespace
+
+LogSink StderrLogSink() {
+  return [](int64_t time_ns, NodeId node, uint64_t incarnation, std::string_view line) {
+    std::fprintf(stderr, "t=%.6fs n%u.%llu %.*s\n", static_cast<double>(time_ns) / 1e9, node,
+                 static_cast<unsigned long long>(incarnation), static_cast<int>(line.size()),
+                 line.data());
+  };
+}
 
 WorkloadClient::WorkloadClient(SimEnv& env, uint64_t seed, uint32_t index, Ledger& ledger,
                                std::function<NodeId()> pick_node)

@@ -23,6 +23,9 @@ namespace unimeter::sim {
 
 inline constexpr uint16_t kWorkloadPort = 7001;
 
+// The log sink of --verbose runs: every node line on stderr with its virtual time.
+LogSink StderrLogSink();
+
 // Ground truth of what clients sent and what the server acknowledged, per account.
 struct Ledger {
   explicit Ledger(uint64_t accounts) : sent(accounts, 0), acked(accounts, 0) {}

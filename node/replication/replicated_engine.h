@@ -258,6 +258,9 @@ class ReplicatedEngine final : public Engine {
   void HandlePromise(NodeId source, const Promise& promise);
   void MaybeFinishPromises(uint32_t partition);
   void EstablishEpoch(uint32_t partition);
+  // A starting owner's log reached `reached` of the most advanced log: fetch the rest from
+  // the same source, or (all there) drop our own suffix beyond it and establish the epoch.
+  void ContinueFetch(uint32_t partition, int source_position, uint64_t reached);
   void HandleFetch(NodeId source, const Fetch& fetch);
   void HandleAppend(NodeId source, const Append& append);
   // Applies an item's entries to the local log; returns the ack to send.

@@ -202,6 +202,17 @@ void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
   }
 }
 
+void ReplicatedEngine::ContinueFetch(uint32_t partition, int source_position, uint64_t reached) {
+  Part& part = parts_[partition];
+  if (reached < part.fetch_target) {
+    outboxes_[source_position].fetch.items.push_back(FetchItem{partition, part.epoch, reached + 1});
+    return;
+  }
+  // The log now holds the most advanced one; anything of ours beyond it is uncommitted.
+  if (store_->last_index(partition) > part.fetch_target) Truncate(partition, part.fetch_target);
+  EstablishEpoch(partition);
+}
+
 void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
   const int position = Position(source);
   bool appended = false;
@@ -215,15 +226,7 @@ void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
       const AckItem result = ApplyItem(item);
       if (result.result != AckResult::kOk) continue;  // The timeout sweep restarts.
       appended = true;
-      if (result.index >= part.fetch_target) {
-        if (store_->last_index(item.partition) > part.fetch_target) {
-          Truncate(item.partition, part.fetch_target);
-        }
-        EstablishEpoch(item.partition);
-      } else {
-        outboxes_[position].fetch.items.push_back(
-            FetchItem{item.partition, part.epoch, result.index + 1});
-      }
+      ContinueFetch(item.partition, position, result.index);
       continue;
     }
     const AckItem ack = ApplyItem(item);
@@ -505,14 +508,7 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
     const int position = Position(source);
     if (fetch_reply) {
       if (part.role != PartRole::kFetching || part.epoch != epoch) return;
-      if (index >= part.fetch_target) {
-        if (store_->last_index(partition) > part.fetch_target) {
-          Truncate(partition, part.fetch_target);
-        }
-        EstablishEpoch(partition);
-      } else {
-        outboxes_[position].fetch.items.push_back(FetchItem{partition, epoch, index + 1});
-      }
+      ContinueFetch(partition, position, index);
     } else {
       AckItem ack;
       ack.partition = partition;
@@ -601,9 +597,7 @@ void ReplicatedEngine::FlushPeers() {
       }
       item.prev_epoch = *prev_epoch;
       for (LogRecord& record : records) {
-        bytes += 64 + (record.entry->kind() == metering::LogEntryKind::kEventBatch
-                           ? record.entry->batch()->events.size() * 96
-                           : 512);
+        bytes += EstimatedEntryBytes(*record.entry);
         item.entries.push_back(WireEntry{record.index, record.epoch, std::move(record.entry)});
       }
       if (!item.entries.empty()) {

@@ -416,10 +416,15 @@ void ReplicatedEngine::SweepTimeouts() {
     if (remote.status_done) remote.status_done(unknown);
     if (remote.read) remote.read(absl::DeadlineExceededError("the owner did not answer"));
   }
+  std::string problem;  // Why nobody serves a partition: computed once, when needed.
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     Part& part = parts_[partition];
+    const bool expired =
+        (!part.parked.empty() && part.parked.front().deadline_ns <= now_ns) ||
+        (!part.unrouted_reads.empty() && part.unrouted_reads.front().second <= now_ns);
+    if (expired && problem.empty()) problem = status().problem;
     const absl::Status no_owner = absl::UnavailableError(
-        absl::StrCat("no owner serves partition ", partition, " (", status().problem, ")"));
+        expired ? absl::StrCat("no owner serves partition ", partition, " (", problem, ")") : "");
     while (!part.parked.empty() && part.parked.front().deadline_ns <= now_ns) {
       Parked request = std::move(part.parked.front());
       part.parked.pop_front();

@@ -38,14 +38,6 @@ std::string ToString(const std::vector<uint8_t>& bytes) {
   return std::string(bytes.begin(), bytes.end());
 }
 
-// A cheap size estimate of an entry on the wire (batching bounds only).
-size_t EstimatedEntryBytes(const metering::LogEntry& entry) {
-  if (entry.kind() == metering::LogEntryKind::kEventBatch) {
-    return 64 + entry.batch()->events.size() * 96;
-  }
-  return 512;
-}
-
 absl::Span<const uint8_t> AsBytes(absl::string_view text) {
   return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }
@@ -69,6 +61,13 @@ std::string EncodeNodeMeta(uint64_t alert_next_offset) {
 }
 
 }  // namespace
+
+size_t EstimatedEntryBytes(const metering::LogEntry& entry) {
+  if (entry.kind() == metering::LogEntryKind::kEventBatch) {
+    return 64 + entry.batch()->events.size() * 96;
+  }
+  return 512;
+}
 
 StoredEvent ToStoredEvent(const metering::EventBatch& batch, size_t i) {
   const metering::BatchEvent& event = batch.events[i];

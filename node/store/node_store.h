@@ -60,6 +60,9 @@ struct NodeStoreOptions {
   size_t retained_entries_max = 512;
 };
 
+// A cheap estimate of an entry's encoded size (batching bounds, not exact).
+size_t EstimatedEntryBytes(const metering::LogEntry& entry);
+
 // One log entry with its position in the partition log.
 struct LogRecord {
   uint64_t index = 0;
