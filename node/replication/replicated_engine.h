@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/functional/function_ref.h"
 #include "node/env/env.h"
 #include "node/replication/messages.h"
 #include "node/replication/replica_meta.h"
@@ -253,7 +254,7 @@ class ReplicatedEngine final : public Engine {
 
   // ---- Partition epochs and the data path (replicated_engine_partition.cc) ----
   void BeginEpoch(uint32_t partition, uint64_t epoch);
-  void StepDown(uint32_t partition, absl::Status why);
+  void StepDown(uint32_t partition, absl::string_view reason);
   void HandleStartEpoch(NodeId source, const StartEpoch& request);
   void HandlePromise(NodeId source, const Promise& promise);
   void MaybeFinishPromises(uint32_t partition);
@@ -288,6 +289,9 @@ class ReplicatedEngine final : public Engine {
   void AddForward(NodeId target, ForwardItem item);
   // Fails forwarded requests whose partition moved away from the node they went to.
   void FailMovedRemotes();
+  // Removes every forwarded request `selected` picks and returns them, so their callbacks run
+  // after the walk (a callback may forward a new request, which inserts into remote_).
+  std::vector<Remote> TakeRemotes(absl::FunctionRef<bool(const Remote&)> selected);
   bool Reachable(NodeId node) const;
   void ConfirmAsOwner(uint32_t partition, ReadWait wait);
   void SweepTimeouts();

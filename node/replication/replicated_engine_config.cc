@@ -318,7 +318,7 @@ void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
         BeginEpoch(partition, map_.epoch[partition]);
       }
     } else if (part.role != PartRole::kReplica) {
-      StepDown(partition, absl::UnavailableError("the partition moved to another owner"));
+      StepDown(partition, "the partition moved to another owner");
     }
     if (!part.parked.empty() || !part.unrouted_reads.empty()) RunParked(partition);
   }

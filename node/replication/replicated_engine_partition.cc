@@ -13,8 +13,7 @@ void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
   Part& part = parts_[partition];
   ReplicaMeta& meta = meta_->mutable_meta();
   if (part.role != PartRole::kReplica) {
-    StepDown(partition, absl::UnknownError("the partition's epoch changed before commit; the "
-                                           "outcome is unknown: retry with the same ids"));
+    StepDown(partition, "the partition's epoch changed before commit");
   }
   if (epoch < meta.promised_epoch[partition]) {
     return;  // A newer epoch was promised to another owner: this map is stale.
@@ -54,12 +53,18 @@ void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
   }
 }
 
-void ReplicatedEngine::StepDown(uint32_t partition, absl::Status why) {
+void ReplicatedEngine::StepDown(uint32_t partition, absl::string_view reason) {
   Part& part = parts_[partition];
   part.role = PartRole::kReplica;
   part.serving = false;
   part.promises.clear();
-  FailWaiters(partition, why);
+  // Every waiter's entries are in this node's log: a later owner may still adopt and commit
+  // them (an uncommitted suffix survives when no newer epoch overwrote it), so the outcome
+  // is unknown, never "nothing accepted".
+  FailWaiters(partition,
+              absl::UnknownError(absl::StrCat(reason,
+                                              "; the outcome of writes waiting for "
+                                              "commit is unknown: retry with the same ids")));
   pending_dedup_[partition].Clear();
 }
 
@@ -81,8 +86,7 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
       promised = item.epoch;
       Part& part = parts_[item.partition];
       if (part.role != PartRole::kReplica && part.epoch < item.epoch) {
-        StepDown(item.partition, absl::UnknownError("a newer owner took the partition before "
-                                                    "commit; the outcome is unknown"));
+        StepDown(item.partition, "a newer owner took the partition before commit");
       }
     }
     granted.push_back(item);
@@ -114,7 +118,7 @@ void ReplicatedEngine::HandlePromise(NodeId source, const Promise& promise) {
     if (part.role == PartRole::kReplica || item.epoch != part.epoch) continue;
     if (!item.granted) {
       if (item.promised_epoch > part.epoch) {
-        StepDown(item.partition, absl::UnavailableError("a newer epoch exists"));
+        StepDown(item.partition, "a newer epoch exists");
       }
       continue;
     }
@@ -333,8 +337,7 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
         peer.next_index = peer.match_index + 1;
         break;
       case AckResult::kStale:
-        StepDown(item.partition, absl::UnknownError("a newer owner took the partition before "
-                                                    "commit; the outcome is unknown"));
+        StepDown(item.partition, "a newer owner took the partition before commit");
         continue;
       case AckResult::kNeedPromise:
         outboxes_[position].start_epoch.items.push_back(StartEpochItem{item.partition, part.epoch});

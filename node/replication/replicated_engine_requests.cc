@@ -372,21 +372,31 @@ bool ReplicatedEngine::Reachable(NodeId node) const {
          env_.MonotonicNowNs() - last_heard_ns_[position] < options_.election_timeout_ns;
 }
 
-void ReplicatedEngine::FailMovedRemotes() {
+std::vector<ReplicatedEngine::Remote> ReplicatedEngine::TakeRemotes(
+    absl::FunctionRef<bool(const Remote&)> selected) {
+  std::vector<Remote> taken;
   for (auto it = remote_.begin(); it != remote_.end();) {
-    if (map_.owner[it->second.partition] == it->second.target) {
+    if (!selected(it->second)) {
       ++it;
       continue;
     }
-    // The owner it went to lost the partition (it died or was fenced): the outcome is
-    // unknown; the caller resends (deduplicated by client timestamps or idempotency keys).
-    Remote remote = std::move(it->second);
+    taken.push_back(std::move(it->second));
     it = remote_.erase(it);
-    const absl::Status moved = absl::UnknownError(
-        "the partition moved to a new owner before the answer; the outcome is unknown: retry "
-        "with the same ids");
-    if (remote.ingest_done) remote.ingest_done(moved);
-    if (remote.status_done) remote.status_done(moved);
+  }
+  return taken;
+}
+
+void ReplicatedEngine::FailMovedRemotes() {
+  // The owner a request went to lost the partition (it died or was fenced): the outcome is
+  // unknown; the caller resends (deduplicated by client timestamps or idempotency keys).
+  std::vector<Remote> moved = TakeRemotes(
+      [this](const Remote& remote) { return map_.owner[remote.partition] != remote.target; });
+  const absl::Status unknown = absl::UnknownError(
+      "the partition moved to a new owner before the answer; the outcome is unknown: retry "
+      "with the same ids");
+  for (Remote& remote : moved) {
+    if (remote.ingest_done) remote.ingest_done(unknown);
+    if (remote.status_done) remote.status_done(unknown);
     if (remote.read) RouteRead(remote.partition, std::move(remote.read), remote.deadline_ns);
   }
 }
@@ -405,13 +415,9 @@ void ReplicatedEngine::SweepTimeouts() {
   const int64_t now_ns = env_.MonotonicNowNs();
   const absl::Status unknown = absl::DeadlineExceededError(
       "the owner did not answer in time; the outcome is unknown: retry with the same ids");
-  for (auto it = remote_.begin(); it != remote_.end();) {
-    if (it->second.deadline_ns > now_ns) {
-      ++it;
-      continue;
-    }
-    Remote remote = std::move(it->second);
-    it = remote_.erase(it);
+  std::vector<Remote> expired =
+      TakeRemotes([now_ns](const Remote& remote) { return remote.deadline_ns <= now_ns; });
+  for (Remote& remote : expired) {
     if (remote.ingest_done) remote.ingest_done(unknown);
     if (remote.status_done) remote.status_done(unknown);
     if (remote.read) remote.read(absl::DeadlineExceededError("the owner did not answer"));
