@@ -1,0 +1,306 @@
+#include "tests/chaos/workload.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "tests/chaos/raw_connection.h"
+
+namespace unimeter::chaos {
+namespace {
+
+void SleepMs(int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+uint64_t NextRandom(uint64_t* state) {  // splitmix64
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The outcome of an ingest call by the client library's contract (client/client.h).
+Outcome ClassifyIngest(const absl::StatusOr<client::IngestResult>& result, bool sync) {
+  if (result.ok()) {
+    if (result->unknown_metric_replies > 0) return Outcome::kFailed;
+    return sync ? Outcome::kAcked : Outcome::kMaybe;
+  }
+  return result.status().code() == absl::StatusCode::kUnknown ? Outcome::kMaybe
+                                                              : Outcome::kFailed;
+}
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kAcked:
+      return "ok";
+    case Outcome::kMaybe:
+      return "unknown";
+    case Outcome::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string Workload::MetricCode(int metric, int metrics) {
+  return metric == metrics ? "chaos_probe" : absl::StrCat("chaos_", metric);
+}
+
+Workload::Workload(WorkloadOptions options)
+    : options_(std::move(options)),
+      history_(options_.metrics + 1, uint64_t{kPartitions} * options_.accounts_per_partition),
+      base_timestamp_ns_(WallNowNs()),
+      cursors_(kPartitions),
+      probe_rounds_(kPartitions, 0) {}
+
+Workload::~Workload() {
+  Stop();
+  probe_healed_ = true;
+  probe_stop_ = true;
+  if (probe_.joinable()) probe_.join();
+}
+
+absl::Status Workload::RegisterMetrics(int64_t timeout_ms) {
+  client::ClientOptions client_options;
+  client_options.seeds = options_.seeds;
+  client_options.initial_map_timeout_ms = timeout_ms;
+  absl::StatusOr<std::unique_ptr<client::Client>> admin = client::Client::Connect(client_options);
+  if (!admin.ok()) return admin.status();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (int metric = 0; metric <= options_.metrics; ++metric) {
+    client::MetricSchema schema;
+    schema.code = MetricCode(metric, options_.metrics);
+    schema.agg_type = 1;  // SUM
+    absl::Status put = (*admin)->PutMetric(schema);
+    while (!put.ok() && std::chrono::steady_clock::now() < deadline) {
+      SleepMs(200);
+      put = (*admin)->PutMetric(schema);
+    }
+    if (!put.ok()) return put;
+  }
+  return absl::OkStatus();
+}
+
+void Workload::Start() {
+  stop_ = false;
+  const int writers = options_.sync_writers + options_.async_writers;
+  for (int writer = 0; writer < writers; ++writer) {
+    threads_.emplace_back([this, writer] { RunWriter(writer, writer < options_.sync_writers); });
+  }
+  for (int i = 0; i < options_.routed_readers; ++i) {
+    threads_.emplace_back([this, i] { RunRoutedReader(options_.random_seed * 1000 + i); });
+  }
+  for (int i = 0; i < options_.direct_readers; ++i) {
+    threads_.emplace_back([this, i] { RunDirectReader(options_.random_seed * 2000 + i); });
+  }
+}
+
+void Workload::Stop() {
+  stop_ = true;
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+std::vector<uint64_t> Workload::PartitionAccounts(int partition) const {
+  std::vector<uint64_t> accounts;
+  for (int j = 0; j < options_.accounts_per_partition; ++j) {
+    accounts.push_back(static_cast<uint64_t>(partition) + uint64_t{kPartitions} * j);
+  }
+  return accounts;
+}
+
+void Workload::Count(const std::string& name, uint64_t delta) {
+  std::lock_guard<std::mutex> lock(counters_mutex_);
+  counters_[name] += delta;
+}
+
+std::map<std::string, uint64_t> Workload::Counters() const {
+  std::lock_guard<std::mutex> lock(counters_mutex_);
+  return counters_;
+}
+
+void Workload::RunWriter(int writer, bool sync) {
+  client::ClientOptions client_options;
+  client_options.seeds = options_.seeds;
+  client_options.request_timeout_ms = options_.request_timeout_ms;
+  client_options.initial_map_timeout_ms = 60'000;
+  absl::StatusOr<std::unique_ptr<client::Client>> connected =
+      client::Client::Connect(client_options);
+  if (!connected.ok()) {
+    history_.AddAnomaly(absl::StrCat("writer ", writer, " cannot connect: ",
+                                     connected.status().ToString()));
+    return;
+  }
+  const int writers = options_.sync_writers + options_.async_writers;
+  const std::string kind = sync ? "sync" : "async";
+  const int owned = (kPartitions - writer + writers - 1) / writers;  // writer, writer + W, ...
+  for (int k = 0; !stop_; k = (k + 1) % owned) {
+    const int this_partition = writer + k * writers;
+    PartitionCursor& cursor = cursors_[this_partition];
+    if (cursor.metric >= options_.metrics) {
+      Count("writes skipped: key space used up");
+      SleepMs(10);
+      continue;
+    }
+    const std::vector<uint64_t> accounts = PartitionAccounts(this_partition);
+    std::vector<client::Event> events;
+    for (uint64_t account : accounts) {
+      events.push_back(client::Event{account, MetricCode(cursor.metric, options_.metrics),
+                                     uint64_t{1} << cursor.round,
+                                     base_timestamp_ns_ + next_timestamp_ns_++});
+    }
+    history_.Sent(cursor.metric, accounts, cursor.round);
+    const absl::StatusOr<client::IngestResult> result = (*connected)->Ingest(
+        events, sync ? client::DeliveryMode::kSync : client::DeliveryMode::kAsync);
+    const Outcome outcome = ClassifyIngest(result, sync);
+    history_.Resolved(cursor.metric, accounts, cursor.round, outcome);
+    Count(absl::StrCat(kind, " ", result.ok() ? "ok" : OutcomeName(outcome)));
+    if (!result.ok()) Count(absl::StrCat(kind, " error ", result.status().code()));
+    if (result.ok()) ++acked_requests_;
+    if (++cursor.round == kRoundsPerKey) {
+      cursor.round = 0;
+      ++cursor.metric;
+    }
+  }
+}
+
+bool Workload::PickWrittenKey(uint64_t* random_state, int* metric, uint64_t* account) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const int partition = static_cast<int>(NextRandom(random_state) % kPartitions);
+    const int used = cursors_[partition].metric;  // Racy read: only a hint.
+    *metric = static_cast<int>(NextRandom(random_state) % (std::min(used, options_.metrics - 1) + 1));
+    *account = partition + uint64_t{kPartitions} *
+                               (NextRandom(random_state) % options_.accounts_per_partition);
+    if (history_.Bits(*metric, *account).sent != 0) return true;
+  }
+  return false;
+}
+
+void Workload::RunRoutedReader(uint64_t seed) {
+  client::ClientOptions client_options;
+  client_options.seeds = options_.seeds;
+  client_options.request_timeout_ms = options_.request_timeout_ms;
+  client_options.initial_map_timeout_ms = 60'000;
+  absl::StatusOr<std::unique_ptr<client::Client>> connected =
+      client::Client::Connect(client_options);
+  if (!connected.ok()) return;
+  uint64_t random_state = seed;
+  while (!stop_) {
+    int metric = 0;
+    uint64_t account = 0;
+    if (!PickWrittenKey(&random_state, &metric, &account)) {
+      SleepMs(5);
+      continue;
+    }
+    const uint64_t acked_before = history_.Bits(metric, account).acked;
+    absl::StatusOr<client::AggValue> value =
+        (*connected)->Usage(account, MetricCode(metric, options_.metrics), 0, INT64_MAX);
+    if (!value.ok()) {
+      Count("routed read failed");
+      continue;
+    }
+    Count("routed read ok");
+    history_.CheckRead(metric, account, acked_before, value->sum, "routed read");
+  }
+}
+
+void Workload::RunDirectReader(uint64_t seed) {
+  uint64_t random_state = seed;
+  while (!stop_) {
+    int metric = 0;
+    uint64_t account = 0;
+    if (!PickWrittenKey(&random_state, &metric, &account)) {
+      SleepMs(5);
+      continue;
+    }
+    const size_t node = NextRandom(&random_state) % options_.seeds.size();
+    const uint64_t acked_before = history_.Bits(metric, account).acked;
+    const std::vector<absl::StatusOr<unsigned __int128>> sums = QuerySums(
+        options_.seeds[node], MetricCode(metric, options_.metrics), {account}, 3'000);
+    if (!sums[0].ok()) {
+      Count("direct read failed");
+      SleepMs(20);
+      continue;
+    }
+    Count("direct read ok");
+    history_.CheckRead(metric, account, acked_before, *sums[0],
+                       absl::StrCat("read at node ", node));
+  }
+}
+
+void Workload::BeginProbe(const std::string& address) {
+  probe_stop_ = false;
+  probe_healed_ = false;
+  probe_ = std::thread([this, address] { RunProbe(address); });
+}
+
+void Workload::ProbeHealing() {
+  probe_healed_ = true;
+  probe_stop_ = true;
+}
+
+void Workload::JoinProbe() {
+  if (probe_.joinable()) probe_.join();
+}
+
+void Workload::RunProbe(std::string address) {
+  absl::StatusOr<std::unique_ptr<RawConnection>> connection = RawConnection::Connect(address, 2'000);
+  if (!connection.ok()) {
+    Count("probe cannot connect");
+    return;
+  }
+  const int metric = probe_metric();
+  uint32_t request_id = 0;
+  for (int partition = 0; !probe_stop_; partition = (partition + 1) % kPartitions) {
+    if (probe_rounds_[partition] >= kRoundsPerKey) continue;
+    const int round = probe_rounds_[partition]++;
+    const std::vector<uint64_t> accounts = PartitionAccounts(partition);
+    const std::string code = MetricCode(metric, options_.metrics);
+    std::vector<protocol::IngestEvent> events;
+    for (uint64_t account : accounts) {
+      events.push_back(protocol::IngestEvent{code, account,
+                                             base_timestamp_ns_ + next_timestamp_ns_++,
+                                             uint64_t{1} << round});
+    }
+    std::string frame;
+    if (!protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, protocol::kPartitionAuto,
+                                       ++request_id, events, &frame)
+             .ok()) {
+      std::abort();
+    }
+    history_.Sent(metric, accounts, round);
+    if (!(*connection)->Send(frame).ok()) {
+      history_.Resolved(metric, accounts, round, Outcome::kMaybe);
+      Count("probe connection lost");
+      return;
+    }
+    // Wait for this request's reply; after healing, at most 10 s more.
+    absl::StatusOr<protocol::ResponseFrame> reply = absl::DeadlineExceededError("");
+    for (int waited_ms = 0; waited_ms < 10'000; waited_ms += probe_healed_ ? 250 : 0) {
+      reply = (*connection)->Receive(250);
+      if (reply.ok() || !absl::IsDeadlineExceeded(reply.status())) break;
+    }
+    const bool ok = reply.ok() && reply->header.status == static_cast<uint8_t>(protocol::Status::kOk);
+    if (ok && !probe_healed_) {
+      history_.AddAnomaly(absl::StrCat("node ", address, " acknowledged a synchronous write (",
+                                       accounts.size(), " events, round ", round,
+                                       ") while cut off from the majority"));
+    }
+    const bool refused = reply.ok() && reply->header.status ==
+                                           static_cast<uint8_t>(protocol::Status::kBackpressure);
+    history_.Resolved(metric, accounts, round,
+                      ok ? Outcome::kAcked : (refused ? Outcome::kFailed : Outcome::kMaybe));
+    Count(ok ? "probe ok" : (reply.ok() ? absl::StrCat("probe status ", int{reply->header.status})
+                                        : "probe no reply"));
+    if (!reply.ok()) return;  // Never reuse a connection with a reply outstanding.
+    SleepMs(100);
+  }
+}
+
+}  // namespace unimeter::chaos
