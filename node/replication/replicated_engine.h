@@ -320,6 +320,8 @@ class ReplicatedEngine final : public Engine {
   Role role_ = Role::kFollower;
   NodeId leader_ = kNoVote;
   int64_t leader_contact_ns_ = kLongAgoNs;
+  static constexpr int64_t kRefusalLogIntervalNs = 5'000'000'000;
+  int64_t refusal_logged_ns_ = kLongAgoNs;
   TimerId election_timer_ = kNoTimer;
   TimerId tick_timer_ = kNoTimer;
   absl::btree_map<NodeId, bool> votes_;

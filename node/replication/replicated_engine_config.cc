@@ -1,7 +1,9 @@
 // The configuration group: leader election (PreVote, CheckQuorum), the partition map,
 // bootstrap and activation of incarnations.
 #include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
@@ -13,6 +15,24 @@ namespace {
 constexpr uint64_t kCaughtUpSlackEntries = 64;
 
 uint64_t MakeEpoch(uint64_t term, uint32_t sequence) { return (term << 32) | sequence; }
+
+// "[0-15,40,42-43]" for log lines (at most 24 runs, then "..."); sorted input.
+std::string DescribePartitions(const std::vector<uint32_t>& partitions) {
+  std::string text = "[";
+  size_t runs = 0;
+  for (size_t i = 0; i < partitions.size(); ++runs) {
+    if (runs == 24) {
+      absl::StrAppend(&text, ",...");
+      break;
+    }
+    size_t j = i;
+    while (j + 1 < partitions.size() && partitions[j + 1] == partitions[j] + 1) ++j;
+    absl::StrAppend(&text, i == 0 ? "" : ",", partitions[i]);
+    if (j > i) absl::StrAppend(&text, "-", partitions[j]);
+    i = j + 1;
+  }
+  return absl::StrCat(text, "]");
+}
 
 }  // namespace
 
@@ -169,6 +189,8 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
   bool changed = new_term;
   uint32_t sequence = epoch_sequence_ + 1;
   size_t moves = 0;
+  absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> failovers;  // (from, to) -> count.
+  absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> rebalances;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     const NodeId current = map_.owner[partition];
     const NodeId target = target_of(partition);
@@ -184,12 +206,14 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
     }
     if (!is_live(current)) {
       next = target;  // Failover: one configuration change for all of a dead node's.
+      if (current != kNoOwner) ++failovers[{current, next}];
     } else if (target != current && settled_node(target) &&
                moves < options_.rebalance_moves_per_tick &&
                commit_of(target, partition) + kCaughtUpSlackEntries >=
                    commit_of(current, partition)) {
       next = target;  // Rebalance back to a returned, caught-up member.
       ++moves;
+      ++rebalances[{current, next}];
     }
     if (next != current || new_term) {
       map_.owner[partition] = static_cast<uint8_t>(next);
@@ -213,6 +237,14 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
     }
     std::string summary;
     for (const auto& [node, count] : owned) absl::StrAppend(&summary, " n", node, "=", count);
+    for (const auto& [move, count] : failovers) {
+      absl::StrAppend(&summary, "; failover of ", count, " partitions from unreachable n",
+                      move.first, " to n", move.second);
+    }
+    for (const auto& [move, count] : rebalances) {
+      absl::StrAppend(&summary, "; rebalance of ", count, " partitions from n", move.first,
+                      " back to caught-up n", move.second);
+    }
     env_.Log(absl::StrCat("replication: partition map ", map_.map_version, " (term ", term,
                           "):", summary));
   }
@@ -311,16 +343,25 @@ void ReplicatedEngine::HandleVoteReply(NodeId source, const VoteReply& reply) {
 
 void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
   if (&map != &map_) map_ = map;
+  std::vector<uint32_t> taken;
+  std::vector<uint32_t> given_up;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     Part& part = parts_[partition];
     if (map_.owner[partition] == env_.node_id()) {
       if (part.role == PartRole::kReplica || part.epoch < map_.epoch[partition]) {
+        if (part.role == PartRole::kReplica) taken.push_back(partition);
         BeginEpoch(partition, map_.epoch[partition]);
       }
     } else if (part.role != PartRole::kReplica) {
+      given_up.push_back(partition);
       StepDown(partition, "the partition moved to another owner");
     }
     if (!part.parked.empty() || !part.unrouted_reads.empty()) RunParked(partition);
+  }
+  if (!taken.empty() || !given_up.empty()) {
+    env_.Log(absl::StrCat("replication: map ", map_.map_version, ": this node takes ", taken.size(),
+                          " partitions ", DescribePartitions(taken), " and gives up ",
+                          given_up.size(), " ", DescribePartitions(given_up)));
   }
   FailMovedRemotes();
 }

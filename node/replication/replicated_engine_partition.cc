@@ -506,6 +506,9 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
   const uint64_t index = complete->index;
   const uint64_t epoch = complete->epoch;
   const bool fetch_reply = complete->fetch_reply;
+  env_.Log(absl::StrCat("replication: catch-up: partition ", partition, " installs a snapshot at ",
+                        "index ", index, " (", complete->bytes.size(), " bytes) from node ",
+                        source));
   auto finish = [this, partition, index, epoch, fetch_reply, source] {
     Part& part = parts_[partition];
     const int position = Position(source);

@@ -423,12 +423,14 @@ void ReplicatedEngine::SweepTimeouts() {
     if (remote.read) remote.read(absl::DeadlineExceededError("the owner did not answer"));
   }
   std::string problem;  // Why nobody serves a partition: computed once, when needed.
+  uint32_t refused_partitions = 0;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     Part& part = parts_[partition];
     const bool expired =
         (!part.parked.empty() && part.parked.front().deadline_ns <= now_ns) ||
         (!part.unrouted_reads.empty() && part.unrouted_reads.front().second <= now_ns);
     if (expired && problem.empty()) problem = status().problem;
+    refused_partitions += expired ? 1 : 0;
     const absl::Status no_owner = absl::UnavailableError(
         expired ? absl::StrCat("no owner serves partition ", partition, " (", problem, ")") : "");
     while (!part.parked.empty() && part.parked.front().deadline_ns <= now_ns) {
@@ -455,6 +457,11 @@ void ReplicatedEngine::SweepTimeouts() {
         now_ns >= part.start_deadline_ns && map_.owner[partition] == env_.node_id()) {
       BeginEpoch(partition, part.epoch);  // Retry: promises again, maybe another source.
     }
+  }
+  if (refused_partitions > 0 && now_ns - refusal_logged_ns_ >= kRefusalLogIntervalNs) {
+    refusal_logged_ns_ = now_ns;  // At most one line per interval while refusing.
+    env_.Log(absl::StrCat("replication: refusing requests of ", refused_partitions,
+                          " partitions that no owner serves: ", problem));
   }
   {
     // Announce ourselves every tick: new members bootstrap from it, leaders see us, and
