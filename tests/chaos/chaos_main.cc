@@ -53,7 +53,7 @@ int Main(int argc, char** argv) {
   options.cluster.layout = loopback ? NetworkLayout::kLoopback : NetworkLayout::kNamespaces;
   options.cluster.disk_image_mb = no_disks ? 0 : 1024;
   options.workload.random_seed = static_cast<uint64_t>(seed);
-  options.workload.metrics = static_cast<int>(std::min<int64_t>(8 + minutes * 4, 200));
+  options.workload.metrics = static_cast<int>(std::min<int64_t>(16 + minutes * 12, 2000));
   std::printf("chaos: seed %lld, %lld minutes, %lld nodes, logs in %s\n",
               static_cast<long long>(seed), static_cast<long long>(minutes),
               static_cast<long long>(nodes), work_dir.c_str());

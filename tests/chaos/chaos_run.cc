@@ -138,6 +138,42 @@ absl::Status ChaosRun::SetUp() {
   return absl::OkStatus();
 }
 
+// /health of a member that is ready, owns about 1/N of the partitions and serves them all.
+bool ChaosRun::ServesItsShare(int node) const {
+  absl::StatusOr<std::pair<int, std::string>> health = cluster_->Health(node);
+  if (!health.ok() || health->first != 200) return false;
+  auto field = [&](const std::string& name) -> int64_t {
+    const size_t at = health->second.find(absl::StrCat("\"", name, "\":"));
+    return at == std::string::npos ? -1 : std::atoll(health->second.c_str() + at + name.size() + 3);
+  };
+  const int64_t owned = field("partitions_owned");
+  return owned >= 256 / cluster_->size() - 2 && field("partitions_serving") == owned;
+}
+
+void ChaosRun::RollingRestart(int64_t timeout_ms) {
+  for (int node = 0; node < cluster_->size(); ++node) {
+    ++faults_["rolling-restart"];
+    Log(absl::StrCat("rolling restart: stopping node ", node));
+    if (absl::Status stopped = cluster_->Stop(node); !stopped.ok()) {
+      workload_->history().AddAnomaly(absl::StrCat("rolling restart: ", stopped.ToString()));
+    }
+    if (absl::Status started = cluster_->Start(node); !started.ok()) {
+      workload_->history().AddAnomaly(absl::StrCat("rolling restart: ", started.ToString()));
+      return;
+    }
+    int64_t waited_ms = 0;
+    for (; waited_ms < timeout_ms && !ServesItsShare(node); waited_ms += 200) SleepMs(200);
+    if (waited_ms >= timeout_ms) {
+      workload_->history().AddAnomaly(absl::StrCat("rolling restart: node ", node,
+                                                   " did not serve its share again within ",
+                                                   timeout_ms, " ms"));
+    }
+    Log(absl::StrCat("rolling restart: node ", node, " serves its share again after ", waited_ms,
+                     " ms"));
+    ReapCrashes();
+  }
+}
+
 void ChaosRun::Run(int64_t ms) {
   SleepMs(ms);
   ReapCrashes();
@@ -260,16 +296,15 @@ void ChaosRun::Recover(const FaultStep& step, int node, int /*other*/) {
     if (!cluster_->running(i)) status = cluster_->Start(i);
   }
   if (!status.ok()) {
-    workload_->history().AddAnomaly(
-        absl::StrCat("nemesis: recovery from ", FaultName(step.kind), " failed: ", status.ToString()));
+    workload_->history().AddAnomaly(absl::StrCat("nemesis: recovery from ", FaultName(step.kind),
+                                                 " failed: ", status.ToString()));
   }
 }
 
 void ChaosRun::CheckProgress(const std::string& when, int64_t within_ms) {
   if (absl::Status healthy = cluster_->WaitHealthy(kHealthyWithinMs); !healthy.ok()) {
-    workload_->history().AddAnomaly(
-        absl::StrCat("liveness ", when, ": not healthy within ", kHealthyWithinMs, " ms: ",
-                     healthy.message()));
+    workload_->history().AddAnomaly(absl::StrCat("liveness ", when, ": not healthy within ",
+                                                 kHealthyWithinMs, " ms: ", healthy.message()));
     return;
   }
   const uint64_t before = workload_->acked_requests();
@@ -277,16 +312,16 @@ void ChaosRun::CheckProgress(const std::string& when, int64_t within_ms) {
     if (workload_->acked_requests() > before + 10) return;
     SleepMs(100);
   }
-  workload_->history().AddAnomaly(absl::StrCat("liveness ", when, ": fewer than 10 writes acked in ",
-                                               within_ms, " ms after healthy"));
+  workload_->history().AddAnomaly(absl::StrCat(
+      "liveness ", when, ": fewer than 10 writes acked in ", within_ms, " ms after healthy"));
 }
 
 void ChaosRun::ReapCrashes() {
   for (int i = 0; i < cluster_->size(); ++i) {
     const std::string how = cluster_->ReapIfExited(i);
     if (how.empty()) continue;
-    const std::string line = absl::StrCat("node ", i, " exited by itself (", how,
-                                          "); see ", cluster_->log_path(i));
+    const std::string line =
+        absl::StrCat("node ", i, " exited by itself (", how, "); see ", cluster_->log_path(i));
     Log(line);
     workload_->history().AddAnomaly(line);  // A crash is a defect, whatever the fault.
   }

@@ -32,16 +32,16 @@
 namespace unimeter::chaos {
 
 enum class FaultKind {
-  kKill,            // SIGKILL one node, hold, restart.
-  kPause,           // SIGSTOP one node, hold, SIGCONT.
-  kWipe,            // SIGKILL, delete the data directory, restart (a replaced disk).
-  kGracefulRestart, // SIGTERM (must exit 0), restart.
-  kIsolate,         // Cut one node from every other (it stays reachable by clients).
-  kBridge,          // Cut node a from node b; both still reach the rest.
-  kOneWay,          // Drop traffic from node a to node b only.
-  kHalves,          // Equal halves (even cluster sizes only): nothing may commit.
-  kFillDisk,        // Fill one node's disk image below its free-space threshold, then free it.
-  kKillMajority,    // SIGKILL a majority at once, hold, restart them.
+  kKill,             // SIGKILL one node, hold, restart.
+  kPause,            // SIGSTOP one node, hold, SIGCONT.
+  kWipe,             // SIGKILL, delete the data directory, restart (a replaced disk).
+  kGracefulRestart,  // SIGTERM (must exit 0), restart.
+  kIsolate,          // Cut one node from every other (it stays reachable by clients).
+  kBridge,           // Cut node a from node b; both still reach the rest.
+  kOneWay,           // Drop traffic from node a to node b only.
+  kHalves,           // Equal halves (even cluster sizes only): nothing may commit.
+  kFillDisk,         // Fill one node's disk image below its free-space threshold, then free it.
+  kKillMajority,     // SIGKILL a majority at once, hold, restart them.
 };
 std::string FaultName(FaultKind kind);
 
@@ -96,6 +96,10 @@ class ChaosRun {
   ChaosSummary Finish();
   // Lets the workload run for `ms` with no fault.
   void Run(int64_t ms);
+  // Rolling restart: each node in turn is stopped with SIGTERM (it must exit 0), started
+  // again, and waited for until it serves its share of partitions again (caught up and
+  // rebalanced back), within timeout_ms per node (a liveness anomaly otherwise).
+  void RollingRestart(int64_t timeout_ms);
 
  private:
   double ElapsedS() const;
@@ -105,6 +109,7 @@ class ChaosRun {
   void Recover(const FaultStep& step, int node, int other);
   void CheckProgress(const std::string& when, int64_t within_ms);
   void ReapCrashes();
+  bool ServesItsShare(int node) const;
   void FinalCheck();
 
   ChaosOptions options_;

@@ -6,12 +6,11 @@
 // nothing failed counted, no stale read, no acknowledgement from the isolated node, and
 // progress after every recovery. As root (CI here) each node gets its own network namespace
 // and disk image; otherwise the network and disk faults are left out and the test says so.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-
-#include <gtest/gtest.h>
 
 #include "tests/chaos/chaos_run.h"
 
@@ -39,8 +38,8 @@ ChaosOptions Options(const std::string& name) {
 
 void ExpectClean(const ChaosSummary& summary) {
   std::printf("%s", summary.ToString().c_str());
-  EXPECT_TRUE(summary.anomalies.empty()) << summary.anomalies.size() << " anomalies, first: "
-                                         << summary.anomalies.front();
+  EXPECT_TRUE(summary.anomalies.empty())
+      << summary.anomalies.size() << " anomalies, first: " << summary.anomalies.front();
   EXPECT_GT(summary.events.at("acked"), 10'000u) << "too little acknowledged to mean anything";
   EXPECT_GT(summary.reads_checked, 1'000u);
 }
@@ -52,6 +51,27 @@ TEST(ChaosTest, FixedScheduleLosesNothing) {
   run.Run(5'000);
   for (const FaultStep& step : FixedSchedule(run.capabilities())) run.Apply(step);
   ExpectClean(run.Finish());
+}
+
+// Rolling restart under load: SIGTERM, start, wait until the node serves its share again,
+// next node. The clients (20 s deadlines, the library's own retries) must see no error at
+// all, and nothing may be lost.
+TEST(ChaosTest, RollingRestartUnderLoadIsInvisibleToClients) {
+  ChaosOptions options = Options("rolling");
+  options.workload.request_timeout_ms = 20'000;
+  ChaosRun run(options);
+  const absl::Status set_up = run.SetUp();
+  ASSERT_TRUE(set_up.ok()) << set_up;
+  run.Run(5'000);
+  run.RollingRestart(60'000);
+  run.Run(5'000);
+  const ChaosSummary summary = run.Finish();
+  ExpectClean(summary);
+  for (const auto& [name, count] : summary.operations) {
+    const bool write_error =
+        name.find("sync") != std::string::npos && name.find(" ok") == std::string::npos;
+    EXPECT_FALSE(write_error) << "the client saw write errors: " << name << " " << count;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "tests/chaos/history.h"
 
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -101,8 +100,8 @@ void History::CheckFinal(int metric, uint64_t account,
     }
     const auto bits = static_cast<uint64_t>(totals[node]);
     if ((bits & key.acked) != key.acked) {
-      AddAnomaly(absl::StrCat(where, " lost acknowledged events ",
-                              DescribeBits(key.acked & ~bits)));
+      AddAnomaly(
+          absl::StrCat(where, " lost acknowledged events ", DescribeBits(key.acked & ~bits)));
     }
     if ((bits & key.failed) != 0) {
       AddAnomaly(absl::StrCat(where, " counts events of failed requests ",

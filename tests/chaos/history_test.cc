@@ -34,7 +34,7 @@ TEST_F(HistoryTest, CatchesLostAcknowledgedEvent) {
 
 TEST_F(HistoryTest, CatchesDoubleCountAsMissingOrExtraBits) {
   history.CheckFinal(0, 7, {1 + 1, 1, 1});  // Event 0 counted twice on node 0.
-  EXPECT_EQ(history.anomaly_count(), 3u);  // Node 0 lost bit 0; nodes 1 and 2 disagree.
+  EXPECT_EQ(history.anomaly_count(), 3u);   // Node 0 lost bit 0; nodes 1 and 2 disagree.
 }
 
 TEST_F(HistoryTest, CatchesFailedRequestCounted) {

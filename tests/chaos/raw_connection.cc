@@ -73,7 +73,7 @@ ssize_t ReadSome(int fd, uint8_t* buffer, size_t size, int64_t timeout_ms) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RawConnection>> RawConnection::Connect(const std::string& address,
-                                                                       int64_t timeout_ms) {
+                                                                      int64_t timeout_ms) {
   const int fd = ConnectSocket(address, timeout_ms);
   if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
   return std::unique_ptr<RawConnection>(new RawConnection(fd));

@@ -81,8 +81,7 @@ absl::StatusOr<std::unique_ptr<RealCluster>> RealCluster::Create(RealClusterOpti
   if (options.nodes < 1 || options.nodes > 7) {
     return absl::InvalidArgumentError("RealCluster: 1 to 7 nodes");
   }
-  const bool needs_root =
-      options.layout == NetworkLayout::kNamespaces || options.disk_image_mb > 0;
+  const bool needs_root = options.layout == NetworkLayout::kNamespaces || options.disk_image_mb > 0;
   if (needs_root && geteuid() != 0) {
     return absl::FailedPreconditionError(
         "RealCluster: network namespaces and disk images need root");
@@ -268,8 +267,8 @@ absl::Status RealCluster::Stop(int index) {
     if (waitpid(node.pid, &status, WNOHANG) == node.pid) {
       node.pid = -1;
       if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-      return absl::InternalError(absl::StrCat("node ", index, " stopped with ",
-                                              DescribeWaitStatus(status)));
+      return absl::InternalError(
+          absl::StrCat("node ", index, " stopped with ", DescribeWaitStatus(status)));
     }
     SleepMs(20);
   }
@@ -339,9 +338,9 @@ absl::Status RealCluster::FreeDisk(int index) {
 
 absl::Status RealCluster::Cut(int from, int to, bool both_ways) {
   if (!has_network_faults()) return absl::UnimplementedError("loopback layout: no cuts");
-  for (const auto& [in, blocked] :
-       both_ways ? std::vector<std::pair<int, int>>{{from, to}, {to, from}}
-                 : std::vector<std::pair<int, int>>{{from, to}}) {
+  for (const auto& [in, blocked] : both_ways
+                                       ? std::vector<std::pair<int, int>>{{from, to}, {to, from}}
+                                       : std::vector<std::pair<int, int>>{{from, to}}) {
     const std::string target = absl::StrCat(nodes_[blocked].ip, "/32");
     absl::StatusOr<std::string> done =
         RunCommand({"ip", "-n", nodes_[in].netns, "route", "add", "blackhole", target});

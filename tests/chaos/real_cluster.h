@@ -42,7 +42,7 @@ struct RealClusterOptions {
   NetworkLayout layout = NetworkLayout::kLoopback;
   // > 0: each data directory on its own loop-mounted ext4 image of this size (root only).
   int64_t disk_image_mb = 0;
-  int64_t min_free_disk_mb = 32;  // Passed to every node (--min-free-disk-mb).
+  int64_t min_free_disk_mb = 32;    // Passed to every node (--min-free-disk-mb).
   uint16_t loopback_base_port = 0;  // kLoopback: first port to try (0: derived from the pid).
 };
 

@@ -30,8 +30,7 @@ Outcome ClassifyIngest(const absl::StatusOr<client::IngestResult>& result, bool 
     if (result->unknown_metric_replies > 0) return Outcome::kFailed;
     return sync ? Outcome::kAcked : Outcome::kMaybe;
   }
-  return result.status().code() == absl::StatusCode::kUnknown ? Outcome::kMaybe
-                                                              : Outcome::kFailed;
+  return result.status().code() == absl::StatusCode::kUnknown ? Outcome::kMaybe : Outcome::kFailed;
 }
 
 const char* OutcomeName(Outcome outcome) {
@@ -133,8 +132,8 @@ void Workload::RunWriter(int writer, bool sync) {
   absl::StatusOr<std::unique_ptr<client::Client>> connected =
       client::Client::Connect(client_options);
   if (!connected.ok()) {
-    history_.AddAnomaly(absl::StrCat("writer ", writer, " cannot connect: ",
-                                     connected.status().ToString()));
+    history_.AddAnomaly(
+        absl::StrCat("writer ", writer, " cannot connect: ", connected.status().ToString()));
     return;
   }
   const int writers = options_.sync_writers + options_.async_writers;
@@ -156,8 +155,9 @@ void Workload::RunWriter(int writer, bool sync) {
                                      base_timestamp_ns_ + next_timestamp_ns_++});
     }
     history_.Sent(cursor.metric, accounts, cursor.round);
-    const absl::StatusOr<client::IngestResult> result = (*connected)->Ingest(
-        events, sync ? client::DeliveryMode::kSync : client::DeliveryMode::kAsync);
+    const absl::StatusOr<client::IngestResult> result =
+        (*connected)
+            ->Ingest(events, sync ? client::DeliveryMode::kSync : client::DeliveryMode::kAsync);
     const Outcome outcome = ClassifyIngest(result, sync);
     history_.Resolved(cursor.metric, accounts, cursor.round, outcome);
     Count(absl::StrCat(kind, " ", result.ok() ? "ok" : OutcomeName(outcome)));
@@ -174,9 +174,10 @@ bool Workload::PickWrittenKey(uint64_t* random_state, int* metric, uint64_t* acc
   for (int attempt = 0; attempt < 8; ++attempt) {
     const int partition = static_cast<int>(NextRandom(random_state) % kPartitions);
     const int used = cursors_[partition].metric;  // Racy read: only a hint.
-    *metric = static_cast<int>(NextRandom(random_state) % (std::min(used, options_.metrics - 1) + 1));
-    *account = partition + uint64_t{kPartitions} *
-                               (NextRandom(random_state) % options_.accounts_per_partition);
+    *metric =
+        static_cast<int>(NextRandom(random_state) % (std::min(used, options_.metrics - 1) + 1));
+    *account = partition +
+               uint64_t{kPartitions} * (NextRandom(random_state) % options_.accounts_per_partition);
     if (history_.Bits(*metric, *account).sent != 0) return true;
   }
   return false;
@@ -221,8 +222,8 @@ void Workload::RunDirectReader(uint64_t seed) {
     }
     const size_t node = NextRandom(&random_state) % options_.seeds.size();
     const uint64_t acked_before = history_.Bits(metric, account).acked;
-    const std::vector<absl::StatusOr<unsigned __int128>> sums = QuerySums(
-        options_.seeds[node], MetricCode(metric, options_.metrics), {account}, 3'000);
+    const std::vector<absl::StatusOr<unsigned __int128>> sums =
+        QuerySums(options_.seeds[node], MetricCode(metric, options_.metrics), {account}, 3'000);
     if (!sums[0].ok()) {
       Count("direct read failed");
       SleepMs(20);
@@ -250,57 +251,88 @@ void Workload::JoinProbe() {
 }
 
 void Workload::RunProbe(std::string address) {
-  absl::StatusOr<std::unique_ptr<RawConnection>> connection = RawConnection::Connect(address, 2'000);
+  absl::StatusOr<std::unique_ptr<RawConnection>> connection =
+      RawConnection::Connect(address, 2'000);
   if (!connection.ok()) {
     Count("probe cannot connect");
     return;
   }
-  const int metric = probe_metric();
+  std::map<uint32_t, ProbeRequest> outstanding;  // By request id.
   uint32_t request_id = 0;
-  for (int partition = 0; !probe_stop_; partition = (partition + 1) % kPartitions) {
-    if (probe_rounds_[partition] >= kRoundsPerKey) continue;
-    const int round = probe_rounds_[partition]++;
-    const std::vector<uint64_t> accounts = PartitionAccounts(partition);
-    const std::string code = MetricCode(metric, options_.metrics);
-    std::vector<protocol::IngestEvent> events;
-    for (uint64_t account : accounts) {
-      events.push_back(protocol::IngestEvent{code, account,
-                                             base_timestamp_ns_ + next_timestamp_ns_++,
-                                             uint64_t{1} << round});
+  int partition = 0;
+  auto last_sent = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto drain_until = std::chrono::steady_clock::time_point::max();
+  bool connected = true;
+  while (connected && (!probe_stop_ || !outstanding.empty())) {
+    if (probe_stop_ && drain_until == std::chrono::steady_clock::time_point::max()) {
+      drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // Healed.
     }
-    std::string frame;
-    if (!protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, protocol::kPartitionAuto,
-                                       ++request_id, events, &frame)
-             .ok()) {
-      std::abort();
+    if (std::chrono::steady_clock::now() > drain_until) break;
+    if (!probe_stop_ && outstanding.size() < 32 &&
+        std::chrono::steady_clock::now() - last_sent >= std::chrono::milliseconds(200)) {
+      last_sent = std::chrono::steady_clock::now();
+      ProbeRequest request = NextProbeRequest(&partition);
+      connected = SendProbe(**connection, ++request_id, request);
+      outstanding.emplace(request_id, std::move(request));
+      continue;
     }
-    history_.Sent(metric, accounts, round);
-    if (!(*connection)->Send(frame).ok()) {
-      history_.Resolved(metric, accounts, round, Outcome::kMaybe);
-      Count("probe connection lost");
-      return;
+    absl::StatusOr<protocol::ResponseFrame> reply = (*connection)->Receive(50);
+    if (!reply.ok()) {
+      connected = absl::IsDeadlineExceeded(reply.status());
+      continue;
     }
-    // Wait for this request's reply; after healing, at most 10 s more.
-    absl::StatusOr<protocol::ResponseFrame> reply = absl::DeadlineExceededError("");
-    for (int waited_ms = 0; waited_ms < 10'000; waited_ms += probe_healed_ ? 250 : 0) {
-      reply = (*connection)->Receive(250);
-      if (reply.ok() || !absl::IsDeadlineExceeded(reply.status())) break;
-    }
-    const bool ok = reply.ok() && reply->header.status == static_cast<uint8_t>(protocol::Status::kOk);
-    if (ok && !probe_healed_) {
-      history_.AddAnomaly(absl::StrCat("node ", address, " acknowledged a synchronous write (",
-                                       accounts.size(), " events, round ", round,
-                                       ") while cut off from the majority"));
-    }
-    const bool refused = reply.ok() && reply->header.status ==
-                                           static_cast<uint8_t>(protocol::Status::kBackpressure);
-    history_.Resolved(metric, accounts, round,
-                      ok ? Outcome::kAcked : (refused ? Outcome::kFailed : Outcome::kMaybe));
-    Count(ok ? "probe ok" : (reply.ok() ? absl::StrCat("probe status ", int{reply->header.status})
-                                        : "probe no reply"));
-    if (!reply.ok()) return;  // Never reuse a connection with a reply outstanding.
-    SleepMs(100);
+    auto it = outstanding.find(reply->header.request_id);
+    if (it == outstanding.end()) continue;
+    ResolveProbe(address, it->second, static_cast<protocol::Status>(reply->header.status));
+    outstanding.erase(it);
   }
+  for (const auto& [id, request] : outstanding) {
+    history_.Resolved(probe_metric(), request.accounts, request.round, Outcome::kMaybe);
+    Count("probe no reply");
+  }
+}
+
+Workload::ProbeRequest Workload::NextProbeRequest(int* partition) {
+  while (probe_rounds_[*partition] >= kRoundsPerKey) *partition = (*partition + 1) % kPartitions;
+  ProbeRequest request{PartitionAccounts(*partition), probe_rounds_[*partition]++};
+  *partition = (*partition + 1) % kPartitions;
+  return request;
+}
+
+bool Workload::SendProbe(RawConnection& connection, uint32_t request_id,
+                         const ProbeRequest& request) {
+  const std::string code = MetricCode(probe_metric(), options_.metrics);
+  std::vector<protocol::IngestEvent> events;
+  for (uint64_t account : request.accounts) {
+    events.push_back(protocol::IngestEvent{code, account, base_timestamp_ns_ + next_timestamp_ns_++,
+                                           uint64_t{1} << request.round});
+  }
+  std::string frame;
+  if (!protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, protocol::kPartitionAuto,
+                                     request_id, events, &frame)
+           .ok()) {
+    std::abort();  // Our own well-formed request.
+  }
+  history_.Sent(probe_metric(), request.accounts, request.round);
+  Count("probe sent");
+  return connection.Send(frame).ok();
+}
+
+// OK before healing is the anomaly this probe exists for; BACKPRESSURE means nothing was
+// accepted; anything else (ERR) leaves the outcome unknown.
+void Workload::ResolveProbe(const std::string& address, const ProbeRequest& request,
+                            protocol::Status status) {
+  const bool ok = status == protocol::Status::kOk;
+  if (ok && !probe_healed_) {
+    history_.AddAnomaly(absl::StrCat("node ", address, " acknowledged a synchronous write (",
+                                     request.accounts.size(), " events, round ", request.round,
+                                     ") while cut off from the majority"));
+  }
+  const Outcome outcome =
+      ok ? Outcome::kAcked
+         : (status == protocol::Status::kBackpressure ? Outcome::kFailed : Outcome::kMaybe);
+  history_.Resolved(probe_metric(), request.accounts, request.round, outcome);
+  Count(ok ? "probe ok" : absl::StrCat("probe status ", static_cast<int>(status)));
 }
 
 }  // namespace unimeter::chaos

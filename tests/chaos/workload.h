@@ -26,7 +26,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "protocol/wire.h"
 #include "tests/chaos/history.h"
+#include "tests/chaos/raw_connection.h"
 
 namespace unimeter::chaos {
 
@@ -80,7 +82,15 @@ class Workload {
   void RunWriter(int writer, bool sync);
   void RunRoutedReader(uint64_t seed);
   void RunDirectReader(uint64_t seed);
+  struct ProbeRequest {  // The events of one partition at one round of the probe metric.
+    std::vector<uint64_t> accounts;
+    int round = 0;
+  };
   void RunProbe(std::string address);
+  ProbeRequest NextProbeRequest(int* partition);
+  bool SendProbe(RawConnection& connection, uint32_t request_id, const ProbeRequest& request);
+  void ResolveProbe(const std::string& address, const ProbeRequest& request,
+                    protocol::Status status);
   std::vector<uint64_t> PartitionAccounts(int partition) const;
   bool PickWrittenKey(uint64_t* random_state, int* metric, uint64_t* account);
   void Count(const std::string& name, uint64_t delta = 1);
