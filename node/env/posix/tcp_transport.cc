@@ -1,5 +1,7 @@
 #include "node/env/posix/tcp_transport.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -99,6 +101,9 @@ class TcpTransport::OutboundPeer {
       return;
     }
     fd_ = *fd;
+    const unsigned int user_timeout_ms =
+        static_cast<unsigned int>(transport_.options_.unacknowledged_timeout_ms);
+    setsockopt(fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
     absl::StatusOr<WatchId> watch =
         loop_.Watch(fd_, false, true, [this](uint32_t events) { OnEvents(events); });
     if (!watch.ok()) {
@@ -396,9 +401,14 @@ class TcpTransport::InboundConnection {
       return false;  // Not a configured peer (or ourselves).
     }
     source_ = source;
+    transport_.CloseSupersededInbound(source, id_);
     return true;
   }
 
+ public:
+  std::optional<NodeId> source() const { return source_; }
+
+ private:
   TcpTransport& transport_;
   const uint64_t id_;
   const int fd_;
@@ -493,6 +503,14 @@ void TcpTransport::AcceptAll() {
 
 void TcpTransport::CloseInbound(uint64_t connection_id) {
   UM_CHECK_EQ(inbound_.erase(connection_id), 1u);
+}
+
+void TcpTransport::CloseSupersededInbound(NodeId source, uint64_t newest_connection_id) {
+  std::vector<uint64_t> superseded;
+  for (const auto& [id, connection] : inbound_) {
+    if (id != newest_connection_id && connection->source() == source) superseded.push_back(id);
+  }
+  for (uint64_t id : superseded) CloseInbound(id);
 }
 
 void TcpTransport::Deliver(NodeId source, absl::Span<const uint8_t> message) {

@@ -67,6 +67,11 @@ struct TcpTransportOptions {
   size_t queue_bytes_max = 64 * 1024 * 1024;  // Per peer, frame headers included.
   int64_t backoff_ns_min = 10'000'000;        // 10 ms.
   int64_t backoff_ns_max = 1'000'000'000;     // 1 s.
+  // TCP_USER_TIMEOUT of outbound connections: data (or a SYN) left unacknowledged this long
+  // closes the connection, which is then re-established. Without it a path that was cut and
+  // healed carries nothing until TCP's own retransmission backoff (seconds to minutes) runs
+  // out, and the cluster stays without a quorum long after the network is back.
+  int64_t unacknowledged_timeout_ms = 5'000;
 };
 
 class TcpTransport final : public Transport {
@@ -110,6 +115,9 @@ class TcpTransport final : public Transport {
   void PauseAccepting();
   static constexpr int64_t kAcceptPauseNs = 100'000'000;
   void CloseInbound(uint64_t connection_id);
+  // A peer keeps one outbound connection: once a new one says hello, older inbound ones from
+  // the same peer are dead (their sender gave up on them) and are closed, not leaked.
+  void CloseSupersededInbound(NodeId source, uint64_t newest_connection_id);
   void Deliver(NodeId source, absl::Span<const uint8_t> message);
 
   EventLoop& loop_;

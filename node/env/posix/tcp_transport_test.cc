@@ -229,6 +229,30 @@ TEST_F(BadFrames, OversizedFrameAndUnknownHelloAreRejected) {
   EXPECT_EQ(env_->tcp_transport().counters().bad_frames, 3u);
 }
 
+// A peer whose path was cut gives up on its connection and opens a new one; the old inbound
+// connection never sees a FIN. Its hello on the new connection closes the old one, so cuts
+// do not leak connections, and delivery continues on the new one.
+TEST_F(BadFrames, NewHelloFromAPeerClosesItsOlderInboundConnection) {
+  const int old_fd = ConnectRaw(env_->replication_port());
+  WriteRaw(old_fd, EncodeHelloFrame(2));
+  WriteRaw(old_fd, Frame("first"));
+  ASSERT_TRUE(RunAllUntil(
+      {env_.get()}, [&] { return inbox_.size() == 1; }, kPatienceNs));
+  EXPECT_EQ(env_->tcp_transport().inbound_connection_count(), 1u);
+  const int new_fd = ConnectRaw(env_->replication_port());
+  WriteRaw(new_fd, EncodeHelloFrame(2));
+  WriteRaw(new_fd, Frame("second"));
+  ASSERT_TRUE(RunAllUntil(
+      {env_.get()}, [&] { return inbox_.size() == 2; }, kPatienceNs));
+  EXPECT_EQ(env_->tcp_transport().inbound_connection_count(), 1u);
+  char byte;
+  EXPECT_LE(recv(old_fd, &byte, 1, 0), 0);  // The env closed the superseded connection.
+  EXPECT_EQ(inbox_[1].message, "second");
+  EXPECT_EQ(env_->tcp_transport().counters().bad_frames, 0u);
+  close(old_fd);
+  close(new_fd);
+}
+
 TEST(TcpTransportTest, PerPeerQueueIsBounded) {
   EventLoop loop(nullptr);
   TcpTransportOptions options;
