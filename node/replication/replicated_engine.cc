@@ -347,6 +347,9 @@ ReplicationStatus ReplicatedEngine::status() const {
   }
   if (state_ == NodeState::kFresh) {
     status.problem = "fresh data directory: waiting for every member to bootstrap the cluster";
+  } else if (writes_blocked_) {
+    status.problem =
+        "free disk below the threshold: refusing writes and not storing replicated entries";
   } else if (state_ == NodeState::kSyncing) {
     status.problem = "resyncing from peers after a disk replacement";
   } else if (status.reachable_members < quorum_) {

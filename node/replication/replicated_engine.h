@@ -82,6 +82,7 @@ struct ReplicationStatus {
   uint64_t term_changes = 0;
   uint64_t snapshots_sent = 0;
   uint64_t snapshots_installed = 0;
+  uint64_t appends_refused_low_disk = 0;  // Items with entries not stored: free disk low.
   uint64_t forwarded = 0;
   uint64_t messages_dropped = 0;  // Undecodable or from another major version.
   std::string problem;            // Empty when healthy; else why this node cannot serve.
@@ -131,10 +132,10 @@ class ReplicatedEngine final : public Engine {
     uint64_t next_index = 1;
     uint64_t match_index = 0;
     uint64_t sent_commit = 0;
-    uint64_t acked_sequence = 0;  // Newest message whose item was accepted in this epoch.
-    int64_t snapshot_sent_ns = kLongAgoNs;
-    int64_t entries_sent_ns = kLongAgoNs;  // Last send of entries not yet acknowledged.
-    bool acked = false;                    // Has answered an item of this epoch.
+    uint64_t acked_sequence = 0;            // Newest message whose item was accepted in this epoch.
+    int64_t snapshot_sent_ns = kLongAgoNs;  // At most one per kSnapshotPeriods retransmits.
+    int64_t entries_sent_ns = kLongAgoNs;   // Last send of entries not yet acknowledged.
+    bool acked = false;                     // Has answered an item of this epoch.
     bool probe = false;  // The next message carries an item (a read confirmation round).
   };
   struct Waiter {
@@ -344,6 +345,10 @@ class ReplicatedEngine final : public Engine {
   std::vector<int64_t> append_deadline_ns_;
   std::vector<uint64_t> append_sequence_sent_;
   static constexpr size_t kSnapshotsPerWindow = 8;
+  // A partition's snapshot goes to one peer at most once per this many retransmit periods
+  // (2 s): a peer that is slow to install one (decode + durable write under load) must not
+  // be sent the same state again and again.
+  static constexpr int64_t kSnapshotPeriods = 10;
   std::vector<int64_t> snapshot_window_ns_;  // By position: start of the pacing window.
   std::vector<size_t> snapshot_budget_;      // Snapshots left in the window.
   uint64_t sequence_ = 0;

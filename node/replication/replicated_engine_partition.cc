@@ -194,7 +194,15 @@ void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
     if (!prev_epoch.has_value() ||
         !store_->EntriesFrom(item.partition, item.from_index, options_.entries_per_item_max,
                              options_.message_bytes_max, &records)) {
-      SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true);
+      // At most one snapshot per partition and fetcher per snapshot period: fetches repeated
+      // while a slow node caught up (queued retries) must not each cost a whole partition
+      // state, or catching up turns into a snapshot storm. The fetcher retries later.
+      PeerProgress& fetcher = parts_[item.partition].peers[Position(source)];
+      const int64_t now_ns = env_.MonotonicNowNs();
+      if (now_ns - fetcher.snapshot_sent_ns >= kSnapshotPeriods * options_.retransmit_ns) {
+        fetcher.snapshot_sent_ns = now_ns;
+        SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true);
+      }
       continue;
     }
     out.prev_epoch = *prev_epoch;
@@ -222,6 +230,13 @@ void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
   bool appended = false;
   for (const AppendItem& item : append.items) {
     Part& part = parts_[item.partition];
+    if (writes_blocked_ && !item.entries.empty()) {
+      // Free disk below the threshold: store nothing new (a full disk would crash this
+      // node at its next WAL sync). No acknowledgement: the owner commits with the others
+      // and resends once this node takes entries again.
+      ++counters_.appends_refused_low_disk;
+      continue;
+    }
     if (append.fetch_reply) {
       if (part.role != PartRole::kFetching || part.epoch != item.epoch ||
           part.fetch_from != source) {
@@ -495,20 +510,9 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
   in->bytes.insert(in->bytes.end(), chunk.bytes.begin(), chunk.bytes.end());
   if (in->bytes.size() < in->total_bytes) return;
   std::unique_ptr<SnapshotIn> complete = std::move(in);
-  absl::StatusOr<std::unique_ptr<metering::PartitionState>> state =
-      metering::PartitionState::DecodeSnapshot(store_->partition_options(partition),
-                                               complete->bytes);
-  if (!state.ok() || (*state)->applied_index() != complete->index) {
-    env_.Log(absl::StrCat("replication: bad snapshot of partition ", partition, " from node ",
-                          source, ": ", state.status().ToString()));
-    return;
-  }
   const uint64_t index = complete->index;
   const uint64_t epoch = complete->epoch;
   const bool fetch_reply = complete->fetch_reply;
-  env_.Log(absl::StrCat("replication: catch-up: partition ", partition, " installs a snapshot at ",
-                        "index ", index, " (", complete->bytes.size(), " bytes) from node ",
-                        source));
   auto finish = [this, partition, index, epoch, fetch_reply, source] {
     Part& part = parts_[partition];
     const int position = Position(source);
@@ -529,9 +533,20 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
     FlushPeers();
   };
   if (index <= store_->commit_index(partition)) {
-    finish();
+    finish();  // Already there (a resent snapshot): no need to decode it.
     return;
   }
+  absl::StatusOr<std::unique_ptr<metering::PartitionState>> state =
+      metering::PartitionState::DecodeSnapshot(store_->partition_options(partition),
+                                               complete->bytes);
+  if (!state.ok() || (*state)->applied_index() != index) {
+    env_.Log(absl::StrCat("replication: bad snapshot of partition ", partition, " from node ",
+                          source, ": ", state.status().ToString()));
+    return;
+  }
+  env_.Log(absl::StrCat("replication: catch-up: partition ", partition, " installs a snapshot at ",
+                        "index ", index, " (", complete->bytes.size(), " bytes) from node ",
+                        source));
   part.installing = true;
   store_->InstallSnapshot(
       partition, *std::move(state), complete->entry_epoch,
@@ -594,7 +609,8 @@ void ReplicatedEngine::FlushPeers() {
           (has_entries &&
            !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
                                 options_.message_bytes_max - bytes, &records))) {
-        if (snapshot_budget > 0 && now_ns - peer.snapshot_sent_ns >= 5 * options_.retransmit_ns) {
+        if (snapshot_budget > 0 &&
+            now_ns - peer.snapshot_sent_ns >= kSnapshotPeriods * options_.retransmit_ns) {
           --snapshot_budget;
           peer.snapshot_sent_ns = now_ns;
           SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false);

@@ -67,6 +67,9 @@ void NodeServer::RegisterMetrics() {
                                    "Requests forwarded to partition owners since start.");
   metrics_.snapshots_installed = &r.AddGauge("billing_replication_snapshots_installed",
                                              "Partition snapshots installed since start.");
+  metrics_.appends_refused_low_disk =
+      &r.AddGauge("billing_replication_appends_refused_low_disk",
+                  "Replicated entries not stored since start because free disk was low.");
   engine_metrics.alerts_recorded = &r.AddCounter(
       "billing_alerts_recorded_total", "Crossing records appended to this node's alert log.");
   metrics_.alerts_pushed = &r.AddCounter("billing_alerts_pushed_total",
@@ -269,6 +272,7 @@ void NodeServer::RefreshGauges() {
     metrics_.reachable_members->Set(status.reachable_members);
     metrics_.forwarded->Set(static_cast<int64_t>(status.forwarded));
     metrics_.snapshots_installed->Set(static_cast<int64_t>(status.snapshots_installed));
+    metrics_.appends_refused_low_disk->Set(static_cast<int64_t>(status.appends_refused_low_disk));
     metrics_.view_changes->Increment(status.epoch_changes - epoch_changes_reported_);
     epoch_changes_reported_ = status.epoch_changes;
   }

@@ -92,6 +92,7 @@ class NodeServer final : public NodeService {
     Gauge* replication_lag_entries;
     Gauge* forwarded;
     Gauge* snapshots_installed;
+    Gauge* appends_refused_low_disk;
     Histogram* ingest_async_duration;
     Histogram* ingest_sync_duration;
   };
