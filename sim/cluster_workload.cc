@@ -306,11 +306,13 @@ class ClusterRun {
     for (NodeId node : all_) {
       for (uint64_t account = 0; account < kAccounts && result_.ok; ++account) {
         const uint64_t sum = SumAt(cluster_, node, account);
-        if (sum != ledger_.sent[account] || ledger_.acked[account] != ledger_.sent[account]) {
+        if (sum != ledger_.acked[account] ||
+            ledger_.acked[account] + ledger_.refused[account] != ledger_.sent[account]) {
           Fail(absl::StrCat(sum < ledger_.acked[account] ? "S1 (acknowledged event lost)"
                                                          : "S3 (exactly once at quiescence)",
                             ": node ", node, " account ", account, " sum ", sum, ", sent ",
                             ledger_.sent[account], ", acknowledged ", ledger_.acked[account],
+                            ", refused and abandoned ", ledger_.refused[account],
                             MissingEvents(node, account), " (node ", (node + 1) % options_.nodes,
                             MissingEvents((node + 1) % options_.nodes, account), ")"));
         }

@@ -141,6 +141,14 @@ void WorkloadClient::OnReply(protocol::Status status) {
   const bool acknowledged = status == protocol::Status::kOk ||
                             status == protocol::Status::kDuplicate ||
                             status == protocol::Status::kUnknownMetric;
+  if (status == protocol::Status::kBackpressure && !request_.metric_put &&
+      prng_.UniformBelow(2) == 0) {
+    // Half of the refused requests are abandoned, so that a refusal of events that were
+    // in fact stored shows at quiescence (a resend would be deduplicated and hide it).
+    for (uint64_t account : request_.accounts) ++ledger_.refused[account];
+    has_request_ = false;
+    return;
+  }
   if (!acknowledged) {
     return;  // BACKPRESSURE or ERR: resend the same request (safe: client timestamps).
   }

@@ -28,9 +28,14 @@ LogSink StderrLogSink();
 
 // Ground truth of what clients sent and what the server acknowledged, per account.
 struct Ledger {
-  explicit Ledger(uint64_t accounts) : sent(accounts, 0), acked(accounts, 0) {}
+  explicit Ledger(uint64_t accounts)
+      : sent(accounts, 0), acked(accounts, 0), refused(accounts, 0) {}
   std::vector<uint64_t> sent;  // Distinct events.
   std::vector<uint64_t> acked;
+  // Events of requests answered BACKPRESSURE ("nothing was accepted") that the client then
+  // abandoned: they must never be counted. At quiescence sum == acked and
+  // acked + refused == sent.
+  std::vector<uint64_t> refused;
   // Client timestamp of every acknowledged event, per account (to name what was lost).
   std::vector<std::vector<int64_t>> acked_timestamps =
       std::vector<std::vector<int64_t>>(sent.size());
