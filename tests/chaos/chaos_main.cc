@@ -9,8 +9,10 @@
 // Network faults (one namespace per node) and disk images need root; --loopback and
 // --no-disks run without them. The seed fixes the schedule (not the timing of real
 // processes, so a failure is reproduced by the schedule, not byte for byte).
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -21,6 +23,10 @@
 
 namespace unimeter::chaos {
 namespace {
+
+// SIGINT/SIGTERM end the schedule early; the run still heals, checks and cleans up.
+std::atomic<bool> interrupted{false};
+void OnSignal(int) { interrupted = true; }
 
 int Main(int argc, char** argv) {
   std::string binary = "bazel-bin/node/unimeter";
@@ -64,7 +70,9 @@ int Main(int argc, char** argv) {
   }
   std::mt19937_64 random(static_cast<uint64_t>(seed));
   const auto end = std::chrono::steady_clock::now() + std::chrono::minutes(minutes);
-  while (std::chrono::steady_clock::now() < end) {
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  while (std::chrono::steady_clock::now() < end && !interrupted) {
     run.Apply(RandomStep(run.capabilities(), &random));
   }
   const ChaosSummary summary = run.Finish();

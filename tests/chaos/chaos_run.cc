@@ -302,14 +302,23 @@ void ChaosRun::Recover(const FaultStep& step, int node, int /*other*/) {
 }
 
 void ChaosRun::CheckProgress(const std::string& when, int64_t within_ms) {
+  const auto started = std::chrono::steady_clock::now();
   if (absl::Status healthy = cluster_->WaitHealthy(kHealthyWithinMs); !healthy.ok()) {
     workload_->history().AddAnomaly(absl::StrCat("liveness ", when, ": not healthy within ",
                                                  kHealthyWithinMs, " ms: ", healthy.message()));
     return;
   }
   const uint64_t before = workload_->acked_requests();
-  for (int64_t waited_ms = 0; waited_ms < within_ms; waited_ms += 100) {
-    if (workload_->acked_requests() > before + 10) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(within_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (workload_->acked_requests() > before + 10) {
+      Log(absl::StrCat("healthy and making progress ",
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count(),
+                       " ms ", when));
+      return;
+    }
     SleepMs(100);
   }
   workload_->history().AddAnomaly(absl::StrCat(

@@ -385,7 +385,8 @@ absl::StatusOr<std::pair<int, std::string>> RealCluster::Health(int index) const
 
 absl::Status RealCluster::WaitHealthy(int64_t timeout_ms) const {
   std::string last;
-  for (int64_t waited_ms = 0; waited_ms < timeout_ms; waited_ms += 200) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
     bool all = true;
     for (int i = 0; i < size() && all; ++i) {
       if (!running(i) || paused(i)) continue;

@@ -163,6 +163,9 @@ void Workload::RunWriter(int writer, bool sync) {
     Count(absl::StrCat(kind, " ", result.ok() ? "ok" : OutcomeName(outcome)));
     if (!result.ok()) Count(absl::StrCat(kind, " error ", result.status().code()));
     if (result.ok()) ++acked_requests_;
+    if (!sync && options_.async_requests_per_second > 0) {
+      SleepMs(1'000 / options_.async_requests_per_second);
+    }
     if (++cursor.round == kRoundsPerKey) {
       cursor.round = 0;
       ++cursor.metric;

@@ -41,6 +41,10 @@ struct WorkloadOptions {
   int accounts_per_partition = 16;  // Events per request.
   int metrics = 24;
   int64_t request_timeout_ms = 5'000;
+  // Pace of each asynchronous writer (synchronous ones are paced by their round trips). The
+  // faults are the point, not overload: unpaced, one async writer alone saturates a 2-core
+  // machine and every recovery then competes with a flood of writes.
+  int64_t async_requests_per_second = 100;
   uint64_t random_seed = 1;
 };
 
