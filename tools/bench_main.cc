@@ -4,7 +4,8 @@
 //
 //   unimeter-bench --seeds=127.0.0.1:7001 --workers=4 --batch=100 --accounts=10000
 //                  --metrics=4 --mode=sync --duration=30 --warmup=5 [--query-workers=1]
-//                  [--pipeline=1] [--timestamps=client|server] [--json]
+//                  [--pipeline=1] [--timestamps=client|server] [--keys=random|sequential]
+//                  [--json]
 //
 // Registers M SUM metrics bench_0..bench_{M-1}, then runs N ingest workers, each with its own
 // Client (own connections and I/O thread). --mode picks INGEST_SYNC (durable on a majority)
@@ -27,13 +28,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "tools/bench_report.h"
 #include "tools/cli_args.h"
 #include "tools/histogram.h"
 
 namespace unimeter::tools {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = BenchClock;
 
 const char kHelp[] = R"(Usage: unimeter-bench [flags]
   --seeds=host:port,...      nodes (default 127.0.0.1:7001)
@@ -47,6 +49,8 @@ const char kHelp[] = R"(Usage: unimeter-bench [flags]
   --warmup=S                 unmeasured seconds first (default 5)
   --query-workers=Q          USAGE_QUERY workers running concurrently (default 0)
   --timestamps=client|server client timestamps (deduplicated, resendable) or 0 (default client)
+  --keys=random|sequential   uniform random keys, or every (account, metric) in turn (default
+                             random; sequential fills all accounts x metrics aggregates once)
   --timeout-ms=N             per-request deadline (default 10000)
   --json                     print one JSON object instead of the text summary
 )";
@@ -63,6 +67,7 @@ struct Config {
   int64_t warmup_s = 5;
   int64_t query_workers = 0;
   bool client_timestamps = true;
+  bool sequential_keys = false;  // --keys=sequential: every (account, metric) in turn.
   int64_t timeout_ms = 10'000;
   bool json = false;
 };
@@ -87,7 +92,7 @@ absl::StatusOr<int64_t> IntFlag(const ParsedArgs& args, const std::string& name,
 absl::StatusOr<Config> ParseConfig(const ParsedArgs& args) {
   absl::Status allowed = args.CheckAllowed(
       {"seeds", "workers", "batch", "accounts", "metrics", "mode", "pipeline", "duration", "warmup",
-       "query-workers", "timestamps", "timeout-ms", "json", "help"});
+       "query-workers", "timestamps", "keys", "timeout-ms", "json", "help"});
   if (!allowed.ok()) {
     return allowed;
   }
@@ -143,6 +148,11 @@ absl::StatusOr<Config> ParseConfig(const ParsedArgs& args) {
     return absl::InvalidArgumentError("--timestamps must be client or server");
   }
   config.client_timestamps = timestamps == "client";
+  const std::string keys = args.Get("keys").value_or("random");
+  if (keys != "random" && keys != "sequential") {
+    return absl::InvalidArgumentError("--keys must be random or sequential");
+  }
+  config.sequential_keys = keys == "sequential";
   config.json = args.Has("json");
   if (config.seeds.empty()) {
     return absl::InvalidArgumentError("--seeds is empty");
@@ -157,20 +167,6 @@ client::ClientOptions MakeOptions(const Config& config) {
   options.initial_map_timeout_ms = config.timeout_ms;
   return options;
 }
-
-// Shared run state: the measured window and the stop flag.
-struct Run {
-  std::atomic<bool> stop{false};
-  Clock::time_point measure_begin{};
-  Clock::time_point measure_end{};
-};
-
-struct WorkerResult {
-  LatencyHistogram latency_ns;
-  uint64_t events_ok = 0;
-  uint64_t requests_ok = 0;
-  std::map<std::string, uint64_t> errors;  // By status code name.
-};
 
 int64_t WallNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -196,6 +192,7 @@ void IngestWorker(const Config& config, int worker_index, const Run& run, Worker
   // Unique client timestamps across workers: base + sequence * workers + worker.
   const int64_t timestamp_base_ns = WallNs();
   int64_t sequence = 0;
+  int64_t next_key = 0;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -210,8 +207,15 @@ void IngestWorker(const Config& config, int worker_index, const Run& run, Worker
     }
     std::vector<client::Event> events(static_cast<size_t>(config.batch));
     for (client::Event& event : events) {
-      event.account_id = static_cast<uint64_t>(account(random));
-      event.metric_code = codes[static_cast<size_t>(metric(random))];
+      if (config.sequential_keys) {  // Every (account, metric) in turn, workers interleaved.
+        const int64_t key =
+            (next_key++ * config.workers + worker_index) % (config.accounts * config.metrics);
+        event.account_id = static_cast<uint64_t>(key / config.metrics);
+        event.metric_code = codes[static_cast<size_t>(key % config.metrics)];
+      } else {
+        event.account_id = static_cast<uint64_t>(account(random));
+        event.metric_code = codes[static_cast<size_t>(metric(random))];
+      }
       event.value = 1;
       event.timestamp_ns = config.client_timestamps
                                ? timestamp_base_ns + sequence++ * config.workers + worker_index
@@ -277,49 +281,6 @@ void QueryWorker(const Config& config, int worker_index, const Run& run, WorkerR
   }
 }
 
-std::string Micros(uint64_t ns) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.1f", static_cast<double>(ns) / 1000.0);
-  return buffer;
-}
-
-std::string LatencyJson(const LatencyHistogram& h) {
-  return absl::StrCat(
-      "{\"count\":", h.count(), ",\"min_us\":", Micros(h.min()),
-      ",\"mean_us\":", Micros(static_cast<uint64_t>(h.mean())),
-      ",\"p50_us\":", Micros(h.Percentile(0.50)), ",\"p90_us\":", Micros(h.Percentile(0.90)),
-      ",\"p99_us\":", Micros(h.Percentile(0.99)), ",\"p999_us\":", Micros(h.Percentile(0.999)),
-      ",\"max_us\":", Micros(h.max()), "}");
-}
-
-std::string LatencyText(const LatencyHistogram& h) {
-  return absl::StrCat("p50 ", Micros(h.Percentile(0.50)), " us, p90 ", Micros(h.Percentile(0.90)),
-                      " us, p99 ", Micros(h.Percentile(0.99)), " us, p99.9 ",
-                      Micros(h.Percentile(0.999)), " us, max ", Micros(h.max()), " us (", h.count(),
-                      " requests)");
-}
-
-WorkerResult MergeAll(const std::vector<WorkerResult>& results) {
-  WorkerResult total;
-  for (const WorkerResult& r : results) {
-    total.latency_ns.Merge(r.latency_ns);
-    total.events_ok += r.events_ok;
-    total.requests_ok += r.requests_ok;
-    for (const auto& [code, count] : r.errors) {
-      total.errors[code] += count;
-    }
-  }
-  return total;
-}
-
-std::string ErrorsJson(const WorkerResult& r) {
-  std::string out;
-  for (const auto& [code, count] : r.errors) {
-    out += absl::StrCat(out.empty() ? "" : ",", JsonString(code), ":", count);
-  }
-  return "{" + out + "}";
-}
-
 int Main(int argc, char** argv) {
   const ParsedArgs args = ParseArgs(std::vector<std::string>(argv + 1, argv + argc));
   if (args.Has("help")) {
@@ -347,68 +308,25 @@ int Main(int argc, char** argv) {
     }
   }
 
-  Run run;
-  run.measure_begin = Clock::now() + std::chrono::seconds(config.warmup_s);
-  run.measure_end = run.measure_begin + std::chrono::seconds(config.duration_s);
-  std::vector<WorkerResult> ingest(static_cast<size_t>(config.workers));
-  std::vector<WorkerResult> queries(static_cast<size_t>(config.query_workers));
-  std::vector<std::thread> threads;
-  for (int64_t i = 0; i < config.workers; ++i) {
-    threads.emplace_back(IngestWorker, std::cref(config), static_cast<int>(i), std::cref(run),
-                         &ingest[static_cast<size_t>(i)]);
-  }
-  for (int64_t i = 0; i < config.query_workers; ++i) {
-    threads.emplace_back(QueryWorker, std::cref(config), static_cast<int>(i), std::cref(run),
-                         &queries[static_cast<size_t>(i)]);
-  }
-  std::this_thread::sleep_until(run.measure_end);
-  run.stop = true;
-  for (std::thread& thread : threads) {
-    thread.join();
-  }
-
+  std::vector<WorkerResult> ingest;
+  std::vector<WorkerResult> queries;
+  RunWorkers(
+      config.warmup_s, config.duration_s, config.workers, config.query_workers,
+      [&config](int worker, const Run& run, WorkerResult* result) {
+        IngestWorker(config, worker, run, result);
+      },
+      [&config](int worker, const Run& run, WorkerResult* result) {
+        QueryWorker(config, worker, run, result);
+      },
+      &ingest, &queries);
   const WorkerResult ingest_total = MergeAll(ingest);
   const WorkerResult query_total = MergeAll(queries);
-  const double seconds = static_cast<double>(config.duration_s);
-  const double events_per_s = static_cast<double>(ingest_total.events_ok) / seconds;
-  const double requests_per_s = static_cast<double>(ingest_total.requests_ok) / seconds;
-  if (config.json) {
-    std::cout << absl::StrCat(
-                     "{\"config\":{\"workers\":", config.workers, ",\"batch\":", config.batch,
-                     ",\"accounts\":", config.accounts, ",\"metrics\":", config.metrics,
-                     ",\"mode\":\"", config.sync ? "sync" : "async",
-                     "\",\"pipeline\":", config.pipeline, ",\"duration_s\":", config.duration_s,
-                     ",\"warmup_s\":", config.warmup_s, ",\"query_workers\":", config.query_workers,
-                     ",\"timestamps\":\"", config.client_timestamps ? "client" : "server", "\"},",
-                     "\"ingest\":{\"events\":", ingest_total.events_ok,
-                     ",\"requests\":", ingest_total.requests_ok,
-                     ",\"events_per_s\":", static_cast<uint64_t>(events_per_s),
-                     ",\"requests_per_s\":", static_cast<uint64_t>(requests_per_s),
-                     ",\"latency\":", LatencyJson(ingest_total.latency_ns),
-                     ",\"errors\":", ErrorsJson(ingest_total), "},",
-                     "\"query\":{\"requests\":", query_total.requests_ok, ",\"requests_per_s\":",
-                     static_cast<uint64_t>(static_cast<double>(query_total.requests_ok) / seconds),
-                     ",\"latency\":", LatencyJson(query_total.latency_ns),
-                     ",\"errors\":", ErrorsJson(query_total), "}}")
-              << "\n";
-  } else {
-    std::cout << "unimeter-bench: " << config.workers << " workers x batch " << config.batch
-              << ", mode " << (config.sync ? "sync" : "async") << ", pipeline " << config.pipeline
-              << ", " << config.duration_s << " s measured after " << config.warmup_s
-              << " s warm-up\n";
-    std::cout << "ingest: " << static_cast<uint64_t>(events_per_s) << " events/s, "
-              << static_cast<uint64_t>(requests_per_s) << " requests/s\n";
-    std::cout << "ingest latency: " << LatencyText(ingest_total.latency_ns) << "\n";
-    for (const auto& [code, count] : ingest_total.errors) {
-      std::cout << "ingest errors " << code << ": " << count << "\n";
-    }
-    if (config.query_workers > 0) {
-      std::cout << "query latency: " << LatencyText(query_total.latency_ns) << "\n";
-      for (const auto& [code, count] : query_total.errors) {
-        std::cout << "query errors " << code << ": " << count << "\n";
-      }
-    }
-  }
+  const BenchShape shape{"unimeter",           config.workers,          config.batch,
+                         config.accounts,      config.metrics,          config.sync,
+                         config.pipeline,      config.duration_s,       config.warmup_s,
+                         config.query_workers, config.client_timestamps};
+  std::cout << (config.json ? ReportJson(shape, ingest_total, query_total) + "\n"
+                            : ReportText("unimeter-bench", shape, ingest_total, query_total));
   return ingest_total.errors.empty() && query_total.errors.empty() ? 0 : 1;
 }
 

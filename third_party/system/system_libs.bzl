@@ -27,6 +27,7 @@ _PKG_CONFIG_LIBRARIES = {
     "benchmark": ["benchmark"],
     "gtest": ["gtest", "gmock"],
     "gtest_main": ["gtest_main", "gmock"],
+    "pq": ["libpq"],
     "protobuf": ["protobuf"],
 }
 
