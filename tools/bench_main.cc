@@ -301,7 +301,13 @@ int Main(int argc, char** argv) {
     return 1;
   }
   for (int64_t m = 0; m < config.metrics; ++m) {
-    absl::Status put = (*admin)->PutMetric({.code = absl::StrCat("bench_", m), .agg_type = 1});
+    // METRIC_PUT is idempotent: an unknown outcome (ERR, a busy or changing cluster) is
+    // retried for up to 30 s.
+    absl::Status put = absl::UnknownError("not sent");
+    for (int attempt = 0; attempt < 30 && !put.ok(); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+      put = (*admin)->PutMetric({.code = absl::StrCat("bench_", m), .agg_type = 1});
+    }
     if (!put.ok()) {
       std::cerr << "unimeter-bench: registering bench_" << m << ": " << put.ToString() << "\n";
       return 1;

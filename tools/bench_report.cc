@@ -86,8 +86,8 @@ std::string ReportJson(const BenchShape& shape, const WorkerResult& ingest,
       ",\"mode\":\"", shape.sync ? "sync" : "async", "\",\"pipeline\":", shape.pipeline,
       ",\"duration_s\":", shape.duration_s, ",\"warmup_s\":", shape.warmup_s,
       ",\"query_workers\":", shape.query_workers, ",\"timestamps\":\"",
-      shape.client_timestamps ? "client" : "server", "\"},", "\"ingest\":{\"events\":",
-      ingest.events_ok, ",\"requests\":", ingest.requests_ok,
+      shape.client_timestamps ? "client" : "server", "\"},",
+      "\"ingest\":{\"events\":", ingest.events_ok, ",\"requests\":", ingest.requests_ok,
       ",\"events_per_s\":", PerSecond(ingest.events_ok, shape),
       ",\"requests_per_s\":", PerSecond(ingest.requests_ok, shape),
       ",\"latency\":", LatencyJson(ingest.latency_ns), ",\"errors\":", ErrorsJson(ingest), "},",
@@ -98,12 +98,13 @@ std::string ReportJson(const BenchShape& shape, const WorkerResult& ingest,
 
 std::string ReportText(const std::string& program, const BenchShape& shape,
                        const WorkerResult& ingest, const WorkerResult& query) {
-  std::string text = absl::StrCat(
-      program, ": ", shape.workers, " workers x batch ", shape.batch, ", mode ",
-      shape.sync ? "sync" : "async", ", pipeline ", shape.pipeline, ", ", shape.duration_s,
-      " s measured after ", shape.warmup_s, " s warm-up\n", "ingest: ",
-      PerSecond(ingest.events_ok, shape), " events/s, ", PerSecond(ingest.requests_ok, shape),
-      " requests/s\n", "ingest latency: ", LatencyText(ingest.latency_ns), "\n");
+  std::string text =
+      absl::StrCat(program, ": ", shape.workers, " workers x batch ", shape.batch, ", mode ",
+                   shape.sync ? "sync" : "async", ", pipeline ", shape.pipeline, ", ",
+                   shape.duration_s, " s measured after ", shape.warmup_s, " s warm-up\n",
+                   "ingest: ", PerSecond(ingest.events_ok, shape), " events/s, ",
+                   PerSecond(ingest.requests_ok, shape), " requests/s\n",
+                   "ingest latency: ", LatencyText(ingest.latency_ns), "\n");
   for (const auto& [code, count] : ingest.errors) {
     absl::StrAppend(&text, "ingest errors ", code, ": ", count, "\n");
   }

@@ -93,13 +93,15 @@ int main(int argc, char** argv) {
   close(listen_fd);
   std::sort(latencies_us.begin(), latencies_us.end());
   auto at = [&](double q) {
-    return latencies_us[std::min(latencies_us.size() - 1,
-                                 static_cast<size_t>(q * static_cast<double>(latencies_us.size())))];
+    return latencies_us[std::min(
+        latencies_us.size() - 1,
+        static_cast<size_t>(q * static_cast<double>(latencies_us.size())))];
   };
   if (json) {
-    std::printf("{\"loopback_rtt_us_p50\":%.1f,\"loopback_rtt_us_p90\":%.1f,"
-                "\"loopback_rtt_us_p99\":%.1f}\n",
-                at(0.5), at(0.9), at(0.99));
+    std::printf(
+        "{\"loopback_rtt_us_p50\":%.1f,\"loopback_rtt_us_p90\":%.1f,"
+        "\"loopback_rtt_us_p99\":%.1f}\n",
+        at(0.5), at(0.9), at(0.99));
   } else {
     std::printf("loopback TCP round trip of 64 B (%lld): p50 %.1f us, p90 %.1f us, p99 %.1f us\n",
                 static_cast<long long>(count), at(0.5), at(0.9), at(0.99));

@@ -54,8 +54,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "tools/cli_args.h"
 #include "tools/bench_report.h"
+#include "tools/cli_args.h"
 #include "tools/histogram.h"
 
 namespace unimeter::tools {
@@ -501,10 +501,17 @@ int Main(int argc, char** argv) {
   const WorkerResult query_total = MergeAll(queries);
   // pg-bench has no pipelining (one statement in flight per connection) and client
   // timestamps only.
-  const BenchShape shape{"postgresql",     config.workers,    config.batch,
-                         config.accounts,  config.metrics,    config.sync,
-                         1,                config.duration_s, config.warmup_s,
-                         config.query_workers, true};
+  const BenchShape shape{"postgresql",
+                         config.workers,
+                         config.batch,
+                         config.accounts,
+                         config.metrics,
+                         config.sync,
+                         1,
+                         config.duration_s,
+                         config.warmup_s,
+                         config.query_workers,
+                         true};
   std::cout << (config.json ? ReportJson(shape, ingest_total, query_total) + "\n"
                             : ReportText("pg-bench", shape, ingest_total, query_total));
   return ingest_total.errors.empty() && query_total.errors.empty() ? 0 : 1;
