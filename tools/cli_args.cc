@@ -338,6 +338,23 @@ absl::StatusOr<int64_t> ParseI64(std::string_view text, std::string_view what) {
   return negative ? static_cast<int64_t>(0 - *magnitude) : static_cast<int64_t>(*magnitude);
 }
 
+absl::StatusOr<int64_t> IntFlag(const ParsedArgs& args, const std::string& name, int64_t fallback,
+                                int64_t minimum, int64_t maximum) {
+  std::optional<std::string> text = args.Get(name);
+  if (!text.has_value()) {
+    return fallback;
+  }
+  absl::StatusOr<int64_t> value = ParseI64(*text, "--" + name);
+  if (!value.ok()) {
+    return value.status();
+  }
+  if (*value < minimum || *value > maximum) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " must be in ", minimum, "..", maximum));
+  }
+  return *value;
+}
+
 // ---- Time ------------------------------------------------------------------------------------
 
 int64_t CivilToNs(int64_t year, int64_t month, int64_t day) {

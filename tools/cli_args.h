@@ -40,6 +40,10 @@ ParsedArgs ParseArgs(const std::vector<std::string>& args);
 // Integers with range checks; InvalidArgument naming `what`.
 absl::StatusOr<uint64_t> ParseU64(std::string_view text, std::string_view what);
 absl::StatusOr<int64_t> ParseI64(std::string_view text, std::string_view what);
+// The value of --`name` as an integer in [minimum, maximum]; `fallback` when the flag is
+// absent; InvalidArgument naming the flag otherwise.
+absl::StatusOr<int64_t> IntFlag(const ParsedArgs& args, const std::string& name, int64_t fallback,
+                                int64_t minimum, int64_t maximum);
 
 // A time as integer ns since the epoch, or RFC 3339 UTC: `2026-01-01T00:00:00Z`, optionally
 // with a fraction of up to 9 digits (`...00.5Z`) or a `+00:00` offset. Other offsets are

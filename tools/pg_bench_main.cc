@@ -41,6 +41,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -145,23 +146,6 @@ struct Config {
   int64_t timeout_ms = 10'000;
   bool json = false;
 };
-
-absl::StatusOr<int64_t> IntFlag(const ParsedArgs& args, const std::string& name, int64_t fallback,
-                                int64_t minimum, int64_t maximum) {
-  std::optional<std::string> text = args.Get(name);
-  if (!text.has_value()) {
-    return fallback;
-  }
-  absl::StatusOr<int64_t> value = ParseI64(*text, "--" + name);
-  if (!value.ok()) {
-    return value.status();
-  }
-  if (*value < minimum || *value > maximum) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " must be in ", minimum, "..", maximum));
-  }
-  return *value;
-}
 
 absl::Status ParseIntFlags(const ParsedArgs& args, Config* config) {
   struct IntSpec {
@@ -488,15 +472,9 @@ int Main(int argc, char** argv) {
   }
   std::vector<WorkerResult> ingest;
   std::vector<WorkerResult> queries;
-  RunWorkers(
-      config.warmup_s, config.duration_s, config.workers, config.query_workers,
-      [&config](int worker, const Run& run, WorkerResult* result) {
-        IngestWorker(config, worker, run, result);
-      },
-      [&config](int worker, const Run& run, WorkerResult* result) {
-        QueryWorker(config, worker, run, result);
-      },
-      &ingest, &queries);
+  RunWorkers(config.warmup_s, config.duration_s, config.workers, config.query_workers,
+             std::bind_front(IngestWorker, std::cref(config)),
+             std::bind_front(QueryWorker, std::cref(config)), &ingest, &queries);
   const WorkerResult ingest_total = MergeAll(ingest);
   const WorkerResult query_total = MergeAll(queries);
   // pg-bench has no pipelining (one statement in flight per connection) and client

@@ -93,10 +93,10 @@ void Workload::Start() {
     threads_.emplace_back([this, writer] { RunWriter(writer, writer < options_.sync_writers); });
   }
   for (int i = 0; i < options_.routed_readers; ++i) {
-    threads_.emplace_back([this, i] { RunRoutedReader(options_.random_seed * 1000 + i); });
+    threads_.emplace_back([this, i] { RunReader(options_.random_seed * 1000 + i, true); });
   }
   for (int i = 0; i < options_.direct_readers; ++i) {
-    threads_.emplace_back([this, i] { RunDirectReader(options_.random_seed * 2000 + i); });
+    threads_.emplace_back([this, i] { RunReader(options_.random_seed * 2000 + i, false); });
   }
 }
 
@@ -125,17 +125,8 @@ std::map<std::string, uint64_t> Workload::Counters() const {
 }
 
 void Workload::RunWriter(int writer, bool sync) {
-  client::ClientOptions client_options;
-  client_options.seeds = options_.seeds;
-  client_options.request_timeout_ms = options_.request_timeout_ms;
-  client_options.initial_map_timeout_ms = 60'000;
-  absl::StatusOr<std::unique_ptr<client::Client>> connected =
-      client::Client::Connect(client_options);
-  if (!connected.ok()) {
-    history_.AddAnomaly(
-        absl::StrCat("writer ", writer, " cannot connect: ", connected.status().ToString()));
-    return;
-  }
+  std::unique_ptr<client::Client> client = ConnectClient(absl::StrCat("writer ", writer));
+  if (client == nullptr) return;
   const int writers = options_.sync_writers + options_.async_writers;
   const std::string kind = sync ? "sync" : "async";
   const int owned = (kPartitions - writer + writers - 1) / writers;  // writer, writer + W, ...
@@ -156,8 +147,7 @@ void Workload::RunWriter(int writer, bool sync) {
     }
     history_.Sent(cursor.metric, accounts, cursor.round);
     const absl::StatusOr<client::IngestResult> result =
-        (*connected)
-            ->Ingest(events, sync ? client::DeliveryMode::kSync : client::DeliveryMode::kAsync);
+        client->Ingest(events, sync ? client::DeliveryMode::kSync : client::DeliveryMode::kAsync);
     const Outcome outcome = ClassifyIngest(result, sync);
     history_.Resolved(cursor.metric, accounts, cursor.round, outcome);
     Count(absl::StrCat(kind, " ", result.ok() ? "ok" : OutcomeName(outcome)));
@@ -186,35 +176,12 @@ bool Workload::PickWrittenKey(uint64_t* random_state, int* metric, uint64_t* acc
   return false;
 }
 
-void Workload::RunRoutedReader(uint64_t seed) {
-  client::ClientOptions client_options;
-  client_options.seeds = options_.seeds;
-  client_options.request_timeout_ms = options_.request_timeout_ms;
-  client_options.initial_map_timeout_ms = 60'000;
-  absl::StatusOr<std::unique_ptr<client::Client>> connected =
-      client::Client::Connect(client_options);
-  if (!connected.ok()) return;
-  uint64_t random_state = seed;
-  while (!stop_) {
-    int metric = 0;
-    uint64_t account = 0;
-    if (!PickWrittenKey(&random_state, &metric, &account)) {
-      SleepMs(5);
-      continue;
-    }
-    const uint64_t acked_before = history_.Bits(metric, account).acked;
-    absl::StatusOr<client::AggValue> value =
-        (*connected)->Usage(account, MetricCode(metric, options_.metrics), 0, INT64_MAX);
-    if (!value.ok()) {
-      Count("routed read failed");
-      continue;
-    }
-    Count("routed read ok");
-    history_.CheckRead(metric, account, acked_before, value->sum, "routed read");
-  }
-}
-
-void Workload::RunDirectReader(uint64_t seed) {
+// Reads a random written key, through the client library (routed to the owner) or straight
+// from a random node, and checks every answer against what was acknowledged before it.
+void Workload::RunReader(uint64_t seed, bool routed) {
+  std::unique_ptr<client::Client> client = routed ? ConnectClient("routed reader") : nullptr;
+  if (routed && client == nullptr) return;
+  const std::string kind = routed ? "routed read" : "direct read";
   uint64_t random_state = seed;
   while (!stop_) {
     int metric = 0;
@@ -224,18 +191,38 @@ void Workload::RunDirectReader(uint64_t seed) {
       continue;
     }
     const size_t node = NextRandom(&random_state) % options_.seeds.size();
+    const std::string code = MetricCode(metric, options_.metrics);
     const uint64_t acked_before = history_.Bits(metric, account).acked;
-    const std::vector<absl::StatusOr<unsigned __int128>> sums =
-        QuerySums(options_.seeds[node], MetricCode(metric, options_.metrics), {account}, 3'000);
-    if (!sums[0].ok()) {
-      Count("direct read failed");
+    absl::StatusOr<unsigned __int128> sum = absl::UnavailableError("");
+    if (routed) {
+      absl::StatusOr<client::AggValue> value = client->Usage(account, code, 0, INT64_MAX);
+      sum = value.ok() ? absl::StatusOr<unsigned __int128>(value->sum) : value.status();
+    } else {
+      sum = QuerySums(options_.seeds[node], code, {account}, 3'000)[0];
+    }
+    if (!sum.ok()) {
+      Count(absl::StrCat(kind, " failed"));
       SleepMs(20);
       continue;
     }
-    Count("direct read ok");
-    history_.CheckRead(metric, account, acked_before, *sums[0],
-                       absl::StrCat("read at node ", node));
+    Count(absl::StrCat(kind, " ok"));
+    history_.CheckRead(metric, account, acked_before, *sum,
+                       routed ? kind : absl::StrCat("read at node ", node));
   }
+}
+
+std::unique_ptr<client::Client> Workload::ConnectClient(const std::string& who) {
+  client::ClientOptions client_options;
+  client_options.seeds = options_.seeds;
+  client_options.request_timeout_ms = options_.request_timeout_ms;
+  client_options.initial_map_timeout_ms = 60'000;
+  absl::StatusOr<std::unique_ptr<client::Client>> connected =
+      client::Client::Connect(client_options);
+  if (!connected.ok()) {
+    history_.AddAnomaly(absl::StrCat(who, " cannot connect: ", connected.status().ToString()));
+    return nullptr;
+  }
+  return *std::move(connected);
 }
 
 void Workload::BeginProbe(const std::string& address) {

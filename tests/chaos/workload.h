@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "client/client.h"
 #include "protocol/wire.h"
 #include "tests/chaos/history.h"
 #include "tests/chaos/raw_connection.h"
@@ -84,8 +85,8 @@ class Workload {
   };
 
   void RunWriter(int writer, bool sync);
-  void RunRoutedReader(uint64_t seed);
-  void RunDirectReader(uint64_t seed);
+  void RunReader(uint64_t seed, bool routed);
+  std::unique_ptr<client::Client> ConnectClient(const std::string& who);
   struct ProbeRequest {  // The events of one partition at one round of the probe metric.
     std::vector<uint64_t> accounts;
     int round = 0;
