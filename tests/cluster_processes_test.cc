@@ -1,20 +1,16 @@
-// Three real `unimeter` processes on loopback, clustered with --peers, under continuous
-// synchronous ingest through the C++ client library. The owner of busy partitions is
-// killed with SIGKILL, restarted, killed again, its data directory wiped and restarted
-// again. Afterwards every acknowledged event is counted exactly once, and every node
-// answers the same totals (each node is asked directly over its own connection).
+// Three real `unimeter` processes on loopback (tests/chaos RealCluster), clustered with --peers,
+// under continuous synchronous ingest through the C++ client library. The owner of busy partitions
+// is killed with SIGKILL, restarted, killed again, its data directory wiped and restarted again.
+// Afterwards every acknowledged event is counted exactly once, and every node answers the same
+// totals (each node is asked directly over its own connection).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -24,6 +20,8 @@
 #include "client/client.h"
 #include "protocol/response_reader.h"
 #include "protocol/wire.h"
+#include "tests/chaos/raw_connection.h"
+#include "tests/chaos/real_cluster.h"
 
 namespace unimeter {
 namespace {
@@ -31,115 +29,6 @@ namespace {
 constexpr int kNodes = 3;
 constexpr uint64_t kAccounts = 32;
 constexpr int64_t kBaseTimestampNs = 1'767'225'600'000'000'000;  // 2026-01-01.
-
-// A port p such that p and p + 1000 are free now (application and replication port).
-uint16_t FreePortPair(uint16_t not_below) {
-  for (uint16_t port = not_below; port < 40000; ++port) {
-    bool free = true;
-    for (uint16_t candidate : {port, static_cast<uint16_t>(port + 1000)}) {
-      const int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in address{};
-      address.sin_family = AF_INET;
-      address.sin_port = htons(candidate);
-      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      free = free && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-      close(fd);
-    }
-    if (free) return port;
-  }
-  return 0;
-}
-
-class Node {
- public:
-  Node(int id, std::string binary, std::string dir, uint16_t port, std::string peers)
-      : id_(id),
-        binary_(std::move(binary)),
-        dir_(std::move(dir)),
-        port_(port),
-        peers_(std::move(peers)) {}
-  ~Node() { Kill(); }
-
-  void Start() {
-    const std::string log = absl::StrCat(dir_, ".log");
-    pid_ = fork();
-    if (pid_ == 0) {
-      freopen(log.c_str(), "a", stdout);
-      freopen(log.c_str(), "a", stderr);
-      const std::string a1 = absl::StrCat("--node-id=", id_);
-      const std::string a2 = absl::StrCat("--port=", port_);
-      const std::string a3 = "--http-port=0";
-      const std::string a4 = absl::StrCat("--data-dir=", dir_);
-      const std::string a5 = absl::StrCat("--peers=", peers_);
-      execl(binary_.c_str(), binary_.c_str(), a1.c_str(), a2.c_str(), a3.c_str(), a4.c_str(),
-            a5.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  void Wipe() { std::filesystem::remove_all(dir_); }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-
- private:
-  const int id_;
-  const std::string binary_;
-  const std::string dir_;
-  const uint16_t port_;
-  const std::string peers_;
-  pid_t pid_ = -1;
-};
-
-// One USAGE_QUERY sent to `address` itself (not routed): that node's answer.
-absl::StatusOr<uint64_t> SumAt(const std::string& address, uint64_t account) {
-  const size_t colon = address.rfind(':');
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in peer{};
-  peer.sin_family = AF_INET;
-  peer.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) != 0) {
-    close(fd);
-    return absl::UnavailableError("connect failed");
-  }
-  protocol::UsageQueryRequest request;
-  request.account_id = account;
-  request.period_start_ns = 0;
-  request.period_end_ns = INT64_MAX;
-  request.metric_code = "m";
-  std::string frame;
-  absl::Status encoded = protocol::AppendUsageQueryRequest(7, request, &frame);
-  if (!encoded.ok()) return encoded;
-  if (write(fd, frame.data(), frame.size()) != static_cast<ssize_t>(frame.size())) {
-    close(fd);
-    return absl::UnavailableError("write failed");
-  }
-  protocol::ResponseReader reader;
-  protocol::ResponseFrame reply;
-  uint8_t buffer[4096];
-  while (true) {
-    const ssize_t got = read(fd, buffer, sizeof(buffer));
-    if (got <= 0) {
-      close(fd);
-      return absl::UnavailableError("no reply");
-    }
-    reader.Append(std::span<const uint8_t>(buffer, static_cast<size_t>(got)));
-    if (reader.Next(&reply) == protocol::ResponseReader::Result::kFrame) break;
-  }
-  close(fd);
-  if (reply.header.status != static_cast<uint8_t>(protocol::Status::kOk)) {
-    return absl::UnavailableError(absl::StrCat("status ", int{reply.header.status}));
-  }
-  return static_cast<uint64_t>(
-      protocol::DecodeAggValue(reinterpret_cast<const uint8_t*>(reply.payload.data())).sum);
-}
 
 // A plain connection to one node that waits for a PARTITION_MAP_UPDATE push (WP 8.2).
 class MapPushWatcher {
@@ -246,23 +135,16 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   ASSERT_NE(binary, nullptr);
   ASSERT_NE(tmp, nullptr);
-  std::vector<uint16_t> ports;
-  for (int i = 0; i < kNodes; ++i) {
-    ports.push_back(FreePortPair(ports.empty() ? 21000 + getpid() % 5000 : ports.back() + 1));
-    ASSERT_NE(ports.back(), 0);
-  }
-  std::string peers;
-  for (int i = 0; i < kNodes; ++i) {
-    absl::StrAppend(&peers, i == 0 ? "" : ",", i, ":127.0.0.1:", ports[i] + 1000);
-  }
-  std::vector<std::unique_ptr<Node>> nodes;
-  std::vector<std::string> seeds;
-  for (int i = 0; i < kNodes; ++i) {
-    nodes.push_back(
-        std::make_unique<Node>(i, binary, absl::StrCat(tmp, "/node", i), ports[i], peers));
-    nodes.back()->Start();
-    seeds.push_back(nodes.back()->address());
-  }
+  chaos::RealClusterOptions cluster_options;
+  cluster_options.nodes = kNodes;
+  cluster_options.binary = binary;
+  cluster_options.work_dir = absl::StrCat(tmp, "/cluster");
+  absl::StatusOr<std::unique_ptr<chaos::RealCluster>> created =
+      chaos::RealCluster::Create(cluster_options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  chaos::RealCluster& cluster = **created;
+  for (int i = 0; i < kNodes; ++i) ASSERT_TRUE(cluster.Start(i).ok());
+  const std::vector<std::string> seeds = cluster.seeds();
   // Register the metric once the cluster has formed.
   {
     client::ClientOptions options;
@@ -297,33 +179,40 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
     ASSERT_LT(victim, kNodes);
   }
   uint64_t before = ingester.acked_total();
-  MapPushWatcher watcher(nodes[(victim + 1) % kNodes]->address());
-  nodes[victim]->Kill();
+  MapPushWatcher watcher(cluster.app_address((victim + 1) % kNodes));
+  cluster.Kill(victim);
   EXPECT_TRUE(watcher.WaitForPush(10)) << "no partition map push after the owner died";
   WaitFor(3'000);
   EXPECT_GT(ingester.acked_total(), before) << "no progress while node " << victim << " is dead";
-  nodes[victim]->Start();
+  ASSERT_TRUE(cluster.Start(victim).ok());
   WaitFor(5'000);
   before = ingester.acked_total();
-  nodes[victim]->Kill();
-  nodes[victim]->Wipe();
-  nodes[victim]->Start();
+  cluster.Kill(victim);
+  ASSERT_TRUE(cluster.Wipe(victim).ok());
+  ASSERT_TRUE(cluster.Start(victim).ok());
   WaitFor(8'000);
   EXPECT_GT(ingester.acked_total(), before) << "no progress after the disk was replaced";
   ingester.Stop();
   const std::vector<uint64_t> acked = ingester.acked();
 
   // Every node answers every account's total itself: equal to what was acknowledged.
+  std::vector<uint64_t> accounts;
+  for (uint64_t account = 0; account < kAccounts; ++account) accounts.push_back(account);
   for (int i = 0; i < kNodes; ++i) {
-    for (uint64_t account = 0; account < kAccounts; ++account) {
-      absl::StatusOr<uint64_t> sum = absl::UnavailableError("not asked");
-      for (int attempt = 0; attempt < 50; ++attempt) {
-        sum = SumAt(nodes[i]->address(), account);
-        if (sum.ok() && *sum == acked[account]) break;
-        WaitFor(200);
+    std::vector<absl::StatusOr<unsigned __int128>> sums;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      sums = chaos::QuerySums(cluster.app_address(i), "m", accounts, 10'000);
+      bool all_equal = true;
+      for (uint64_t account = 0; account < kAccounts; ++account) {
+        all_equal = all_equal && sums[account].ok() && *sums[account] == acked[account];
       }
-      ASSERT_TRUE(sum.ok()) << "node " << i << ": " << sum.status();
-      EXPECT_EQ(*sum, acked[account]) << "node " << i << " account " << account;
+      if (all_equal) break;
+      WaitFor(200);
+    }
+    for (uint64_t account = 0; account < kAccounts; ++account) {
+      ASSERT_TRUE(sums[account].ok()) << "node " << i << ": " << sums[account].status();
+      EXPECT_EQ(static_cast<uint64_t>(*sums[account]), acked[account])
+          << "node " << i << " account " << account;
     }
   }
   std::printf("acknowledged %llu events, %llu failed attempts retried\n",

@@ -152,12 +152,6 @@ client::ClientOptions MakeOptions(const Config& config) {
   return options;
 }
 
-int64_t WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void IngestWorker(const Config& config, int worker_index, const Run& run, WorkerResult* result) {
   absl::StatusOr<std::unique_ptr<client::Client>> connected =
       client::Client::Connect(MakeOptions(config));
@@ -208,21 +202,10 @@ void IngestWorker(const Config& config, int worker_index, const Run& run, Worker
     const Clock::time_point sent = Clock::now();
     absl::Status submitted = client->SubmitIngest(
         events, mode, [&, sent, count = events.size()](absl::StatusOr<client::IngestResult> r) {
-          const Clock::time_point done = Clock::now();
           std::lock_guard<std::mutex> lock(mu);
           --in_flight;
           cv.notify_all();
-          if (done < run.measure_begin || done > run.measure_end) {
-            return;
-          }
-          if (r.ok()) {
-            result->latency_ns.Record(static_cast<uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(done - sent).count()));
-            result->events_ok += count;
-            ++result->requests_ok;
-          } else {
-            ++result->errors[absl::StatusCodeToString(r.status().code())];
-          }
+          RecordOutcome(run, sent, r.status(), count, result);
         });
     if (!submitted.ok()) {
       std::lock_guard<std::mutex> lock(mu);
@@ -251,17 +234,7 @@ void QueryWorker(const Config& config, int worker_index, const Run& run, WorkerR
     absl::StatusOr<client::AggValue> value =
         client->Usage(static_cast<uint64_t>(account(random)),
                       absl::StrCat("bench_", metric(random)), month_start, month_end);
-    const Clock::time_point done = Clock::now();
-    if (done < run.measure_begin || done > run.measure_end) {
-      continue;
-    }
-    if (value.ok()) {
-      result->latency_ns.Record(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(done - sent).count()));
-      ++result->requests_ok;
-    } else {
-      ++result->errors[absl::StatusCodeToString(value.status().code())];
-    }
+    RecordOutcome(run, sent, value.status(), 0, result);
   }
 }
 

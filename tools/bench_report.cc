@@ -56,6 +56,26 @@ WorkerResult MergeAll(const std::vector<WorkerResult>& results) {
   return total;
 }
 
+void RecordOutcome(const Run& run, BenchClock::time_point sent, const absl::Status& status,
+                   uint64_t events, WorkerResult* result) {
+  const BenchClock::time_point done = BenchClock::now();
+  if (done < run.measure_begin || done > run.measure_end) return;
+  if (!status.ok()) {
+    ++result->errors[absl::StatusCodeToString(status.code())];
+    return;
+  }
+  result->latency_ns.Record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(done - sent).count()));
+  result->events_ok += events;
+  ++result->requests_ok;
+}
+
+int64_t WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 void RunWorkers(int64_t warmup_s, int64_t duration_s, int64_t workers, int64_t query_workers,
                 const WorkerFunction& ingest_worker, const WorkerFunction& query_worker,
                 std::vector<WorkerResult>* ingest, std::vector<WorkerResult>* queries) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "tools/histogram.h"
 
 namespace unimeter::tools {
@@ -41,6 +42,14 @@ struct WorkerResult {
 };
 
 WorkerResult MergeAll(const std::vector<WorkerResult>& results);
+
+// Counts one finished request if it completed (now) inside the measured window: its latency
+// and `events` when `status` is OK, its status code otherwise.
+void RecordOutcome(const Run& run, BenchClock::time_point sent, const absl::Status& status,
+                   uint64_t events, WorkerResult* result);
+
+// Wall-clock nanoseconds since the Unix epoch (client timestamps, calendar-month ranges).
+int64_t WallNs();
 
 // The run's parameters as reported.
 struct BenchShape {

@@ -314,31 +314,13 @@ absl::Status PgConnection::ExecutePrepared(const char* name,
   return outcome;
 }
 
-int64_t WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Records one finished request if it completed inside the measured window. The first error
-// of each worker is also printed to stderr.
-void RecordOutcome(const Run& run, Clock::time_point sent, const absl::Status& status,
-                   uint64_t events, WorkerResult* result) {
-  const Clock::time_point done = Clock::now();
-  if (done < run.measure_begin || done > run.measure_end) {
-    return;
-  }
-  if (status.ok()) {
-    result->latency_ns.Record(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(done - sent).count()));
-    result->events_ok += events;
-    ++result->requests_ok;
-    return;
-  }
-  if (result->errors.empty()) {
+// RecordOutcome (tools/bench_report.h), and the first error of each worker printed to stderr.
+void RecordAndReport(const Run& run, Clock::time_point sent, const absl::Status& status,
+                     uint64_t events, WorkerResult* result) {
+  if (!status.ok() && result->errors.empty()) {
     std::cerr << "pg-bench: " << status.ToString() << "\n";
   }
-  ++result->errors[absl::StatusCodeToString(status.code())];
+  RecordOutcome(run, sent, status, events, result);
 }
 
 // Connects (again, after a broken connection) and prepares; counts a failure by its code inside the
@@ -350,7 +332,7 @@ std::unique_ptr<PgConnection> ConnectOrCount(const Config& config, const Run& ru
   if (status.ok()) {
     return *std::move(connected);
   }
-  RecordOutcome(run, Clock::now(), status, 0, result);
+  RecordAndReport(run, Clock::now(), status, 0, result);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return nullptr;
 }
@@ -427,7 +409,7 @@ void IngestWorker(const Config& config, int worker_index, const Run& run, Worker
     const Clock::time_point sent = Clock::now();
     const std::vector<std::string> parameters = BatchParameters(events);
     const absl::Status status = connection->ExecutePrepared("ingest", parameters);
-    RecordOutcome(run, sent, status, static_cast<uint64_t>(config.batch), result);
+    RecordAndReport(run, sent, status, static_cast<uint64_t>(config.batch), result);
   }
 }
 
@@ -448,7 +430,7 @@ void QueryWorker(const Config& config, int worker_index, const Run& run, WorkerR
         absl::StrCat(month_start), absl::StrCat(month_end)};
     const Clock::time_point sent = Clock::now();
     const absl::Status status = connection->ExecutePrepared("usage", parameters, &row);
-    RecordOutcome(run, sent, status, 0, result);
+    RecordAndReport(run, sent, status, 0, result);
   }
 }
 

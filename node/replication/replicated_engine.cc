@@ -333,13 +333,9 @@ ReplicationStatus ReplicatedEngine::status() const {
   status.leader = leader_;
   status.is_leader = role_ == Role::kLeader;
   status.map_version = map_.map_version;
-  const int64_t now_ns = env_.MonotonicNowNs();
   status.reachable_members = 1;
-  for (size_t position = 0; position < members_.size(); ++position) {
-    if (members_[position] != env_.node_id() &&
-        now_ns - last_heard_ns_[position] < options_.election_timeout_ns) {
-      ++status.reachable_members;
-    }
+  for (NodeId member : members_) {
+    if (member != env_.node_id() && Reachable(member)) ++status.reachable_members;
   }
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     status.owned_partitions += map_.owner[partition] == env_.node_id() ? 1 : 0;

@@ -14,6 +14,13 @@ bool IsSchemaChange(const metering::LogEntry& entry) {
          entry.kind() == metering::LogEntryKind::kMetricDelete;
 }
 
+// Completes a parked or forwarded request (it carries an ingest or a status callback).
+template <typename Request>
+void FailRequest(Request& request, const absl::Status& status) {
+  if (request.ingest_done) request.ingest_done(status);
+  if (request.status_done) request.status_done(status);
+}
+
 }  // namespace
 
 void ReplicatedEngine::Ingest(uint32_t partition, std::vector<metering::Event> events,
@@ -79,12 +86,8 @@ void ReplicatedEngine::Propose(std::shared_ptr<const metering::LogEntry> entry, 
 }
 
 void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
-  auto fail = [&request](absl::Status status) {
-    if (request.ingest_done) request.ingest_done(status);
-    if (request.status_done) request.status_done(status);
-  };
   if (writes_blocked_) {
-    fail(absl::ResourceExhaustedError("free disk space below the threshold"));
+    FailRequest(request, absl::ResourceExhaustedError("free disk space below the threshold"));
     return;
   }
   Part& part = parts_[partition];
@@ -123,8 +126,8 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
     return;
   }
   if (request.forwarded && owner != env_.node_id()) {
-    fail(absl::UnavailableError(
-        absl::StrCat("node ", env_.node_id(), " does not own partition ", partition)));
+    FailRequest(request, absl::UnavailableError(absl::StrCat(
+                             "node ", env_.node_id(), " does not own partition ", partition)));
     return;
   }
   part.parked.push_back(std::move(request));  // Until an owner serves the partition.
@@ -395,8 +398,7 @@ void ReplicatedEngine::FailMovedRemotes() {
       "the partition moved to a new owner before the answer; the outcome is unknown: retry "
       "with the same ids");
   for (Remote& remote : moved) {
-    if (remote.ingest_done) remote.ingest_done(unknown);
-    if (remote.status_done) remote.status_done(unknown);
+    FailRequest(remote, unknown);
     if (remote.read) RouteRead(remote.partition, std::move(remote.read), remote.deadline_ns);
   }
 }
@@ -418,8 +420,7 @@ void ReplicatedEngine::SweepTimeouts() {
   std::vector<Remote> expired =
       TakeRemotes([now_ns](const Remote& remote) { return remote.deadline_ns <= now_ns; });
   for (Remote& remote : expired) {
-    if (remote.ingest_done) remote.ingest_done(unknown);
-    if (remote.status_done) remote.status_done(unknown);
+    FailRequest(remote, unknown);
     if (remote.read) remote.read(absl::DeadlineExceededError("the owner did not answer"));
   }
   std::string problem;  // Why nobody serves a partition: computed once, when needed.
@@ -436,8 +437,7 @@ void ReplicatedEngine::SweepTimeouts() {
     while (!part.parked.empty() && part.parked.front().deadline_ns <= now_ns) {
       Parked request = std::move(part.parked.front());
       part.parked.pop_front();
-      if (request.ingest_done) request.ingest_done(no_owner);
-      if (request.status_done) request.status_done(no_owner);
+      FailRequest(request, no_owner);
     }
     while (!part.unrouted_reads.empty() && part.unrouted_reads.front().second <= now_ns) {
       ReadFunction read = std::move(part.unrouted_reads.front().first);
