@@ -88,6 +88,8 @@ class ChaosRun {
   // starts the workload; fails if any of that fails.
   absl::Status SetUp();
   Capabilities capabilities() const;
+  // The cluster under test (valid after SetUp, until destruction): logs, HTTP, addresses.
+  const RealCluster& cluster() const { return *cluster_; }
   // Injects the fault, holds it, recovers, and checks that the cluster is healthy and making
   // progress again within the settle time (liveness anomalies otherwise).
   void Apply(const FaultStep& step);

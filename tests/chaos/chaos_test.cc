@@ -11,8 +11,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <string>
+#include <vector>
 
 #include "tests/chaos/chaos_run.h"
+#include "tests/chaos/raw_connection.h"
 
 namespace unimeter::chaos {
 namespace {
@@ -44,6 +50,37 @@ void ExpectClean(const ChaosSummary& summary) {
   EXPECT_GT(summary.reads_checked, 1'000u);
 }
 
+// The operator's log lines for what the schedule did (docs/operations.md), in some node's log.
+void ExpectLogLines(const RealCluster& cluster, const std::vector<std::string>& lines) {
+  std::string logs;
+  for (int node = 0; node < cluster.size(); ++node) {
+    std::ifstream file(cluster.log_path(node));
+    logs.append(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  }
+  for (const std::string& line : lines) {
+    EXPECT_NE(logs.find(line), std::string::npos) << "no node logged \"" << line << "\"";
+  }
+}
+
+// Every metric the shipped Grafana dashboard plots is one a running member exports.
+void ExpectDashboardMetricsExported(const RealCluster& cluster) {
+  const char* path = std::getenv("GRAFANA_DASHBOARD");
+  ASSERT_NE(path, nullptr);
+  std::ifstream file(path);
+  const std::string dashboard((std::istreambuf_iterator<char>(file)),
+                              std::istreambuf_iterator<char>());
+  absl::StatusOr<std::string> metrics = HttpGet(cluster.http_address(0), "/metrics", 5'000);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::regex name("billing_[a-z0-9_]+");
+  size_t checked = 0;
+  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), name);
+       it != std::sregex_iterator(); ++it, ++checked) {
+    EXPECT_NE(metrics->find(it->str()), std::string::npos)
+        << "the dashboard plots " << it->str() << ", which /metrics does not export";
+  }
+  EXPECT_GT(checked, 10u);
+}
+
 TEST(ChaosTest, FixedScheduleLosesNothing) {
   ChaosRun run(Options("fixed"));
   const absl::Status set_up = run.SetUp();
@@ -51,6 +88,13 @@ TEST(ChaosTest, FixedScheduleLosesNothing) {
   run.Run(5'000);
   for (const FaultStep& step : FixedSchedule(run.capabilities())) run.Apply(step);
   ExpectClean(run.Finish());
+  std::vector<std::string> lines = {"replication: leader in term", "failover of ",
+                                    "this node takes ",
+                                    "fresh data directory in a formed cluster: resyncing",
+                                    "resync complete: this incarnation is active"};
+  if (run.capabilities().disk_images) lines.push_back("refusing writes with BACKPRESSURE");
+  ExpectLogLines(run.cluster(), lines);
+  ExpectDashboardMetricsExported(run.cluster());
 }
 
 // Rolling restart under load: SIGTERM, start, wait until the node serves its share again,
