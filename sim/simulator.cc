@@ -2,11 +2,39 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "node/base/check.h"
 
 namespace unimeter::sim {
+namespace {
 
-Simulator::Simulator(uint64_t seed) : seed_(seed) { digest_.Add(seed); }
+// The simulator whose event is running, for the report of a failing UM_CHECK.
+const Simulator* g_running = nullptr;
+
+std::string RunningEventContext() {
+  if (g_running == nullptr) return std::string();
+  return g_running->DescribeRunningEvent();
+}
+
+}  // namespace
+
+Simulator::Simulator(uint64_t seed) : seed_(seed) {
+  digest_.Add(seed);
+  SetCheckContextHook(&RunningEventContext);
+}
+
+Simulator::~Simulator() {
+  if (g_running == this) g_running = nullptr;
+}
+
+std::string Simulator::DescribeRunningEvent() const {
+  const std::string who = running_.node == EventOwner::kWorldNode
+                              ? std::string("world")
+                              : absl::StrCat("n", running_.node, ".", running_.incarnation);
+  return absl::StrFormat("[simulator seed=%d t=%.6fs %s]", seed_,
+                         static_cast<double>(now_ns_) / 1e9, who);
+}
 
 void Simulator::Schedule(int64_t delay_ns, EventOwner owner, EventKind kind, uint64_t detail,
                          absl::AnyInvocable<void()> action) {
@@ -53,7 +81,10 @@ bool Simulator::Step() {
   digest_.Add(static_cast<uint64_t>(event.kind));
   digest_.Add(event.detail);
   auto action = std::move(*event.action);
+  g_running = this;
+  running_ = event.owner;
   action();
+  running_ = EventOwner{};
   return true;
 }
 

@@ -49,7 +49,10 @@ enum class EventKind : uint32_t {
 
 class Simulator {
  public:
+  // Installs the UM_CHECK context hook: a failing check inside an event names the seed,
+  // the virtual time and the node incarnation whose event was running.
   explicit Simulator(uint64_t seed);
+  ~Simulator();
 
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
@@ -84,6 +87,9 @@ class Simulator {
   void Fold(uint64_t value) { digest_.Add(value); }
   uint64_t digest() const { return digest_.value(); }
 
+  // "[simulator seed=S t=T s nN.I]" for the event running now (world events: "world").
+  std::string DescribeRunningEvent() const;
+
   uint64_t events_executed() const { return events_executed_; }
   uint64_t events_dropped() const { return events_dropped_; }
   size_t events_pending() const { return heap_.size(); }
@@ -109,6 +115,7 @@ class Simulator {
 
   uint64_t seed_;
   int64_t now_ns_ = 0;
+  EventOwner running_;  // Of the event being executed (world between events).
   uint64_t next_sequence_ = 0;
   uint64_t events_executed_ = 0;
   uint64_t events_dropped_ = 0;

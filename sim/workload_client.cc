@@ -27,8 +27,13 @@ LogSink StderrLogSink() {
 }
 
 WorkloadClient::WorkloadClient(SimEnv& env, uint64_t seed, uint32_t index, Ledger& ledger,
-                               std::function<NodeId()> pick_node)
-    : env_(env), prng_(seed), index_(index), ledger_(ledger), pick_node_(std::move(pick_node)) {}
+                               std::function<NodeId()> pick_node, RequestShape shape)
+    : env_(env),
+      prng_(seed),
+      index_(index),
+      ledger_(ledger),
+      pick_node_(std::move(pick_node)),
+      shape_(shape) {}
 
 void WorkloadClient::Tick() {
   env_.StartTimer(10 * kMillisecond, [this] { Tick(); });
@@ -91,13 +96,14 @@ bool WorkloadClient::NextRequest() {
   if (!ledger_.metric_registered || stop_new_) {
     return false;
   }
-  const size_t count = prng_.UniformRange(1, 40);
+  const size_t count = prng_.UniformRange(1, shape_.events_max);
   const uint64_t accounts = ledger_.sent.size();
   std::vector<protocol::IngestEvent> events(count);
   request_ = Request{};
+  const uint64_t request_account = shape_.one_account ? prng_.UniformBelow(accounts) : 0;
   for (size_t i = 0; i < count; ++i) {
     const uint64_t number = (uint64_t{index_} << 40) | next_event_++;
-    const uint64_t account = prng_.UniformBelow(accounts);
+    const uint64_t account = shape_.one_account ? request_account : prng_.UniformBelow(accounts);
     events[i] = protocol::IngestEvent{"m", account, kT0 + static_cast<int64_t>(number), 1, 0, {}};
     request_.accounts.push_back(account);
     request_.timestamps.push_back(events[i].timestamp_ns);

@@ -43,11 +43,19 @@ struct Ledger {
   uint64_t requests = 0;
 };
 
+// The shape of a client's requests (a swarm knob of the cluster workload).
+struct RequestShape {
+  uint32_t events_max = 40;  // Each request carries 1..events_max events.
+  // All events of a request go to one account (one partition), as an SDK batching per
+  // customer sends them; otherwise each event picks its account.
+  bool one_account = false;
+};
+
 class WorkloadClient {
  public:
   // `pick_node` chooses the node to connect to on each (re)connect.
   WorkloadClient(SimEnv& env, uint64_t seed, uint32_t index, Ledger& ledger,
-                 std::function<NodeId()> pick_node);
+                 std::function<NodeId()> pick_node, RequestShape shape = {});
 
   void Start() { Tick(); }
   void StopSendingNew() { stop_new_ = true; }
@@ -75,6 +83,7 @@ class WorkloadClient {
   const uint32_t index_;
   Ledger& ledger_;
   std::function<NodeId()> pick_node_;
+  const RequestShape shape_;
   std::unique_ptr<Stream> stream_;
   std::unique_ptr<Stream> closing_;
   protocol::ResponseReader replies_;
