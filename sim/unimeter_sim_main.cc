@@ -9,11 +9,16 @@
 // synchronously and resend unknown outcomes. Prints the fault mix and one line per seed; on
 // a failure, the violated invariant and the command that replays it. Exit status 1 if any
 // seed failed.
+//
+// The planted-bug build (//sim:unimeter-sim-planted, node/base/planted_bugs.h) also takes
+// --plant=NAME, one deliberate bug to run with, and --plant=list; other builds refuse it.
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "node/base/flags.h"
+#include "node/base/planted_bugs.h"
 #include "sim/cluster_workload.h"
 #include "sim/single_node_workload.h"
 
@@ -71,6 +76,34 @@ SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbos
   return out;
 }
 
+// Applies --plant. Returns the exit status if the program should stop here (the list was
+// printed, or the flag is wrong), nothing to go on and run seeds.
+std::optional<int> PlantFromFlag(const std::string& plant) {
+  if (plant.empty()) return std::nullopt;
+#ifdef UNIMETER_PLANTED_BUGS
+  if (plant == "list") {
+    for (const unimeter::PlantedBugInfo& info : unimeter::PlantedBugs()) {
+      std::printf("%.*s %u\n", static_cast<int>(info.name.size()), info.name.data(), info.nodes);
+    }
+    return 0;
+  }
+  const std::optional<unimeter::PlantedBug> bug = unimeter::PlantedBugByName(plant);
+  if (!bug.has_value()) {
+    std::fprintf(stderr, "unimeter-sim: no planted bug named '%s' (see --plant=list)\n",
+                 plant.c_str());
+    return 2;
+  }
+  unimeter::PlantBug(*bug);
+  return std::nullopt;
+#else
+  std::fprintf(stderr,
+               "unimeter-sim: --plant needs the planted-bug build: bazel run "
+               "//sim:unimeter-sim-planted -- --plant=%s ...\n",
+               plant.c_str());
+  return 2;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +113,7 @@ int main(int argc, char** argv) {
   bool verbose = false;
   bool check_determinism = false;
   int64_t nodes = 3;
+  std::string plant;
   unimeter::FlagParser flags("unimeter-sim", "unimeter-sim --seed=N | --seeds=A..B [flags]");
   flags.AddInt("seed", &seed, "run one seed", 0, INT64_MAX);
   flags.AddString("seeds", &seeds, "run seeds A..B (inclusive)");
@@ -87,10 +121,14 @@ int main(int argc, char** argv) {
   flags.AddInt("nodes", &nodes, "1 (single node) or 3..7 (a cluster)", 1, 7);
   flags.AddBool("verbose", &verbose, "print every node log line (replay)");
   flags.AddBool("check-determinism", &check_determinism, "run each seed twice, compare digests");
-  if (!flags.Parse(argc, argv).ok() || flags.help_requested() || (seed < 0 && seeds.empty()) ||
-      nodes == 2) {
+  flags.AddString("plant", &plant, "planted-bug build only: the deliberate bug to run with");
+  if (!flags.Parse(argc, argv).ok() || flags.help_requested() ||
+      (seed < 0 && seeds.empty() && plant != "list") || nodes == 2) {
     std::fprintf(stderr, "%s", flags.Help().c_str());
     return 2;
+  }
+  if (const std::optional<int> exit_status = PlantFromFlag(plant); exit_status.has_value()) {
+    return *exit_status;
   }
   uint64_t first = static_cast<uint64_t>(seed);
   uint64_t last = first;
@@ -119,11 +157,12 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (!ok) {
       ++failures;
+      const std::string planted = plant.empty() ? std::string() : " --plant=" + plant;
       std::printf(
-          "  violated: %s\n  replay: bazel run //sim:unimeter-sim -- --seed=%llu --nodes=%lld "
-          "--duration-s=%lld --verbose\n",
-          failure.c_str(), static_cast<unsigned long long>(s), static_cast<long long>(nodes),
-          static_cast<long long>(duration_s));
+          "  violated: %s\n  replay: bazel run //sim:unimeter-sim%s -- --seed=%llu --nodes=%lld "
+          "--duration-s=%lld%s --verbose\n",
+          failure.c_str(), plant.empty() ? "" : "-planted", static_cast<unsigned long long>(s),
+          static_cast<long long>(nodes), static_cast<long long>(duration_s), planted.c_str());
     }
   }
   const auto finished = std::chrono::steady_clock::now();  // determinism-ok: speed report only

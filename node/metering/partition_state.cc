@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
+#include "node/base/planted_bugs.h"
 
 namespace unimeter::metering {
 namespace {
@@ -123,8 +124,9 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
       if (const uint64_t* local = part.idempotency.Find(key)) {
         seen = *local;
       } else if (const auto* in_flight = pending.FindIdempotency(key);
-                 in_flight != nullptr && WithinWindow(in_flight->record.log_time_ns, log_time_ns,
-                                                      options_.idempotency_window_ns)) {
+                 in_flight != nullptr && !BugPlanted(PlantedBug::kSkipPendingDedup) &&
+                 WithinWindow(in_flight->record.log_time_ns, log_time_ns,
+                              options_.idempotency_window_ns)) {
         seen = in_flight->record.fingerprint;
       } else if (const IdempotencyRecord* applied = dedup_.idempotency().Find(key);
                  applied != nullptr &&
@@ -141,7 +143,7 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
       OwnerContentKey key{event.metric_code, event.account_id, event.timestamp_ns, event.value,
                           event.negative_correction};
       bool seen = part.content.Find(key) != nullptr;
-      if (!seen) {
+      if (!seen && !BugPlanted(PlantedBug::kSkipPendingDedup)) {
         const auto* in_flight = pending.FindContent(key);
         seen = in_flight != nullptr &&
                WithinWindow(in_flight->log_time_ns, log_time_ns, options_.dedup_window_ns);

@@ -1,11 +1,13 @@
 // Digest() and the snapshot encoding of node/metering/partition_state.h
 // (docs/formats/metering_entries.md, "Snapshot").
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/checksum.h"
+#include "node/base/planted_bugs.h"
 #include "node/metering/byte_io.h"
 #include "node/metering/partition_state.h"
 
@@ -107,6 +109,12 @@ void PartitionState::EncodeState(Writer& writer) const {
         writer.U64(slice_id);
         EncodeSet(members, writer);
       }
+    }
+  }
+  if constexpr (std::is_same_v<Writer, ByteWriter>) {
+    if (BugPlanted(PlantedBug::kDedupNotInSnapshot)) {
+      DedupIndex().Encode(writer);
+      return;
     }
   }
   dedup_.Encode(writer);

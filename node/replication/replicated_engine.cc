@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
+#include "node/base/planted_bugs.h"
 
 namespace unimeter::replication {
 
@@ -110,9 +111,19 @@ int ReplicatedEngine::Position(NodeId node) const {
 }
 
 bool ReplicatedEngine::CountsForQuorum(NodeId node) const {
-  if (node == env_.node_id()) return state_ == NodeState::kActive;
+  const bool planted = BugPlanted(PlantedBug::kFreshNodeCountsForQuorum);
+  if (node == env_.node_id()) return state_ == NodeState::kActive || planted;
   const int position = Position(node);
-  return position >= 0 && peer_header_[position].state == NodeState::kActive;
+  return position >= 0 && (peer_header_[position].state == NodeState::kActive || planted);
+}
+
+size_t ReplicatedEngine::QuorumSize() const {
+  if (!BugPlanted(PlantedBug::kQuorumOfReachable)) return quorum_;
+  size_t reachable = 1;
+  for (NodeId member : members_) {
+    if (member != env_.node_id() && Reachable(member)) ++reachable;
+  }
+  return reachable / 2 + 1;
 }
 
 void ReplicatedEngine::Send(NodeId target, const Message& message) {

@@ -236,6 +236,8 @@ class ReplicatedEngine final : public Engine {
   void FlushOutboxes();
   int Position(NodeId node) const;  // -1 if not a member.
   bool CountsForQuorum(NodeId node) const;
+  // The number of members that make a majority (quorum_; a planted bug may change it).
+  size_t QuorumSize() const;
 
   // ---- Configuration group (replicated_engine_config.cc) ----
   void ResetElectionTimer();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
+#include "node/base/planted_bugs.h"
 #include "node/replication/replicated_engine.h"
 
 namespace unimeter::replication {
@@ -58,6 +59,11 @@ void ReplicatedEngine::StepDown(uint32_t partition, absl::string_view reason) {
   part.role = PartRole::kReplica;
   part.serving = false;
   part.promises.clear();
+  if (BugPlanted(PlantedBug::kStepDownSaysRefused)) {
+    FailWaiters(partition, absl::ResourceExhaustedError(reason));
+    pending_dedup_[partition].Clear();
+    return;
+  }
   // Every waiter's entries are in this node's log: a later owner may still adopt and commit
   // them (an uncommitted suffix survives when no newer epoch overwrote it), so the outcome
   // is unknown, never "nothing accepted".
@@ -132,7 +138,11 @@ void ReplicatedEngine::HandlePromise(NodeId source, const Promise& promise) {
 void ReplicatedEngine::MaybeFinishPromises(uint32_t partition) {
   Part& part = parts_[partition];
   if (part.role != PartRole::kStarting || !part.self_promised ||
-      part.promises.size() + 1 < quorum_) {
+      part.promises.size() + 1 < QuorumSize()) {
+    return;
+  }
+  if (BugPlanted(PlantedBug::kSkipLogCollection)) {
+    EstablishEpoch(partition);
     return;
   }
   // Adopt the most advanced log of the quorum: highest last epoch, then highest index.
@@ -274,6 +284,9 @@ AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
   ack.partition = partition;
   ack.epoch = item.epoch;
   ack.promised_epoch = meta_->meta().promised_epoch[partition];
+  if (BugPlanted(PlantedBug::kAcceptOlderEpoch) && item.epoch < ack.promised_epoch) {
+    ack.promised_epoch = item.epoch;
+  }
   if (item.epoch < ack.promised_epoch) {
     ack.result = AckResult::kStale;
     return ack;
@@ -379,9 +392,10 @@ void ReplicatedEngine::AdvanceCommit(uint32_t partition) {
       durable.push_back(part.peers[position].match_index);
     }
   }
-  if (durable.size() < quorum_) return;
+  const size_t quorum = BugPlanted(PlantedBug::kOwnerCopyIsQuorum) ? 1 : QuorumSize();
+  if (durable.size() < quorum) return;
   std::sort(durable.begin(), durable.end(), std::greater<>());
-  const uint64_t index = std::min(durable[quorum_ - 1], store_->last_index(partition));
+  const uint64_t index = std::min(durable[quorum - 1], store_->last_index(partition));
   if (index <= store_->commit_index(partition)) return;
   // Entries of earlier epochs commit only behind one of ours.
   if (store_->EpochAt(partition, index) != std::optional<uint64_t>(part.epoch)) return;

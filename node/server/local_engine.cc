@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
+#include "node/base/planted_bugs.h"
 
 namespace unimeter {
 namespace {
@@ -101,7 +102,7 @@ void LocalEngine::AcceptNow(uint32_t partition, std::vector<metering::Event> eve
   waiter.mode = mode;
   waiter.events = events.size();
   pending_events_ += waiter.events;
-  if (mode == IngestMode::kAsync) {
+  if (mode == IngestMode::kAsync || BugPlanted(PlantedBug::kAckBeforeFsync)) {
     done(acceptance->result);  // Accepted into the pipeline: the ASYNC acknowledgement point.
   } else {
     waiter.result = std::move(acceptance->result);

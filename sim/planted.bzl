@@ -1,0 +1,42 @@
+"""planted_binary: a cc_binary rebuilt with the simulator's planted bugs compiled in.
+
+The transition adds -DUNIMETER_PLANTED_BUGS to every C++ compile action below `binary`, so the
+whole dependency graph is built a second time in its own configuration (its own output
+directory): release targets never see the define (node/base/planted_bugs.h).
+"""
+
+def _planted_transition_impl(settings, attr):
+    return {
+        "//command_line_option:copt": settings["//command_line_option:copt"] + ["-DUNIMETER_PLANTED_BUGS"],
+    }
+
+_planted_transition = transition(
+    implementation = _planted_transition_impl,
+    inputs = ["//command_line_option:copt"],
+    outputs = ["//command_line_option:copt"],
+)
+
+def _planted_binary_impl(ctx):
+    binary = ctx.attr.binary[0][DefaultInfo]
+    out = ctx.actions.declare_file(ctx.label.name)
+    ctx.actions.symlink(
+        output = out,
+        target_file = binary.files_to_run.executable,
+        is_executable = True,
+    )
+    return [DefaultInfo(
+        executable = out,
+        files = depset([out]),
+        runfiles = binary.default_runfiles,
+    )]
+
+planted_binary = rule(
+    implementation = _planted_binary_impl,
+    attrs = {
+        "binary": attr.label(cfg = _planted_transition, executable = True, mandatory = True),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+    executable = True,
+)
