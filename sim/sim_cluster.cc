@@ -76,7 +76,29 @@ void SimCluster::Crash(NodeId node) {
   // Unwind fibers first: their RAII destructors may reference the service.
   slot.env->fibers().ShutdownAll();
   slot.service.reset();
-  slot.env.reset();  // Marks the incarnation dead: its pending events are dropped.
+  slot.env.reset();         // Marks the incarnation dead: its pending events are dropped.
+  simulator_.Resume(node);  // A paused process can be killed too; what it held is lost.
+}
+
+void SimCluster::Pause(NodeId node) {
+  UM_CHECK(is_up(node));
+  nodes_.at(node).env->Log("paused (SIGSTOP)");
+  simulator_.Pause(node);
+}
+
+void SimCluster::Resume(NodeId node) {
+  if (!simulator_.IsPaused(node)) return;
+  simulator_.Resume(node);
+  if (is_up(node)) nodes_.at(node).env->Log("resumed (SIGCONT)");
+}
+
+void SimCluster::StepWallClock(NodeId node, int64_t delta_ns) {
+  NodeSlot& slot = nodes_.at(node);
+  slot.clock.wall_offset_ns += delta_ns;
+  if (slot.env != nullptr) {
+    slot.env->clock().wall_offset_ns += delta_ns;
+    slot.env->Log(absl::StrCat("wall clock stepped by ", delta_ns / 1'000'000, " ms"));
+  }
 }
 
 absl::Status SimCluster::Restart(NodeId node) {

@@ -8,6 +8,8 @@
 //               pending event of the incarnation dropped, unsynced writes lost.
 //   Restart(n)  builds a fresh incarnation from the node's disk only and calls Start().
 //   WipeDisk(n) loses the node's disk (a replaced disk). REQUIRES: the node is down.
+//   Pause(n)    stops the process (SIGSTOP) until Resume(n): its timers, disk completions
+//               and messages wait and then run late, all at once.
 //
 // Seeds: every subsystem draws from SubSeed(run seed, tag), so a new draw in one does
 // not reshuffle the others (tags in sim_cluster.cc).
@@ -53,6 +55,14 @@ class SimCluster {
   // Returns Start()'s status; on error the node stays down.
   absl::Status Restart(NodeId node);
   void WipeDisk(NodeId node);
+  // Stops the node's process (SIGSTOP) until Resume (SIGCONT); see Simulator::Pause.
+  // REQUIRES: is_up(node) for Pause. A crash resumes (and loses) what was held.
+  void Pause(NodeId node);
+  void Resume(NodeId node);
+  bool is_paused(NodeId node) const { return simulator_.IsPaused(node); }
+  // Steps the node's wall clock (an NTP step or an operator's `date`): the monotonic clock
+  // is unaffected. Kept across restarts.
+  void StepWallClock(NodeId node, int64_t delta_ns);
 
   bool is_up(NodeId node) const { return nodes_.at(node).service != nullptr; }
   uint64_t incarnation(NodeId node) const { return nodes_.at(node).incarnation; }

@@ -253,13 +253,16 @@ void SimNetwork::ScheduleDelivery(NodeId source, NodeId target,
                           ++stats_.messages_blocked;
                           return;
                         }
-                        NetworkEndpoint* endpoint = this->endpoint(target);
-                        if (endpoint == nullptr) {
-                          ++stats_.messages_lost;
-                          return;
-                        }
-                        ++stats_.messages_delivered;
-                        endpoint->DeliverMessage(source, absl::MakeConstSpan(*bytes));
+                        // A paused node gets it when it resumes (kernel-buffered).
+                        simulator_.RunForNode(target, [this, source, target, bytes] {
+                          NetworkEndpoint* endpoint = this->endpoint(target);
+                          if (endpoint == nullptr) {
+                            ++stats_.messages_lost;
+                            return;
+                          }
+                          ++stats_.messages_delivered;
+                          endpoint->DeliverMessage(source, absl::MakeConstSpan(*bytes));
+                        });
                       });
 }
 

@@ -63,6 +63,33 @@ bool Simulator::IsAlive(const EventOwner& owner) const {
   return it != alive_incarnation_.end() && it->second == owner.incarnation;
 }
 
+void Simulator::Pause(uint32_t node) {
+  UM_CHECK_NE(node, EventOwner::kWorldNode);
+  held_.try_emplace(node);
+}
+
+void Simulator::Resume(uint32_t node) {
+  auto it = held_.find(node);
+  if (it == held_.end()) return;
+  std::vector<Event> held = std::move(it->second);
+  held_.erase(it);
+  for (Event& event : held) {
+    event.time_ns = now_ns_;
+    event.sequence = next_sequence_++;
+    heap_.push(std::move(event));
+  }
+}
+
+void Simulator::RunForNode(uint32_t node, absl::AnyInvocable<void()> action) {
+  auto it = held_.find(node);
+  if (it == held_.end()) {
+    action();
+    return;
+  }
+  it->second.push_back(Event{now_ns_, 0, EventOwner{}, EventKind::kMessage, 0,
+                             std::make_shared<absl::AnyInvocable<void()>>(std::move(action))});
+}
+
 bool Simulator::Step() {
   if (heap_.empty()) {
     return false;
@@ -73,6 +100,10 @@ bool Simulator::Step() {
   now_ns_ = event.time_ns;
   if (!IsAlive(event.owner)) {
     ++events_dropped_;
+    return true;
+  }
+  if (auto held = held_.find(event.owner.node); held != held_.end()) {
+    held->second.push_back(std::move(event));
     return true;
   }
   ++events_executed_;

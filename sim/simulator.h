@@ -69,6 +69,17 @@ class Simulator {
   void SetAlive(uint32_t node, uint64_t incarnation, bool alive);
   bool IsAlive(const EventOwner& owner) const;
 
+  // Pauses `node` like SIGSTOP: events of its incarnations (timers, disk completions,
+  // stream data) are held in order instead of run, and Resume() runs them at the resume
+  // time, in the order they were due. World events that act on the node go through
+  // RunForNode. Pausing a paused node does nothing.
+  void Pause(uint32_t node);
+  void Resume(uint32_t node);
+  bool IsPaused(uint32_t node) const { return held_.contains(node); }
+  // Runs `action` now if `node` is not paused, else holds it until Resume (a message the
+  // kernel buffered for a stopped process).
+  void RunForNode(uint32_t node, absl::AnyInvocable<void()> action);
+
   // Runs the next event. Returns false if the heap is empty.
   bool Step();
 
@@ -123,6 +134,8 @@ class Simulator {
   std::priority_queue<Event, std::vector<Event>, Later> heap_;
   // (node) -> live incarnation; absent = no live incarnation.
   absl::btree_map<uint32_t, uint64_t> alive_incarnation_;
+  // Paused nodes and the events held for each, in the order they came due.
+  absl::btree_map<uint32_t, std::vector<Event>> held_;
 };
 
 }  // namespace unimeter::sim

@@ -22,14 +22,14 @@ namespace unimeter {
 
 enum class PlantedBug : uint8_t {
   kNone = 0,
-  kAckBeforeFsync,        // Single node: a SYNC write is acknowledged before its fsync.
-  kOwnerCopyIsQuorum,     // An owner commits with only its own durable copy.
-  kQuorumOfReachable,     // Majorities counted among the members heard from recently.
-  kAcceptOlderEpoch,      // A replica stores appends of an epoch older than its promise.
-  kSkipLogCollection,     // A new owner keeps its own log instead of the most advanced one.
-  kDedupNotInSnapshot,    // Snapshots leave the dedup index out.
-  kSkipPendingDedup,      // Resends are not checked against entries awaiting commit.
-  kStepDownSaysRefused,   // A deposed owner answers its waiters "nothing stored".
+  kAckBeforeFsync,            // Single node: a SYNC write is acknowledged before its fsync.
+  kOwnerCopyIsQuorum,         // An owner commits with only its own durable copy.
+  kQuorumOfReachable,         // Majorities counted among the members heard from recently.
+  kAcceptOlderEpoch,          // A replica stores appends of an epoch older than its promise.
+  kSkipLogCollection,         // A new owner keeps its own log instead of the most advanced one.
+  kDedupNotInSnapshot,        // Snapshots leave the dedup index out.
+  kSkipPendingDedup,          // Resends are not checked against entries awaiting commit.
+  kStepDownSaysRefused,       // A deposed owner answers its waiters "nothing stored".
   kFreshNodeCountsForQuorum,  // A wiped, not yet resynced node counts toward quorums.
   kEarlyDuplicateVerdict,     // "Duplicate" answered while the original is uncommitted.
   kCount,
