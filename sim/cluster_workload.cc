@@ -1,5 +1,6 @@
 #include "sim/cluster_workload.h"
 
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -22,6 +23,8 @@ constexpr uint64_t kTagWorkload = 0x4000;
 constexpr uint64_t kTagFaults = 0x4100;
 constexpr uint64_t kTagKnobs = 0x4200;
 constexpr uint64_t kTagPick = 0x4300;
+constexpr int64_t kNormalSyncMeanNs = DiskOptions{}.sync_latency_mean_ns;
+constexpr int64_t kClockStepTotalMaxNs = 120 * kSecond;
 
 // The fault mix of one seed (swarm testing: some seeds switch classes off).
 struct Knobs {
@@ -34,12 +37,17 @@ struct Knobs {
   uint32_t duplicate_ppm = 0;
   bool torn_writes = false;
   RequestShape requests;
+  bool pauses = true;
+  bool clock_steps = true;
+  bool slow_disks = true;
 
   std::string ToString() const {
     return absl::StrCat("crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes,
                         " splits=", splits, " one_way=", one_way_splits, " loss_ppm=", loss_ppm,
                         " dup_ppm=", duplicate_ppm, " torn=", torn_writes,
-                        " events_max=", requests.events_max, " one_account=", requests.one_account);
+                        " events_max=", requests.events_max, " one_account=", requests.one_account,
+                        " pauses=", pauses, " clock_steps=", clock_steps,
+                        " slow_disks=", slow_disks);
   }
 };
 
@@ -57,6 +65,9 @@ Knobs DrawKnobs(uint64_t seed) {
   constexpr uint32_t kEventsMax[] = {1, 8, 40, 40};
   knobs.requests.events_max = kEventsMax[prng.UniformBelow(4)];
   knobs.requests.one_account = prng.Chance(1, 2);
+  knobs.pauses = prng.Chance(1, 2);
+  knobs.clock_steps = prng.Chance(1, 2);
+  knobs.slow_disks = prng.Chance(1, 2);
   return knobs;
 }
 
@@ -90,7 +101,8 @@ class ClusterRun {
         ledger_(kAccounts),
         faults_(SubSeed(seed, kTagFaults)),
         pick_(SubSeed(seed, kTagPick)),
-        isolated_(options.nodes, false) {
+        isolated_(options.nodes, false),
+        clock_step_total_ns_(options.nodes, 0) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
   }
 
@@ -204,7 +216,7 @@ class ClusterRun {
   }
 
   bool Disturbed(NodeId node) {
-    return !cluster_.is_up(node) || isolated_[node] ||
+    return !cluster_.is_up(node) || isolated_[node] || cluster_.is_paused(node) ||
            Replicated(cluster_, node).status().incarnation != replication::NodeState::kActive;
   }
 
@@ -260,7 +272,50 @@ class ClusterRun {
       }
       UM_CHECK_OK(cluster_.Restart(node));
       Log(absl::StrCat("fault: restart n", node));
+    } else if (roll < 46 && knobs_.pauses && cluster_.is_up(node) && !Disturbed(node) &&
+               DisturbedCount() < max_disturbed) {
+      Pause(node);
+    } else if (roll < 50 && knobs_.clock_steps && cluster_.is_up(node)) {
+      // An NTP step: 1-60 s either way, each node's total kept within +-120 s. The dedup
+      // window (300 s) is measured on the owner's wall clock, so a step forward by more
+      // than the window can let a resend count twice: a documented limit
+      // (docs/operations.md, "Clocks"), not exercised here.
+      int64_t step_ns = static_cast<int64_t>(faults_.UniformRange(1, 60)) * kSecond *
+                        (faults_.Chance(1, 2) ? 1 : -1);
+      if (std::abs(clock_step_total_ns_[node] + step_ns) > kClockStepTotalMaxNs) step_ns = -step_ns;
+      clock_step_total_ns_[node] += step_ns;
+      cluster_.StepWallClock(node, step_ns);
+      ++result_.clock_steps;
+      Log(absl::StrCat("fault: step the wall clock of n", node, " by ", step_ns / kSecond, " s"));
+    } else if (roll < 54 && knobs_.slow_disks) {
+      SlowDisk(node);
     }
+  }
+
+  // SIGSTOP for 0.1-5 s (longer than an election timeout at times, so its partitions move
+  // and it resumes as a stale owner), then SIGCONT.
+  void Pause(NodeId node) {
+    cluster_.Pause(node);
+    ++result_.pauses;
+    const int64_t pause_ns = static_cast<int64_t>(faults_.UniformRange(100, 5'000)) * kMillisecond;
+    Log(absl::StrCat("fault: pause n", node, " for ", pause_ns / kMillisecond, " ms"));
+    cluster_.simulator().Schedule(pause_ns, EventOwner{}, EventKind::kFault, node,
+                                  [this, node] { cluster_.Resume(node); });
+  }
+
+  // Toggles the node's disk between its normal fsync latency and a slow one (5-50 ms mean,
+  // a saturated or failing device).
+  void SlowDisk(NodeId node) {
+    DiskOptions& disk = cluster_.disk(node).options();
+    if (disk.sync_latency_mean_ns != kNormalSyncMeanNs) {
+      disk.sync_latency_mean_ns = kNormalSyncMeanNs;
+      Log(absl::StrCat("fault: the disk of n", node, " is fast again"));
+      return;
+    }
+    disk.sync_latency_mean_ns = static_cast<int64_t>(faults_.UniformRange(5, 50)) * kMillisecond;
+    ++result_.slow_disks;
+    Log(absl::StrCat("fault: the disk of n", node, " slows to ",
+                     disk.sync_latency_mean_ns / kMillisecond, " ms per fsync"));
   }
 
   void CheckNoDoubleCounting(const char* when) {
@@ -277,6 +332,10 @@ class ClusterRun {
   }
 
   void Quiesce() {
+    for (NodeId node : all_) {
+      cluster_.Resume(node);
+      cluster_.disk(node).options().sync_latency_mean_ns = kNormalSyncMeanNs;
+    }
     cluster_.network().HealAll();
     std::fill(isolated_.begin(), isolated_.end(), false);
     cluster_.network().options().loss_ppm = 0;
@@ -422,6 +481,7 @@ class ClusterRun {
   Prng faults_;
   Prng pick_;
   std::vector<bool> isolated_;
+  std::vector<int64_t> clock_step_total_ns_;  // Sum of the wall-clock steps, per node.
   std::vector<NodeId> all_;
   std::vector<std::unique_ptr<WorkloadClient>> clients_;
   ClusterRunResult result_;

@@ -45,6 +45,9 @@ struct ClusterRunResult {
   uint64_t crashes = 0;
   uint64_t wipes = 0;
   uint64_t splits = 0;
+  uint64_t pauses = 0;
+  uint64_t clock_steps = 0;
+  uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.
   int64_t simulated_ns = 0;
 };
 

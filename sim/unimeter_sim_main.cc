@@ -67,12 +67,14 @@ SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbos
   options.duration_ns = duration_s * 1'000'000'000;
   options.verbose = verbose;
   const unimeter::sim::ClusterRunResult result = unimeter::sim::RunClusterSeed(seed, options);
-  out = {result.ok, result.failure,
-         "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
-             " splits=" + std::to_string(result.splits) +
-             " requests=" + std::to_string(result.requests) + " acked_events=" +
-             std::to_string(result.events_acknowledged) + " [" + result.knobs + "]",
-         result.digest, result.simulated_ns};
+  out = {
+      result.ok, result.failure,
+      "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
+          " splits=" + std::to_string(result.splits) + " pauses=" + std::to_string(result.pauses) +
+          " clock_steps=" + std::to_string(result.clock_steps) + " slow_disks=" +
+          std::to_string(result.slow_disks) + " requests=" + std::to_string(result.requests) +
+          " acked_events=" + std::to_string(result.events_acknowledged) + " [" + result.knobs + "]",
+      result.digest, result.simulated_ns};
   return out;
 }
 
