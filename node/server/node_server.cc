@@ -49,6 +49,9 @@ void NodeServer::RegisterMetrics() {
       &r.AddCounter("billing_wal_writes_total", "Completed writes to this node's durable log.");
   engine_metrics.wal_syncs =
       &r.AddCounter("billing_wal_syncs_total", "Completed fsyncs of this node's durable log.");
+  metrics_.wall_clock_steps = &r.AddCounter(
+      "billing_wall_clock_steps_total",
+      "Steps of a second or more of this node's wall clock against its monotonic clock.");
   metrics_.view_changes = &r.AddCounter("billing_view_changes_total",
                                         "Partition epochs this node started as the owner.");
   metrics_.term = &r.AddGauge("billing_replication_term", "Configuration group term.");
@@ -231,7 +234,26 @@ void NodeServer::CheckFreeDisk() {
     env_.Log(absl::StrCat("free disk below ", options_.min_free_disk_mb,
                           " MiB: refusing writes with BACKPRESSURE"));
   }
+  CheckWallClock();
   disk_timer_ = env_.StartTimer(options_.disk_check_interval_ns, [this] { CheckFreeDisk(); });
+}
+
+void NodeServer::CheckWallClock() {
+  constexpr int64_t kStepReportNs = 1'000'000'000;
+  const int64_t wall_ns = env_.WallNowNs();
+  const int64_t monotonic_ns = env_.MonotonicNowNs();
+  const bool first = !clock_sampled_;
+  clock_sampled_ = true;
+  const int64_t step_ns =
+      (wall_ns - clock_sample_wall_ns_) - (monotonic_ns - clock_sample_monotonic_ns_);
+  clock_sample_wall_ns_ = wall_ns;
+  clock_sample_monotonic_ns_ = monotonic_ns;
+  if (first || (step_ns > -kStepReportNs && step_ns < kStepReportNs)) return;
+  metrics_.wall_clock_steps->Increment();
+  env_.Log(absl::StrCat("wall clock stepped by ", step_ns / 1'000'000,
+                        " ms: dedup windows and server timestamps use it; a step forward longer "
+                        "than the dedup window lets a retried event count twice (slew, do not "
+                        "step: docs/operations.md, Clocks)"));
 }
 
 void NodeServer::SweepRetention() {

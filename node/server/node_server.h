@@ -93,6 +93,7 @@ class NodeServer final : public NodeService {
     Gauge* forwarded;
     Gauge* snapshots_installed;
     Gauge* appends_refused_low_disk;
+    Counter* wall_clock_steps;
     Histogram* ingest_async_duration;
     Histogram* ingest_sync_duration;
   };
@@ -103,6 +104,10 @@ class NodeServer final : public NodeService {
   void OnSessionClosed(uint64_t id);
   void OnAlertsDurable(const std::vector<AlertRecord>& records);
   void CheckFreeDisk();
+  // Compares the wall clock's progress with the monotonic clock's since the last check
+  // (every disk check) and reports a step of a second or more: dedup windows and server
+  // timestamps are measured on the wall clock (docs/operations.md, "Clocks").
+  void CheckWallClock();
   // Cluster members: pushes the partition map to every connection when it changed
   // (checked every 100 ms, so the many moves of one failover become one push).
   void PushMapIfChanged();
@@ -135,6 +140,9 @@ class NodeServer final : public NodeService {
   TimerId map_timer_ = kNoTimer;
   uint64_t pushed_map_version_ = 0;
   bool shutting_down_ = false;
+  bool clock_sampled_ = false;
+  int64_t clock_sample_wall_ns_ = 0;
+  int64_t clock_sample_monotonic_ns_ = 0;
 };
 
 }  // namespace unimeter
