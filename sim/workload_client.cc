@@ -70,6 +70,7 @@ void WorkloadClient::Connect() {
 }
 
 void WorkloadClient::OnClosed() {
+  if (in_flight_) request_.outcome_unknown = true;
   in_flight_ = false;  // The request stays in has_request_: it is resent.
   replies_ = protocol::ResponseReader();
   closing_ = std::move(stream_);
@@ -148,14 +149,17 @@ void WorkloadClient::OnReply(protocol::Status status) {
                             status == protocol::Status::kDuplicate ||
                             status == protocol::Status::kUnknownMetric;
   if (status == protocol::Status::kBackpressure && !request_.metric_put &&
-      prng_.UniformBelow(2) == 0) {
+      !request_.outcome_unknown && prng_.UniformBelow(2) == 0) {
     // Half of the refused requests are abandoned, so that a refusal of events that were
     // in fact stored shows at quiescence (a resend would be deduplicated and hide it).
+    // Only requests refused on every attempt: BACKPRESSURE says this attempt stored
+    // nothing, not that an earlier attempt with an unknown outcome did not.
     for (uint64_t account : request_.accounts) ++ledger_.refused[account];
     has_request_ = false;
     return;
   }
   if (!acknowledged) {
+    if (status != protocol::Status::kBackpressure) request_.outcome_unknown = true;
     return;  // BACKPRESSURE or ERR: resend the same request (safe: client timestamps).
   }
   if (request_.metric_put) {

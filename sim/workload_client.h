@@ -67,6 +67,7 @@ class WorkloadClient {
     std::vector<int64_t> timestamps;  // One per event.
     std::string payload_frame;        // Without a valid request id; patched per send.
     bool metric_put = false;
+    bool outcome_unknown = false;  // An attempt ended without an answer, or with ERR.
   };
 
   void Tick();
