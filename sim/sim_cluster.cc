@@ -110,6 +110,13 @@ absl::Status SimCluster::Restart(NodeId node) {
   slot.env = std::make_unique<SimEnv>(simulator_, network_, node, slot.incarnation, slot.disk.get(),
                                       env_seed, slot.clock,
                                       options_.log_sink ? &options_.log_sink : nullptr);
+  const uint64_t incarnation = slot.incarnation;
+  slot.env->SetFailStopHandler([this, node, incarnation] {
+    if (is_up(node) && nodes_[node].incarnation == incarnation) {
+      ++fail_stops_;
+      Crash(node);
+    }
+  });
   slot.service = factory_(*slot.env);
   UM_CHECK(slot.service != nullptr);
   absl::Status status = absl::OkStatus();

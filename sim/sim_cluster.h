@@ -76,6 +76,8 @@ class SimCluster {
 
   uint64_t crashes() const { return crashes_; }
   uint64_t restarts() const { return restarts_; }
+  // Crashes a node did to itself (Env::FailStop: an fsync error, a failed log write).
+  uint64_t fail_stops() const { return fail_stops_; }
 
  private:
   struct NodeSlot {
@@ -95,6 +97,7 @@ class SimCluster {
   std::vector<std::unique_ptr<SimEnv>> clients_;
   uint64_t crashes_ = 0;
   uint64_t restarts_ = 0;
+  uint64_t fail_stops_ = 0;
 };
 
 }  // namespace unimeter::sim

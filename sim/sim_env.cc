@@ -85,7 +85,19 @@ void SimEnv::RunCallback(absl::AnyInvocable<void()> action) {
 }
 
 void SimEnv::SimTransport::Send(NodeId target, absl::Span<const uint8_t> message) {
+  if (env_.failed_stop_) return;  // The process is gone.
   env_.network_.Send(env_.node_id_, target, message);
+}
+
+void SimEnv::FailStop(const absl::Status& cause) {
+  if (failed_stop_) return;
+  Log(absl::StrCat("fail-stop: ", cause.ToString()));
+  failed_stop_ = true;
+  simulator_.SetAlive(node_id_, incarnation_, false);
+  if (fail_stop_handler_) {
+    simulator_.Schedule(0, EventOwner{}, EventKind::kLifecycle, node_id_,
+                        std::move(fail_stop_handler_));
+  }
 }
 
 void SimEnv::DeliverMessage(NodeId source, absl::Span<const uint8_t> message) {

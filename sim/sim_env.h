@@ -58,6 +58,14 @@ class SimEnv final : public Env, public NetworkEndpoint {
   absl::StatusOr<uint64_t> FreeDiskBytes() override;
   FiberScheduler& fibers() override { return fibers_; }
   void Log(std::string_view line) override;
+  void FailStop(const absl::Status& cause) override;
+
+  // Called (once, from a world event) after FailStop marked this incarnation dead; the
+  // owner (SimCluster) crashes the node there.
+  void SetFailStopHandler(absl::AnyInvocable<void()> handler) {
+    fail_stop_handler_ = std::move(handler);
+  }
+  bool failed_stop() const { return failed_stop_; }
 
   // NetworkEndpoint
   EventOwner owner() const override { return EventOwner{node_id_, incarnation_}; }
@@ -98,6 +106,8 @@ class SimEnv final : public Env, public NetworkEndpoint {
   TimerId next_timer_ = 1;
   absl::btree_map<TimerId, absl::AnyInvocable<void()>> timers_;
   absl::btree_map<uint16_t, AcceptFunction*> listeners_;
+  bool failed_stop_ = false;
+  absl::AnyInvocable<void()> fail_stop_handler_;
   uint16_t next_ephemeral_port_ = 40000;
   std::unique_ptr<MemoryStateStore> state_store_;
 };

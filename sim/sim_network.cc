@@ -54,6 +54,9 @@ class SimStream final : public Stream {
     if (closed_ || peer_closed_) {
       return absl::FailedPreconditionError("stream closed");
     }
+    if (!network_.simulator().IsAlive(pipe_->owner[index_])) {
+      return absl::OkStatus();  // The writer's process died (fail-stop): nothing leaves it.
+    }
     if (in_flight_bytes_ + bytes.size() > kStreamBufferBytesMax) {
       return absl::ResourceExhaustedError("stream output buffer full");
     }
@@ -212,6 +215,7 @@ void SimNetwork::Send(NodeId source, NodeId target, absl::Span<const uint8_t> me
   UM_CHECK_NE(source, target);
   UM_CHECK_LE(message.size(), kMessageSizeBytesMax);
   ++stats_.messages_sent;
+  stats_.message_bytes_sent += message.size();
   if (IsBlocked(source, target)) {
     ++stats_.messages_blocked;
     return;

@@ -197,6 +197,14 @@ class Env {
 
   // Writes one structured log line (the simulator prefixes virtual time and node).
   virtual void Log(std::string_view line) = 0;
+
+  // Crashes this process on purpose after an error that leaves its memory out of step with
+  // its disk (an fsync error, a log write that failed under replicated writes): it logs
+  // `cause` and stops. The real node aborts (the supervisor restarts it from its disk).
+  // The simulator marks the incarnation dead at once, so none of its events, messages or
+  // stream writes happen any more, and crashes it like a SIGKILL; the call returns there,
+  // and the caller must return without further effects.
+  virtual void FailStop(const absl::Status& cause) = 0;
 };
 
 // Suspends the current fiber for `delay_ns`. May suspend. REQUIRES: called in a fiber.

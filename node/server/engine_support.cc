@@ -49,7 +49,9 @@ void CheckpointTimer::Schedule() {
       applied_at_last_ = applied;
       last_ns_ = env_.MonotonicNowNs();
       // A failed checkpoint leaves memory ahead of the store: crash and recover.
-      store_.Checkpoint([](absl::Status status) { UM_CHECK_OK(status); });
+      store_.Checkpoint([&env = env_](absl::Status status) {
+        if (!status.ok()) env.FailStop(status);
+      });
     }
     Schedule();
   });

@@ -224,7 +224,11 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
     env_.Log(absl::StrCat("wal sync failed, disk full: ", status.ToString()));
     RollBack(covered);
   } else {
-    UM_CHECK_OK(status);  // An fsync error: the page cache cannot be trusted. Crash.
+    if (!status.ok()) {
+      // An fsync error: the page cache cannot be trusted. Crash and recover from disk.
+      env_.FailStop(status);
+      return;
+    }
     std::vector<AlertRecord> recorded;
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       if (covered[partition] > store_->commit_index(partition)) {

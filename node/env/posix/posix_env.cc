@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -191,6 +192,11 @@ absl::StatusOr<uint64_t> PosixEnv::FreeDiskBytes() {
     return ErrnoToStatus(errno, "statvfs", options_.data_dir);
   }
   return static_cast<uint64_t>(volume.f_bavail) * volume.f_frsize;
+}
+
+void PosixEnv::FailStop(const absl::Status& cause) {
+  Log(absl::StrCat("fail-stop: ", cause.ToString(), "; aborting (restart recovers from disk)"));
+  std::abort();
 }
 
 void PosixEnv::Log(std::string_view line) {

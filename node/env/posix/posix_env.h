@@ -80,6 +80,7 @@ class PosixEnv final : public Env {
   FiberScheduler& fibers() override { return fibers_; }
   // One line to stderr: "<ISO-8601 UTC time> n<id> <line>".
   void Log(std::string_view line) override;
+  [[noreturn]] void FailStop(const absl::Status& cause) override;
 
   // For tests and for wiring the state store.
   EventLoop& loop() { return *loop_; }
