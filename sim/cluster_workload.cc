@@ -40,14 +40,16 @@ struct Knobs {
   bool pauses = true;
   bool clock_steps = true;
   bool slow_disks = true;
+  bool fsync_errors = true;
+  bool disk_full = true;
 
   std::string ToString() const {
-    return absl::StrCat("crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes,
-                        " splits=", splits, " one_way=", one_way_splits, " loss_ppm=", loss_ppm,
-                        " dup_ppm=", duplicate_ppm, " torn=", torn_writes,
-                        " events_max=", requests.events_max, " one_account=", requests.one_account,
-                        " pauses=", pauses, " clock_steps=", clock_steps,
-                        " slow_disks=", slow_disks);
+    return absl::StrCat(
+        "crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes, " splits=", splits,
+        " one_way=", one_way_splits, " loss_ppm=", loss_ppm, " dup_ppm=", duplicate_ppm,
+        " torn=", torn_writes, " events_max=", requests.events_max,
+        " one_account=", requests.one_account, " pauses=", pauses, " clock_steps=", clock_steps,
+        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full);
   }
 };
 
@@ -68,6 +70,17 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.pauses = prng.Chance(1, 2);
   knobs.clock_steps = prng.Chance(1, 2);
   knobs.slow_disks = prng.Chance(1, 2);
+  knobs.fsync_errors = prng.Chance(1, 2);
+  knobs.disk_full = prng.Chance(1, 2);
+  return knobs;
+}
+
+// Scripted runs and performance mode: nothing injected unless a caller does.
+Knobs NoFaults() {
+  Knobs knobs;
+  knobs.crashes = knobs.aimed_crashes = knobs.wipes = knobs.splits = knobs.one_way_splits = false;
+  knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
+  knobs.fsync_errors = knobs.disk_full = false;
   return knobs;
 }
 
@@ -96,12 +109,13 @@ class ClusterRun {
   ClusterRun(uint64_t seed, const ClusterRunOptions& options, bool scripted = false)
       : seed_(seed),
         options_(options),
-        knobs_(scripted ? Knobs{} : DrawKnobs(seed)),
+        knobs_(scripted || options.mode == RunMode::kPerformance ? NoFaults() : DrawKnobs(seed)),
         cluster_(seed, MakeClusterOptions(), MakeFactory()),
         ledger_(kAccounts),
         faults_(SubSeed(seed, kTagFaults)),
         pick_(SubSeed(seed, kTagPick)),
         isolated_(options.nodes, false),
+        full_(options.nodes, false),
         clock_step_total_ns_(options.nodes, 0) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
   }
@@ -124,7 +138,7 @@ class ClusterRun {
     while (simulator.now_ns() < options_.duration_ns && result_.ok) {
       simulator.RunUntil(simulator.now_ns() + static_cast<int64_t>(faults_.UniformRange(
                                                   100 * kMillisecond, 1'000 * kMillisecond)));
-      InjectFault();
+      if (options_.mode != RunMode::kPerformance) InjectFault();
       CheckNoDoubleCounting("during faults");
     }
     return Finish();
@@ -203,7 +217,7 @@ class ClusterRun {
       NodeServerOptions options;
       options.port = kWorkloadPort;
       options.http_port = 0;
-      options.min_free_disk_mb = 0;
+      options.min_free_disk_mb = 1;  // A disk-full episode may leave less: the low-disk path.
       options.engine.checkpoint_interval_ns = 5 * kSecond;  // Exercise checkpoints often.
       for (NodeId peer = 0; peer < nodes; ++peer) {
         if (peer != env.node_id()) {
@@ -216,7 +230,7 @@ class ClusterRun {
   }
 
   bool Disturbed(NodeId node) {
-    return !cluster_.is_up(node) || isolated_[node] || cluster_.is_paused(node) ||
+    return !cluster_.is_up(node) || isolated_[node] || cluster_.is_paused(node) || full_[node] ||
            Replicated(cluster_, node).status().incarnation != replication::NodeState::kActive;
   }
 
@@ -227,7 +241,9 @@ class ClusterRun {
   }
 
   void InjectFault() {
-    const size_t max_disturbed = options_.nodes - (options_.nodes / 2 + 1);
+    const size_t max_disturbed = options_.mode == RunMode::kUnrestricted
+                                     ? options_.nodes
+                                     : options_.nodes - (options_.nodes / 2 + 1);
     const NodeId node = static_cast<NodeId>(faults_.UniformBelow(options_.nodes));
     const uint64_t roll = faults_.UniformBelow(100);
     if (roll < 12 && knobs_.crashes && cluster_.is_up(node) && !Disturbed(node) &&
@@ -270,8 +286,7 @@ class ClusterRun {
         ++result_.wipes;
         Log(absl::StrCat("fault: wipe the disk of n", node));
       }
-      UM_CHECK_OK(cluster_.Restart(node));
-      Log(absl::StrCat("fault: restart n", node));
+      RestartNode(node);
     } else if (roll < 46 && knobs_.pauses && cluster_.is_up(node) && !Disturbed(node) &&
                DisturbedCount() < max_disturbed) {
       Pause(node);
@@ -289,7 +304,41 @@ class ClusterRun {
       Log(absl::StrCat("fault: step the wall clock of n", node, " by ", step_ns / kSecond, " s"));
     } else if (roll < 54 && knobs_.slow_disks) {
       SlowDisk(node);
+    } else if (roll < 57 && knobs_.fsync_errors && cluster_.is_up(node) && !Disturbed(node) &&
+               DisturbedCount() < max_disturbed) {
+      // The node's next fsync fails: it must crash itself (Env::FailStop), never go on.
+      cluster_.disk(node).FailNextSync();
+      ++result_.fsync_errors;
+      Log(absl::StrCat("fault: the next fsync of n", node, " fails (EIO)"));
+    } else if (roll < 60 && knobs_.disk_full) {
+      ToggleDiskFull(node, max_disturbed);
     }
+  }
+
+  // Fills the node's disk to within 0-2 MiB of its capacity, or frees it again. Below
+  // --min-free-disk-mb (1 MiB here) the node refuses writes and replicated entries;
+  // above, its log writes fill the rest, fail, and it crashes itself (and may not restart
+  // until space is freed).
+  void ToggleDiskFull(NodeId node, size_t max_disturbed) {
+    SimDisk& disk = cluster_.disk(node);
+    if (full_[node]) {
+      disk.options().capacity_bytes = DiskOptions{}.capacity_bytes;
+      full_[node] = false;
+      Log(absl::StrCat("fault: space freed on the disk of n", node));
+      return;
+    }
+    if (Disturbed(node) || DisturbedCount() >= max_disturbed) return;
+    disk.options().capacity_bytes = disk.used_bytes() + faults_.UniformBelow(2 * 1024 * 1024);
+    full_[node] = true;
+    ++result_.disk_full;
+    Log(absl::StrCat("fault: the disk of n", node, " is full"));
+  }
+
+  // Restarts a node that is down; a start that fails (a full disk) leaves it down.
+  void RestartNode(NodeId node) {
+    const absl::Status started = cluster_.Restart(node);
+    Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
+                     started.ok() ? "" : started.ToString()));
   }
 
   // SIGSTOP for 0.1-5 s (longer than an election timeout at times, so its partitions move
@@ -335,12 +384,20 @@ class ClusterRun {
     for (NodeId node : all_) {
       cluster_.Resume(node);
       cluster_.disk(node).options().sync_latency_mean_ns = kNormalSyncMeanNs;
+      cluster_.disk(node).options().capacity_bytes = DiskOptions{}.capacity_bytes;
+      full_[node] = false;
     }
     cluster_.network().HealAll();
     std::fill(isolated_.begin(), isolated_.end(), false);
     cluster_.network().options().loss_ppm = 0;
     for (NodeId node : all_) {
-      if (!cluster_.is_up(node)) UM_CHECK_OK(cluster_.Restart(node));
+      if (cluster_.is_up(node)) continue;
+      const absl::Status started = cluster_.Restart(node);
+      if (!started.ok()) {
+        Fail(absl::StrCat("L1 (liveness): node ", node,
+                          " cannot restart after healing: ", started.ToString()));
+        return;
+      }
     }
     for (auto& client : clients_) client->StopSendingNew();
     Simulator& simulator = cluster_.simulator();
@@ -353,7 +410,7 @@ class ClusterRun {
         },
         simulator.now_ns() + 60 * kSecond);
     if (!quiet) {
-      Fail("L1 (liveness): requests still pending 60 s after the faults stopped");
+      Halt("L1 (liveness): requests still pending 60 s after the faults stopped");
       return;
     }
     std::string divergence;
@@ -364,7 +421,7 @@ class ClusterRun {
         },
         simulator.now_ns() + 30 * kSecond);
     if (!converged) {
-      Fail(absl::StrCat("S5/L1 (replicas converge): not within 30 s: ", divergence));
+      Halt(absl::StrCat("S5/L1 (replicas converge): not within 30 s: ", divergence));
       return;
     }
     CheckReplicaDigests();
@@ -454,10 +511,24 @@ class ClusterRun {
       result_.events_acknowledged += ledger_.acked[account];
     }
     result_.requests = ledger_.requests;
+    result_.messages_sent = net.messages_sent;
+    result_.message_bytes_sent = net.message_bytes_sent;
+    for (NodeId node : all_) result_.fsyncs += cluster_.disk(node).stats().syncs;
     result_.crashes = cluster_.crashes();
+    result_.fail_stops = cluster_.fail_stops();
     result_.simulated_ns = cluster_.simulator().now_ns();
     result_.digest = cluster_.simulator().digest();
     clients_.clear();
+  }
+
+  // A liveness failure: fatal in recoverable mode, allowed (and reported) in unrestricted.
+  void Halt(std::string failure) {
+    if (options_.mode == RunMode::kUnrestricted) {
+      result_.halted = true;
+      Log(absl::StrCat("halted (allowed in unrestricted mode): ", failure));
+      return;
+    }
+    Fail(std::move(failure));
   }
 
   void Fail(std::string failure) {
@@ -481,6 +552,7 @@ class ClusterRun {
   Prng faults_;
   Prng pick_;
   std::vector<bool> isolated_;
+  std::vector<bool> full_;                    // The node's disk is (nearly) full.
   std::vector<int64_t> clock_step_total_ns_;  // Sum of the wall-clock steps, per node.
   std::vector<NodeId> all_;
   std::vector<std::unique_ptr<WorkloadClient>> clients_;

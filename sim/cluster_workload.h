@@ -28,7 +28,23 @@
 
 namespace unimeter::sim {
 
+// docs/simulation.md, "Modes".
+enum class RunMode : uint8_t {
+  // Faults within the atlas (at most a minority disturbed, one node without its data at a
+  // time), every check, and a liveness phase: everything heals, requests complete and
+  // replicas converge within the L1 bounds.
+  kRecoverable,
+  // Safety only: any number of nodes down, cut off or paused at once (still one node
+  // without its data at a time). Never double counting; after healing, if the cluster
+  // recovers in time, every acknowledged event counted exactly once. Halting is allowed
+  // (reported, not a failure).
+  kUnrestricted,
+  // No faults: the cost per committed event (messages, bytes, fsyncs) and the speed.
+  kPerformance,
+};
+
 struct ClusterRunOptions {
+  RunMode mode = RunMode::kRecoverable;
   uint32_t nodes = 3;
   int64_t duration_ns = 30'000'000'000;  // Simulated time with faults.
   uint32_t clients = 3;
@@ -48,6 +64,14 @@ struct ClusterRunResult {
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.
+  uint64_t fsync_errors = 0;
+  uint64_t disk_full = 0;   // Episodes of a node's disk full.
+  uint64_t fail_stops = 0;  // Crashes nodes did to themselves (fsync error, disk full).
+  bool halted = false;      // Unrestricted mode: did not recover in time after healing.
+  // Totals over the run (performance mode reports them per acknowledged event).
+  uint64_t messages_sent = 0;
+  uint64_t message_bytes_sent = 0;
+  uint64_t fsyncs = 0;
   int64_t simulated_ns = 0;
 };
 

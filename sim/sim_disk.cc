@@ -151,7 +151,10 @@ void SimDiskFile::CompleteSync(std::vector<Operation> operations, SyncDone done)
   }
   absl::Status status = absl::OkStatus();
   const uint64_t used_after = disk_.used_bytes() - durable.size() + size_after;
-  if (size_after > durable.size() && used_after > disk_.options().capacity_bytes) {
+  if (disk_.TakeSyncFailure()) {
+    ++disk_.stats().sync_failures;
+    status = absl::DataLossError("simulated fsync error (EIO)");
+  } else if (size_after > durable.size() && used_after > disk_.options().capacity_bytes) {
     ++disk_.stats().sync_failures;
     status = absl::ResourceExhaustedError("simulated disk full");
   } else {

@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -66,6 +67,10 @@ class SimDisk {
   uint64_t syncs_in_flight() const { return syncs_in_flight_; }
   void AddSyncsInFlight(int64_t delta) { syncs_in_flight_ += delta; }
   void CountTornWrite() { ++torn_writes_; }
+  // The next sync to complete on this disk fails with an I/O error and makes none of its
+  // writes durable (Linux may drop the dirty pages of a failed fsync).
+  void FailNextSync() { fail_next_sync_ = true; }
+  bool TakeSyncFailure() { return std::exchange(fail_next_sync_, false); }
   Prng& prng() { return prng_; }
   // Bytes held by durable files; maintained incrementally.
   uint64_t used_bytes() const { return used_bytes_; }
@@ -82,6 +87,7 @@ class SimDisk {
   uint64_t used_bytes_ = 0;
   uint64_t torn_writes_ = 0;
   uint64_t syncs_in_flight_ = 0;
+  bool fail_next_sync_ = false;
   MemoryStateMedium state_medium_;
 };
 

@@ -42,6 +42,7 @@ struct NetworkOptions {
 
 struct NetworkStats {
   uint64_t messages_sent = 0;
+  uint64_t message_bytes_sent = 0;
   uint64_t messages_delivered = 0;
   uint64_t messages_lost = 0;
   uint64_t messages_blocked = 0;

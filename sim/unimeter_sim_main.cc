@@ -1,7 +1,11 @@
 // unimeter-sim: runs simulator seeds against the real server code.
 //
-//   unimeter-sim --seed=N [--nodes=3] [--duration-s=30] [--verbose]
+//   unimeter-sim --seed=N [--nodes=3] [--duration-s=30] [--mode=recoverable] [--replay]
 //   unimeter-sim --seeds=A..B [--nodes=3] [--check-determinism]
+//
+// Modes (clusters): recoverable (faults within the atlas, every check, a liveness phase),
+// unrestricted (any number of nodes disturbed; safety only, halting reported), performance
+// (no faults; cost per acknowledged event).
 //
 // Scenarios: --nodes=1 runs sim/single_node_workload.h (one node under crashes and
 // restarts; S1-S3); --nodes=3..7 runs sim/cluster_workload.h (a replicated cluster under
@@ -47,12 +51,39 @@ struct SeedResult {
   int64_t simulated_ns = 0;
 };
 
-SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbose) {
+struct RunFlags {
+  int64_t nodes = 3;
+  int64_t duration_s = 30;
+  bool verbose = false;
+  unimeter::sim::RunMode mode = unimeter::sim::RunMode::kRecoverable;
+};
+
+std::optional<unimeter::sim::RunMode> ParseMode(const std::string& text) {
+  if (text == "recoverable") return unimeter::sim::RunMode::kRecoverable;
+  if (text == "unrestricted") return unimeter::sim::RunMode::kUnrestricted;
+  if (text == "performance") return unimeter::sim::RunMode::kPerformance;
+  return std::nullopt;
+}
+
+// Performance mode's report: what one acknowledged event cost.
+std::string PerEventCosts(const unimeter::sim::ClusterRunResult& result) {
+  if (result.events_acknowledged == 0) return " (no events acknowledged)";
+  const double events = static_cast<double>(result.events_acknowledged);
+  char text[160];
+  std::snprintf(text, sizeof(text),
+                " per acked event: %.3f messages, %.1f message bytes, %.4f fsyncs",
+                static_cast<double>(result.messages_sent) / events,
+                static_cast<double>(result.message_bytes_sent) / events,
+                static_cast<double>(result.fsyncs) / events);
+  return text;
+}
+
+SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
   SeedResult out;
-  if (nodes == 1) {
+  if (flags.nodes == 1) {
     unimeter::sim::SingleNodeRunOptions options;
-    options.duration_ns = duration_s * 1'000'000'000;
-    options.verbose = verbose;
+    options.duration_ns = flags.duration_s * 1'000'000'000;
+    options.verbose = flags.verbose;
     const unimeter::sim::SingleNodeRunResult result =
         unimeter::sim::RunSingleNodeSeed(seed, options);
     out = {result.ok, result.failure,
@@ -63,18 +94,23 @@ SeedResult RunSeed(uint64_t seed, int64_t nodes, int64_t duration_s, bool verbos
     return out;
   }
   unimeter::sim::ClusterRunOptions options;
-  options.nodes = static_cast<uint32_t>(nodes);
-  options.duration_ns = duration_s * 1'000'000'000;
-  options.verbose = verbose;
+  options.mode = flags.mode;
+  options.nodes = static_cast<uint32_t>(flags.nodes);
+  options.duration_ns = flags.duration_s * 1'000'000'000;
+  options.verbose = flags.verbose;
   const unimeter::sim::ClusterRunResult result = unimeter::sim::RunClusterSeed(seed, options);
-  out = {
-      result.ok, result.failure,
-      "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
-          " splits=" + std::to_string(result.splits) + " pauses=" + std::to_string(result.pauses) +
-          " clock_steps=" + std::to_string(result.clock_steps) + " slow_disks=" +
-          std::to_string(result.slow_disks) + " requests=" + std::to_string(result.requests) +
-          " acked_events=" + std::to_string(result.events_acknowledged) + " [" + result.knobs + "]",
-      result.digest, result.simulated_ns};
+  out = {result.ok, result.failure,
+         "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
+             " splits=" + std::to_string(result.splits) + " pauses=" +
+             std::to_string(result.pauses) + " clock_steps=" + std::to_string(result.clock_steps) +
+             " slow_disks=" + std::to_string(result.slow_disks) +
+             " fsync_errors=" + std::to_string(result.fsync_errors) + " disk_full=" +
+             std::to_string(result.disk_full) + " fail_stops=" + std::to_string(result.fail_stops) +
+             " requests=" + std::to_string(result.requests) + " acked_events=" +
+             std::to_string(result.events_acknowledged) + (result.halted ? " HALTED" : "") +
+             (flags.mode == unimeter::sim::RunMode::kPerformance ? PerEventCosts(result)
+                                                                 : " [" + result.knobs + "]"),
+         result.digest, result.simulated_ns};
   return out;
 }
 
@@ -111,23 +147,35 @@ std::optional<int> PlantFromFlag(const std::string& plant) {
 int main(int argc, char** argv) {
   int64_t seed = -1;
   std::string seeds;
-  int64_t duration_s = 30;
-  bool verbose = false;
+  RunFlags run;
+  bool replay = false;
+  std::string mode = "recoverable";
   bool check_determinism = false;
-  int64_t nodes = 3;
   std::string plant;
   unimeter::FlagParser flags("unimeter-sim", "unimeter-sim --seed=N | --seeds=A..B [flags]");
   flags.AddInt("seed", &seed, "run one seed", 0, INT64_MAX);
   flags.AddString("seeds", &seeds, "run seeds A..B (inclusive)");
-  flags.AddInt("duration-s", &duration_s, "simulated seconds of faults per seed", 1, 86400);
-  flags.AddInt("nodes", &nodes, "1 (single node) or 3..7 (a cluster)", 1, 7);
-  flags.AddBool("verbose", &verbose, "print every node log line (replay)");
+  flags.AddInt("duration-s", &run.duration_s, "simulated seconds of faults per seed", 1, 86400);
+  flags.AddInt("nodes", &run.nodes, "1 (single node) or 3..7 (a cluster)", 1, 7);
+  flags.AddString("mode", &mode, "recoverable (default), unrestricted or performance (clusters)");
+  flags.AddBool("verbose", &run.verbose, "print every node log line");
+  flags.AddBool("replay", &replay, "the same as --verbose: replay a seed with full logs");
   flags.AddBool("check-determinism", &check_determinism, "run each seed twice, compare digests");
   flags.AddString("plant", &plant, "planted-bug build only: the deliberate bug to run with");
   if (!flags.Parse(argc, argv).ok() || flags.help_requested() ||
-      (seed < 0 && seeds.empty() && plant != "list") || nodes == 2) {
+      (seed < 0 && seeds.empty() && plant != "list") || run.nodes == 2) {
     std::fprintf(stderr, "%s", flags.Help().c_str());
     return 2;
+  }
+  run.verbose = run.verbose || replay;
+  if (const std::optional<unimeter::sim::RunMode> parsed = ParseMode(mode); !parsed.has_value()) {
+    std::fprintf(stderr, "unimeter-sim: --mode must be recoverable, unrestricted or performance\n");
+    return 2;
+  } else if (*parsed != unimeter::sim::RunMode::kRecoverable && run.nodes == 1) {
+    std::fprintf(stderr, "unimeter-sim: --mode=%s needs a cluster (--nodes=3..7)\n", mode.c_str());
+    return 2;
+  } else {
+    run.mode = *parsed;
   }
   if (const std::optional<int> exit_status = PlantFromFlag(plant); exit_status.has_value()) {
     return *exit_status;
@@ -142,29 +190,31 @@ int main(int argc, char** argv) {
   int64_t simulated_ns = 0;
   const auto started = std::chrono::steady_clock::now();  // determinism-ok: speed report only
   for (uint64_t s = first; s <= last; ++s) {
-    const SeedResult result = RunSeed(s, nodes, duration_s, verbose);
+    const SeedResult result = RunSeed(s, run);
     simulated_ns += result.simulated_ns;
     bool ok = result.ok;
     std::string failure = result.failure;
     if (ok && check_determinism) {
-      const SeedResult again = RunSeed(s, nodes, duration_s, false);
+      const SeedResult again = RunSeed(s, RunFlags{run.nodes, run.duration_s, false, run.mode});
       if (again.digest != result.digest) {
         ok = false;
         failure = "determinism: the same seed gave two different trace digests";
       }
     }
     std::printf("seed=%llu nodes=%lld digest=%016llx %s %s\n", static_cast<unsigned long long>(s),
-                static_cast<long long>(nodes), static_cast<unsigned long long>(result.digest),
+                static_cast<long long>(run.nodes), static_cast<unsigned long long>(result.digest),
                 result.summary.c_str(), ok ? "ok" : "FAILED");
     std::fflush(stdout);
     if (!ok) {
       ++failures;
-      const std::string planted = plant.empty() ? std::string() : " --plant=" + plant;
+      const std::string extra =
+          (plant.empty() ? std::string() : " --plant=" + plant) +
+          (run.mode == unimeter::sim::RunMode::kRecoverable ? std::string() : " --mode=" + mode);
       std::printf(
           "  violated: %s\n  replay: bazel run //sim:unimeter-sim%s -- --seed=%llu --nodes=%lld "
-          "--duration-s=%lld%s --verbose\n",
+          "--duration-s=%lld%s --replay\n",
           failure.c_str(), plant.empty() ? "" : "-planted", static_cast<unsigned long long>(s),
-          static_cast<long long>(nodes), static_cast<long long>(duration_s), planted.c_str());
+          static_cast<long long>(run.nodes), static_cast<long long>(run.duration_s), extra.c_str());
     }
   }
   const auto finished = std::chrono::steady_clock::now();  // determinism-ok: speed report only
