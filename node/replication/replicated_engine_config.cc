@@ -346,9 +346,17 @@ void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
   if (&map != &map_) map_ = map;
   std::vector<uint32_t> taken;
   std::vector<uint32_t> given_up;
+  const bool active = state_ == NodeState::kActive;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     Part& part = parts_[partition];
-    if (map_.owner[partition] == env_.node_id()) {
+    if (map_.owner[partition] == env_.node_id() && !active) {
+      // A map from before this data directory was wiped still names this node. An
+      // incarnation that is not active owns nothing, and its predecessor may have begun
+      // this very epoch and left entries of it on peers: never begin it here (the leader
+      // issues new epochs once it sees the new incarnation).
+      uint64_t& started = meta_->mutable_meta().started_epoch[partition];
+      started = std::max(started, map_.epoch[partition]);
+    } else if (map_.owner[partition] == env_.node_id()) {
       if (part.role == PartRole::kReplica || part.epoch < map_.epoch[partition]) {
         if (part.role == PartRole::kReplica) taken.push_back(partition);
         BeginEpoch(partition, map_.epoch[partition]);

@@ -137,8 +137,9 @@ void ReplicatedEngine::HandlePromise(NodeId source, const Promise& promise) {
 
 void ReplicatedEngine::MaybeFinishPromises(uint32_t partition) {
   Part& part = parts_[partition];
+  const size_t self = CountsForQuorum(env_.node_id()) ? 1 : 0;
   if (part.role != PartRole::kStarting || !part.self_promised ||
-      part.promises.size() + 1 < QuorumSize()) {
+      part.promises.size() + self < QuorumSize()) {
     return;
   }
   if (BugPlanted(PlantedBug::kSkipLogCollection)) {
