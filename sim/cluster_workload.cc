@@ -385,6 +385,7 @@ class ClusterRun {
       cluster_.Resume(node);
       cluster_.disk(node).options().sync_latency_mean_ns = kNormalSyncMeanNs;
       cluster_.disk(node).options().capacity_bytes = DiskOptions{}.capacity_bytes;
+      cluster_.disk(node).TakeSyncFailure();  // Disarm an fsync error not yet hit.
       full_[node] = false;
     }
     cluster_.network().HealAll();
