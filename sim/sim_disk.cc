@@ -68,6 +68,8 @@ void SimDiskFile::SettleUnsyncedOnCrash() {
   if (kept < pending.size() && !pending[kept].is_truncate &&
       disk_.prng().Chance(options.crash_torn_ppm, 1'000'000)) {
     Operation torn = pending[kept];
+    torn.bytes.append(torn.zeros, '\0');
+    torn.zeros = 0;
     torn.bytes.resize(disk_.prng().UniformBelow(torn.bytes.size() + 1));
     const size_t garbage = disk_.prng().UniformBelow(513);
     for (size_t i = 0; i < garbage; ++i) {
@@ -93,16 +95,24 @@ void SimDiskFile::Apply(const Operation& operation, std::string& file) {
     file.resize(std::min<uint64_t>(file.size(), operation.offset));
     return;
   }
-  const uint64_t end = operation.offset + operation.bytes.size();
-  if (file.size() < end) {
-    file.resize(end, '\0');
+  const uint64_t end = operation.end();
+  const uint64_t size_before = file.size();
+  if (size_before < end) {
+    file.resize(end, '\0');  // New bytes are zero already.
   }
   std::memcpy(file.data() + operation.offset, operation.bytes.data(), operation.bytes.size());
+  const uint64_t zeros_from = operation.offset + operation.bytes.size();
+  if (zeros_from < size_before) {
+    std::memset(file.data() + zeros_from, 0, std::min(end, size_before) - zeros_from);
+  }
 }
 
 void SimDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
   ++disk_.stats().writes;
-  Operation operation{false, offset, std::string(bytes.begin(), bytes.end())};
+  size_t kept = bytes.size();
+  while (kept > 0 && bytes[kept - 1] == 0) --kept;
+  Operation operation{false, offset, std::string(bytes.begin(), bytes.begin() + kept),
+                      bytes.size() - kept};
   Apply(operation, visible_);
   unsynced_.push_back(std::move(operation));
 }
@@ -114,30 +124,31 @@ void SimDiskFile::Truncate(uint64_t size_bytes) {
 }
 
 void SimDiskFile::Sync(SyncDone done) {
-  std::vector<Operation> operations;
-  operations.swap(unsynced_);
-  syncing_.push_back(operations);  // Until completion: a crash settles them per the model.
+  uint64_t bytes = 0;
+  for (const Operation& operation : unsynced_) {
+    bytes += operation.bytes.size() + operation.zeros;
+  }
+  const uint64_t count = unsynced_.size();
+  // Until completion a crash settles them per the model. Syncs complete in issue order
+  // (completion times never decrease), so the completing sync's group is the front one.
+  syncing_.push_back(std::move(unsynced_));
+  unsynced_.clear();
   disk_.AddSyncsInFlight(1);
   const int64_t completion_ns =
       std::max(simulator_.now_ns() + disk_.DrawSyncLatencyNs(), last_sync_completion_ns_);
   last_sync_completion_ns_ = completion_ns;
-  uint64_t bytes = 0;
-  for (const Operation& operation : operations) {
-    bytes += operation.bytes.size();
-  }
   std::shared_ptr<bool> alive = alive_;
-  simulator_.Schedule(
-      completion_ns - simulator_.now_ns(), owner_, EventKind::kDiskSync,
-      bytes ^ (uint64_t{operations.size()} << 40),
-      [this, alive, operations = std::move(operations), done = std::move(done)]() mutable {
-        if (!*alive) {
-          return;  // The handle was closed: nothing more becomes durable.
-        }
-        UM_CHECK(!syncing_.empty());
-        syncing_.pop_front();
-        disk_.AddSyncsInFlight(-1);
-        CompleteSync(std::move(operations), std::move(done));
-      });
+  simulator_.Schedule(completion_ns - simulator_.now_ns(), owner_, EventKind::kDiskSync,
+                      bytes ^ (count << 40), [this, alive, done = std::move(done)]() mutable {
+                        if (!*alive) {
+                          return;  // The handle was closed: nothing more becomes durable.
+                        }
+                        UM_CHECK(!syncing_.empty());
+                        std::vector<Operation> operations = std::move(syncing_.front());
+                        syncing_.pop_front();
+                        disk_.AddSyncsInFlight(-1);
+                        CompleteSync(std::move(operations), std::move(done));
+                      });
 }
 
 void SimDiskFile::CompleteSync(std::vector<Operation> operations, SyncDone done) {
@@ -145,9 +156,8 @@ void SimDiskFile::CompleteSync(std::vector<Operation> operations, SyncDone done)
   // Size after the operations, computed first so a full disk fails with nothing applied.
   uint64_t size_after = durable.size();
   for (const Operation& operation : operations) {
-    size_after = operation.is_truncate
-                     ? std::min<uint64_t>(size_after, operation.offset)
-                     : std::max<uint64_t>(size_after, operation.offset + operation.bytes.size());
+    size_after = operation.is_truncate ? std::min<uint64_t>(size_after, operation.offset)
+                                       : std::max<uint64_t>(size_after, operation.end());
   }
   absl::Status status = absl::OkStatus();
   const uint64_t used_after = disk_.used_bytes() - durable.size() + size_after;

@@ -108,6 +108,10 @@ class SimDiskFile final : public DiskFile {
     bool is_truncate;
     uint64_t offset;  // Or the new size for a truncate.
     std::string bytes;
+    // Zero bytes that follow `bytes` (a WAL group's sector padding): kept as a count, not
+    // copied around. The write covers [offset, offset + bytes.size() + zeros).
+    uint64_t zeros = 0;
+    uint64_t end() const { return offset + bytes.size() + zeros; }
   };
   static void Apply(const Operation& operation, std::string& file);
   void CompleteSync(std::vector<Operation> operations, SyncDone done);
