@@ -56,6 +56,7 @@ struct RunFlags {
   int64_t duration_s = 30;
   bool verbose = false;
   unimeter::sim::RunMode mode = unimeter::sim::RunMode::kRecoverable;
+  int64_t clients = 3;  // Clusters: 0 measures an idle cluster.
 };
 
 std::optional<unimeter::sim::RunMode> ParseMode(const std::string& text) {
@@ -98,6 +99,7 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
   options.nodes = static_cast<uint32_t>(flags.nodes);
   options.duration_ns = flags.duration_s * 1'000'000'000;
   options.verbose = flags.verbose;
+  options.clients = static_cast<uint32_t>(flags.clients);
   const unimeter::sim::ClusterRunResult result = unimeter::sim::RunClusterSeed(seed, options);
   out = {result.ok, result.failure,
          "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
@@ -157,6 +159,7 @@ int main(int argc, char** argv) {
   flags.AddString("seeds", &seeds, "run seeds A..B (inclusive)");
   flags.AddInt("duration-s", &run.duration_s, "simulated seconds of faults per seed", 1, 86400);
   flags.AddInt("nodes", &run.nodes, "1 (single node) or 3..7 (a cluster)", 1, 7);
+  flags.AddInt("clients", &run.clients, "simulated clients of a cluster (0: idle)", 0, 16);
   flags.AddString("mode", &mode, "recoverable (default), unrestricted or performance (clusters)");
   flags.AddBool("verbose", &run.verbose, "print every node log line");
   flags.AddBool("replay", &replay, "the same as --verbose: replay a seed with full logs");
@@ -195,7 +198,8 @@ int main(int argc, char** argv) {
     bool ok = result.ok;
     std::string failure = result.failure;
     if (ok && check_determinism) {
-      const SeedResult again = RunSeed(s, RunFlags{run.nodes, run.duration_s, false, run.mode});
+      const SeedResult again =
+          RunSeed(s, RunFlags{run.nodes, run.duration_s, false, run.mode, run.clients});
       if (again.digest != result.digest) {
         ok = false;
         failure = "determinism: the same seed gave two different trace digests";
