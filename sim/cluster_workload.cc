@@ -44,12 +44,13 @@ struct Knobs {
   bool disk_full = true;
 
   std::string ToString() const {
-    return absl::StrCat(
-        "crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes, " splits=", splits,
-        " one_way=", one_way_splits, " loss_ppm=", loss_ppm, " dup_ppm=", duplicate_ppm,
-        " torn=", torn_writes, " events_max=", requests.events_max,
-        " one_account=", requests.one_account, " pauses=", pauses, " clock_steps=", clock_steps,
-        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full);
+    return absl::StrCat("crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes,
+                        " splits=", splits, " one_way=", one_way_splits, " loss_ppm=", loss_ppm,
+                        " dup_ppm=", duplicate_ppm, " torn=", torn_writes,
+                        " events_max=", requests.events_max, " one_account=", requests.one_account,
+                        " pauses=", pauses, " clock_steps=", clock_steps,
+                        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors,
+                        " disk_full=", disk_full, " client_crashes=", requests.crash_one_in != 0);
   }
 };
 
@@ -72,6 +73,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.slow_disks = prng.Chance(1, 2);
   knobs.fsync_errors = prng.Chance(1, 2);
   knobs.disk_full = prng.Chance(1, 2);
+  knobs.requests.crash_one_in = prng.Chance(1, 2) ? 50 : 0;
   return knobs;
 }
 
@@ -429,14 +431,11 @@ class ClusterRun {
     for (NodeId node : all_) {
       for (uint64_t account = 0; account < kAccounts && result_.ok; ++account) {
         const uint64_t sum = SumAt(cluster_, node, account);
-        if (sum != ledger_.acked[account] ||
-            ledger_.acked[account] + ledger_.refused[account] != ledger_.sent[account]) {
+        const std::string violated = ledger_.CheckExactlyOnce(account, sum);
+        if (!violated.empty()) {
           const bool lost = sum < ledger_.acked[account];
           Fail(absl::StrCat(
-              lost ? "S1 (acknowledged event lost)" : "S3 (exactly once at quiescence)", ": node ",
-              node, " account ", account, " sum ", sum, ", sent ", ledger_.sent[account],
-              ", acknowledged ", ledger_.acked[account], ", refused and abandoned ",
-              ledger_.refused[account],
+              "node ", node, ": ", violated,
               lost ? absl::StrCat(MissingEvents(node, account), " (node ",
                                   (node + 1) % options_.nodes,
                                   MissingEvents((node + 1) % options_.nodes, account), ")")
@@ -512,6 +511,7 @@ class ClusterRun {
       result_.events_acknowledged += ledger_.acked[account];
     }
     result_.requests = ledger_.requests;
+    result_.client_crashes = ledger_.client_crashes;
     result_.messages_sent = net.messages_sent;
     result_.message_bytes_sent = net.message_bytes_sent;
     for (NodeId node : all_) result_.fsyncs += cluster_.disk(node).stats().syncs;

@@ -65,9 +65,10 @@ struct ClusterRunResult {
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.
   uint64_t fsync_errors = 0;
-  uint64_t disk_full = 0;   // Episodes of a node's disk full.
-  uint64_t fail_stops = 0;  // Crashes nodes did to themselves (fsync error, disk full).
-  bool halted = false;      // Unrestricted mode: did not recover in time after healing.
+  uint64_t disk_full = 0;       // Episodes of a node's disk full.
+  uint64_t fail_stops = 0;      // Crashes nodes did to themselves (fsync error, disk full).
+  uint64_t client_crashes = 0;  // Clients that died with a request in flight.
+  bool halted = false;          // Unrestricted mode: did not recover in time after healing.
   // Totals over the run (performance mode reports them per acknowledged event).
   uint64_t messages_sent = 0;
   uint64_t message_bytes_sent = 0;

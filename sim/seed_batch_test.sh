@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI's fixed simulator batch: the regression corpus (sim/regression_seeds.txt) first, then
 # fresh seeds, each run twice with its trace digests compared (the determinism lane):
-# 16 seeds of a replicated 3-node cluster and 16 of a single node.
+# 16 seeds of a replicated 3-node cluster and 16 of a single node, 4 unrestricted-mode
+# seeds and one performance-mode run.
 set -euo pipefail
 sim="$1"
 corpus="$(dirname "$0")/regression_seeds.txt"
@@ -13,3 +14,6 @@ if [[ -f "$corpus" ]]; then
 fi
 "$sim" --seeds=1..16 --nodes=3 --duration-s=20 --check-determinism
 "$sim" --seeds=1..16 --nodes=1 --duration-s=20 --check-determinism
+# Safety-only mode (any number of nodes disturbed) and the fault-free cost report.
+"$sim" --seeds=1..4 --nodes=3 --duration-s=20 --mode=unrestricted --check-determinism
+"$sim" --seed=1 --nodes=3 --duration-s=10 --mode=performance

@@ -132,13 +132,10 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   if (result.ok) {
     const std::vector<uint64_t> sums = Sums(cluster);
     for (uint64_t account = 0; account < kAccounts && result.ok; ++account) {
-      if (sums[account] != ledger.acked[account] ||
-          ledger.acked[account] + ledger.refused[account] != ledger.sent[account]) {
+      const std::string violated = ledger.CheckExactlyOnce(account, sums[account]);
+      if (!violated.empty()) {
         result.ok = false;
-        result.failure = absl::StrCat("S3 (exactly once at quiescence): account ", account, " sum ",
-                                      sums[account], ", sent ", ledger.sent[account],
-                                      ", acknowledged ", ledger.acked[account],
-                                      ", refused and abandoned ", ledger.refused[account]);
+        result.failure = violated;
       }
     }
   }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/endian.h"
 #include "protocol/wire.h"
@@ -116,6 +117,27 @@ bool WorkloadClient::NextRequest() {
   return true;
 }
 
+std::string Ledger::CheckExactlyOnce(uint64_t account, uint64_t sum) const {
+  const uint64_t low = acked[account];
+  const uint64_t high = acked[account] + unknown[account];
+  const bool accounted = acked[account] + refused[account] + unknown[account] == sent[account];
+  if (sum >= low && sum <= high && accounted) return std::string();
+  return absl::StrCat(
+      sum < low ? "S1 (acknowledged event lost)" : "S3 (exactly once at quiescence)", ": account ",
+      account, " sum ", sum, ", sent ", sent[account], ", acknowledged ", acked[account],
+      ", refused and abandoned ", refused[account], ", outcome unknown (client crashed) ",
+      unknown[account]);
+}
+
+void WorkloadClient::CrashMidRequest() {
+  if (!in_flight_) return;  // The answer came first.
+  for (uint64_t account : request_.accounts) ++ledger_.unknown[account];
+  ++ledger_.client_crashes;
+  in_flight_ = false;
+  has_request_ = false;
+  Disconnect();
+}
+
 void WorkloadClient::Send() {
   request_id_ = next_request_id_++;
   std::string frame = request_.payload_frame;
@@ -126,6 +148,11 @@ void WorkloadClient::Send() {
     in_flight_ = true;
     sent_at_ns_ = env_.MonotonicNowNs();
     ++ledger_.requests;
+    if (shape_.crash_one_in != 0 && !request_.metric_put &&
+        prng_.UniformBelow(shape_.crash_one_in) == 0) {
+      env_.StartTimer(static_cast<int64_t>(prng_.UniformBelow(2'000'000)),
+                      [this] { CrashMidRequest(); });
+    }
   }
 }
 

@@ -36,11 +36,19 @@ struct Ledger {
   // abandoned: they must never be counted. At quiescence sum == acked and
   // acked + refused == sent.
   std::vector<uint64_t> refused;
+  // Events of requests whose client crashed before learning the outcome: counted at most
+  // once (acked <= sum <= acked + unknown).
+  std::vector<uint64_t> unknown = std::vector<uint64_t>(sent.size(), 0);
   // Client timestamp of every acknowledged event, per account (to name what was lost).
   std::vector<std::vector<int64_t>> acked_timestamps =
       std::vector<std::vector<int64_t>>(sent.size());
   bool metric_registered = false;
   uint64_t requests = 0;
+  uint64_t client_crashes = 0;
+
+  // S1/S3 at quiescence for one account whose committed SUM is `sum`: empty if it holds,
+  // else what is violated.
+  std::string CheckExactlyOnce(uint64_t account, uint64_t sum) const;
 };
 
 // The shape of a client's requests (a swarm knob of the cluster workload).
@@ -49,6 +57,9 @@ struct RequestShape {
   // All events of a request go to one account (one partition), as an SDK batching per
   // customer sends them; otherwise each event picks its account.
   bool one_account = false;
+  // One request in this many, the client process crashes right after sending it (its
+  // outcome is never learned and it is not resent); 0: never.
+  uint32_t crash_one_in = 0;
 };
 
 class WorkloadClient {
@@ -78,6 +89,8 @@ class WorkloadClient {
   void Send();
   void OnData(absl::Span<const uint8_t> bytes);
   void OnReply(protocol::Status status);
+  // The client process dies with a request in flight; a new one connects afresh.
+  void CrashMidRequest();
 
   SimEnv& env_;
   Prng prng_;
