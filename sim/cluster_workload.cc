@@ -167,6 +167,33 @@ class ClusterRun {
     cluster_.network().SetBlocked(from, to, blocked);
     if (blocked) ++result_.splits;
   }
+  void SetPaused(NodeId node, bool paused) {
+    if (paused) {
+      cluster_.Pause(node);
+      ++result_.pauses;
+    } else {
+      cluster_.Resume(node);
+    }
+  }
+  uint64_t Acknowledged(uint64_t account) const { return ledger_.acked.at(account); }
+  // A routed read of the account's SUM through `node`'s engine (as its front door would),
+  // answered later on the simulated loop.
+  void ReadSum(NodeId node, uint64_t account,
+               absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done) {
+    Server(cluster_, node)
+        .engine()
+        .Read(static_cast<uint32_t>(account % 256),
+              [account, done = std::move(done)](
+                  absl::StatusOr<const metering::PartitionState*> state) mutable {
+                if (!state.ok()) {
+                  done(state.status());
+                  return;
+                }
+                absl::StatusOr<metering::AggValue> value =
+                    (*state)->QueryUsage(account, "m", 0, INT64_MAX, {});
+                done(value.ok() ? static_cast<uint64_t>(value->sum) : uint64_t{0});
+              });
+  }
   bool Serves(NodeId node, uint32_t partition) {
     return cluster_.is_up(node) && Replicated(cluster_, node).serving(partition);
   }
@@ -576,6 +603,13 @@ void ClusterScenario::Restart(NodeId node) { run_->Restart(node, false); }
 void ClusterScenario::RestartWiped(NodeId node) { run_->Restart(node, true); }
 void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }
+void ClusterScenario::Pause(NodeId node) { run_->SetPaused(node, true); }
+void ClusterScenario::Resume(NodeId node) { run_->SetPaused(node, false); }
+uint64_t ClusterScenario::Acknowledged(uint64_t account) { return run_->Acknowledged(account); }
+void ClusterScenario::ReadSum(NodeId node, uint64_t account,
+                              absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done) {
+  run_->ReadSum(node, account, std::move(done));
+}
 uint32_t ClusterScenario::ServedPartitions() { return run_->ServedPartitions(); }
 NodeId ClusterScenario::OwnerOf(uint32_t partition) { return run_->OwnerOf(partition); }
 int64_t ClusterScenario::now_ns() { return run_->simulator().now_ns(); }

@@ -24,6 +24,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 #include "node/env/env.h"
 
 namespace unimeter::sim {
@@ -95,6 +97,14 @@ class ClusterScenario {
   void RestartWiped(NodeId node);      // A replaced disk. REQUIRES: the node is down.
   void Block(NodeId from, NodeId to);  // One direction; Unblock heals it.
   void Unblock(NodeId from, NodeId to);
+  void Pause(NodeId node);  // SIGSTOP until Resume.
+  void Resume(NodeId node);
+  // Events of `account` acknowledged to clients so far.
+  uint64_t Acknowledged(uint64_t account);
+  // Reads the account's SUM through `node`'s engine (routed and confirmed as a client's
+  // read would be); `done` runs later on the simulated loop.
+  void ReadSum(NodeId node, uint64_t account,
+               absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done);
   // Partitions whose owner serves them (epoch committed), and the serving owner.
   uint32_t ServedPartitions();
   NodeId OwnerOf(uint32_t partition);  // > kNodeIdMax when none serves it.

@@ -120,5 +120,48 @@ TEST(ReplicationScenariosTest, IsolatedOldOwnerKeepsTakingRequestsButNeverCommit
   ExpectExactlyOnce(scenario.Finish());
 }
 
+TEST(ReplicationScenariosTest, FrozenOldOwnerNeverServesAStaleRead) {
+  ClusterScenario scenario(107, Options());
+  ASSERT_GE(scenario.RunUntilAllServed(10 * kSecond), 0);
+  scenario.RunFor(1 * kSecond);
+  constexpr uint64_t kAccount = 5;  // Partition 5.
+  const NodeId old_owner = scenario.OwnerOf(kAccount);
+  ASSERT_LE(old_owner, 2u);
+  // Frozen past every timeout: its partitions move and the clients keep writing to the new
+  // owners. It still believes it owns them when it wakes.
+  scenario.Pause(old_owner);
+  scenario.RunFor(6 * kSecond);
+  const NodeId new_owner = scenario.OwnerOf(kAccount);
+  ASSERT_LE(new_owner, 2u);
+  EXPECT_NE(new_owner, old_owner);
+  const uint64_t acknowledged = scenario.Acknowledged(kAccount);
+  ASSERT_GT(acknowledged, 0u);
+  scenario.Resume(old_owner);
+  // Read through the woken node before it has processed anything: the answer must include
+  // every write acknowledged before the read began, or be an error.
+  bool answered = false;
+  absl::StatusOr<uint64_t> sum = absl::UnknownError("not answered");
+  scenario.ReadSum(old_owner, kAccount, [&](absl::StatusOr<uint64_t> result) {
+    answered = true;
+    sum = std::move(result);
+  });
+  scenario.RunFor(6 * kSecond);
+  ASSERT_TRUE(answered);
+  if (sum.ok()) {
+    EXPECT_GE(*sum, acknowledged) << "stale read from the woken old owner";
+  }
+  // And once it has caught up, a read through it answers (and is current).
+  bool answered_again = false;
+  const uint64_t acknowledged_again = scenario.Acknowledged(kAccount);
+  scenario.ReadSum(old_owner, kAccount, [&](absl::StatusOr<uint64_t> result) {
+    answered_again = true;
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_GE(*result, acknowledged_again);
+  });
+  scenario.RunFor(2 * kSecond);
+  EXPECT_TRUE(answered_again);
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 }  // namespace
 }  // namespace unimeter::sim
