@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "node/base/flags.h"
+#include "tools/histogram.h"
 
 int main(int argc, char** argv) {
   std::string dir = "/tmp";
@@ -64,11 +65,7 @@ int main(int argc, char** argv) {
   close(fd);
   unlink(path.c_str());
   std::sort(latencies_us.begin(), latencies_us.end());
-  auto at = [&](double q) {
-    return latencies_us[std::min(
-        latencies_us.size() - 1,
-        static_cast<size_t>(q * static_cast<double>(latencies_us.size())))];
-  };
+  auto at = [&](double q) { return unimeter::tools::NearestRankQuantile(latencies_us, q); };
   if (json) {
     std::printf("{\"fdatasync_us_p50\":%.1f,\"fdatasync_us_p90\":%.1f,\"fdatasync_us_p99\":%.1f}\n",
                 at(0.5), at(0.9), at(0.99));

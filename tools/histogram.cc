@@ -9,6 +9,12 @@
 
 namespace unimeter::tools {
 
+double NearestRankQuantile(const std::vector<double>& sorted, double quantile) {
+  UM_CHECK(!sorted.empty());
+  const size_t rank = static_cast<size_t>(quantile * static_cast<double>(sorted.size()));
+  return sorted[std::min(sorted.size() - 1, rank)];
+}
+
 LatencyHistogram::LatencyHistogram() : counts_(BucketCount(), 0) {}
 
 size_t LatencyHistogram::BucketCount() {

@@ -14,6 +14,10 @@
 
 namespace unimeter::tools {
 
+// The exact nearest-rank quantile of `sorted` (ascending, not empty): the element at
+// floor(quantile * size), clamped to the last. For the probes' small sample sets.
+double NearestRankQuantile(const std::vector<double>& sorted, double quantile);
+
 class LatencyHistogram {
  public:
   static constexpr int kSubBucketBits = 7;

@@ -10,6 +10,16 @@
 namespace unimeter::tools {
 namespace {
 
+TEST(NearestRankQuantileTest, PicksTheElementAtTheRankClampedToTheLast) {
+  const std::vector<double> sorted = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  EXPECT_EQ(NearestRankQuantile(sorted, 0.0), 1);
+  EXPECT_EQ(NearestRankQuantile(sorted, 0.5), 6);
+  EXPECT_EQ(NearestRankQuantile(sorted, 0.9), 10);
+  EXPECT_EQ(NearestRankQuantile(sorted, 0.99), 10);
+  EXPECT_EQ(NearestRankQuantile(sorted, 1.0), 10);
+  EXPECT_EQ(NearestRankQuantile({42}, 0.5), 42);
+}
+
 TEST(LatencyHistogramTest, BucketsAreContiguousAndCoverUint64) {
   EXPECT_EQ(LatencyHistogram::BucketIndex(0), 0u);
   EXPECT_EQ(LatencyHistogram::BucketIndex(255), 255u);

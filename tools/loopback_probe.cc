@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "node/base/flags.h"
+#include "tools/histogram.h"
 
 namespace {
 
@@ -92,11 +93,7 @@ int main(int argc, char** argv) {
   echo.join();
   close(listen_fd);
   std::sort(latencies_us.begin(), latencies_us.end());
-  auto at = [&](double q) {
-    return latencies_us[std::min(
-        latencies_us.size() - 1,
-        static_cast<size_t>(q * static_cast<double>(latencies_us.size())))];
-  };
+  auto at = [&](double q) { return unimeter::tools::NearestRankQuantile(latencies_us, q); };
   if (json) {
     std::printf(
         "{\"loopback_rtt_us_p50\":%.1f,\"loopback_rtt_us_p90\":%.1f,"
