@@ -32,7 +32,6 @@ enum class PlantedBug : uint8_t {
   kStepDownSaysRefused,       // A deposed owner answers its waiters "nothing stored".
   kFreshNodeCountsForQuorum,  // A wiped, not yet resynced node counts toward quorums.
   kEarlyDuplicateVerdict,     // "Duplicate" answered while the original is uncommitted.
-  kCount,
 };
 
 struct PlantedBugInfo {
@@ -42,7 +41,6 @@ struct PlantedBugInfo {
 };
 
 #ifdef UNIMETER_PLANTED_BUGS
-inline constexpr bool kPlantedBugsCompiled = true;
 // Every planted bug, in enum order.
 const std::vector<PlantedBugInfo>& PlantedBugs();
 std::optional<PlantedBug> PlantedBugByName(std::string_view name);
@@ -50,7 +48,6 @@ std::optional<PlantedBug> PlantedBugByName(std::string_view name);
 void PlantBug(PlantedBug bug);
 bool BugPlanted(PlantedBug bug);
 #else
-inline constexpr bool kPlantedBugsCompiled = false;
 constexpr bool BugPlanted(PlantedBug) { return false; }
 #endif
 

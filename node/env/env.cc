@@ -1,8 +1,15 @@
 #include "node/env/env.h"
 
+#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 
 namespace unimeter {
+
+bool FailStopOnError(Env& env, const absl::Status& status, absl::string_view what) {
+  if (status.ok()) return false;
+  env.FailStop(absl::Status(status.code(), absl::StrCat(what, ": ", status.message())));
+  return true;
+}
 
 void SleepFor(Env& env, int64_t delay_ns) {
   UM_CHECK(env.fibers().in_fiber());

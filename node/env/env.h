@@ -29,6 +29,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "node/base/random.h"
 #include "node/env/fiber.h"
@@ -206,6 +207,11 @@ class Env {
   // and the caller must return without further effects.
   virtual void FailStop(const absl::Status& cause) = 0;
 };
+
+// If a durable write failed (`status` not OK), crashes the node on purpose through
+// env.FailStop with `what` prefixed to the cause and returns true: the caller returns at
+// once. False if `status` is OK.
+bool FailStopOnError(Env& env, const absl::Status& status, absl::string_view what);
 
 // Suspends the current fiber for `delay_ns`. May suspend. REQUIRES: called in a fiber.
 void SleepFor(Env& env, int64_t delay_ns);

@@ -87,7 +87,7 @@ ReplicatedEngine::~ReplicatedEngine() {
 }
 
 void ReplicatedEngine::Start() {
-  meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+  meta_->Save([this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   alerts_.Reset(store_->alert_count());
   env_.transport().SetReceiver(
       [this](NodeId source, absl::Span<const uint8_t> bytes) { OnMessage(source, bytes); });
@@ -102,12 +102,6 @@ void ReplicatedEngine::Start() {
   } else {
     ResetElectionTimer();
   }
-}
-
-bool ReplicatedEngine::FailStopOnError(const absl::Status& status, absl::string_view what) {
-  if (status.ok()) return false;
-  env_.FailStop(absl::Status(status.code(), absl::StrCat(what, ": ", status.message())));
-  return true;
 }
 
 int ReplicatedEngine::Position(NodeId node) const {
@@ -185,7 +179,8 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
       // A formed cluster exists: this empty directory is a replaced disk. Resync.
       state_ = NodeState::kSyncing;
       meta_->mutable_meta().formed = true;
-      meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+      meta_->Save(
+          [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
       env_.Log("replication: fresh data directory in a formed cluster: resyncing");
     } else {
       MaybeBootstrap();
@@ -277,7 +272,7 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
   // then recovers from its durable state and catches up from its peers.
   if (!status.ok()) {
     env_.Log(absl::StrCat("replication: WAL sync failed, crashing: ", status.ToString()));
-    FailStopOnError(status, "WAL sync");
+    FailStopOnError(env_, status, "WAL sync");
     return;
   }
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {

@@ -236,9 +236,6 @@ class ReplicatedEngine final : public Engine {
   void FlushOutboxes();
   int Position(NodeId node) const;  // -1 if not a member.
   bool CountsForQuorum(NodeId node) const;
-  // A durable write failed (`what`): crashes this node on purpose (Env::FailStop) and
-  // returns true, and the caller returns at once; false if `status` is OK.
-  bool FailStopOnError(const absl::Status& status, absl::string_view what);
   // The number of members that make a majority (quorum_; a planted bug may change it).
   size_t QuorumSize() const;
 

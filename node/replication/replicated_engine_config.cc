@@ -77,7 +77,7 @@ void ReplicatedEngine::StartElection(bool pre_vote) {
   }
   // The vote for ourselves is durable before anyone hears of the term.
   meta_->Save([this, send = std::move(send)](absl::Status status) mutable {
-    if (FailStopOnError(status, "replica.meta write")) return;
+    if (FailStopOnError(env_, status, "replica.meta write")) return;
     send();
   });
 }
@@ -88,7 +88,8 @@ void ReplicatedEngine::BecomeFollower(uint64_t term, NodeId leader) {
     meta.term = term;
     meta.voted_for = kNoVote;
     ++counters_.term_changes;
-    meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+    meta_->Save(
+        [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   }
   if (role_ == Role::kLeader) {
     env_.CancelTimer(tick_timer_);
@@ -112,7 +113,8 @@ void ReplicatedEngine::BecomeLeader() {
   }
   if (!meta_->meta().formed) {
     meta_->mutable_meta().formed = true;
-    meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+    meta_->Save(
+        [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   }
   env_.Log(absl::StrCat("replication: leader in term ", meta_->meta().term));
   AssignOwners(/*new_term=*/true);
@@ -265,7 +267,8 @@ void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat
   ResetElectionTimer();
   if (!meta.formed) {
     meta.formed = true;
-    meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+    meta_->Save(
+        [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   }
   ApplyMap(heartbeat);
   HeartbeatAck ack;
@@ -316,7 +319,7 @@ void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& reque
   const VoteReply reply{request.term, false, true};
   meta_->Save([this, source, reply](absl::Status status) {
     // The vote is durable before the candidate hears of it.
-    if (FailStopOnError(status, "replica.meta write")) return;
+    if (FailStopOnError(env_, status, "replica.meta write")) return;
     Send(source, reply);
   });
 }
@@ -389,7 +392,7 @@ void ReplicatedEngine::MaybeBootstrap() {
   // Every member is new: this is a brand-new cluster, bootstrapped together.
   state_ = NodeState::kActive;
   meta_->mutable_meta().active = true;
-  meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+  meta_->Save([this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   env_.Log("replication: every member is new: bootstrapping the cluster");
 }
 
@@ -400,7 +403,7 @@ void ReplicatedEngine::MaybeActivate() {
   }
   state_ = NodeState::kActive;
   meta_->mutable_meta().active = true;
-  meta_->Save([this](absl::Status status) { FailStopOnError(status, "replica.meta write"); });
+  meta_->Save([this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   env_.Log("replication: resync complete: this incarnation is active");
 }
 

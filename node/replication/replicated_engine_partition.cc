@@ -38,7 +38,7 @@ void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
   meta.promised_epoch[partition] = epoch;
   // Our own promise counts once it is durable, like everybody else's.
   meta_->Save([this, partition, epoch](absl::Status status) {
-    if (FailStopOnError(status, "replica.meta write")) return;
+    if (FailStopOnError(env_, status, "replica.meta write")) return;
     Part& part = parts_[partition];
     if (part.role == PartRole::kStarting && part.epoch == epoch) {
       part.self_promised = true;
@@ -101,7 +101,7 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
   if (granted.empty()) return;
   // Promises are durable before the owner hears of them.
   meta_->Save([this, source, granted = std::move(granted)](absl::Status status) {
-    if (FailStopOnError(status, "replica.meta write")) return;
+    if (FailStopOnError(env_, status, "replica.meta write")) return;
     Promise promise;
     for (const StartEpochItem& item : granted) {
       PromiseItem reply;
@@ -567,7 +567,7 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
       partition, *std::move(state), complete->entry_epoch,
       [this, partition, index, finish = std::move(finish)](absl::Status status) mutable {
         // A state store that cannot commit: crash and recover.
-        if (FailStopOnError(status, "snapshot install")) return;
+        if (FailStopOnError(env_, status, "snapshot install")) return;
         Part& part = parts_[partition];
         part.installing = false;
         part.durable_index =

@@ -49,9 +49,8 @@ void CheckpointTimer::Schedule() {
       applied_at_last_ = applied;
       last_ns_ = env_.MonotonicNowNs();
       // A failed checkpoint leaves memory ahead of the store: crash and recover.
-      store_.Checkpoint([&env = env_](absl::Status status) {
-        if (!status.ok()) env.FailStop(status);
-      });
+      store_.Checkpoint(
+          [&env = env_](absl::Status status) { FailStopOnError(env, status, "checkpoint"); });
     }
     Schedule();
   });

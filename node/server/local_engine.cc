@@ -224,11 +224,8 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
     env_.Log(absl::StrCat("wal sync failed, disk full: ", status.ToString()));
     RollBack(covered);
   } else {
-    if (!status.ok()) {
-      // An fsync error: the page cache cannot be trusted. Crash and recover from disk.
-      env_.FailStop(status);
-      return;
-    }
+    // An fsync error: the page cache cannot be trusted. Crash and recover from disk.
+    if (FailStopOnError(env_, status, "WAL sync")) return;
     std::vector<AlertRecord> recorded;
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       if (covered[partition] > store_->commit_index(partition)) {
