@@ -163,5 +163,44 @@ TEST(ReplicationScenariosTest, FrozenOldOwnerNeverServesAStaleRead) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// The same frozen owner, but everything sent to it while frozen is lost, so it wakes with no
+// news of the new owners: only its read confirmation stands between it and a stale answer
+// (a round of "do you still hold my epoch?" that the other nodes, which promised a newer
+// epoch, must answer "no").
+TEST(ReplicationScenariosTest, FrozenOldOwnerWithoutNewsNeverServesAStaleRead) {
+  ClusterScenario scenario(108, Options());
+  ASSERT_GE(scenario.RunUntilAllServed(10 * kSecond), 0);
+  scenario.RunFor(1 * kSecond);
+  constexpr uint64_t kAccount = 7;
+  const NodeId old_owner = scenario.OwnerOf(kAccount);
+  ASSERT_LE(old_owner, 2u);
+  scenario.Pause(old_owner);
+  for (NodeId node = 0; node < 3; ++node) {
+    if (node != old_owner) scenario.Block(node, old_owner);
+  }
+  scenario.RunFor(6 * kSecond);
+  const NodeId new_owner = scenario.OwnerOf(kAccount);
+  ASSERT_LE(new_owner, 2u);
+  EXPECT_NE(new_owner, old_owner);
+  const uint64_t acknowledged = scenario.Acknowledged(kAccount);
+  ASSERT_GT(acknowledged, 0u);
+  for (NodeId node = 0; node < 3; ++node) {
+    if (node != old_owner) scenario.Unblock(node, old_owner);
+  }
+  scenario.Resume(old_owner);
+  bool answered = false;
+  absl::StatusOr<uint64_t> sum = absl::UnknownError("not answered");
+  scenario.ReadSum(old_owner, kAccount, [&](absl::StatusOr<uint64_t> result) {
+    answered = true;
+    sum = std::move(result);
+  });
+  scenario.RunFor(6 * kSecond);
+  ASSERT_TRUE(answered);
+  if (sum.ok()) {
+    EXPECT_GE(*sum, acknowledged) << "stale read from the woken old owner";
+  }
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 }  // namespace
 }  // namespace unimeter::sim

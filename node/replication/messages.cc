@@ -391,6 +391,21 @@ void Put(ByteWriter& w, const ReadIndexReplyItem& m) {
 bool Get(ByteReader& r, ReadIndexReplyItem* m) {
   return r.U64(&m->request_id) && GetStatus(r, &m->status) && r.U64(&m->commit_index);
 }
+void Put(ByteWriter& w, const ConfirmItem& m) {
+  w.U16(static_cast<uint16_t>(m.partition));
+  w.U64(m.epoch);
+}
+bool Get(ByteReader& r, ConfirmItem* m) {
+  return GetPartition(r, &m->partition) && r.U64(&m->epoch);
+}
+void Put(ByteWriter& w, const ConfirmReplyItem& m) {
+  w.U16(static_cast<uint16_t>(m.partition));
+  w.U64(m.epoch);
+  w.U8(m.confirmed ? 1 : 0);
+}
+bool Get(ByteReader& r, ConfirmReplyItem* m) {
+  return GetPartition(r, &m->partition) && r.U64(&m->epoch) && r.Bool(&m->confirmed);
+}
 
 // Messages that are just a list of items.
 template <typename T>
@@ -416,6 +431,16 @@ void Put(ByteWriter& w, const ReadIndex& m) { PutItems(w, m.items); }
 bool Get(ByteReader& r, ReadIndex* m) { return GetItems(r, &m->items); }
 void Put(ByteWriter& w, const ReadIndexReply& m) { PutItems(w, m.items); }
 bool Get(ByteReader& r, ReadIndexReply* m) { return GetItems(r, &m->items); }
+void Put(ByteWriter& w, const ConfirmEpoch& m) {
+  w.U64(m.round);
+  PutItems(w, m.items);
+}
+bool Get(ByteReader& r, ConfirmEpoch* m) { return r.U64(&m->round) && GetItems(r, &m->items); }
+void Put(ByteWriter& w, const ConfirmEpochReply& m) {
+  w.U64(m.round);
+  PutItems(w, m.items);
+}
+bool Get(ByteReader& r, ConfirmEpochReply* m) { return r.U64(&m->round) && GetItems(r, &m->items); }
 
 template <size_t I>
 bool DecodeAlternative(size_t index, ByteReader& reader, Message* message) {

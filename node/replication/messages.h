@@ -28,7 +28,7 @@
 namespace unimeter::replication {
 
 inline constexpr uint8_t kProtocolMajor = 1;
-inline constexpr uint8_t kProtocolMinor = 0;
+inline constexpr uint8_t kProtocolMinor = 1;  // 1: ConfirmEpoch, ConfirmEpochReply.
 inline constexpr NodeId kNoOwner = 0xFF;
 
 // The sender's incarnation: kFresh (new data directory, knows no cluster), kSyncing
@@ -173,9 +173,33 @@ struct ReadIndexReply {
   std::vector<ReadIndexReplyItem> items;
 };
 
-using Message =
-    std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise, Append,
-                 AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply, ReadIndex, ReadIndexReply>;
+// A read confirmation round (minor version 1): the owner asks whether the replica still holds
+// its promise for each partition's epoch; the replica answers at once, without waiting for
+// its log to be durable, so a read does not queue behind the append pipeline. A majority of
+// "still promised" answers to a round sent after a read arrived proves that no newer epoch
+// had committed anything before the read (docs/replication.md, "Reads"). A node of minor
+// version 0 drops these; reads then confirm through the append pipeline as before.
+struct ConfirmItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+};
+struct ConfirmEpoch {
+  uint64_t round = 0;
+  std::vector<ConfirmItem> items;
+};
+struct ConfirmReplyItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  bool confirmed = false;  // The replica is active and its promise is exactly `epoch`.
+};
+struct ConfirmEpochReply {
+  uint64_t round = 0;
+  std::vector<ConfirmReplyItem> items;
+};
+
+using Message = std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise,
+                             Append, AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply,
+                             ReadIndex, ReadIndexReply, ConfirmEpoch, ConfirmEpochReply>;
 
 std::vector<uint8_t> EncodeMessage(const Header& header, const Message& message);
 absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Message* message);

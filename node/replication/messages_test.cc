@@ -102,6 +102,33 @@ TEST(MessagesTest, HeartbeatAndPromisesRoundTrip) {
   EXPECT_TRUE(back.items[0].granted);
 }
 
+TEST(MessagesTest, ConfirmRoundsRoundTrip) {
+  ConfirmEpoch request;
+  request.round = 41;
+  request.items.push_back(ConfirmItem{255, (7ull << 32) | 2});
+  const ConfirmEpoch decoded = std::get<ConfirmEpoch>(RoundTrip(request));
+  EXPECT_EQ(decoded.round, 41u);
+  ASSERT_EQ(decoded.items.size(), 1u);
+  EXPECT_EQ(decoded.items[0].partition, 255u);
+  EXPECT_EQ(decoded.items[0].epoch, (7ull << 32) | 2);
+  ConfirmEpochReply reply;
+  reply.round = 41;
+  reply.items.push_back(ConfirmReplyItem{3, 9, true});
+  reply.items.push_back(ConfirmReplyItem{4, 9, false});
+  const ConfirmEpochReply back = std::get<ConfirmEpochReply>(RoundTrip(reply));
+  EXPECT_EQ(back.round, 41u);
+  ASSERT_EQ(back.items.size(), 2u);
+  EXPECT_TRUE(back.items[0].confirmed);
+  EXPECT_FALSE(back.items[1].confirmed);
+  EXPECT_EQ(back.items[1].partition, 4u);
+  // A partition number outside the 256 is refused.
+  std::vector<uint8_t> bytes = EncodeMessage(Header{}, request);
+  bytes[bytes.size() - 9] = 0x01;  // The partition's high byte (little-endian): 0x01FF.
+  Header header;
+  Message message;
+  EXPECT_FALSE(DecodeMessage(bytes, &header, &message).ok());
+}
+
 TEST(MessagesTest, RejectsOtherMajorVersionsAndGarbage) {
   std::vector<uint8_t> bytes = EncodeMessage(Header{}, VoteRequest{3, true});
   Header header;

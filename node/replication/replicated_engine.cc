@@ -57,6 +57,9 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
   outboxes_.resize(n);
   append_in_flight_.assign(n, false);
+  confirm_sent_round_.assign(n, 0);
+  confirm_in_flight_.assign(n, false);
+  confirm_deadline_ns_.assign(n, 0);
   append_deadline_ns_.assign(n, 0);
   append_sequence_sent_.assign(n, 0);
   snapshot_window_ns_.assign(n, kLongAgoNs);
@@ -203,6 +206,8 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
         if constexpr (std::is_same_v<T, ForwardReply>) HandleForwardReply(body);
         if constexpr (std::is_same_v<T, ReadIndex>) HandleReadIndex(source, body);
         if constexpr (std::is_same_v<T, ReadIndexReply>) HandleReadIndexReply(body);
+        if constexpr (std::is_same_v<T, ConfirmEpoch>) HandleConfirmEpoch(source, body);
+        if constexpr (std::is_same_v<T, ConfirmEpochReply>) HandleConfirmEpochReply(source, body);
       },
       message);
   FlushOutboxes();

@@ -136,7 +136,8 @@ class ReplicatedEngine final : public Engine {
     int64_t snapshot_sent_ns = kLongAgoNs;  // At most one per kSnapshotPeriods retransmits.
     int64_t entries_sent_ns = kLongAgoNs;   // Last send of entries not yet acknowledged.
     bool acked = false;                     // Has answered an item of this epoch.
-    bool probe = false;  // The next message carries an item (a read confirmation round).
+    bool probe = false;            // The next message carries an item (a read confirmation round).
+    uint64_t confirmed_round = 0;  // Newest confirm round the peer answered "still promised".
   };
   struct Waiter {
     uint32_t partition = 0;
@@ -160,7 +161,8 @@ class ReplicatedEngine final : public Engine {
     int64_t deadline_ns = 0;
   };
   struct ReadWait {
-    uint64_t sequence = 0;  // Owner: confirmed by acks of messages at or after this.
+    uint64_t sequence = 0;  // Owner: confirmed by acks of messages at or after this,
+    uint64_t round = 0;     // or by answers to confirm rounds at or after this.
     uint64_t index = 0;     // Replica: answer once applied up to here.
     bool confirmed = false;
     ReadFunction read;
@@ -297,6 +299,11 @@ class ReplicatedEngine final : public Engine {
   std::vector<Remote> TakeRemotes(absl::FunctionRef<bool(const Remote&)> selected);
   bool Reachable(NodeId node) const;
   void ConfirmAsOwner(uint32_t partition, ReadWait wait);
+  // Sends the current confirm round to every peer that has none in flight and has not been
+  // sent a round as new as the newest read needs.
+  void SendConfirmRounds();
+  void HandleConfirmEpoch(NodeId source, const ConfirmEpoch& request);
+  void HandleConfirmEpochReply(NodeId source, const ConfirmEpochReply& reply);
   void SweepTimeouts();
   void ScheduleFlush();
   void RouteRead(uint32_t partition, ReadFunction read, int64_t deadline_ns);
@@ -354,6 +361,13 @@ class ReplicatedEngine final : public Engine {
   std::vector<int64_t> snapshot_window_ns_;  // By position: start of the pacing window.
   std::vector<size_t> snapshot_budget_;      // Snapshots left in the window.
   uint64_t sequence_ = 0;
+  // Read confirmation rounds: a read that arrives gets round confirm_round_ + 1, so only
+  // answers to messages sent after it count. One round in flight per peer.
+  uint64_t confirm_round_ = 0;                // The newest round started.
+  uint64_t confirm_wanted_ = 0;               // The newest round a waiting read needs.
+  std::vector<uint64_t> confirm_sent_round_;  // By position: round of the last send.
+  std::vector<bool> confirm_in_flight_;
+  std::vector<int64_t> confirm_deadline_ns_;
 
   // Forwarded requests.
   uint64_t next_request_id_ = 1;

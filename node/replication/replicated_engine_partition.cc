@@ -1,6 +1,7 @@
 // Partition epochs (promises, adopting the most advanced log) and the data path (appends,
 // acknowledgements, commit, snapshots, read confirmation).
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -578,6 +579,7 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
 }
 
 void ReplicatedEngine::FlushPeers() {
+  SendConfirmRounds();
   const int64_t now_ns = env_.MonotonicNowNs();
   for (size_t position = 0; position < members_.size(); ++position) {
     const NodeId target = members_[position];
@@ -659,13 +661,76 @@ void ReplicatedEngine::FlushPeers() {
 
 void ReplicatedEngine::ConfirmAsOwner(uint32_t partition, ReadWait wait) {
   Part& part = parts_[partition];
+  // Either proof will do: acknowledgements of an append sent after now (peers of minor
+  // version 0 answer only those) or answers to a confirm round started after now (peers
+  // answer at once, not after their next log sync).
   wait.sequence = sequence_ + 1;
+  wait.round = confirm_round_ + 1;
+  confirm_wanted_ = wait.round;
   for (size_t position = 0; position < members_.size(); ++position) {
     if (members_[position] != env_.node_id()) part.peers[position].probe = true;
   }
   part.owner_reads.push_back(std::move(wait));
   CheckReads(partition);
   ScheduleFlush();
+}
+
+void ReplicatedEngine::SendConfirmRounds() {
+  const int64_t now_ns = env_.MonotonicNowNs();
+  std::optional<ConfirmEpoch> request;  // Built once, for the first peer that needs it.
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] == env_.node_id()) continue;
+    if (confirm_in_flight_[position]) {
+      if (now_ns < confirm_deadline_ns_[position]) continue;
+      confirm_in_flight_[position] = false;  // Lost or slow: a new round replaces it.
+      confirm_sent_round_[position] = 0;
+    }
+    if (confirm_sent_round_[position] >= confirm_wanted_) continue;
+    if (!request.has_value()) {
+      confirm_round_ = std::max(confirm_round_, confirm_wanted_);
+      request.emplace();
+      request->round = confirm_round_;
+      for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+        const Part& part = parts_[partition];
+        if (part.role == PartRole::kOwner && !part.owner_reads.empty()) {
+          request->items.push_back(ConfirmItem{partition, part.epoch});
+        }
+      }
+    }
+    // Nothing waits (the append path answered first): the round is done without a send.
+    confirm_sent_round_[position] = confirm_round_;
+    if (request->items.empty()) continue;
+    confirm_in_flight_[position] = true;
+    confirm_deadline_ns_[position] = now_ns + options_.retransmit_ns;
+    Send(members_[position], *request);
+  }
+}
+
+void ReplicatedEngine::HandleConfirmEpoch(NodeId source, const ConfirmEpoch& request) {
+  ConfirmEpochReply reply;  // Sent at once: a round's answer never mixes with another's.
+  reply.round = request.round;
+  for (const ConfirmItem& item : request.items) {
+    // An inactive node counts toward no quorum; a promise of any other epoch means the
+    // asking owner may already be superseded.
+    const bool confirmed =
+        state_ == NodeState::kActive && meta_->meta().promised_epoch[item.partition] == item.epoch;
+    reply.items.push_back(ConfirmReplyItem{item.partition, item.epoch, confirmed});
+  }
+  Send(source, reply);
+}
+
+void ReplicatedEngine::HandleConfirmEpochReply(NodeId source, const ConfirmEpochReply& reply) {
+  const int position = Position(source);
+  if (confirm_in_flight_[position] && reply.round == confirm_sent_round_[position]) {
+    confirm_in_flight_[position] = false;
+  }
+  for (const ConfirmReplyItem& item : reply.items) {
+    Part& part = parts_[item.partition];
+    if (!item.confirmed || part.role != PartRole::kOwner || item.epoch != part.epoch) continue;
+    PeerProgress& peer = part.peers[position];
+    peer.confirmed_round = std::max(peer.confirmed_round, reply.round);
+    CheckReads(item.partition);
+  }
 }
 
 void ReplicatedEngine::CheckReads(uint32_t partition) {
@@ -675,8 +740,9 @@ void ReplicatedEngine::CheckReads(uint32_t partition) {
     size_t confirmed = CountsForQuorum(env_.node_id()) ? 1 : 0;
     for (size_t position = 0; position < members_.size(); ++position) {
       const NodeId member = members_[position];
+      const PeerProgress& peer = part.peers[position];
       if (member != env_.node_id() && CountsForQuorum(member) &&
-          part.peers[position].acked_sequence >= wait.sequence) {
+          (peer.acked_sequence >= wait.sequence || peer.confirmed_round >= wait.round)) {
         ++confirmed;
       }
     }
