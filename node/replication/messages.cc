@@ -169,13 +169,15 @@ bool Get(ByteReader& r, Heartbeat* m) {
 void Put(ByteWriter& w, const HeartbeatAck& m) {
   w.U64(m.term);
   for (uint64_t index : m.commit_index) w.U64(index);
+  w.U8(m.hello ? 1 : 0);
 }
 bool Get(ByteReader& r, HeartbeatAck* m) {
   if (!r.U64(&m->term)) return false;
   for (uint64_t& index : m->commit_index) {
     if (!r.U64(&index)) return false;
   }
-  return true;
+  m->hello = false;  // Absent (minor version 0): an answer.
+  return r.left() == 0 || r.Bool(&m->hello);
 }
 void Put(ByteWriter& w, const VoteRequest& m) {
   w.U64(m.term);

@@ -52,6 +52,10 @@ struct Heartbeat {
 struct HeartbeatAck {
   uint64_t term = 0;
   std::array<uint64_t, kPartitionCount> commit_index{};
+  // Minor version 1: an unprompted announcement (sent every heartbeat interval to every
+  // member), not an answer to the leader's heartbeat. Only answers prove that a member
+  // also hears the leader; a minor-0 sender's acks decode as answers.
+  bool hello = false;
 };
 struct VoteRequest {
   uint64_t term = 0;

@@ -129,6 +129,24 @@ TEST(MessagesTest, ConfirmRoundsRoundTrip) {
   EXPECT_FALSE(DecodeMessage(bytes, &header, &message).ok());
 }
 
+TEST(MessagesTest, HeartbeatAckTellsHellosFromAnswers) {
+  HeartbeatAck hello;
+  hello.term = 6;
+  hello.hello = true;
+  hello.commit_index[255] = 12;
+  const HeartbeatAck back = std::get<HeartbeatAck>(RoundTrip(hello));
+  EXPECT_TRUE(back.hello);
+  EXPECT_EQ(back.commit_index[255], 12u);
+  // A minor-0 sender has no flag byte: its acks are answers.
+  std::vector<uint8_t> bytes = EncodeMessage(Header{}, hello);
+  bytes.pop_back();
+  Header header;
+  Message message;
+  ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  EXPECT_FALSE(std::get<HeartbeatAck>(message).hello);
+  EXPECT_EQ(std::get<HeartbeatAck>(message).term, 6u);
+}
+
 TEST(MessagesTest, RejectsOtherMajorVersionsAndGarbage) {
   std::vector<uint8_t> bytes = EncodeMessage(Header{}, VoteRequest{3, true});
   Header header;

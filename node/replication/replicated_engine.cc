@@ -52,6 +52,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   const size_t n = members_.size();
   last_heard_ns_.assign(n, kLongAgoNs);
   live_since_ns_.assign(n, INT64_MIN);
+  answered_ns_.assign(n, kLongAgoNs);
   peer_header_.assign(n, Header{});
   restarted_.assign(n, false);
   peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
@@ -62,6 +63,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   confirm_deadline_ns_.assign(n, 0);
   append_deadline_ns_.assign(n, 0);
   append_sequence_sent_.assign(n, 0);
+  flush_start_.assign(n, 0);
   snapshot_window_ns_.assign(n, kLongAgoNs);
   snapshot_budget_.assign(n, 0);
   for (Part& part : parts_) part.peers.resize(n);
@@ -170,7 +172,7 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
     // durable commit mark is not. Tell it everything again from its durable match.
     for (Part& part : parts_) {
       PeerProgress& peer = part.peers[position];
-      peer.next_index = peer.match_index + 1;
+      peer.next_index = peer.ResendIndex();
       peer.sent_commit = 0;
       peer.acked = false;
     }

@@ -30,6 +30,7 @@
 #ifndef UNIMETER_NODE_REPLICATION_REPLICATED_ENGINE_H_
 #define UNIMETER_NODE_REPLICATION_REPLICATED_ENGINE_H_
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <map>
@@ -138,6 +139,12 @@ class ReplicatedEngine final : public Engine {
     bool acked = false;                     // Has answered an item of this epoch.
     bool probe = false;            // The next message carries an item (a read confirmation round).
     uint64_t confirmed_round = 0;  // Newest confirm round the peer answered "still promised".
+    // Where a resend starts while entries are unacknowledged: the epoch's first index, or the
+    // index a mismatch answer pointed at. Resending from match_index + 1 alone would go back to
+    // index 1 in a new epoch (nothing acknowledged yet), below a compacted log, and turn
+    // every timeout into a snapshot transfer.
+    uint64_t resend_index = 1;
+    uint64_t ResendIndex() const { return std::max(match_index + 1, resend_index); }
   };
   struct Waiter {
     uint32_t partition = 0;
@@ -340,8 +347,12 @@ class ReplicatedEngine final : public Engine {
   uint32_t epoch_sequence_ = 0;
   std::vector<int64_t> last_heard_ns_;  // By member position (any message).
   std::vector<int64_t> live_since_ns_;  // Leader: heartbeat acks without a gap.
-  std::vector<Header> peer_header_;     // The newest header heard, by position.
-  std::vector<bool> restarted_;         // Leader: the member restarted, its epochs must change.
+  // Leader: the last answer to its own heartbeats, by position. A member is live for
+  // ownership only while it answers (it hears us too): one that can send but not receive
+  // is heard (last_heard_ns_) but must lose its partitions.
+  std::vector<int64_t> answered_ns_;
+  std::vector<Header> peer_header_;  // The newest header heard, by position.
+  std::vector<bool> restarted_;      // Leader: the member restarted, its epochs must change.
   std::vector<std::array<uint64_t, kPartitionCount>> peer_commit_;
 
   // Partitions.
@@ -353,6 +364,7 @@ class ReplicatedEngine final : public Engine {
   std::vector<bool> append_in_flight_;
   std::vector<int64_t> append_deadline_ns_;
   std::vector<uint64_t> append_sequence_sent_;
+  std::vector<uint32_t> flush_start_;  // By position: the partition the next append walk starts at.
   static constexpr size_t kSnapshotsPerWindow = 8;
   // A partition's snapshot goes to one peer at most once per this many retransmit periods
   // (2 s): a peer that is slow to install one (decode + durable write under load) must not

@@ -110,6 +110,13 @@ void ReplicatedEngine::BecomeLeader() {
     const bool voted = votes_.contains(members_[position]);
     live_since_ns_[position] = voted ? now_ns : INT64_MIN;
     if (voted) last_heard_ns_[position] = std::max(last_heard_ns_[position], now_ns);
+    // A member heard lately has three heartbeat intervals to answer our heartbeats (one
+    // that can send but not receive never will; its partitions then move at once).
+    const int64_t grace_ns =
+        std::min(3 * options_.heartbeat_interval_ns, options_.election_timeout_ns);
+    answered_ns_[position] = voted ? now_ns
+                                   : std::min(last_heard_ns_[position],
+                                              now_ns - options_.election_timeout_ns + grace_ns);
   }
   if (!meta_->meta().formed) {
     meta_->mutable_meta().formed = true;
@@ -133,7 +140,7 @@ void ReplicatedEngine::LeaderTick() {
       reachable += CountsForQuorum(member) ? 1 : 0;
       continue;
     }
-    const bool heard = now_ns - last_heard_ns_[position] < options_.election_timeout_ns;
+    const bool heard = now_ns - answered_ns_[position] < options_.election_timeout_ns;
     if (!heard) live_since_ns_[position] = INT64_MIN;
     reachable += heard && CountsForQuorum(member) ? 1 : 0;
   }
@@ -161,7 +168,7 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
   for (size_t position = 0; position < members_.size(); ++position) {
     const NodeId member = members_[position];
     const bool self = member == env_.node_id();
-    const bool heard = self || now_ns - last_heard_ns_[position] < options_.election_timeout_ns;
+    const bool heard = self || now_ns - answered_ns_[position] < options_.election_timeout_ns;
     if (heard && CountsForQuorum(member)) {
       live.push_back(member);
       settled.push_back(self ||
@@ -286,8 +293,10 @@ void ReplicatedEngine::HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack
   }
   if (role_ != Role::kLeader || ack.term != meta_->meta().term) return;
   const int position = Position(source);
-  if (live_since_ns_[position] == INT64_MIN) live_since_ns_[position] = env_.MonotonicNowNs();
   peer_commit_[position] = ack.commit_index;
+  if (ack.hello) return;
+  answered_ns_[position] = env_.MonotonicNowNs();
+  if (live_since_ns_[position] == INT64_MIN) live_since_ns_[position] = answered_ns_[position];
 }
 
 void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& request) {

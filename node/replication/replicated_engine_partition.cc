@@ -187,6 +187,7 @@ void ReplicatedEngine::EstablishEpoch(uint32_t partition) {
   for (PeerProgress& peer : part.peers) {
     peer = PeerProgress{};
     peer.next_index = index;
+    peer.resend_index = index;
   }
   RequestSync();
 }
@@ -362,16 +363,17 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
       case AckResult::kMismatch:
         peer.next_index = std::min(item.index, peer.next_index - 1) + 1;
         peer.next_index = std::max(peer.next_index, peer.match_index + 1);
+        peer.resend_index = peer.next_index;
         break;
       case AckResult::kBusy:
-        peer.next_index = peer.match_index + 1;
+        peer.next_index = peer.ResendIndex();
         break;
       case AckResult::kStale:
         StepDown(item.partition, "a newer owner took the partition before commit");
         continue;
       case AckResult::kNeedPromise:
         outboxes_[position].start_epoch.items.push_back(StartEpochItem{item.partition, part.epoch});
-        peer.next_index = peer.match_index + 1;
+        peer.next_index = peer.ResendIndex();
         continue;
     }
     peer.acked = true;
@@ -589,7 +591,7 @@ void ReplicatedEngine::FlushPeers() {
       append_in_flight_[position] = false;  // Lost or slow: resend from the durable match.
       for (Part& part : parts_) {
         PeerProgress& peer = part.peers[position];
-        peer.next_index = peer.match_index + 1;
+        peer.next_index = peer.ResendIndex();
         peer.sent_commit = 0;
       }
     }
@@ -602,17 +604,22 @@ void ReplicatedEngine::FlushPeers() {
       snapshot_budget_[position] = kSnapshotsPerWindow;
     }
     size_t& snapshot_budget = snapshot_budget_[position];
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    // Round robin from where the last full message stopped: under load a message fills up
+    // before the walk ends, and the partitions after that point must not wait for a quiet
+    // moment (a new owner's epoch start among them stalled for seconds).
+    const uint32_t first = flush_start_[position];
+    for (uint32_t step = 0; step < kPartitionCount; ++step) {
+      const uint32_t partition = (first + step) % kPartitionCount;
       Part& part = parts_[partition];
       if (part.role != PartRole::kOwner) continue;
       PeerProgress& peer = part.peers[position];
       const uint64_t commit = store_->commit_index(partition);
       const uint64_t last = store_->last_index(partition);
-      if (peer.next_index > peer.match_index + 1 &&
+      if (peer.next_index > peer.ResendIndex() &&
           now_ns - peer.entries_sent_ns >= options_.retransmit_ns) {
         // Sent long ago and never acknowledged (a lost message or an acknowledgement the
         // peer's crash swallowed): send again from the acknowledged match.
-        peer.next_index = peer.match_index + 1;
+        peer.next_index = peer.ResendIndex();
       }
       const bool has_entries = peer.next_index <= last;
       if (!has_entries && peer.sent_commit >= commit && !peer.probe && peer.acked) continue;
@@ -631,6 +638,9 @@ void ReplicatedEngine::FlushPeers() {
             now_ns - peer.snapshot_sent_ns >= kSnapshotPeriods * options_.retransmit_ns) {
           --snapshot_budget;
           peer.snapshot_sent_ns = now_ns;
+          // Once installed, the peer still needs an item with the commit index (a
+          // resyncing node counts a partition caught up only from one).
+          peer.sent_commit = 0;
           SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false);
         }
         continue;
@@ -648,7 +658,10 @@ void ReplicatedEngine::FlushPeers() {
       peer.probe = false;
       bytes += 64;
       message.items.push_back(std::move(item));
-      if (bytes >= options_.message_bytes_max) break;
+      if (bytes >= options_.message_bytes_max) {
+        flush_start_[position] = (partition + 1) % kPartitionCount;
+        break;
+      }
     }
     if (message.items.empty()) continue;
     sequence_ = message.sequence;
