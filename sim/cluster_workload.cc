@@ -1,11 +1,15 @@
 #include "sim/cluster_workload.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/btree_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "node/base/check.h"
 #include "node/base/random.h"
 #include "node/replication/replicated_engine.h"
@@ -25,6 +29,9 @@ constexpr uint64_t kTagKnobs = 0x4200;
 constexpr uint64_t kTagPick = 0x4300;
 constexpr int64_t kNormalSyncMeanNs = DiskOptions{}.sync_latency_mean_ns;
 constexpr int64_t kClockStepTotalMaxNs = 120 * kSecond;
+// Liveness bounds (docs/simulation.md, "Invariants"): L1 three election timeouts, L2 30 s.
+constexpr int64_t kCoreOwnsAllBoundNs = 3 * kSecond;
+constexpr int64_t kRequestsCompleteBoundNs = 30 * kSecond;
 
 // The fault mix of one seed (swarm testing: some seeds switch classes off).
 struct Knobs {
@@ -118,8 +125,11 @@ class ClusterRun {
         pick_(SubSeed(seed, kTagPick)),
         isolated_(options.nodes, false),
         full_(options.nodes, false),
-        clock_step_total_ns_(options.nodes, 0) {
+        clock_step_total_ns_(options.nodes, 0),
+        resyncing_(options.nodes, false),
+        frozen_for_good_(options.nodes, false) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
+    targets_ = all_;
   }
 
   void Start() {
@@ -128,8 +138,7 @@ class ClusterRun {
     for (uint32_t i = 0; i < options_.clients; ++i) {
       clients_.push_back(std::make_unique<WorkloadClient>(
           cluster_.AddClient(), SubSeed(seed_, kTagWorkload + i), i, ledger_,
-          [this] { return static_cast<NodeId>(pick_.UniformBelow(options_.nodes)); },
-          knobs_.requests));
+          [this] { return targets_[pick_.UniformBelow(targets_.size())]; }, knobs_.requests));
       clients_.back()->Start();
     }
   }
@@ -140,9 +149,13 @@ class ClusterRun {
     while (simulator.now_ns() < options_.duration_ns && result_.ok) {
       simulator.RunUntil(simulator.now_ns() + static_cast<int64_t>(faults_.UniformRange(
                                                   100 * kMillisecond, 1'000 * kMillisecond)));
-      if (options_.mode != RunMode::kPerformance) InjectFault();
+      if (options_.mode != RunMode::kPerformance) {
+        NoteResyncs();
+        InjectFault();
+      }
       CheckNoDoubleCounting("during faults");
     }
+    if (options_.mode == RunMode::kLiveness && result_.ok) LivenessPhase();
     return Finish();
   }
 
@@ -158,6 +171,7 @@ class ClusterRun {
   void Restart(NodeId node, bool wipe) {
     if (wipe) {
       cluster_.WipeDisk(node);
+      resyncing_[node] = true;
       ++result_.wipes;
     }
     UM_CHECK_OK(cluster_.Restart(node));
@@ -219,7 +233,7 @@ class ClusterRun {
   Simulator& simulator() { return cluster_.simulator(); }
 
   ClusterRunResult Finish() {
-    if (result_.ok) Quiesce();
+    if (result_.ok && !liveness_checked_) Quiesce();
     Summarize();
     return result_;
   }
@@ -312,6 +326,7 @@ class ClusterRun {
       }
       if (knobs_.wipes && others_fine && faults_.Chance(1, 3)) {
         cluster_.WipeDisk(node);
+        resyncing_[node] = true;
         ++result_.wipes;
         Log(absl::StrCat("fault: wipe the disk of n", node));
       }
@@ -377,8 +392,9 @@ class ClusterRun {
     ++result_.pauses;
     const int64_t pause_ns = static_cast<int64_t>(faults_.UniformRange(100, 5'000)) * kMillisecond;
     Log(absl::StrCat("fault: pause n", node, " for ", pause_ns / kMillisecond, " ms"));
-    cluster_.simulator().Schedule(pause_ns, EventOwner{}, EventKind::kFault, node,
-                                  [this, node] { cluster_.Resume(node); });
+    cluster_.simulator().Schedule(pause_ns, EventOwner{}, EventKind::kFault, node, [this, node] {
+      if (!frozen_for_good_[node]) cluster_.Resume(node);
+    });
   }
 
   // Toggles the node's disk between its normal fsync latency and a slow one (5-50 ms mean,
@@ -443,10 +459,207 @@ class ClusterRun {
       Halt("L1 (liveness): requests still pending 60 s after the faults stopped");
       return;
     }
+    CheckConvergedExactlyOnce(all_);
+  }
+
+  // A wiped node stays "resyncing" until it is seen up and active again.
+  void NoteResyncs() {
+    for (NodeId node : all_) {
+      if (resyncing_[node] && cluster_.is_up(node) &&
+          Replicated(cluster_, node).status().incarnation == replication::NodeState::kActive) {
+        resyncing_[node] = false;
+      }
+    }
+  }
+
+  // The liveness phase (RunMode::kLiveness; design "Liveness phase"): a majority core heals
+  // for good, the minority's faults become permanent, and the core alone must serve every
+  // partition (L1), finish every request (L2) and converge with every acknowledged event
+  // counted exactly once (S1, S3, S5).
+  void LivenessPhase() {
+    liveness_checked_ = true;
+    NoteResyncs();
+    const std::vector<NodeId> outside = PickOutsideCore();
+    std::vector<NodeId> core;
+    for (NodeId node : all_) {
+      if (!absl::c_linear_search(outside, node)) core.push_back(node);
+    }
+    for (NodeId node : core) {
+      if (resyncing_[node]) {
+        // More nodes without their data than a minority (cannot happen within the atlas):
+        // no core can recover alone, so heal everything instead.
+        Log("liveness: no core without a resyncing node; healing everything");
+        Quiesce();
+        return;
+      }
+    }
+    for (NodeId node : outside) MakeFaultPermanent(node);
+    HealCore(core);
+    if (!result_.ok) return;
+    targets_ = core;  // Clients fail over to the core (an SDK would, after refusals).
+    for (auto& client : clients_) client->Reconnect();
+    Simulator& simulator = cluster_.simulator();
+    const int64_t healed_ns = simulator.now_ns();
+    uint32_t unserved = kPartitionCount + 1;
+    const bool served = simulator.RunUntil(
+        [&] {
+          const uint32_t now_unserved = PartitionsNotServedBy(core);
+          if (now_unserved != unserved && options_.verbose) {
+            Log(absl::StrCat(
+                "liveness: ", now_unserved, " partitions not served by the core",
+                now_unserved == 0 ? "" : absl::StrCat(", e.g. ", FirstUnserved(core))));
+          }
+          unserved = now_unserved;
+          return unserved == 0;
+        },
+        healed_ns + kCoreOwnsAllBoundNs);
+    if (!served) {
+      Fail(absl::StrCat("L1 (ownership): ", unserved, " partitions not served by the core ",
+                        absl::StrJoin(core, ","), " ", kCoreOwnsAllBoundNs / kMillisecond,
+                        " ms after it healed"));
+      return;
+    }
+    result_.core_recovery_ns = simulator.now_ns() - healed_ns;
+    Log(absl::StrCat("liveness: the core ", absl::StrJoin(core, ","), " serves every partition ",
+                     result_.core_recovery_ns / kMillisecond, " ms after healing"));
+    for (auto& client : clients_) client->StopSendingNew();
+    const bool quiet = simulator.RunUntil(
+        [&] {
+          for (const auto& client : clients_) {
+            if (!client->idle()) return false;
+          }
+          return true;
+        },
+        simulator.now_ns() + kRequestsCompleteBoundNs);
+    if (!quiet) {
+      Fail(absl::StrCat("L2 (progress): requests still pending ",
+                        kRequestsCompleteBoundNs / kSecond,
+                        " s after the core served every "
+                        "partition"));
+      return;
+    }
+    CheckConvergedExactlyOnce(core);
+  }
+
+  // The minority left out of the core: nodes still resyncing first (a core needs its
+  // data), then disturbed nodes (their faults become permanent), then the others, each
+  // class in a seeded order.
+  std::vector<NodeId> PickOutsideCore() {
+    std::vector<std::pair<uint64_t, NodeId>> order;
+    for (NodeId node : all_) {
+      const uint64_t rank = resyncing_[node] ? 0 : Disturbed(node) ? 1 : 2;
+      order.emplace_back((rank << 32) | faults_.UniformBelow(1u << 31), node);
+    }
+    std::sort(order.begin(), order.end());
+    std::vector<NodeId> outside;
+    const size_t minority = options_.nodes - (options_.nodes / 2 + 1);
+    for (size_t i = 0; i < minority; ++i) outside.push_back(order[i].second);
+    return outside;
+  }
+
+  // A node outside the core keeps being down, frozen or cut off; a node that was fine gets
+  // one of those, or can send but never receive (L5: it must not unsettle the core).
+  void MakeFaultPermanent(NodeId node) {
+    if (!cluster_.is_up(node)) {
+      Log(absl::StrCat("liveness: n", node, " stays down"));
+      return;
+    }
+    if (cluster_.is_paused(node)) {
+      frozen_for_good_[node] = true;
+      Log(absl::StrCat("liveness: n", node, " stays frozen"));
+      return;
+    }
+    if (isolated_[node]) {
+      Log(absl::StrCat("liveness: n", node, " stays cut off"));
+      return;
+    }
+    switch (faults_.UniformBelow(4)) {
+      case 0:
+        cluster_.Crash(node);
+        Log(absl::StrCat("liveness: crash n", node, " for good"));
+        break;
+      case 1:
+        cluster_.Pause(node);
+        frozen_for_good_[node] = true;
+        Log(absl::StrCat("liveness: freeze n", node, " for good"));
+        break;
+      default: {
+        const bool send_only = faults_.Chance(1, 2);
+        for (NodeId other : all_) {
+          if (other == node) continue;
+          cluster_.network().SetBlocked(other, node, true);
+          if (!send_only) cluster_.network().SetBlocked(node, other, true);
+        }
+        isolated_[node] = true;
+        Log(absl::StrCat("liveness: cut n", node, " off for good",
+                         send_only ? " (it can send, never receive)" : ""));
+        break;
+      }
+    }
+  }
+
+  // Every fault on the core ends: resumed, restarted, disks healthy, links among its nodes
+  // healed, no message loss.
+  void HealCore(const std::vector<NodeId>& core) {
+    for (NodeId node : core) {
+      cluster_.Resume(node);
+      SimDisk& disk = cluster_.disk(node);
+      disk.options().sync_latency_mean_ns = kNormalSyncMeanNs;
+      disk.options().capacity_bytes = DiskOptions{}.capacity_bytes;
+      disk.TakeSyncFailure();
+      full_[node] = false;
+      isolated_[node] = false;
+      for (NodeId other : core) cluster_.network().SetBlocked(node, other, false);
+    }
+    cluster_.network().options().loss_ppm = 0;
+    for (NodeId node : core) {
+      if (cluster_.is_up(node)) continue;
+      const absl::Status started = cluster_.Restart(node);
+      if (!started.ok()) {
+        Fail(absl::StrCat("L1 (liveness): core node ", node,
+                          " cannot restart after healing: ", started.ToString()));
+        return;
+      }
+    }
+    Log(absl::StrCat("liveness: the core ", absl::StrJoin(core, ","), " is healed"));
+  }
+
+  // The first partition no node of `nodes` serves, and who owns it in their maps.
+  std::string FirstUnserved(const std::vector<NodeId>& nodes) {
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      std::string owners;
+      bool served = false;
+      for (NodeId node : nodes) {
+        served = served || Serves(node, partition);
+        if (cluster_.is_up(node)) {
+          absl::StrAppend(&owners, " n", node, " maps n",
+                          Replicated(cluster_, node).owner(partition));
+        }
+      }
+      if (!served) return absl::StrCat("partition ", partition, ":", owners);
+    }
+    return "";
+  }
+
+  // Partitions that no node of `nodes` serves.
+  uint32_t PartitionsNotServedBy(const std::vector<NodeId>& nodes) {
+    uint32_t unserved = 0;
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      bool served = false;
+      for (NodeId node : nodes) served = served || Serves(node, partition);
+      unserved += served ? 0 : 1;
+    }
+    return unserved;
+  }
+
+  // S5 then S1/S3 on `nodes`: within 30 s they hold equal commit indexes and state digests,
+  // and each counts every acknowledged event exactly once.
+  void CheckConvergedExactlyOnce(const std::vector<NodeId>& nodes) {
+    Simulator& simulator = cluster_.simulator();
     std::string divergence;
     const bool converged = simulator.RunUntil(
         [&] {
-          divergence = Divergence();
+          divergence = Divergence(nodes);
           return divergence.empty();
         },
         simulator.now_ns() + 30 * kSecond);
@@ -454,19 +667,17 @@ class ClusterRun {
       Halt(absl::StrCat("S5/L1 (replicas converge): not within 30 s: ", divergence));
       return;
     }
-    CheckReplicaDigests();
-    for (NodeId node : all_) {
+    CheckReplicaDigests(nodes);
+    for (NodeId node : nodes) {
       for (uint64_t account = 0; account < kAccounts && result_.ok; ++account) {
         const uint64_t sum = SumAt(cluster_, node, account);
         const std::string violated = ledger_.CheckExactlyOnce(account, sum);
         if (!violated.empty()) {
           const bool lost = sum < ledger_.acked[account];
-          Fail(absl::StrCat(
-              "node ", node, ": ", violated,
-              lost ? absl::StrCat(MissingEvents(node, account), " (node ",
-                                  (node + 1) % options_.nodes,
-                                  MissingEvents((node + 1) % options_.nodes, account), ")")
-                   : std::string()));
+          Fail(absl::StrCat("node ", node, ": ", violated,
+                            lost ? absl::StrCat(MissingEvents(node, account), " (node ", nodes[0],
+                                                MissingEvents(nodes[0], account), ")")
+                                 : std::string()));
         }
       }
     }
@@ -493,20 +704,20 @@ class ClusterRun {
     return absl::StrCat("; ", count, " acknowledged events not in its event list:", missing);
   }
 
-  // Empty when every node is active and holds the same commit index per partition (cheap:
-  // checked after every simulated event while waiting).
-  std::string Divergence() {
-    for (NodeId node : all_) {
+  // Empty when every node of `nodes` is active and they hold the same commit index per
+  // partition (cheap: checked after every simulated event while waiting).
+  std::string Divergence(const std::vector<NodeId>& nodes) {
+    for (NodeId node : nodes) {
       if (Disturbed(node)) return absl::StrCat("node ", node, " not active");
     }
-    const NodeStore& first = Server(cluster_, 0).engine().store();
-    for (NodeId node = 1; node < options_.nodes; ++node) {
+    const NodeStore& first = Server(cluster_, nodes[0]).engine().store();
+    for (NodeId node : nodes) {
       const NodeStore& store = Server(cluster_, node).engine().store();
       for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
         if (store.commit_index(partition) != first.commit_index(partition)) {
           return absl::StrCat("partition ", partition, " commit index ",
                               store.commit_index(partition), " on node ", node, " vs ",
-                              first.commit_index(partition), " on node 0");
+                              first.commit_index(partition), " on node ", nodes[0]);
         }
       }
     }
@@ -514,15 +725,16 @@ class ClusterRun {
   }
 
   // Replicas at the same commit index must hold identical state.
-  void CheckReplicaDigests() {
-    const NodeStore& first = Server(cluster_, 0).engine().store();
-    for (NodeId node = 1; node < options_.nodes && result_.ok; ++node) {
+  void CheckReplicaDigests(const std::vector<NodeId>& nodes) {
+    const NodeStore& first = Server(cluster_, nodes[0]).engine().store();
+    for (NodeId node : nodes) {
+      if (!result_.ok) return;
       const NodeStore& store = Server(cluster_, node).engine().store();
       for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
         if (store.state(partition).Digest() != first.state(partition).Digest()) {
           Fail(absl::StrCat("S5 (replicas agree): partition ", partition,
-                            " state differs between node ", node, " and node 0 at commit index ",
-                            store.commit_index(partition)));
+                            " state differs between node ", node, " and node ", nodes[0],
+                            " at commit index ", store.commit_index(partition)));
           return;
         }
       }
@@ -582,7 +794,11 @@ class ClusterRun {
   std::vector<bool> isolated_;
   std::vector<bool> full_;                    // The node's disk is (nearly) full.
   std::vector<int64_t> clock_step_total_ns_;  // Sum of the wall-clock steps, per node.
+  std::vector<bool> resyncing_;               // Wiped, not yet seen active again.
+  std::vector<bool> frozen_for_good_;         // Liveness phase: paused, never resumed.
+  bool liveness_checked_ = false;
   std::vector<NodeId> all_;
+  std::vector<NodeId> targets_;  // The nodes clients connect to.
   std::vector<std::unique_ptr<WorkloadClient>> clients_;
   ClusterRunResult result_;
 };

@@ -16,6 +16,13 @@
 //       same state digest for every partition;
 //   L1  liveness: every request completes within 60 simulated seconds of the faults
 //       stopping, and the replicas converge within 30 more.
+// In liveness mode the end differs: a majority core heals for good while the minority's
+// faults become permanent, and the core alone must recover within the design's bounds:
+//   L1  every partition served by a core node within 3 election timeouts (3 s);
+//   L2  every pending request completes within 30 s (clients fail over to the core);
+//   L5  this holds with a non-core node that can send but not receive;
+//   S1, S3, S5 on the core nodes: every acknowledged event counted exactly once, equal
+//       commit indexes and state digests.
 // A run is a pure function of its seed; the result carries the trace digest.
 #ifndef UNIMETER_SIM_CLUSTER_WORKLOAD_H_
 #define UNIMETER_SIM_CLUSTER_WORKLOAD_H_
@@ -41,6 +48,11 @@ enum class RunMode : uint8_t {
   // recovers in time, every acknowledged event counted exactly once. Halting is allowed
   // (reported, not a failure).
   kUnrestricted,
+  // Faults as in kRecoverable; then a majority core (never a node still resyncing) is
+  // healed and the minority's faults are made permanent (down, frozen, cut off, or able to
+  // send but not to receive): the core must serve every partition, finish every request
+  // and converge by itself within the liveness bounds (L1, L2, L5).
+  kLiveness,
   // No faults: the cost per committed event (messages, bytes, fsyncs) and the speed.
   kPerformance,
 };
@@ -71,6 +83,8 @@ struct ClusterRunResult {
   uint64_t fail_stops = 0;      // Crashes nodes did to themselves (fsync error, disk full).
   uint64_t client_crashes = 0;  // Clients that died with a request in flight.
   bool halted = false;          // Unrestricted mode: did not recover in time after healing.
+  // Liveness mode: simulated time from healing the core until it served every partition.
+  int64_t core_recovery_ns = -1;
   // Totals over the run (performance mode reports them per acknowledged event).
   uint64_t messages_sent = 0;
   uint64_t message_bytes_sent = 0;

@@ -3,7 +3,9 @@
 //   unimeter-sim --seed=N [--nodes=3] [--duration-s=30] [--mode=recoverable] [--replay]
 //   unimeter-sim --seeds=A..B [--nodes=3] [--check-determinism]
 //
-// Modes (clusters): recoverable (faults within the atlas, every check, a liveness phase),
+// Modes (clusters): recoverable (faults within the atlas, every check, then everything heals
+// and must recover), liveness (the same faults, then a majority core heals while the
+// minority's faults become permanent; the core alone must recover within the L bounds),
 // unrestricted (any number of nodes disturbed; safety only, halting reported), performance
 // (no faults; cost per acknowledged event).
 //
@@ -62,6 +64,7 @@ struct RunFlags {
 std::optional<unimeter::sim::RunMode> ParseMode(const std::string& text) {
   if (text == "recoverable") return unimeter::sim::RunMode::kRecoverable;
   if (text == "unrestricted") return unimeter::sim::RunMode::kUnrestricted;
+  if (text == "liveness") return unimeter::sim::RunMode::kLiveness;
   if (text == "performance") return unimeter::sim::RunMode::kPerformance;
   return std::nullopt;
 }
@@ -111,6 +114,9 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " client_crashes=" + std::to_string(result.client_crashes) +
              " requests=" + std::to_string(result.requests) + " acked_events=" +
              std::to_string(result.events_acknowledged) + (result.halted ? " HALTED" : "") +
+             (result.core_recovery_ns >= 0
+                  ? " core_recovery_ms=" + std::to_string(result.core_recovery_ns / 1'000'000)
+                  : "") +
              (flags.mode == unimeter::sim::RunMode::kPerformance ? PerEventCosts(result)
                                                                  : " [" + result.knobs + "]"),
          result.digest, result.simulated_ns};
@@ -161,7 +167,8 @@ int main(int argc, char** argv) {
   flags.AddInt("duration-s", &run.duration_s, "simulated seconds of faults per seed", 1, 86400);
   flags.AddInt("nodes", &run.nodes, "1 (single node) or 3..7 (a cluster)", 1, 7);
   flags.AddInt("clients", &run.clients, "simulated clients of a cluster (0: idle)", 0, 16);
-  flags.AddString("mode", &mode, "recoverable (default), unrestricted or performance (clusters)");
+  flags.AddString("mode", &mode,
+                  "recoverable (default), liveness, unrestricted or performance (clusters)");
   flags.AddBool("verbose", &run.verbose, "print every node log line");
   flags.AddBool("replay", &replay, "the same as --verbose: replay a seed with full logs");
   flags.AddBool("check-determinism", &check_determinism, "run each seed twice, compare digests");
@@ -173,7 +180,9 @@ int main(int argc, char** argv) {
   }
   run.verbose = run.verbose || replay;
   if (const std::optional<unimeter::sim::RunMode> parsed = ParseMode(mode); !parsed.has_value()) {
-    std::fprintf(stderr, "unimeter-sim: --mode must be recoverable, unrestricted or performance\n");
+    std::fprintf(
+        stderr,
+        "unimeter-sim: --mode must be recoverable, liveness, unrestricted or performance\n");
     return 2;
   } else if (*parsed != unimeter::sim::RunMode::kRecoverable && run.nodes == 1) {
     std::fprintf(stderr, "unimeter-sim: --mode=%s needs a cluster (--nodes=3..7)\n", mode.c_str());

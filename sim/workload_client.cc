@@ -186,8 +186,13 @@ void WorkloadClient::OnReply(protocol::Status status) {
     return;
   }
   if (!acknowledged) {
-    if (status != protocol::Status::kBackpressure) request_.outcome_unknown = true;
-    return;  // BACKPRESSURE or ERR: resend the same request (safe: client timestamps).
+    if (status != protocol::Status::kBackpressure) {
+      // ERR: this node could not get an answer (cut off, no quorum, the owner moved). Resend
+      // through another node, as the SDKs fail over; the outcome is unknown until then.
+      request_.outcome_unknown = true;
+      Disconnect();
+    }
+    return;  // Resend the same request (safe: client timestamps).
   }
   if (request_.metric_put) {
     ledger_.metric_registered = true;

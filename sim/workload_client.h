@@ -70,6 +70,9 @@ class WorkloadClient {
 
   void Start() { Tick(); }
   void StopSendingNew() { stop_new_ = true; }
+  // Drops the connection (a request in flight gets an unknown outcome and is resent): the
+  // next tick connects to a node `pick_node` chooses then.
+  void Reconnect() { Disconnect(); }
   bool idle() const { return !in_flight_ && !has_request_; }
 
  private:
