@@ -44,7 +44,7 @@ NodeServiceFactory PingerFactory(uint32_t node_count) {
 
 // Durable records of `node`, read from its simulated disk (ground truth).
 std::vector<PingerRecord> DurableRecords(SimCluster& cluster, NodeId node) {
-  const std::string& bytes = cluster.disk(node).durable_files()[Pinger::kLogFileName];
+  const std::string bytes = cluster.disk(node).FileBytes(Pinger::kLogFileName);
   std::vector<PingerRecord> records;
   for (size_t offset = 0; offset + demo::kPingerRecordSizeBytes <= bytes.size();
        offset += demo::kPingerRecordSizeBytes) {

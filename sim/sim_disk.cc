@@ -20,6 +20,17 @@ void SimDisk::AddUsedBytes(int64_t delta) {
   used_bytes_ = static_cast<uint64_t>(static_cast<int64_t>(used_bytes_) + delta);
 }
 
+std::string SimDisk::FileBytes(const std::string& name) const {
+  auto it = durable_files_.find(name);
+  return it == durable_files_.end() ? std::string() : it->second.ToString();
+}
+
+void SimDisk::SetFileBytes(const std::string& name, absl::string_view bytes) {
+  SimFileBytes& file = durable_files_[name];
+  AddUsedBytes(static_cast<int64_t>(bytes.size()) - static_cast<int64_t>(file.size()));
+  file = SimFileBytes(bytes);
+}
+
 void SimDisk::RemoveFile(const std::string& name) {
   auto it = durable_files_.find(name);
   if (it != durable_files_.end()) {
@@ -59,7 +70,7 @@ void SimDiskFile::SettleUnsyncedOnCrash() {
   if (pending.empty() || !disk_.prng().Chance(options.crash_keeps_unsynced_ppm, 1'000'000)) {
     return;  // Everything unsynced is lost.
   }
-  std::string& durable = disk_.durable_files()[name_];
+  SimFileBytes& durable = disk_.durable_files()[name_];
   const uint64_t size_before = durable.size();
   const size_t kept = disk_.prng().UniformBelow(pending.size() + 1);
   for (size_t i = 0; i < kept; ++i) {
@@ -86,25 +97,17 @@ absl::StatusOr<size_t> SimDiskFile::Read(uint64_t offset, absl::Span<uint8_t> ou
     return 0;
   }
   const size_t count = std::min<uint64_t>(out.size(), visible_.size() - offset);
-  std::memcpy(out.data(), visible_.data() + offset, count);
+  visible_.Read(offset, absl::MakeSpan(reinterpret_cast<char*>(out.data()), count));
   return count;
 }
 
-void SimDiskFile::Apply(const Operation& operation, std::string& file) {
+void SimDiskFile::Apply(const Operation& operation, SimFileBytes& file) {
   if (operation.is_truncate) {
-    file.resize(std::min<uint64_t>(file.size(), operation.offset));
+    file.Resize(std::min<uint64_t>(file.size(), operation.offset));
     return;
   }
-  const uint64_t end = operation.end();
-  const uint64_t size_before = file.size();
-  if (size_before < end) {
-    file.resize(end, '\0');  // New bytes are zero already.
-  }
-  std::memcpy(file.data() + operation.offset, operation.bytes.data(), operation.bytes.size());
-  const uint64_t zeros_from = operation.offset + operation.bytes.size();
-  if (zeros_from < size_before) {
-    std::memset(file.data() + zeros_from, 0, std::min(end, size_before) - zeros_from);
-  }
+  file.Write(operation.offset, operation.bytes);
+  if (operation.zeros > 0) file.Zero(operation.offset + operation.bytes.size(), operation.zeros);
 }
 
 void SimDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
@@ -152,7 +155,7 @@ void SimDiskFile::Sync(SyncDone done) {
 }
 
 void SimDiskFile::CompleteSync(std::vector<Operation> operations, SyncDone done) {
-  std::string& durable = disk_.durable_files()[name_];
+  SimFileBytes& durable = disk_.durable_files()[name_];
   // Size after the operations, computed first so a full disk fails with nothing applied.
   uint64_t size_after = durable.size();
   for (const Operation& operation : operations) {

@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/strings/string_view.h"
 #include "node/base/random.h"
 #include "node/env/env.h"
+#include "sim/sim_file_bytes.h"
 #include "sim/simulator.h"
 #include "storage/memory_state_store.h"
 
@@ -55,9 +57,13 @@ class SimDisk {
   // Loses everything (a replaced disk). REQUIRES: no live incarnation uses it.
   void WipeAll();
 
-  // Durable contents by file name. Mutate sizes only through SimDiskFile and RemoveFile,
-  // which keep used_bytes() right; tests may read freely.
-  absl::btree_map<std::string, std::string>& durable_files() { return durable_files_; }
+  // Durable contents by file name. Mutate only through SimDiskFile, RemoveFile and
+  // SetFileBytes, which keep used_bytes() right; tests may read freely.
+  absl::btree_map<std::string, SimFileBytes>& durable_files() { return durable_files_; }
+  // The durable bytes of `name` (empty if there is no such file).
+  std::string FileBytes(const std::string& name) const;
+  // Replaces the durable bytes of `name` (tests: damage a file while its node is down).
+  void SetFileBytes(const std::string& name, absl::string_view bytes);
   MemoryStateMedium& state_medium() { return state_medium_; }
   DiskOptions& options() { return options_; }
   DiskStats& stats() { return stats_; }
@@ -83,7 +89,7 @@ class SimDisk {
   Prng prng_;
   DiskOptions options_;
   DiskStats stats_;
-  absl::btree_map<std::string, std::string> durable_files_;
+  absl::btree_map<std::string, SimFileBytes> durable_files_;
   uint64_t used_bytes_ = 0;
   uint64_t torn_writes_ = 0;
   uint64_t syncs_in_flight_ = 0;
@@ -113,7 +119,7 @@ class SimDiskFile final : public DiskFile {
     uint64_t zeros = 0;
     uint64_t end() const { return offset + bytes.size() + zeros; }
   };
-  static void Apply(const Operation& operation, std::string& file);
+  static void Apply(const Operation& operation, SimFileBytes& file);
   void CompleteSync(std::vector<Operation> operations, SyncDone done);
   // A crash: settles every write not yet durable per the disk's crash model.
   void SettleUnsyncedOnCrash();
@@ -123,7 +129,7 @@ class SimDiskFile final : public DiskFile {
   SimDisk& disk_;
   const std::string name_;
   absl::AnyInvocable<void(absl::AnyInvocable<void()>)> run_callback_;
-  std::string visible_;                         // Durable bytes plus every queued operation.
+  SimFileBytes visible_;                        // Durable bytes plus every queued operation.
   std::vector<Operation> unsynced_;             // Queued since the last Sync call.
   std::deque<std::vector<Operation>> syncing_;  // Handed to syncs not yet completed.
   int64_t last_sync_completion_ns_ = 0;         // Syncs complete in order.

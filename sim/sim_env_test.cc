@@ -74,7 +74,7 @@ TEST(SimEnv, CrashLosesUnsyncedWritesAndPendingEvents) {
   world.simulator.RunUntil(world.simulator.now_ns() + 1'000 * kMillisecond);
   EXPECT_FALSE(second_sync_ran);
   EXPECT_FALSE(timer_ran);
-  EXPECT_EQ(disk.durable_files()["wal"], durable);
+  EXPECT_EQ(disk.FileBytes("wal"), durable);
   auto restarted = MakeEnv(world, 0, 2, &disk);
   auto reopened = *restarted->OpenDiskFile("wal");
   EXPECT_EQ(reopened->size_bytes(), durable.size());

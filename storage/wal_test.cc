@@ -127,8 +127,10 @@ class SimHarness {
     return result;
   }
 
-  std::string& SegmentBytes(uint64_t base) {
-    return disk_.durable_files()[WalSegmentFileName(base)];
+  std::string SegmentBytes(uint64_t base) { return disk_.FileBytes(WalSegmentFileName(base)); }
+  // Replaces a segment's durable bytes (damage done while the node is down).
+  void SetSegmentBytes(uint64_t base, const std::string& bytes) {
+    disk_.SetFileBytes(WalSegmentFileName(base), bytes);
   }
 
   sim::Simulator& simulator() { return simulator_; }
@@ -179,7 +181,7 @@ TEST(WalFormat, SizesAndGoldenBytes) {
   const Record record = harness.Append(3, 9, "hi", 0x0102);
   EXPECT_EQ(record.position, 48u);  // After the group marker.
   ASSERT_TRUE(harness.SyncAndRun().ok());
-  const std::string& file = harness.SegmentBytes(0);
+  const std::string file = harness.SegmentBytes(0);
   ASSERT_EQ(file.size(), 4096u);
   const std::string encoded = file.substr(48, 50);
   std::string hex;
@@ -316,10 +318,10 @@ TEST(Wal, TornTailIsTruncatedAndLogged) {
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.Crash();
   // Cut the last group in the middle of its record (as if its write tore).
-  std::string& file = harness.SegmentBytes(0);
+  std::string file = harness.SegmentBytes(0);
   ASSERT_EQ(file.size(), 8192u);
   file.resize(torn.position + 60);
-  harness.disk().AddUsedBytes(-static_cast<int64_t>(8192 - file.size()));
+  harness.SetSegmentBytes(0, file);
   ASSERT_TRUE(harness.Open().ok());
   EXPECT_EQ(harness.replayed(), first);
   EXPECT_TRUE(Contains(harness.logs(), "torn tail in wal-0000000000000000.log", "offset 4096"));
@@ -330,8 +332,7 @@ TEST(Wal, TornTailIsTruncatedAndLogged) {
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.Crash();
   // Garbage after the end (a torn write of a group that never synced) is dropped too.
-  harness.SegmentBytes(0).append(std::string(5000, '\x5a'));
-  harness.disk().AddUsedBytes(5000);
+  harness.SetSegmentBytes(0, harness.SegmentBytes(0) + std::string(5000, '\x5a'));
   ASSERT_TRUE(harness.Open().ok());
   EXPECT_EQ(harness.replayed(), first);
   ExpectChains(harness.replayed());
@@ -347,7 +348,9 @@ TEST(Wal, FlippedByteInAMiddleRecordIsDataLoss) {
   harness.Append(3, 3, "three");
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.Crash();
-  harness.SegmentBytes(0)[middle.position + 50] ^= 0x01;  // In the body of "two".
+  std::string file = harness.SegmentBytes(0);
+  file[middle.position + 50] ^= 0x01;  // In the body of "two".
+  harness.SetSegmentBytes(0, file);
   const absl::Status status = harness.Open();
   EXPECT_TRUE(absl::IsDataLoss(status)) << status;
   EXPECT_NE(status.message().find("wal-0000000000000000.log"), std::string::npos) << status;
@@ -365,9 +368,10 @@ TEST(Wal, MisdirectedWriteIsDetected) {
   const Record source = harness.Append(1, 2, "dddd");  // Same size, another position.
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.Crash();
-  std::string& file = harness.SegmentBytes(0);
+  std::string file = harness.SegmentBytes(0);
   const std::string copy = file.substr(source.position, 52);
   file.replace(target.position, 52, copy);
+  harness.SetSegmentBytes(0, file);
   const absl::Status status = harness.Open();
   EXPECT_TRUE(absl::IsDataLoss(status)) << status;
   EXPECT_NE(status.message().find("hash chain"), std::string::npos) << status;
@@ -381,8 +385,9 @@ TEST(Wal, MisdirectedWriteIsDetected) {
   moved.Append(1, 3, "z");
   ASSERT_TRUE(moved.SyncAndRun().ok());
   moved.Crash();
-  std::string& bytes = moved.SegmentBytes(0);
+  std::string bytes = moved.SegmentBytes(0);
   bytes.replace(4096, 4096, bytes.substr(0, 4096));
+  moved.SetSegmentBytes(0, bytes);
   const absl::Status moved_status = moved.Open();
   EXPECT_TRUE(absl::IsDataLoss(moved_status)) << moved_status;
   EXPECT_NE(moved_status.message().find("offset 4096"), std::string::npos) << moved_status;
@@ -500,7 +505,9 @@ TEST(Wal, CorruptionInAnEarlierSegmentIsDataLoss) {
   ASSERT_TRUE(harness.SyncAndRun().ok());
   ASSERT_EQ(harness.wal().segment_bases().size(), 2u);
   harness.Crash();
-  harness.SegmentBytes(0)[first.position + 50] ^= 0x40;
+  std::string file = harness.SegmentBytes(0);
+  file[first.position + 50] ^= 0x40;
+  harness.SetSegmentBytes(0, file);
   const absl::Status status = harness.Open(options);
   EXPECT_TRUE(absl::IsDataLoss(status)) << status;
   EXPECT_NE(status.message().find("wal-0000000000000000.log at offset 48"), std::string::npos)
@@ -519,9 +526,10 @@ TEST(Wal, TornManifestWriteKeepsThePreviousGeneration) {
   }
   harness.Crash();
   // Damage one copy of the newest generation: the other copy still names every segment.
-  std::string& manifest = harness.disk().durable_files()[kWalManifestFileName];
+  std::string manifest = harness.disk().FileBytes(kWalManifestFileName);
   const uint64_t generation = 3;
   manifest[(generation % 2) * 2 * kWalManifestSlotSizeBytes + 10] ^= 1;
+  harness.disk().SetFileBytes(kWalManifestFileName, manifest);
   ASSERT_TRUE(harness.Open(options).ok());
   EXPECT_EQ(harness.replayed(), appended);
 }
