@@ -19,15 +19,22 @@ _planted_transition = transition(
 def _planted_binary_impl(ctx):
     binary = ctx.attr.binary[0][DefaultInfo]
     out = ctx.actions.declare_file(ctx.label.name)
-    ctx.actions.symlink(
-        output = out,
-        target_file = binary.files_to_run.executable,
-        is_executable = True,
+
+    # A copy, and none of the transitioned binary's runfiles: those hold it under its own
+    # runfiles path (sim/unimeter-sim), which would shadow the release binary of that name in
+    # any test that has both (the planted-bug test checks that the release one refuses
+    # --plant). The binary is statically linked and needs no runfiles.
+    ctx.actions.run_shell(
+        inputs = [binary.files_to_run.executable],
+        outputs = [out],
+        command = "cp -- \"$1\" \"$2\" && chmod +x \"$2\"",
+        arguments = [binary.files_to_run.executable.path, out.path],
+        mnemonic = "CopyPlantedBinary",
     )
     return [DefaultInfo(
         executable = out,
         files = depset([out]),
-        runfiles = binary.default_runfiles,
+        runfiles = ctx.runfiles(files = [out]),
     )]
 
 planted_binary = rule(
