@@ -158,26 +158,32 @@ void Put(ByteWriter& w, const Heartbeat& m) {
     w.U8(m.owner[p]);
     w.U64(m.epoch[p]);
   }
+  w.I64(m.sent_ns);
 }
 bool Get(ByteReader& r, Heartbeat* m) {
   if (!r.U64(&m->term) || !r.U64(&m->map_version)) return false;
   for (uint32_t p = 0; p < kPartitionCount; ++p) {
     if (!r.U8(&m->owner[p]) || !r.U64(&m->epoch[p])) return false;
   }
-  return true;
+  m->sent_ns = 0;  // Absent (minor version 0).
+  return r.left() == 0 || r.I64(&m->sent_ns);
 }
 void Put(ByteWriter& w, const HeartbeatAck& m) {
   w.U64(m.term);
   for (uint64_t index : m.commit_index) w.U64(index);
   w.U8(m.hello ? 1 : 0);
+  w.I64(m.echo_ns);
 }
 bool Get(ByteReader& r, HeartbeatAck* m) {
   if (!r.U64(&m->term)) return false;
   for (uint64_t& index : m->commit_index) {
     if (!r.U64(&index)) return false;
   }
-  m->hello = false;  // Absent (minor version 0): an answer.
-  return r.left() == 0 || r.Bool(&m->hello);
+  m->hello = false;  // Absent (minor version 0): an answer, of unknown age.
+  m->echo_ns = 0;
+  if (r.left() == 0) return true;
+  if (!r.Bool(&m->hello)) return false;
+  return r.left() == 0 || r.I64(&m->echo_ns);
 }
 void Put(ByteWriter& w, const VoteRequest& m) {
   w.U64(m.term);

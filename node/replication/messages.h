@@ -48,6 +48,10 @@ struct Heartbeat {
   uint64_t map_version = 0;
   std::array<uint8_t, kPartitionCount> owner{};  // kNoOwner when unassigned.
   std::array<uint64_t, kPartitionCount> epoch{};
+  // Minor version 1: the leader's monotonic time at sending, echoed by the answer, so the
+  // leader judges a member by when the heartbeat it answered left, not by when a (maybe
+  // long delayed) answer arrived. 0 from a minor-0 leader.
+  int64_t sent_ns = 0;
 };
 struct HeartbeatAck {
   uint64_t term = 0;
@@ -56,6 +60,7 @@ struct HeartbeatAck {
   // member), not an answer to the leader's heartbeat. Only answers prove that a member
   // also hears the leader; a minor-0 sender's acks decode as answers.
   bool hello = false;
+  int64_t echo_ns = 0;  // Minor version 1: the answered heartbeat's sent_ns.
 };
 struct VoteRequest {
   uint64_t term = 0;

@@ -134,17 +134,29 @@ TEST(MessagesTest, HeartbeatAckTellsHellosFromAnswers) {
   hello.term = 6;
   hello.hello = true;
   hello.commit_index[255] = 12;
+  hello.echo_ns = 777;
   const HeartbeatAck back = std::get<HeartbeatAck>(RoundTrip(hello));
   EXPECT_TRUE(back.hello);
+  EXPECT_EQ(back.echo_ns, 777);
   EXPECT_EQ(back.commit_index[255], 12u);
-  // A minor-0 sender has no flag byte: its acks are answers.
+  // A minor-0 sender has no flag byte and no echo: its acks are answers of unknown age.
   std::vector<uint8_t> bytes = EncodeMessage(Header{}, hello);
-  bytes.pop_back();
+  bytes.resize(bytes.size() - 9);
   Header header;
   Message message;
   ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
   EXPECT_FALSE(std::get<HeartbeatAck>(message).hello);
+  EXPECT_EQ(std::get<HeartbeatAck>(message).echo_ns, 0);
   EXPECT_EQ(std::get<HeartbeatAck>(message).term, 6u);
+  // Heartbeats carry the leader's send time; a minor-0 leader's decode as 0.
+  Heartbeat heartbeat;
+  heartbeat.term = 6;
+  heartbeat.sent_ns = 123456789;
+  EXPECT_EQ(std::get<Heartbeat>(RoundTrip(heartbeat)).sent_ns, 123456789);
+  bytes = EncodeMessage(Header{}, heartbeat);
+  bytes.resize(bytes.size() - 8);
+  ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  EXPECT_EQ(std::get<Heartbeat>(message).sent_ns, 0);
 }
 
 TEST(MessagesTest, RejectsOtherMajorVersionsAndGarbage) {

@@ -77,6 +77,11 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
     }
   }
   boot_id_ = env_.prng().NextU64();
+  // Forwarded requests are numbered from a random point of each process: a peer may answer
+  // a request of this node's previous process after the restart (it took the request
+  // before and answers on the new connection), and that answer must match no request of
+  // this process (the simulator found one acknowledging another request's events).
+  next_request_id_ = env_.prng().NextU64() | 1;
   state_ = m.active ? NodeState::kActive : (m.formed ? NodeState::kSyncing : NodeState::kFresh);
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     parts_[partition].durable_index = store_->last_index(partition);

@@ -134,7 +134,8 @@ class ReplicatedEngine final : public Engine {
     uint64_t match_index = 0;
     uint64_t sent_commit = 0;
     uint64_t acked_sequence = 0;            // Newest message whose item was accepted in this epoch.
-    int64_t snapshot_sent_ns = kLongAgoNs;  // At most one per kSnapshotPeriods retransmits.
+    int64_t snapshot_sent_ns = kLongAgoNs;  // At most one per kSnapshotPeriods retransmits,
+    uint64_t snapshot_sent_bytes = 0;       // unless the last one was small (SnapshotDue).
     int64_t entries_sent_ns = kLongAgoNs;   // Last send of entries not yet acknowledged.
     bool acked = false;                     // Has answered an item of this epoch.
     bool probe = false;            // The next message carries an item (a read confirmation round).
@@ -280,7 +281,10 @@ class ReplicatedEngine final : public Engine {
   AckItem ApplyItem(const AppendItem& item);
   void HandleAppendAck(NodeId source, const AppendAck& ack);
   void HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk);
-  void SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply);
+  // Sends the partition's state at its commit index; returns its size in bytes.
+  size_t SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply);
+  // Whether `peer` may be sent this partition's snapshot again (see kSnapshotPeriods).
+  bool SnapshotDue(const PeerProgress& peer, int64_t now_ns) const;
   void FlushPeers();
   void AdvanceCommit(uint32_t partition);
   void CommitUpTo(uint32_t partition, uint64_t index);
@@ -370,6 +374,10 @@ class ReplicatedEngine final : public Engine {
   // (2 s): a peer that is slow to install one (decode + durable write under load) must not
   // be sent the same state again and again.
   static constexpr int64_t kSnapshotPeriods = 10;
+  // Snapshots up to this size cost little to resend: one retransmit period apart, and not
+  // counted in the window's budget (a new owner fetching many small partitions must not
+  // wait seconds for each).
+  static constexpr uint64_t kSmallSnapshotBytes = 64 * 1024;
   std::vector<int64_t> snapshot_window_ns_;  // By position: start of the pacing window.
   std::vector<size_t> snapshot_budget_;      // Snapshots left in the window.
   uint64_t sequence_ = 0;
@@ -382,7 +390,7 @@ class ReplicatedEngine final : public Engine {
   std::vector<int64_t> confirm_deadline_ns_;
 
   // Forwarded requests.
-  uint64_t next_request_id_ = 1;
+  uint64_t next_request_id_ = 1;  // Drawn at random at each start.
   absl::btree_map<uint64_t, Remote> remote_;
 
   // Group commit.

@@ -152,7 +152,10 @@ void ReplicatedEngine::LeaderTick() {
   leader_contact_ns_ = now_ns;
   AssignOwners(/*new_term=*/false);
   for (NodeId member : members_) {
-    if (member != env_.node_id()) Send(member, map_);
+    if (member != env_.node_id()) {
+      map_.sent_ns = now_ns;
+      Send(member, map_);
+    }
   }
   ApplyMap(map_);
   tick_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] {
@@ -280,6 +283,7 @@ void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat
   ApplyMap(heartbeat);
   HeartbeatAck ack;
   ack.term = meta.term;
+  ack.echo_ns = heartbeat.sent_ns;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     ack.commit_index[partition] = store_->commit_index(partition);
   }
@@ -295,8 +299,12 @@ void ReplicatedEngine::HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack
   const int position = Position(source);
   peer_commit_[position] = ack.commit_index;
   if (ack.hello) return;
-  answered_ns_[position] = env_.MonotonicNowNs();
-  if (live_since_ns_[position] == INT64_MIN) live_since_ns_[position] = answered_ns_[position];
+  // When the answered heartbeat left (a minor-0 member echoes nothing: now). An answer that
+  // took seconds to arrive proves the member was live then, not now.
+  const int64_t now_ns = env_.MonotonicNowNs();
+  const int64_t answered_ns = ack.echo_ns > 0 && ack.echo_ns <= now_ns ? ack.echo_ns : now_ns;
+  answered_ns_[position] = std::max(answered_ns_[position], answered_ns);
+  if (live_since_ns_[position] == INT64_MIN) live_since_ns_[position] = now_ns;
 }
 
 void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& request) {

@@ -212,9 +212,10 @@ void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
       // state, or catching up turns into a snapshot storm. The fetcher retries later.
       PeerProgress& fetcher = parts_[item.partition].peers[Position(source)];
       const int64_t now_ns = env_.MonotonicNowNs();
-      if (now_ns - fetcher.snapshot_sent_ns >= kSnapshotPeriods * options_.retransmit_ns) {
+      if (SnapshotDue(fetcher, now_ns)) {
         fetcher.snapshot_sent_ns = now_ns;
-        SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true);
+        fetcher.snapshot_sent_bytes =
+            SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true);
       }
       continue;
     }
@@ -470,8 +471,13 @@ void ReplicatedEngine::FailWaiters(uint32_t partition, const absl::Status& statu
   }
 }
 
-void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
-                                    bool fetch_reply) {
+bool ReplicatedEngine::SnapshotDue(const PeerProgress& peer, int64_t now_ns) const {
+  const int64_t periods = peer.snapshot_sent_bytes > kSmallSnapshotBytes ? kSnapshotPeriods : 1;
+  return now_ns - peer.snapshot_sent_ns >= periods * options_.retransmit_ns;
+}
+
+size_t ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
+                                      bool fetch_reply) {
   const std::vector<uint8_t> bytes = store_->state(partition).EncodeSnapshot();
   const size_t chunk_bytes = options_.snapshot_chunk_bytes;
   for (size_t offset = 0; offset == 0 || offset < bytes.size(); offset += chunk_bytes) {
@@ -490,6 +496,7 @@ void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t 
     if (bytes.empty()) break;
   }
   ++counters_.snapshots_sent;
+  return bytes.size();
 }
 
 void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk) {
@@ -634,14 +641,13 @@ void ReplicatedEngine::FlushPeers() {
           (has_entries &&
            !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
                                 options_.message_bytes_max - bytes, &records))) {
-        if (snapshot_budget > 0 &&
-            now_ns - peer.snapshot_sent_ns >= kSnapshotPeriods * options_.retransmit_ns) {
-          --snapshot_budget;
+        if (snapshot_budget > 0 && SnapshotDue(peer, now_ns)) {
           peer.snapshot_sent_ns = now_ns;
           // Once installed, the peer still needs an item with the commit index (a
           // resyncing node counts a partition caught up only from one).
           peer.sent_commit = 0;
-          SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false);
+          peer.snapshot_sent_bytes = SendSnapshot(partition, target, part.epoch, false);
+          if (peer.snapshot_sent_bytes > kSmallSnapshotBytes) --snapshot_budget;
         }
         continue;
       }
