@@ -11,21 +11,24 @@
 
 namespace unimeter::sim {
 namespace {
-
 constexpr size_t kStreamBufferBytesMax = 16 * 1024 * 1024;
+class SimStream;
+}  // namespace
 
-// Both ends of one simulated byte stream share a Pipe. Direction i carries bytes from
+// Both ends of one simulated byte stream share a SimPipe. Direction i carries bytes from
 // side i to side 1 - i; arrivals per direction never overtake each other (TCP order).
-struct Pipe {
-  class SimStream* side[2] = {nullptr, nullptr};
+struct SimPipe {
+  SimStream* side[2] = {nullptr, nullptr};
   EventOwner owner[2];
   int64_t last_arrival_ns[2] = {0, 0};
 };
 
+namespace {
+
 class SimStream final : public Stream {
  public:
-  SimStream(SimNetwork& network, std::shared_ptr<Pipe> pipe, int index, NetworkEndpoint* endpoint,
-            uint64_t id, std::string peer_address)
+  SimStream(SimNetwork& network, std::shared_ptr<SimPipe> pipe, int index,
+            NetworkEndpoint* endpoint, uint64_t id, std::string peer_address)
       : network_(network),
         pipe_(std::move(pipe)),
         index_(index),
@@ -66,7 +69,7 @@ class SimStream final : public Stream {
     in_flight_bytes_ += bytes.size();
     auto data = std::make_shared<std::vector<uint8_t>>(bytes.begin(), bytes.end());
     const int64_t arrival_ns = NextArrival();
-    std::shared_ptr<Pipe> pipe = pipe_;
+    std::shared_ptr<SimPipe> pipe = pipe_;
     const int target = 1 - index_;
     const uint64_t checksum = Hash64(data->data(), data->size());
     network_.simulator().Schedule(arrival_ns - network_.simulator().now_ns(), pipe->owner[target],
@@ -92,6 +95,20 @@ class SimStream final : public Stream {
     ScheduleOwn([this] { ReportClose(absl::OkStatus()); });
   }
 
+  // A connection reset (F39): this end closes at once with an error, and bytes still in
+  // flight towards it are dropped.
+  void Reset() {
+    if (close_reported_) {
+      return;
+    }
+    closed_ = true;
+    peer_closed_ = true;
+    buffered_.clear();
+    if (handler_.on_close) {
+      ScheduleOwn([this] { ReportClose(absl::UnavailableError("connection reset")); });
+    }
+  }
+
   uint64_t id() const override { return id_; }
   std::string peer_address() const override { return peer_address_; }
   std::string local_address() const override { return local_address_; }
@@ -105,7 +122,7 @@ class SimStream final : public Stream {
   }
 
   void SendCloseToPeer() {
-    std::shared_ptr<Pipe> pipe = pipe_;
+    std::shared_ptr<SimPipe> pipe = pipe_;
     const int target = 1 - index_;
     const int64_t arrival_ns = NextArrival();
     network_.simulator().Schedule(arrival_ns - network_.simulator().now_ns(), pipe->owner[target],
@@ -117,7 +134,7 @@ class SimStream final : public Stream {
   }
 
   void ScheduleOwn(absl::AnyInvocable<void()> action) {
-    std::shared_ptr<Pipe> pipe = pipe_;
+    std::shared_ptr<SimPipe> pipe = pipe_;
     const int index = index_;
     network_.simulator().Schedule(0, pipe->owner[index], EventKind::kStreamData, id_,
                                   [pipe, index, action = std::move(action)]() mutable {
@@ -169,7 +186,7 @@ class SimStream final : public Stream {
   }
 
   SimNetwork& network_;
-  std::shared_ptr<Pipe> pipe_;
+  std::shared_ptr<SimPipe> pipe_;
   const int index_;
   NetworkEndpoint* endpoint_;
   const uint64_t id_;
@@ -246,12 +263,25 @@ void SimNetwork::Send(NodeId source, NodeId target, absl::Span<const uint8_t> me
 void SimNetwork::ScheduleDelivery(NodeId source, NodeId target,
                                   std::shared_ptr<std::vector<uint8_t>> bytes, uint64_t checksum) {
   ++in_flight_[{source, target}];
-  simulator_.Schedule(DrawDelayNs(), EventOwner{}, EventKind::kMessage,
+  int64_t delay_ns = DrawDelayNs();
+  uint64_t clog_generation = UINT64_MAX;  // Not clogged.
+  if (auto clog = clogged_.find({source, target}); clog != clogged_.end()) {
+    ++stats_.messages_clogged;
+    delay_ns += static_cast<int64_t>(prng_.Exponential(static_cast<uint64_t>(clog->second)));
+    clog_generation = clog_generations_[{source, target}];
+  }
+  simulator_.Schedule(delay_ns, EventOwner{}, EventKind::kMessage,
                       checksum ^ (static_cast<uint64_t>(source) << 48) ^ target,
-                      [this, source, target, bytes] {
+                      [this, source, target, bytes, clog_generation] {
                         uint32_t& in_flight = in_flight_[{source, target}];
                         UM_CHECK_GT(in_flight, 0u);
                         --in_flight;
+                        // Still queued when the clog ended: the connection reset with it.
+                        if (clog_generation != UINT64_MAX &&
+                            clog_generations_[{source, target}] != clog_generation) {
+                          ++stats_.messages_lost;
+                          return;
+                        }
                         // A partition that formed while the message was in flight drops it.
                         if (IsBlocked(source, target)) {
                           ++stats_.messages_blocked;
@@ -293,7 +323,34 @@ void SimNetwork::Isolate(const std::vector<NodeId>& group, const std::vector<Nod
   }
 }
 
-void SimNetwork::HealAll() { blocked_.clear(); }
+void SimNetwork::ResetStreams(NodeId node) {
+  std::vector<std::weak_ptr<SimPipe>> live;
+  for (const std::weak_ptr<SimPipe>& weak : pipes_) {
+    std::shared_ptr<SimPipe> pipe = weak.lock();
+    if (pipe == nullptr) continue;
+    live.push_back(pipe);
+    if (pipe->owner[0].node != node && pipe->owner[1].node != node) continue;
+    for (SimStream* side : pipe->side) {
+      if (side != nullptr) side->Reset();
+    }
+    ++stats_.streams_reset;
+  }
+  pipes_ = std::move(live);
+}
+
+void SimNetwork::SetClogged(NodeId source, NodeId target, int64_t extra_delay_mean_ns) {
+  if (extra_delay_mean_ns > 0) {
+    clogged_[{source, target}] = extra_delay_mean_ns;
+  } else if (clogged_.erase({source, target}) > 0) {
+    ++clog_generations_[{source, target}];
+  }
+}
+
+void SimNetwork::HealAll() {
+  blocked_.clear();
+  for (const auto& [path, mean_ns] : clogged_) ++clog_generations_[path];
+  clogged_.clear();
+}
 
 void SimNetwork::Connect(NodeId client, std::string_view address, ConnectFunction done) {
   NetworkEndpoint* client_endpoint = endpoint(client);
@@ -329,7 +386,11 @@ void SimNetwork::Connect(NodeId client, std::string_view address, ConnectFunctio
                absl::UnavailableError(absl::StrCat("connection to ", address_text, " refused")));
           return;
         }
-        auto pipe = std::make_shared<Pipe>();
+        auto pipe = std::make_shared<SimPipe>();
+        if (pipes_.size() % 256 == 255) {
+          std::erase_if(pipes_, [](const std::weak_ptr<SimPipe>& weak) { return weak.expired(); });
+        }
+        pipes_.push_back(pipe);
         pipe->owner[0] = client_side->owner();
         pipe->owner[1] = server_side->owner();
         const uint64_t id = ++stats_.streams_opened;

@@ -7,10 +7,13 @@
 // blocked (partition, one direction at a time, so asymmetric splits and bridges are
 // expressible), lost, or corrupted (the real transport's checksum would reject it, so a
 // corrupted message is dropped and counted). Survivors are delayed independently
-// (min + exponential), which reorders them, and may be duplicated.
+// (min + exponential), which reorders them, and may be duplicated. A clogged path adds an
+// exponential delay of its own (seconds), so its messages queue up, arrive late and out of
+// order, and overflow once the path is full.
 //
 // Client streams: ordered, reliable byte pipes with per-chunk delay, closed when either
-// side closes or is destroyed (a crashed node's streams reset). Addresses are "n<id>:<port>".
+// side closes or is destroyed (a crashed node's streams reset), or reset by a fault. Addresses are
+// "n<id>:<port>".
 //
 // Every decision draws from the network's own PRNG (a sub-seed of the run seed).
 #ifndef UNIMETER_SIM_SIM_NETWORK_H_
@@ -29,6 +32,8 @@
 #include "sim/simulator.h"
 
 namespace unimeter::sim {
+
+struct SimPipe;  // One simulated stream's two ends (sim_network.cc).
 
 struct NetworkOptions {
   int64_t delay_min_ns = 50'000;
@@ -49,6 +54,7 @@ struct NetworkStats {
   uint64_t messages_overflowed = 0;
   uint64_t messages_corrupted = 0;
   uint64_t messages_duplicated = 0;
+  uint64_t messages_clogged = 0;  // Sent on a clogged path (delivered late, if at all).
   uint64_t stream_bytes = 0;
   uint64_t streams_opened = 0;
   uint64_t streams_reset = 0;
@@ -82,7 +88,15 @@ class SimNetwork {
   bool IsBlocked(NodeId source, NodeId target) const;
   // Blocks every path between `group` and the rest of `nodes`, both directions.
   void Isolate(const std::vector<NodeId>& group, const std::vector<NodeId>& nodes);
+  // Clogs the path (one direction) with an extra exponential delay of this mean; 0 unclogs,
+  // and drops what is still queued behind the clog.
+  void SetClogged(NodeId source, NodeId target, int64_t extra_delay_mean_ns);
+  // Unblocks and unclogs every path.
   void HealAll();
+
+  // Resets every open stream with an end on `node` (F39): both ends see it close with an
+  // error; bytes in flight are lost.
+  void ResetStreams(NodeId node);
 
   // Opens a stream from `client` to "n<id>:<port>"; `done` runs as a callback of `client`.
   void Connect(NodeId client, std::string_view address, ConnectFunction done);
@@ -107,7 +121,12 @@ class SimNetwork {
   NetworkStats stats_;
   absl::btree_map<NodeId, NetworkEndpoint*> endpoints_;
   absl::btree_set<std::pair<NodeId, NodeId>> blocked_;
+  absl::btree_map<std::pair<NodeId, NodeId>, int64_t> clogged_;  // Extra delay mean, ns.
+  // Bumped when a path's clog ends: messages still queued behind it are dropped then (the
+  // real transport resets a connection whose data stays unacknowledged for seconds).
+  absl::btree_map<std::pair<NodeId, NodeId>, uint64_t> clog_generations_;
   absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> in_flight_;
+  std::vector<std::weak_ptr<SimPipe>> pipes_;  // Every stream opened (pruned on reset).
 };
 
 // Parses "n<id>:<port>". Returns false on any other form.

@@ -109,8 +109,10 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " splits=" + std::to_string(result.splits) + " pauses=" +
              std::to_string(result.pauses) + " clock_steps=" + std::to_string(result.clock_steps) +
              " slow_disks=" + std::to_string(result.slow_disks) +
-             " fsync_errors=" + std::to_string(result.fsync_errors) + " disk_full=" +
-             std::to_string(result.disk_full) + " fail_stops=" + std::to_string(result.fail_stops) +
+             " fsync_errors=" + std::to_string(result.fsync_errors) +
+             " disk_full=" + std::to_string(result.disk_full) +
+             " clogs=" + std::to_string(result.clogs) + " resets=" + std::to_string(result.resets) +
+             " fail_stops=" + std::to_string(result.fail_stops) +
              " client_crashes=" + std::to_string(result.client_crashes) +
              " requests=" + std::to_string(result.requests) + " acked_events=" +
              std::to_string(result.events_acknowledged) + (result.halted ? " HALTED" : "") +
