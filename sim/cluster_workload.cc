@@ -462,26 +462,34 @@ class ClusterRun {
     }
   }
 
-  void Quiesce() {
-    for (NodeId node : all_) {
+  // Ends every process and disk fault on `nodes`: resumed, healthy disks (an fsync error
+  // not yet hit disarmed), restarted if down. False (and the run failed) if one cannot start.
+  bool HealNodes(const std::vector<NodeId>& nodes) {
+    for (NodeId node : nodes) {
       cluster_.Resume(node);
-      cluster_.disk(node).options().sync_latency_mean_ns = kNormalSyncMeanNs;
-      cluster_.disk(node).options().capacity_bytes = DiskOptions{}.capacity_bytes;
-      cluster_.disk(node).TakeSyncFailure();  // Disarm an fsync error not yet hit.
+      SimDisk& disk = cluster_.disk(node);
+      disk.options().sync_latency_mean_ns = kNormalSyncMeanNs;
+      disk.options().capacity_bytes = DiskOptions{}.capacity_bytes;
+      disk.TakeSyncFailure();
       full_[node] = false;
     }
-    cluster_.network().HealAll();
-    std::fill(isolated_.begin(), isolated_.end(), false);
-    cluster_.network().options().loss_ppm = 0;
-    for (NodeId node : all_) {
+    for (NodeId node : nodes) {
       if (cluster_.is_up(node)) continue;
       const absl::Status started = cluster_.Restart(node);
       if (!started.ok()) {
         Fail(absl::StrCat("L1 (liveness): node ", node,
                           " cannot restart after healing: ", started.ToString()));
-        return;
+        return false;
       }
     }
+    return true;
+  }
+
+  void Quiesce() {
+    cluster_.network().HealAll();
+    std::fill(isolated_.begin(), isolated_.end(), false);
+    cluster_.network().options().loss_ppm = 0;
+    if (!HealNodes(all_)) return;
     for (auto& client : clients_) client->StopSendingNew();
     Simulator& simulator = cluster_.simulator();
     const bool quiet = simulator.RunUntil(
@@ -639,19 +647,9 @@ class ClusterRun {
   // healed, no message loss.
   void HealCore(const std::vector<NodeId>& core) {
     for (NodeId node : core) {
-      cluster_.Resume(node);
-      SimDisk& disk = cluster_.disk(node);
-      disk.options().sync_latency_mean_ns = kNormalSyncMeanNs;
-      disk.options().capacity_bytes = DiskOptions{}.capacity_bytes;
-      disk.TakeSyncFailure();
-      full_[node] = false;
       isolated_[node] = false;
-      for (NodeId other : core) {
-        cluster_.network().SetBlocked(node, other, false);
-        cluster_.network().SetClogged(node, other, 0);
-      }
+      for (NodeId other : core) cluster_.network().SetBlocked(node, other, false);
     }
-    cluster_.network().options().loss_ppm = 0;
     // Clogged links heal everywhere (clogging is a transient link fault; the minority's
     // permanent faults are the ones drawn above).
     for (NodeId node : all_) {
@@ -659,15 +657,8 @@ class ClusterRun {
         if (other != node) cluster_.network().SetClogged(node, other, 0);
       }
     }
-    for (NodeId node : core) {
-      if (cluster_.is_up(node)) continue;
-      const absl::Status started = cluster_.Restart(node);
-      if (!started.ok()) {
-        Fail(absl::StrCat("L1 (liveness): core node ", node,
-                          " cannot restart after healing: ", started.ToString()));
-        return;
-      }
-    }
+    cluster_.network().options().loss_ppm = 0;
+    if (!HealNodes(core)) return;
     Log(absl::StrCat("liveness: the core ", absl::StrJoin(core, ","), " is healed"));
   }
 
