@@ -259,6 +259,10 @@ class ReplicatedEngine final : public Engine {
   void AssignOwners(bool new_term);
   void HandleHeartbeat(NodeId source, const Heartbeat& heartbeat);
   void HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack);
+  // This node's term and commit indexes, as a heartbeat answer or (`hello`) an announcement.
+  HeartbeatAck CommitReport(bool hello) const;
+  // Leader: the member at `position` answered a heartbeat sent within the election timeout.
+  bool Answering(size_t position, int64_t now_ns) const;
   void HandleVoteRequest(NodeId source, const VoteRequest& request);
   void HandleVoteReply(NodeId source, const VoteReply& reply);
   void ApplyMap(const Heartbeat& map);
@@ -281,8 +285,10 @@ class ReplicatedEngine final : public Engine {
   AckItem ApplyItem(const AppendItem& item);
   void HandleAppendAck(NodeId source, const AppendAck& ack);
   void HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk);
-  // Sends the partition's state at its commit index; returns its size in bytes.
-  size_t SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply);
+  // Sends the partition's state at its commit index and records when and how big in `peer`
+  // (the pacing SnapshotDue reads).
+  void SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply,
+                    PeerProgress& peer, int64_t now_ns);
   // Whether `peer` may be sent this partition's snapshot again (see kSnapshotPeriods).
   bool SnapshotDue(const PeerProgress& peer, int64_t now_ns) const;
   void FlushPeers();

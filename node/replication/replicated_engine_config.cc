@@ -140,7 +140,7 @@ void ReplicatedEngine::LeaderTick() {
       reachable += CountsForQuorum(member) ? 1 : 0;
       continue;
     }
-    const bool heard = now_ns - answered_ns_[position] < options_.election_timeout_ns;
+    const bool heard = Answering(position, now_ns);
     if (!heard) live_since_ns_[position] = INT64_MIN;
     reachable += heard && CountsForQuorum(member) ? 1 : 0;
   }
@@ -171,7 +171,7 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
   for (size_t position = 0; position < members_.size(); ++position) {
     const NodeId member = members_[position];
     const bool self = member == env_.node_id();
-    const bool heard = self || now_ns - answered_ns_[position] < options_.election_timeout_ns;
+    const bool heard = self || Answering(position, now_ns);
     if (heard && CountsForQuorum(member)) {
       live.push_back(member);
       settled.push_back(self ||
@@ -281,13 +281,23 @@ void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat
         [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   }
   ApplyMap(heartbeat);
-  HeartbeatAck ack;
-  ack.term = meta.term;
+  HeartbeatAck ack = CommitReport(/*hello=*/false);
   ack.echo_ns = heartbeat.sent_ns;
-  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-    ack.commit_index[partition] = store_->commit_index(partition);
-  }
   Send(source, ack);
+}
+
+HeartbeatAck ReplicatedEngine::CommitReport(bool hello) const {
+  HeartbeatAck report;
+  report.hello = hello;
+  report.term = meta_->meta().term;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    report.commit_index[partition] = store_->commit_index(partition);
+  }
+  return report;
+}
+
+bool ReplicatedEngine::Answering(size_t position, int64_t now_ns) const {
+  return now_ns - answered_ns_[position] < options_.election_timeout_ns;
 }
 
 void ReplicatedEngine::HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack) {

@@ -213,9 +213,7 @@ void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
       PeerProgress& fetcher = parts_[item.partition].peers[Position(source)];
       const int64_t now_ns = env_.MonotonicNowNs();
       if (SnapshotDue(fetcher, now_ns)) {
-        fetcher.snapshot_sent_ns = now_ns;
-        fetcher.snapshot_sent_bytes =
-            SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true);
+        SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true, fetcher, now_ns);
       }
       continue;
     }
@@ -476,8 +474,8 @@ bool ReplicatedEngine::SnapshotDue(const PeerProgress& peer, int64_t now_ns) con
   return now_ns - peer.snapshot_sent_ns >= periods * options_.retransmit_ns;
 }
 
-size_t ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
-                                      bool fetch_reply) {
+void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
+                                    bool fetch_reply, PeerProgress& peer, int64_t now_ns) {
   const std::vector<uint8_t> bytes = store_->state(partition).EncodeSnapshot();
   const size_t chunk_bytes = options_.snapshot_chunk_bytes;
   for (size_t offset = 0; offset == 0 || offset < bytes.size(); offset += chunk_bytes) {
@@ -496,7 +494,8 @@ size_t ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_
     if (bytes.empty()) break;
   }
   ++counters_.snapshots_sent;
-  return bytes.size();
+  peer.snapshot_sent_ns = now_ns;
+  peer.snapshot_sent_bytes = bytes.size();
 }
 
 void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk) {
@@ -642,11 +641,10 @@ void ReplicatedEngine::FlushPeers() {
            !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
                                 options_.message_bytes_max - bytes, &records))) {
         if (snapshot_budget > 0 && SnapshotDue(peer, now_ns)) {
-          peer.snapshot_sent_ns = now_ns;
           // Once installed, the peer still needs an item with the commit index (a
           // resyncing node counts a partition caught up only from one).
           peer.sent_commit = 0;
-          peer.snapshot_sent_bytes = SendSnapshot(partition, target, part.epoch, false);
+          SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false, peer, now_ns);
           if (peer.snapshot_sent_bytes > kSmallSnapshotBytes) --snapshot_budget;
         }
         continue;

@@ -468,12 +468,7 @@ void ReplicatedEngine::SweepTimeouts() {
   {
     // Announce ourselves every tick: new members bootstrap from it, leaders see us, and
     // every node knows which owners are reachable even when no data flows.
-    HeartbeatAck hello;
-    hello.hello = true;
-    hello.term = meta_->meta().term;
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-      hello.commit_index[partition] = store_->commit_index(partition);
-    }
+    const HeartbeatAck hello = CommitReport(/*hello=*/true);
     for (NodeId member : members_) {
       if (member != env_.node_id()) Send(member, hello);
     }
