@@ -41,8 +41,6 @@ class SimFileBytes {
   void Read(uint64_t offset, absl::Span<char> out) const;
   std::string ToString() const;
 
-  bool operator==(const SimFileBytes& other) const { return ToString() == other.ToString(); }
-
  private:
   using Chunk = std::array<char, kChunkBytes>;
   // The chunk, allocated (zeroed) if it was a hole and copied if it is shared.
