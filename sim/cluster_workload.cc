@@ -14,6 +14,7 @@
 #include "node/base/random.h"
 #include "node/replication/replicated_engine.h"
 #include "node/server/node_server.h"
+#include "sim/read_checker.h"
 #include "sim/sim_cluster.h"
 #include "sim/workload_client.h"
 
@@ -27,6 +28,7 @@ constexpr uint64_t kTagWorkload = 0x4000;
 constexpr uint64_t kTagFaults = 0x4100;
 constexpr uint64_t kTagKnobs = 0x4200;
 constexpr uint64_t kTagPick = 0x4300;
+constexpr uint64_t kTagReads = 0x4400;
 constexpr int64_t kNormalSyncMeanNs = DiskOptions{}.sync_latency_mean_ns;
 constexpr int64_t kClockStepTotalMaxNs = 120 * kSecond;
 // Liveness bounds (docs/simulation.md, "Modes"). L1: the design's "three election
@@ -54,15 +56,17 @@ struct Knobs {
   bool disk_full = true;
   bool clogs = true;
   bool resets = true;
+  bool reads = true;  // Reads checked while faults are injected (sim/read_checker.h).
 
   std::string ToString() const {
-    return absl::StrCat(
-        "crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes, " splits=", splits,
-        " one_way=", one_way_splits, " loss_ppm=", loss_ppm, " dup_ppm=", duplicate_ppm,
-        " torn=", torn_writes, " events_max=", requests.events_max,
-        " one_account=", requests.one_account, " pauses=", pauses, " clock_steps=", clock_steps,
-        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full,
-        " client_crashes=", requests.crash_one_in != 0, " clogs=", clogs, " resets=", resets);
+    return absl::StrCat("crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes,
+                        " splits=", splits, " one_way=", one_way_splits, " loss_ppm=", loss_ppm,
+                        " dup_ppm=", duplicate_ppm, " torn=", torn_writes,
+                        " events_max=", requests.events_max, " one_account=", requests.one_account,
+                        " pauses=", pauses, " clock_steps=", clock_steps,
+                        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors,
+                        " disk_full=", disk_full, " client_crashes=", requests.crash_one_in != 0,
+                        " clogs=", clogs, " resets=", resets, " reads=", reads);
   }
 };
 
@@ -88,6 +92,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.requests.crash_one_in = prng.Chance(1, 2) ? 50 : 0;
   knobs.clogs = prng.Chance(1, 2);
   knobs.resets = prng.Chance(1, 2);
+  knobs.reads = prng.Chance(3, 4);
   return knobs;
 }
 
@@ -96,7 +101,7 @@ Knobs NoFaults() {
   Knobs knobs;
   knobs.crashes = knobs.aimed_crashes = knobs.wipes = knobs.splits = knobs.one_way_splits = false;
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
-  knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = false;
+  knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
   return knobs;
 }
 
@@ -128,6 +133,7 @@ class ClusterRun {
         knobs_(scripted || options.mode == RunMode::kPerformance ? NoFaults() : DrawKnobs(seed)),
         cluster_(seed, MakeClusterOptions(), MakeFactory()),
         ledger_(kAccounts),
+        read_checker_(ledger_),
         faults_(SubSeed(seed, kTagFaults)),
         pick_(SubSeed(seed, kTagPick)),
         isolated_(options.nodes, false),
@@ -147,6 +153,11 @@ class ClusterRun {
           cluster_.AddClient(), SubSeed(seed_, kTagWorkload + i), i, ledger_,
           [this] { return targets_[pick_.UniformBelow(targets_.size())]; }, knobs_.requests));
       clients_.back()->Start();
+    }
+    if (knobs_.reads) {
+      reader_env_ = &cluster_.AddClient();
+      reader_prng_ = Prng(SubSeed(seed_, kTagReads));
+      ReadTick();
     }
   }
 
@@ -277,6 +288,24 @@ class ClusterRun {
       }
       return std::make_unique<NodeServer>(env, options);
     };
+  }
+
+  // Every 5-40 ms, a read of a random account's SUM through a random node that is up and
+  // not paused (a paused node gets no new requests; one already in flight when it was
+  // paused is answered after it resumes: the stale-read case). Checked on completion.
+  void ReadTick() {
+    reader_env_->StartTimer(
+        static_cast<int64_t>(reader_prng_.UniformRange(5 * kMillisecond, 40 * kMillisecond)),
+        [this] { ReadTick(); });
+    const NodeId node = static_cast<NodeId>(reader_prng_.UniformBelow(options_.nodes));
+    const uint64_t account = reader_prng_.UniformBelow(kAccounts);
+    if (!cluster_.is_up(node) || cluster_.is_paused(node)) return;
+    const ReadInvocation read = read_checker_.Invoke(account);
+    ReadSum(node, account, [this, node, read](absl::StatusOr<uint64_t> sum) {
+      if (!sum.ok()) return;  // Unavailable, timed out: allowed.
+      const std::string violation = read_checker_.Check(read, *sum);
+      if (!violation.empty()) Fail(absl::StrCat(violation, " (read through n", node, ")"));
+    });
   }
 
   bool Disturbed(NodeId node) {
@@ -790,6 +819,7 @@ class ClusterRun {
     }
     result_.requests = ledger_.requests;
     result_.client_crashes = ledger_.client_crashes;
+    result_.reads_checked = read_checker_.reads_checked();
     result_.messages_sent = net.messages_sent;
     result_.message_bytes_sent = net.message_bytes_sent;
     for (NodeId node : all_) result_.fsyncs += cluster_.disk(node).stats().syncs;
@@ -828,6 +858,9 @@ class ClusterRun {
   const Knobs knobs_;
   SimCluster cluster_;
   Ledger ledger_;
+  ReadChecker read_checker_;
+  SimEnv* reader_env_ = nullptr;  // The reading client's, when knobs_.reads.
+  Prng reader_prng_{0};
   Prng faults_;
   Prng pick_;
   std::vector<bool> isolated_;

@@ -14,6 +14,10 @@
 //       each account equals the events sent, and every event was acknowledged;
 //   S5  replicas converge: after healing, every node holds the same commit index and the
 //       same state digest for every partition;
+//   S1, S3 and linearizability on reads, while faults are injected (in most seeds): a
+//       read through any node counts every event acknowledged before it was invoked,
+//       nothing never sent, and no less than a read that completed before it
+//       (sim/read_checker.h);
 //   L1  liveness: every request completes within 60 simulated seconds of the faults
 //       stopping, and the replicas converge within 30 more.
 // In liveness mode the end differs: a majority core heals for good while the minority's
@@ -85,6 +89,7 @@ struct ClusterRunResult {
   uint64_t resets = 0;          // Times every client connection of a node was reset.
   uint64_t fail_stops = 0;      // Crashes nodes did to themselves (fsync error, disk full).
   uint64_t client_crashes = 0;  // Clients that died with a request in flight.
+  uint64_t reads_checked = 0;   // Reads answered during the run and judged (read_checker.h).
   bool halted = false;          // Unrestricted mode: did not recover in time after healing.
   // Liveness mode: simulated time from healing the core until it served every partition.
   int64_t core_recovery_ns = -1;

@@ -113,9 +113,10 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " disk_full=" + std::to_string(result.disk_full) +
              " clogs=" + std::to_string(result.clogs) + " resets=" + std::to_string(result.resets) +
              " fail_stops=" + std::to_string(result.fail_stops) +
-             " client_crashes=" + std::to_string(result.client_crashes) +
-             " requests=" + std::to_string(result.requests) + " acked_events=" +
-             std::to_string(result.events_acknowledged) + (result.halted ? " HALTED" : "") +
+             " client_crashes=" + std::to_string(result.client_crashes) + " reads_checked=" +
+             std::to_string(result.reads_checked) + " requests=" + std::to_string(result.requests) +
+             " acked_events=" + std::to_string(result.events_acknowledged) +
+             (result.halted ? " HALTED" : "") +
              (result.core_recovery_ns >= 0
                   ? " core_recovery_ms=" + std::to_string(result.core_recovery_ns / 1'000'000)
                   : "") +
