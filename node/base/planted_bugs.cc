@@ -19,6 +19,8 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kStepDownSaysRefused, "step-down-says-refused", 3},
       {PlantedBug::kFreshNodeCountsForQuorum, "fresh-node-counts-for-quorum", 3},
       {PlantedBug::kEarlyDuplicateVerdict, "early-duplicate-verdict", 3},
+      {PlantedBug::kUnconfirmedOwnerReads, "unconfirmed-owner-reads", 3},
+      {PlantedBug::kReplicaReadsOwnState, "replica-reads-own-state", 3},
   };
   return bugs;
 }

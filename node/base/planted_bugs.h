@@ -32,6 +32,8 @@ enum class PlantedBug : uint8_t {
   kStepDownSaysRefused,       // A deposed owner answers its waiters "nothing stored".
   kFreshNodeCountsForQuorum,  // A wiped, not yet resynced node counts toward quorums.
   kEarlyDuplicateVerdict,     // "Duplicate" answered while the original is uncommitted.
+  kUnconfirmedOwnerReads,     // An owner answers reads without a quorum confirming its epoch.
+  kReplicaReadsOwnState,      // A replica answers a routed read without the owner's commit index.
 };
 
 struct PlantedBugInfo {

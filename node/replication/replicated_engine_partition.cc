@@ -763,7 +763,7 @@ void ReplicatedEngine::CheckReads(uint32_t partition) {
         ++confirmed;
       }
     }
-    if (confirmed < quorum_) break;
+    if (confirmed < quorum_ && !BugPlanted(PlantedBug::kUnconfirmedOwnerReads)) break;
     ReadWait done = std::move(wait);
     part.owner_reads.pop_front();
     if (done.read) done.read(&store_->state(partition));

@@ -360,7 +360,7 @@ void ReplicatedEngine::HandleReadIndexReply(const ReadIndexReply& reply) {
       continue;
     }
     ReadWait wait;
-    wait.index = item.commit_index;
+    wait.index = BugPlanted(PlantedBug::kReplicaReadsOwnState) ? 0 : item.commit_index;
     wait.read = std::move(remote.read);
     wait.deadline_ns = remote.deadline_ns;
     parts_[remote.partition].replica_reads.push_back(std::move(wait));
