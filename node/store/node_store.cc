@@ -384,6 +384,9 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     UM_CHECK_EQ(pending.index, log.state->applied_index() + 1);
     output.Clear();
     log.state->Apply(pending.index, *pending.entry, &output);
+    if (options_.apply_observer) {
+      options_.apply_observer(partition, pending.index, pending.epoch, *pending.entry);
+    }
     ++stats_.entries_applied;
     log.commit_epoch = pending.epoch;
     log.applied_tail.push_back(LogRecord{pending.index, pending.epoch, pending.entry});

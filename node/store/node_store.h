@@ -28,6 +28,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,12 @@ struct NodeStoreOptions {
   // Applied entries kept in memory per partition for replicas to catch up from (older ones
   // are sent as a snapshot of the partition state).
   size_t retained_entries_max = 512;
+  // Called for every entry as it is applied to a partition state, at commit and in WAL
+  // replay, in index order per partition. It must not call back into the store. For
+  // checkers only (the simulator's canonical history, simulation.md S4); empty otherwise.
+  std::function<void(uint32_t partition, uint64_t index, uint64_t epoch,
+                     const metering::LogEntry& entry)>
+      apply_observer;
 };
 
 // A cheap estimate of an entry's encoded size (batching bounds, not exact).

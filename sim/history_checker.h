@@ -1,0 +1,49 @@
+// sim/history_checker.h
+//
+// HistoryChecker is the canonical per-partition history (simulation.md invariant S4, log
+// agreement): the first node to apply index i of a partition defines the entry at i (its
+// epoch and the checksum of its canonical encoding); every later apply of that index on any
+// node, after a restart's WAL replay included, must match it exactly. O(1) per apply.
+//
+// Fed by NodeStoreOptions::apply_observer on every simulated node. Deterministic.
+#ifndef UNIMETER_SIM_HISTORY_CHECKER_H_
+#define UNIMETER_SIM_HISTORY_CHECKER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "node/metering/log_entry.h"
+
+namespace unimeter::sim {
+
+class HistoryChecker {
+ public:
+  HistoryChecker();
+
+  // Records or checks that `node` applied `entry` at `index` of `partition` in `epoch`.
+  void OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+               const metering::LogEntry& entry);
+  // The same, for an entry known by its checksum.
+  void OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+               uint64_t checksum);
+
+  // Empty while S4 holds; else the first disagreement.
+  const std::string& failure() const { return failure_; }
+  uint64_t applies_checked() const { return applies_checked_; }
+
+ private:
+  struct Canonical {
+    bool known = false;
+    uint64_t epoch = 0;
+    uint64_t checksum = 0;
+    uint32_t first_node = 0;
+  };
+  std::vector<std::vector<Canonical>> partitions_;  // [partition][index - 1]
+  std::string failure_;
+  uint64_t applies_checked_ = 0;
+};
+
+}  // namespace unimeter::sim
+
+#endif  // UNIMETER_SIM_HISTORY_CHECKER_H_

@@ -1,0 +1,44 @@
+#include "sim/history_checker.h"
+
+#include "gtest/gtest.h"
+
+namespace unimeter::sim {
+namespace {
+
+TEST(HistoryCheckerTest, TheFirstApplyDefinesTheEntryAndLaterAppliesMustMatch) {
+  HistoryChecker checker;
+  checker.OnApply(0, 7, 1, 3, 0xAA);
+  checker.OnApply(0, 7, 2, 3, 0xBB);
+  checker.OnApply(1, 7, 2, 3, 0xBB);  // Another node, out of order with index 1: fine.
+  checker.OnApply(1, 7, 1, 3, 0xAA);
+  checker.OnApply(2, 8, 1, 4, 0xCC);  // Partitions are independent.
+  EXPECT_EQ(checker.failure(), "");
+  EXPECT_EQ(checker.applies_checked(), 5u);
+}
+
+TEST(HistoryCheckerTest, FlagsADifferentEntryOrEpochAtAnAppliedIndex) {
+  HistoryChecker checker;
+  checker.OnApply(0, 1, 5, 2, 0x10);
+  checker.OnApply(2, 1, 5, 2, 0x11);
+  EXPECT_NE(checker.failure().find("S4"), std::string::npos);
+  EXPECT_NE(checker.failure().find("first applied on n0"), std::string::npos);
+
+  HistoryChecker epochs;
+  epochs.OnApply(0, 1, 5, 2, 0x10);
+  epochs.OnApply(1, 1, 5, 3, 0x10);  // Same bytes, other epoch: not the same entry.
+  EXPECT_NE(epochs.failure().find("S4"), std::string::npos);
+}
+
+TEST(HistoryCheckerTest, ChecksumsTheCanonicalEncoding) {
+  HistoryChecker checker;
+  const metering::LogEntry first = metering::LogEntry::Retention(100);
+  const metering::LogEntry second = metering::LogEntry::Retention(200);
+  checker.OnApply(0, 0, 1, 1, first);
+  checker.OnApply(1, 0, 1, 1, first);
+  EXPECT_EQ(checker.failure(), "");
+  checker.OnApply(2, 0, 1, 1, second);
+  EXPECT_NE(checker.failure(), "");
+}
+
+}  // namespace
+}  // namespace unimeter::sim
