@@ -14,6 +14,7 @@
 #include "node/base/random.h"
 #include "node/replication/replicated_engine.h"
 #include "node/server/node_server.h"
+#include "sim/history_checker.h"
 #include "sim/read_checker.h"
 #include "sim/sim_cluster.h"
 #include "sim/workload_client.h"
@@ -56,17 +57,18 @@ struct Knobs {
   bool disk_full = true;
   bool clogs = true;
   bool resets = true;
-  bool reads = true;  // Reads checked while faults are injected (sim/read_checker.h).
+  bool reads = true;    // Reads checked while faults are injected (sim/read_checker.h).
+  bool bridges = true;  // Some splits cut one link only: the others still reach both ends.
 
   std::string ToString() const {
-    return absl::StrCat("crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes,
-                        " splits=", splits, " one_way=", one_way_splits, " loss_ppm=", loss_ppm,
-                        " dup_ppm=", duplicate_ppm, " torn=", torn_writes,
-                        " events_max=", requests.events_max, " one_account=", requests.one_account,
-                        " pauses=", pauses, " clock_steps=", clock_steps,
-                        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors,
-                        " disk_full=", disk_full, " client_crashes=", requests.crash_one_in != 0,
-                        " clogs=", clogs, " resets=", resets, " reads=", reads);
+    return absl::StrCat(
+        "crashes=", crashes, " aimed=", aimed_crashes, " wipes=", wipes, " splits=", splits,
+        " one_way=", one_way_splits, " loss_ppm=", loss_ppm, " dup_ppm=", duplicate_ppm,
+        " torn=", torn_writes, " events_max=", requests.events_max,
+        " one_account=", requests.one_account, " pauses=", pauses, " clock_steps=", clock_steps,
+        " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full,
+        " client_crashes=", requests.crash_one_in != 0, " clogs=", clogs, " resets=", resets,
+        " reads=", reads, " bridges=", bridges);
   }
 };
 
@@ -93,6 +95,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.clogs = prng.Chance(1, 2);
   knobs.resets = prng.Chance(1, 2);
   knobs.reads = prng.Chance(3, 4);
+  knobs.bridges = prng.Chance(1, 2);
   return knobs;
 }
 
@@ -102,6 +105,7 @@ Knobs NoFaults() {
   knobs.crashes = knobs.aimed_crashes = knobs.wipes = knobs.splits = knobs.one_way_splits = false;
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
+  knobs.bridges = false;
   return knobs;
 }
 
@@ -252,6 +256,7 @@ class ClusterRun {
 
   ClusterRunResult Finish() {
     if (result_.ok && !liveness_checked_) Quiesce();
+    CheckHistory();
     Summarize();
     return result_;
   }
@@ -274,12 +279,17 @@ class ClusterRun {
 
   NodeServiceFactory MakeFactory() {
     const uint32_t nodes = options_.nodes;
-    return [nodes](Env& env) {
+    return [nodes, history = &history_](Env& env) {
       NodeServerOptions options;
       options.port = kWorkloadPort;
       options.http_port = 0;
       options.min_free_disk_mb = 1;  // A disk-full episode may leave less: the low-disk path.
       options.engine.checkpoint_interval_ns = 5 * kSecond;  // Exercise checkpoints often.
+      options.engine.store.apply_observer = [history, node = env.node_id()](
+                                                uint32_t partition, uint64_t index, uint64_t epoch,
+                                                const metering::LogEntry& entry) {
+        history->OnApply(node, partition, index, epoch, entry);
+      };
       for (NodeId peer = 0; peer < nodes; ++peer) {
         if (peer != env.node_id()) {
           options.peers.push_back(
@@ -340,14 +350,21 @@ class ClusterRun {
     } else if (roll < 18 && knobs_.splits && cluster_.is_up(node) && !Disturbed(node) &&
                DisturbedCount() < max_disturbed) {
       const bool one_way = knobs_.one_way_splits && faults_.Chance(1, 2);
+      // A bridge: only the link to `far` is cut, every other node still reaches both.
+      const bool bridge = knobs_.bridges && faults_.Chance(1, 2);
+      const NodeId far = static_cast<NodeId>((node + 1 + faults_.UniformBelow(options_.nodes - 1)) %
+                                             options_.nodes);
       for (NodeId other : all_) {
-        if (other == node) continue;
+        if (other == node || (bridge && other != far)) continue;
         cluster_.network().SetBlocked(node, other, true);
         if (!one_way) cluster_.network().SetBlocked(other, node, true);
       }
       isolated_[node] = true;
       ++result_.splits;
-      Log(absl::StrCat("fault: ", one_way ? "one-way " : "", "split of n", node));
+      result_.bridges += bridge ? 1 : 0;
+      Log(absl::StrCat("fault: ", one_way ? "one-way " : "",
+                       bridge ? absl::StrCat("cut of the link n", node, "-n", far, " (bridged)")
+                              : absl::StrCat("split of n", node)));
     } else if (roll < 40 && isolated_[node]) {
       for (NodeId other : all_) {
         cluster_.network().SetBlocked(node, other, false);
@@ -478,7 +495,13 @@ class ClusterRun {
                      disk.sync_latency_mean_ns / kMillisecond, " ms per fsync"));
   }
 
+  // S4 (sim/history_checker.h): every apply anywhere so far agreed with the first.
+  void CheckHistory() {
+    if (!history_.failure().empty()) Fail(history_.failure());
+  }
+
   void CheckNoDoubleCounting(const char* when) {
+    CheckHistory();
     for (NodeId node : all_) {
       if (!cluster_.is_up(node) || !result_.ok) continue;
       for (uint64_t account = 0; account < kAccounts; ++account) {
@@ -644,7 +667,12 @@ class ClusterRun {
       return;
     }
     if (isolated_[node]) {
-      Log(absl::StrCat("liveness: n", node, " stays cut off"));
+      // A bridged node still reaches part of the cluster and may rightly keep a majority
+      // with it: silence everything it sends, so that it is cut off as the phase assumes.
+      for (NodeId other : all_) {
+        if (other != node) cluster_.network().SetBlocked(node, other, true);
+      }
+      Log(absl::StrCat("liveness: n", node, " stays cut off (nothing it sends arrives)"));
       return;
     }
     switch (faults_.UniformBelow(4)) {
@@ -810,6 +838,7 @@ class ClusterRun {
 
   void Summarize() {
     const NetworkStats& net = cluster_.network().stats();
+    Log(absl::StrCat("canonical history: ", history_.applies_checked(), " applies checked"));
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
                      " lost ", net.messages_lost, " blocked ", net.messages_blocked, " overflowed ",
                      net.messages_overflowed, " duplicated ", net.messages_duplicated, " clogged ",
@@ -856,6 +885,7 @@ class ClusterRun {
   const uint64_t seed_;
   const ClusterRunOptions options_;
   const Knobs knobs_;
+  HistoryChecker history_;  // Before cluster_: its nodes report every apply to it.
   SimCluster cluster_;
   Ledger ledger_;
   ReadChecker read_checker_;

@@ -14,6 +14,9 @@
 //       each account equals the events sent, and every event was acknowledged;
 //   S5  replicas converge: after healing, every node holds the same commit index and the
 //       same state digest for every partition;
+//   S4  log agreement: every apply of a partition's index on any node (WAL replay after a
+//       restart included) is the entry, epoch and checksum, that the first node applied
+//       there (sim/history_checker.h);
 //   S1, S3 and linearizability on reads, while faults are injected (in most seeds): a
 //       read through any node counts every event acknowledged before it was invoked,
 //       nothing never sent, and no less than a read that completed before it
@@ -80,6 +83,7 @@ struct ClusterRunResult {
   uint64_t crashes = 0;
   uint64_t wipes = 0;
   uint64_t splits = 0;
+  uint64_t bridges = 0;  // Splits that cut one link only (the other nodes bridge it).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.

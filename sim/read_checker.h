@@ -27,7 +27,7 @@ namespace unimeter::sim {
 
 struct ReadInvocation {
   uint64_t account = 0;
-  uint64_t acknowledged = 0;  // Acknowledged events of the account at invocation.
+  uint64_t acknowledged = 0;   // Acknowledged events of the account at invocation.
   uint64_t completed_max = 0;  // Largest answer of a read of it completed before.
 };
 
