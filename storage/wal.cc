@@ -187,7 +187,8 @@ std::vector<uint64_t> Wal::segment_bases() const {
   return bases;
 }
 
-Wal::Wal(Env& env, const WalOptions& options) : env_(env), options_(options) {
+Wal::Wal(Env& env, const WalOptions& options)
+    : env_(env), options_(options), zeros_(options.preallocate_bytes, 0) {
   tail_.resize(std::max(options_.tail_bytes_initial, kWalSectorSizeBytes));
 }
 
@@ -214,7 +215,25 @@ struct Wal::Recovery {
   // Returns the file's bytes [offset, offset + length), reading them into the window
   // unless it holds them already. REQUIRES: offset + length <= file_size.
   absl::StatusOr<absl::Span<uint8_t>> Fetch(uint64_t offset, size_t length);
+  // True if every byte of the file from `offset` on is zero.
+  absl::StatusOr<bool> ZeroFrom(uint64_t offset);
 };
+
+absl::StatusOr<bool> Wal::Recovery::ZeroFrom(uint64_t offset) {
+  constexpr uint64_t kStepBytes = 1024 * 1024;
+  while (offset < file_size) {
+    const uint64_t length = std::min(kStepBytes, file_size - offset);
+    absl::StatusOr<absl::Span<uint8_t>> bytes = Fetch(offset, static_cast<size_t>(length));
+    if (!bytes.ok()) {
+      return bytes.status();
+    }
+    if (!AllZero(*bytes)) {
+      return false;
+    }
+    offset += length;
+  }
+  return true;
+}
 
 absl::StatusOr<absl::Span<uint8_t>> Wal::Recovery::Fetch(uint64_t offset, size_t length) {
   UM_CHECK_LE(offset + length, file_size);
@@ -292,11 +311,13 @@ absl::Status Wal::Recover(RecordVisitor visitor) {
     if (!status.ok()) {
       return status;
     }
-    if (recovery.valid_end < recovery.file_size) {
-      UM_CHECK_EQ(i + 1, segments_.size());  // Only the last segment has a torn tail.
+    if (recovery.valid_end < recovery.file_size && i + 1 == segments_.size()) {
+      // A torn tail or zeros written ahead: the tail is placed at the valid end.
       (*file)->Truncate(recovery.valid_end);
       truncation_pending_ = true;
     }
+    // Earlier segments never end in zeros (a segment's last group trims them before the
+    // manifest lists its successor); zeros there would be left alone.
     segments_[i].size_bytes = AlignUp(recovery.valid_end);
     if (i + 1 == segments_.size()) {
       last_file = std::move(*file);  // Becomes the active file; others close here.
@@ -329,8 +350,14 @@ absl::Status Wal::ReplaySegment(size_t segment_index, Recovery& recovery, Record
     if (!head.ok()) {
       return head.status();
     }
-    if (offset + kSector >= size && AllZero(*head)) {
-      break;  // A zero tail (an unwritten last sector): the end of the log.
+    if (AllZero(*head)) {
+      absl::StatusOr<bool> zero_tail = recovery.ZeroFrom(offset + head->size());
+      if (!zero_tail.ok()) {
+        return zero_tail.status();
+      }
+      if (*zero_tail) {
+        break;  // Only zeros follow (preallocated, or an unwritten sector): the end.
+      }
     }
     WalRecordView marker;
     std::string reason = ParseGroupMarker(*head, base, offset, size, marker);
@@ -633,6 +660,7 @@ void Wal::StartGroup() {
   const size_t padded = AlignUp(tail_size_);
   const uint64_t offset = tail_start_ - tail_segment_base_;
   active_file_->Write(offset, absl::Span<const uint8_t>(tail_.data(), padded));
+  PreallocateAfter(offset + padded);
   sealed_end_ = tail_start_ + padded;
   sealed_heads_ = heads_;
   records_in_flight_ = records_in_tail_;
@@ -641,6 +669,22 @@ void Wal::StartGroup() {
   in_flight_ = Operation::kGroup;
   ++stats_.disk_syncs;
   active_file_->Sync([this](absl::Status status) { OnGroupSynced(std::move(status)); });
+}
+
+void Wal::PreallocateAfter(uint64_t group_end) {
+  const uint64_t file_end = active_file_->size_bytes();  // Queued writes included.
+  UM_CHECK_GE(file_end, group_end);
+  if (group_end >= options_.segment_size_bytes && !truncation_pending_) {
+    // The segment's last group (PlaceTail rolls after it): the segment ends here, so that
+    // its successor starts where its records do.
+    if (file_end > group_end) active_file_->Truncate(group_end);
+    return;
+  }
+  const uint64_t limit = AlignUp(options_.segment_size_bytes);
+  const uint64_t end = std::min<uint64_t>(group_end + zeros_.size(), limit);
+  if (zeros_.empty() || end <= file_end || file_end - group_end >= zeros_.size() / 2) return;
+  active_file_->Write(file_end, absl::Span<const uint8_t>(zeros_.data(), end - file_end));
+  stats_.preallocated_bytes += end - file_end;
 }
 
 void Wal::OnGroupSynced(absl::Status status) {

@@ -109,6 +109,12 @@ struct WalOptions {
   size_t tail_bytes_max = 64 * 1024 * 1024;
   // Initial capacity of the tail buffer (it grows to the largest group seen, then stays).
   size_t tail_bytes_initial = 1024 * 1024;
+  // Zeros written ahead of the log's end in the active segment (in the same write as a
+  // group, refilled once fewer than half remain), so that most group syncs overwrite
+  // allocated blocks inside the file's size and fdatasync need not commit size metadata
+  // (docs/benchmarks.md, "WAL preallocation"). A segment's last group trims the zeros
+  // after it; recovery takes zeros after the last group for the end of the log. 0: off.
+  size_t preallocate_bytes = 1024 * 1024;
 };
 
 // One record as replayed by Open. `body` points into a recovery buffer and is valid only
@@ -136,9 +142,10 @@ struct WalStats {
   uint64_t manifest_writes = 0;
   uint64_t segments_created = 0;
   uint64_t segments_removed = 0;
-  uint64_t records_replayed = 0;  // By Open.
-  uint64_t bytes_replayed = 0;    // Record bytes replayed by Open.
-  uint64_t torn_tail_bytes = 0;   // Bytes truncated by Open.
+  uint64_t records_replayed = 0;    // By Open.
+  uint64_t bytes_replayed = 0;      // Record bytes replayed by Open.
+  uint64_t torn_tail_bytes = 0;     // Bytes truncated by Open.
+  uint64_t preallocated_bytes = 0;  // Zeros written ahead of the log's end.
 };
 
 class Wal {
@@ -247,6 +254,9 @@ class Wal {
   void CompleteLater(SyncDone done, absl::Status status);
   void CompleteAll(std::vector<SyncDone>& waiters, const absl::Status& status);
   void EnsureTailCapacity(size_t size_bytes);
+  // After the write of a group ending at `group_end` (an offset in the active file):
+  // extends the zeros ahead of it, or trims them if the group ends the segment.
+  void PreallocateAfter(uint64_t group_end);
   static size_t ChainSlot(uint16_t kind, uint32_t partition);
 
   Env& env_;
@@ -264,6 +274,7 @@ class Wal {
   // in the segment at tail_segment_base_ (listed in the manifest or not yet). Its first
   // kWalRecordHeaderSizeBytes are the group marker, filled in when the group is sealed.
   std::vector<uint8_t> tail_;
+  const std::vector<uint8_t> zeros_;  // options_.preallocate_bytes of them.
   size_t tail_size_ = 0;
   uint64_t tail_start_ = 0;
   uint64_t tail_segment_base_ = 0;

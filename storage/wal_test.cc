@@ -169,6 +169,14 @@ bool Contains(const std::vector<std::string>& lines, const std::string& a, const
   return false;
 }
 
+// The tests of exact file sizes, torn tails and disk-full rollbacks write no zeros ahead
+// (a full disk would then be noticed on the preallocating write instead).
+WalOptions Unpreallocated() {
+  WalOptions options;
+  options.preallocate_bytes = 0;
+  return options;
+}
+
 TEST(WalFormat, SizesAndGoldenBytes) {
   static_assert(kWalRecordHeaderSizeBytes == 48);
   static_assert(kWalSectorSizeBytes == 4096);
@@ -177,7 +185,7 @@ TEST(WalFormat, SizesAndGoldenBytes) {
   static_assert(kWalSegmentCountMax == 4094);
   EXPECT_EQ(WalSegmentFileName(0x1234000), "wal-0000000001234000.log");
   SimHarness harness(1);
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   const Record record = harness.Append(3, 9, "hi", 0x0102);
   EXPECT_EQ(record.position, 48u);  // After the group marker.
   ASSERT_TRUE(harness.SyncAndRun().ok());
@@ -308,7 +316,7 @@ TEST(Wal, CrashLosesExactlyTheUnsyncedGroup) {
 
 TEST(Wal, TornTailIsTruncatedAndLogged) {
   SimHarness harness(5);
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   std::vector<Record> first;
   for (int i = 0; i < 4; ++i) {
     first.push_back(harness.Append(i, i, std::string(100, 'x')));
@@ -322,7 +330,7 @@ TEST(Wal, TornTailIsTruncatedAndLogged) {
   ASSERT_EQ(file.size(), 8192u);
   file.resize(torn.position + 60);
   harness.SetSegmentBytes(0, file);
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   EXPECT_EQ(harness.replayed(), first);
   EXPECT_TRUE(Contains(harness.logs(), "torn tail in wal-0000000000000000.log", "offset 4096"));
   EXPECT_EQ(harness.wal().durable_position(), 4096u);
@@ -333,7 +341,7 @@ TEST(Wal, TornTailIsTruncatedAndLogged) {
   harness.Crash();
   // Garbage after the end (a torn write of a group that never synced) is dropped too.
   harness.SetSegmentBytes(0, harness.SegmentBytes(0) + std::string(5000, '\x5a'));
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   EXPECT_EQ(harness.replayed(), first);
   ExpectChains(harness.replayed());
   EXPECT_TRUE(Contains(harness.logs(), "torn tail", "offset 8192"));
@@ -395,7 +403,7 @@ TEST(Wal, MisdirectedWriteIsDetected) {
 
 TEST(Wal, FullDiskRollsBackAndRecovers) {
   SimHarness harness(9);
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   std::vector<Record> durable;
   durable.push_back(harness.Append(1, 1, "before"));
   ASSERT_TRUE(harness.SyncAndRun().ok());
@@ -416,14 +424,14 @@ TEST(Wal, FullDiskRollsBackAndRecovers) {
   durable.push_back(harness.Append(1, 2, "after"));
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.Crash();
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   EXPECT_EQ(harness.replayed(), durable);
   ExpectChains(harness.replayed());
 }
 
 TEST(Wal, RecordsAppendedBeforeARollbackFailTheirLaterSync) {
   SimHarness harness(10);
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   harness.Append(1, 1, "ok");
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.disk().options().capacity_bytes = harness.disk().used_bytes();
@@ -438,7 +446,7 @@ TEST(Wal, RecordsAppendedBeforeARollbackFailTheirLaterSync) {
   harness.Append(1, 4, "fresh");
   ASSERT_TRUE(harness.SyncAndRun().ok());
   harness.Crash();
-  ASSERT_TRUE(harness.Open().ok());
+  ASSERT_TRUE(harness.Open(Unpreallocated()).ok());
   ASSERT_EQ(harness.replayed().size(), 2u);
   EXPECT_EQ(harness.replayed()[1].index, 4u);
   ExpectChains(harness.replayed());
@@ -492,6 +500,51 @@ TEST(Wal, SegmentsRollAndAreRemoved) {
   ASSERT_TRUE(harness.Open(options).ok());
   EXPECT_EQ(harness.replayed(), kept);
   EXPECT_EQ(harness.wal().segment_bases().front(), bases[3]);
+}
+
+TEST(Wal, ZerosWrittenAheadAreTheEndOfTheLogAndEndWithTheSegment) {
+  SimHarness harness(14);
+  WalOptions options;
+  options.segment_size_bytes = 64 * 1024;
+  options.preallocate_bytes = 16 * 1024;
+  ASSERT_TRUE(harness.Open(options).ok());
+  std::vector<Record> appended;
+  appended.push_back(harness.Append(1, 1, "first"));
+  ASSERT_TRUE(harness.SyncAndRun().ok());
+  // The group's sector, then 16 KiB of zeros written with it.
+  EXPECT_EQ(harness.SegmentBytes(0).size(), 4096u + 16 * 1024);
+  EXPECT_EQ(harness.wal().stats().preallocated_bytes, 16u * 1024);
+  appended.push_back(harness.Append(1, 2, "second"));
+  ASSERT_TRUE(harness.SyncAndRun().ok());
+  // More than half is left: the second group overwrote zeros and wrote none.
+  EXPECT_EQ(harness.wal().stats().preallocated_bytes, 16u * 1024);
+  EXPECT_EQ(harness.SegmentBytes(0).size(), 4096u + 16 * 1024);
+  harness.Crash();
+  ASSERT_TRUE(harness.Open(options).ok());
+  EXPECT_EQ(harness.replayed(), appended);
+  EXPECT_EQ(harness.wal().stats().torn_tail_bytes, 0u);
+  EXPECT_FALSE(Contains(harness.logs(), "torn tail", ""));
+  EXPECT_EQ(harness.wal().durable_position(), 2u * 4096);
+  // Fill several segments: each one ends at its last group, zeros trimmed.
+  for (uint64_t i = 3; i < 200; ++i) {
+    appended.push_back(harness.Append(static_cast<uint32_t>(i % 7), i, std::string(900, 'z')));
+    if (i % 3 == 0) {
+      ASSERT_TRUE(harness.SyncAndRun().ok());
+    }
+  }
+  ASSERT_TRUE(harness.SyncAndRun().ok());
+  const std::vector<uint64_t> bases = harness.wal().segment_bases();
+  ASSERT_GE(bases.size(), 3u);
+  for (size_t i = 0; i + 1 < bases.size(); ++i) {
+    EXPECT_EQ(harness.SegmentBytes(bases[i]).size(), bases[i + 1] - bases[i]) << i;
+  }
+  EXPECT_GT(harness.SegmentBytes(bases.back()).size(),
+            harness.wal().durable_position() - bases.back());
+  harness.Crash();
+  ASSERT_TRUE(harness.Open(options).ok());
+  EXPECT_EQ(harness.replayed(), appended);
+  ExpectChains(harness.replayed());
+  EXPECT_EQ(harness.wal().stats().torn_tail_bytes, 0u);
 }
 
 TEST(Wal, CorruptionInAnEarlierSegmentIsDataLoss) {
