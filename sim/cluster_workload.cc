@@ -8,9 +8,12 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/container/btree_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "node/base/check.h"
+#include "node/base/endian.h"
 #include "node/base/random.h"
 #include "node/replication/replicated_engine.h"
 #include "node/server/node_server.h"
@@ -18,6 +21,8 @@
 #include "sim/read_checker.h"
 #include "sim/sim_cluster.h"
 #include "sim/workload_client.h"
+#include "storage/memory_state_store.h"
+#include "storage/wal.h"
 
 namespace unimeter::sim {
 namespace {
@@ -57,8 +62,9 @@ struct Knobs {
   bool disk_full = true;
   bool clogs = true;
   bool resets = true;
-  bool reads = true;    // Reads checked while faults are injected (sim/read_checker.h).
-  bool bridges = true;  // Some splits cut one link only: the others still reach both ends.
+  bool reads = true;       // Reads checked while faults are injected (sim/read_checker.h).
+  bool bridges = true;     // Some splits cut one link only: the others still reach both ends.
+  bool corruption = true;  // Bytes at rest flipped on a down node's disk (F13).
 
   std::string ToString() const {
     return absl::StrCat(
@@ -68,7 +74,7 @@ struct Knobs {
         " one_account=", requests.one_account, " pauses=", pauses, " clock_steps=", clock_steps,
         " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full,
         " client_crashes=", requests.crash_one_in != 0, " clogs=", clogs, " resets=", resets,
-        " reads=", reads, " bridges=", bridges);
+        " reads=", reads, " bridges=", bridges, " corruption=", corruption);
   }
 };
 
@@ -96,6 +102,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.resets = prng.Chance(1, 2);
   knobs.reads = prng.Chance(3, 4);
   knobs.bridges = prng.Chance(1, 2);
+  knobs.corruption = prng.Chance(1, 3);
   return knobs;
 }
 
@@ -105,7 +112,7 @@ Knobs NoFaults() {
   knobs.crashes = knobs.aimed_crashes = knobs.wipes = knobs.splits = knobs.one_way_splits = false;
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
-  knobs.bridges = false;
+  knobs.bridges = knobs.corruption = false;
   return knobs;
 }
 
@@ -144,6 +151,7 @@ class ClusterRun {
         full_(options.nodes, false),
         clock_step_total_ns_(options.nodes, 0),
         resyncing_(options.nodes, false),
+        corrupt_(options.nodes, false),
         frozen_for_good_(options.nodes, false) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
     targets_ = all_;
@@ -374,8 +382,13 @@ class ClusterRun {
       Log(absl::StrCat("fault: heal n", node));
     } else if (roll < 40 && !cluster_.is_up(node)) {
       bool others_fine = true;
+      bool others_have_data = true;
       for (NodeId other : all_) {
         if (other != node && Disturbed(other)) others_fine = false;
+        if (other != node && (resyncing_[other] || corrupt_[other])) others_have_data = false;
+      }
+      if (knobs_.corruption && others_have_data && !resyncing_[node] && faults_.Chance(1, 4)) {
+        CorruptAtRest(node);
       }
       if (knobs_.wipes && others_fine && faults_.Chance(1, 3)) {
         cluster_.WipeDisk(node);
@@ -444,6 +457,84 @@ class ClusterRun {
     const absl::Status started = cluster_.Restart(node);
     Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
                      started.ok() ? "" : started.ToString()));
+    if (started.ok()) {
+      corrupt_[node] = false;  // The damage was harmless (padding, an unread value).
+    } else if (absl::IsDataLoss(started)) {
+      ++result_.refused_starts;
+      bool others_fine = true;
+      for (NodeId other : all_) {
+        if (other != node && Disturbed(other)) others_fine = false;
+      }
+      if (others_fine) ReplaceDisk(node);  // Else it stays down until a later step.
+    }
+  }
+
+  // The operator's answer to a node refusing its data directory: a new, empty disk; the
+  // node resyncs from its peers.
+  void ReplaceDisk(NodeId node) {
+    cluster_.WipeDisk(node);
+    resyncing_[node] = true;
+    corrupt_[node] = false;
+    ++result_.wipes;
+    const absl::Status started = cluster_.Restart(node);
+    Log(absl::StrCat("fault: replace the disk of n", node, " and restart", started.ok() ? "" : ": ",
+                     started.ok() ? "" : started.ToString()));
+  }
+
+  // F13, corruption at rest, on a down node: one bit of its WAL (a byte before the last
+  // group of a segment, so that the damage is never mistaken for a torn tail: the node
+  // must refuse to start, or the byte was padding) or of a stored value in its state store
+  // (checked when read: a checkpoint refuses the start, a stored event fails its read).
+  void CorruptAtRest(NodeId node) {
+    SimDisk& disk = cluster_.disk(node);
+    std::vector<std::pair<std::string, WalGroup>> candidates;  // Every group but the last.
+    for (const auto& [name, bytes] : disk.durable_files()) {
+      if (!absl::StartsWith(name, "wal-")) continue;
+      std::vector<WalGroup> groups = WalGroups(disk.FileBytes(name));
+      if (!groups.empty()) groups.pop_back();
+      for (const WalGroup& group : groups) candidates.emplace_back(name, group);
+    }
+    MemoryStateMedium& medium = disk.state_medium();
+    const bool wal = !candidates.empty() && (medium.key_count() == 0 || faults_.Chance(1, 2));
+    if (wal) {
+      const auto& [name, group] = candidates[faults_.UniformBelow(candidates.size())];
+      std::string bytes = disk.FileBytes(name);
+      const uint64_t offset = group.offset + faults_.UniformBelow(group.size_bytes);
+      bytes[offset] = static_cast<char>(bytes[offset] ^ (1 << faults_.UniformBelow(8)));
+      disk.SetFileBytes(name, bytes);
+      Log(absl::StrCat("fault: flip a bit of ", name, " at offset ", offset, " on n", node));
+    } else if (medium.key_count() > 0) {
+      const std::string key = medium.KeyAt(faults_.UniformBelow(medium.key_count()));
+      UM_CHECK(medium.CorruptValueAtRest(key));
+      Log(absl::StrCat("fault: flip a bit of the stored value of ", absl::CHexEscape(key), " on n",
+                       node));
+    } else {
+      return;
+    }
+    corrupt_[node] = true;
+    ++result_.corruptions;
+  }
+
+  // The groups of a WAL segment's bytes, padding excluded (docs/formats/wal.md: a group
+  // marker has kind 0 and its group's size in the epoch field; groups start at 4 KiB
+  // boundaries).
+  struct WalGroup {
+    uint64_t offset;
+    uint64_t size_bytes;
+  };
+  static std::vector<WalGroup> WalGroups(const std::string& bytes) {
+    constexpr uint64_t kSector = kWalSectorSizeBytes;
+    std::vector<WalGroup> groups;
+    uint64_t offset = 0;
+    while (offset + kWalRecordHeaderSizeBytes <= bytes.size()) {
+      const auto* header = reinterpret_cast<const uint8_t*>(bytes.data() + offset);
+      if (LoadU32(header) != kWalRecordMagic || LoadU16(header + 6) != 0) break;
+      const uint64_t size = LoadU64(header + 24);
+      if (size < kWalRecordHeaderSizeBytes || offset + size > bytes.size()) break;
+      groups.push_back(WalGroup{offset, size});
+      offset = (offset + size + kSector - 1) / kSector * kSector;
+    }
+    return groups;
   }
 
   // SIGSTOP for 0.1-5 s (longer than an election timeout at times, so its partitions move
@@ -527,7 +618,12 @@ class ClusterRun {
     }
     for (NodeId node : nodes) {
       if (cluster_.is_up(node)) continue;
-      const absl::Status started = cluster_.Restart(node);
+      absl::Status started = cluster_.Restart(node);
+      if (absl::IsDataLoss(started)) {
+        ++result_.refused_starts;
+        ReplaceDisk(node);
+        started = cluster_.is_up(node) ? absl::OkStatus() : absl::InternalError("no start");
+      }
       if (!started.ok()) {
         Fail(absl::StrCat("L1 (liveness): node ", node,
                           " cannot restart after healing: ", started.ToString()));
@@ -644,7 +740,7 @@ class ClusterRun {
   std::vector<NodeId> PickOutsideCore() {
     std::vector<std::pair<uint64_t, NodeId>> order;
     for (NodeId node : all_) {
-      const uint64_t rank = resyncing_[node] ? 0 : Disturbed(node) ? 1 : 2;
+      const uint64_t rank = resyncing_[node] || corrupt_[node] ? 0 : Disturbed(node) ? 1 : 2;
       order.emplace_back((rank << 32) | faults_.UniformBelow(1u << 31), node);
     }
     std::sort(order.begin(), order.end());
@@ -897,6 +993,7 @@ class ClusterRun {
   std::vector<bool> full_;                    // The node's disk is (nearly) full.
   std::vector<int64_t> clock_step_total_ns_;  // Sum of the wall-clock steps, per node.
   std::vector<bool> resyncing_;               // Wiped, not yet seen active again.
+  std::vector<bool> corrupt_;                 // Corrupted at rest, not yet restarted.
   std::vector<bool> frozen_for_good_;         // Liveness phase: paused, never resumed.
   bool liveness_checked_ = false;
   std::vector<NodeId> all_;

@@ -83,7 +83,9 @@ struct ClusterRunResult {
   uint64_t crashes = 0;
   uint64_t wipes = 0;
   uint64_t splits = 0;
-  uint64_t bridges = 0;  // Splits that cut one link only (the other nodes bridge it).
+  uint64_t bridges = 0;         // Splits that cut one link only (the other nodes bridge it).
+  uint64_t corruptions = 0;     // Bits flipped at rest on a down node's disk (F13).
+  uint64_t refused_starts = 0;  // Starts refused for corrupt data (then the disk is replaced).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.

@@ -51,6 +51,11 @@ void MemoryStateMedium::Wipe() {
   size_bytes_ = 0;
 }
 
+const std::string& MemoryStateMedium::KeyAt(size_t rank) const {
+  UM_CHECK_LT(rank, stored_.size());
+  return std::next(stored_.begin(), static_cast<std::ptrdiff_t>(rank))->first;
+}
+
 bool MemoryStateMedium::CorruptValueAtRest(std::string_view key) {
   const auto it = stored_.find(key);
   if (it == stored_.end()) {

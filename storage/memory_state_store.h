@@ -64,6 +64,9 @@ class MemoryStateMedium {
   // byte, or the checksum if the value is empty), so the next read of the durable value
   // returns DataLoss. Returns false if `key` has no durable value.
   bool CorruptValueAtRest(std::string_view key);
+  // The durable key of rank `rank` in key order (to pick one to corrupt).
+  // REQUIRES: rank < key_count().
+  const std::string& KeyAt(size_t rank) const;
 
   // Fault injection: the next `count` completions fail with
   // ResourceExhausted("disk full") and write nothing.
