@@ -62,9 +62,10 @@ struct Knobs {
   bool disk_full = true;
   bool clogs = true;
   bool resets = true;
-  bool reads = true;       // Reads checked while faults are injected (sim/read_checker.h).
-  bool bridges = true;     // Some splits cut one link only: the others still reach both ends.
-  bool corruption = true;  // Bytes at rest flipped on a down node's disk (F13).
+  bool reads = true;        // Reads checked while faults are injected (sim/read_checker.h).
+  bool bridges = true;      // Some splits cut one link only: the others still reach both ends.
+  bool corruption = true;   // Bytes at rest flipped on a down node's disk (F13).
+  bool read_errors = true;  // A restart's recovery meets a latent sector error (F14).
 
   std::string ToString() const {
     return absl::StrCat(
@@ -74,7 +75,8 @@ struct Knobs {
         " one_account=", requests.one_account, " pauses=", pauses, " clock_steps=", clock_steps,
         " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full,
         " client_crashes=", requests.crash_one_in != 0, " clogs=", clogs, " resets=", resets,
-        " reads=", reads, " bridges=", bridges, " corruption=", corruption);
+        " reads=", reads, " bridges=", bridges, " corruption=", corruption,
+        " read_errors=", read_errors);
   }
 };
 
@@ -103,6 +105,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.reads = prng.Chance(3, 4);
   knobs.bridges = prng.Chance(1, 2);
   knobs.corruption = prng.Chance(1, 3);
+  knobs.read_errors = prng.Chance(1, 3);
   return knobs;
 }
 
@@ -112,7 +115,7 @@ Knobs NoFaults() {
   knobs.crashes = knobs.aimed_crashes = knobs.wipes = knobs.splits = knobs.one_way_splits = false;
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
-  knobs.bridges = knobs.corruption = false;
+  knobs.bridges = knobs.corruption = knobs.read_errors = false;
   return knobs;
 }
 
@@ -390,6 +393,11 @@ class ClusterRun {
       if (knobs_.corruption && others_have_data && !resyncing_[node] && faults_.Chance(1, 4)) {
         CorruptAtRest(node);
       }
+      if (knobs_.read_errors && faults_.Chance(1, 4)) {
+        cluster_.disk(node).FailNextRead();
+        ++result_.read_errors;
+        Log(absl::StrCat("fault: the next read of n", node, "'s disk fails (EIO)"));
+      }
       if (knobs_.wipes && others_fine && faults_.Chance(1, 3)) {
         cluster_.WipeDisk(node);
         resyncing_[node] = true;
@@ -455,6 +463,9 @@ class ClusterRun {
   // Restarts a node that is down; a start that fails (a full disk) leaves it down.
   void RestartNode(NodeId node) {
     const absl::Status started = cluster_.Restart(node);
+    // A read error not met by this start (nothing to read) is disarmed: reads at run time
+    // (catch-up from the WAL) are not part of this fault.
+    cluster_.disk(node).TakeReadFailure();
     Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
                      started.ok() ? "" : started.ToString()));
     if (started.ok()) {
@@ -619,6 +630,10 @@ class ClusterRun {
     for (NodeId node : nodes) {
       if (cluster_.is_up(node)) continue;
       absl::Status started = cluster_.Restart(node);
+      cluster_.disk(node).TakeReadFailure();
+      if (!started.ok() && !absl::IsDataLoss(started)) {
+        started = cluster_.Restart(node);  // A transient read error: the supervisor retries.
+      }
       if (absl::IsDataLoss(started)) {
         ++result_.refused_starts;
         ReplaceDisk(node);

@@ -86,6 +86,7 @@ struct ClusterRunResult {
   uint64_t bridges = 0;         // Splits that cut one link only (the other nodes bridge it).
   uint64_t corruptions = 0;     // Bits flipped at rest on a down node's disk (F13).
   uint64_t refused_starts = 0;  // Starts refused for corrupt data (then the disk is replaced).
+  uint64_t read_errors = 0;     // Latent sector errors armed for a restart's recovery (F14).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 
 namespace unimeter::sim {
@@ -93,6 +94,10 @@ void SimDiskFile::SettleUnsyncedOnCrash() {
 }
 
 absl::StatusOr<size_t> SimDiskFile::Read(uint64_t offset, absl::Span<uint8_t> out) {
+  if (disk_.TakeReadFailure()) {
+    return absl::InternalError(
+        absl::StrCat("EIO reading ", name_, " at offset ", offset, " (latent sector error)"));
+  }
   if (offset >= visible_.size()) {
     return 0;
   }

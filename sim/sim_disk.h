@@ -77,6 +77,10 @@ class SimDisk {
   // writes durable (Linux may drop the dirty pages of a failed fsync).
   void FailNextSync() { fail_next_sync_ = true; }
   bool TakeSyncFailure() { return std::exchange(fail_next_sync_, false); }
+  // F14, a latent sector error: the next read of any file of this disk fails with EIO
+  // (once; a later read of the same bytes succeeds, as after the drive remapped them).
+  void FailNextRead() { fail_next_read_ = true; }
+  bool TakeReadFailure() { return std::exchange(fail_next_read_, false); }
   Prng& prng() { return prng_; }
   // Bytes held by durable files; maintained incrementally.
   uint64_t used_bytes() const { return used_bytes_; }
@@ -94,6 +98,7 @@ class SimDisk {
   uint64_t torn_writes_ = 0;
   uint64_t syncs_in_flight_ = 0;
   bool fail_next_sync_ = false;
+  bool fail_next_read_ = false;
   MemoryStateMedium state_medium_;
 };
 

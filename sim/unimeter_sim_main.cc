@@ -108,8 +108,9 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
          "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
              " splits=" + std::to_string(result.splits) + " bridges=" +
              std::to_string(result.bridges) + " corruptions=" + std::to_string(result.corruptions) +
-             " refused_starts=" + std::to_string(result.refused_starts) + " pauses=" +
-             std::to_string(result.pauses) + " clock_steps=" + std::to_string(result.clock_steps) +
+             " refused_starts=" + std::to_string(result.refused_starts) + " read_errors=" +
+             std::to_string(result.read_errors) + " pauses=" + std::to_string(result.pauses) +
+             " clock_steps=" + std::to_string(result.clock_steps) +
              " slow_disks=" + std::to_string(result.slow_disks) +
              " fsync_errors=" + std::to_string(result.fsync_errors) +
              " disk_full=" + std::to_string(result.disk_full) +
