@@ -17,6 +17,7 @@
 #include "node/base/random.h"
 #include "node/replication/replicated_engine.h"
 #include "node/server/node_server.h"
+#include "sim/durability_ledger.h"
 #include "sim/history_checker.h"
 #include "sim/read_checker.h"
 #include "sim/sim_cluster.h"
@@ -137,6 +138,12 @@ uint64_t SumAt(SimCluster& cluster, NodeId node, uint64_t account) {
 
 }  // namespace
 
+std::vector<const SimDisk*> Disks(SimCluster& cluster, uint32_t nodes) {
+  std::vector<const SimDisk*> disks;
+  for (NodeId node = 0; node < nodes; ++node) disks.push_back(&cluster.disk(node));
+  return disks;
+}
+
 class ClusterRun {
  public:
   // `scripted`: no fault mix is drawn (no loss, duplication or torn writes); the caller
@@ -146,6 +153,7 @@ class ClusterRun {
         options_(options),
         knobs_(scripted || options.mode == RunMode::kPerformance ? NoFaults() : DrawKnobs(seed)),
         cluster_(seed, MakeClusterOptions(), MakeFactory()),
+        durability_(Disks(cluster_, options.nodes)),
         ledger_(kAccounts),
         read_checker_(ledger_),
         faults_(SubSeed(seed, kTagFaults)),
@@ -290,16 +298,21 @@ class ClusterRun {
 
   NodeServiceFactory MakeFactory() {
     const uint32_t nodes = options_.nodes;
-    return [nodes, history = &history_](Env& env) {
+    return [this, nodes](Env& env) {
       NodeServerOptions options;
       options.port = kWorkloadPort;
       options.http_port = 0;
       options.min_free_disk_mb = 1;  // A disk-full episode may leave less: the low-disk path.
       options.engine.checkpoint_interval_ns = 5 * kSecond;  // Exercise checkpoints often.
-      options.engine.store.apply_observer = [history, node = env.node_id()](
-                                                uint32_t partition, uint64_t index, uint64_t epoch,
-                                                const metering::LogEntry& entry) {
-        history->OnApply(node, partition, index, epoch, entry);
+      const NodeId node = env.node_id();
+      options.engine.store.apply_observer = [this, node](uint32_t partition, uint64_t index,
+                                                         uint64_t epoch,
+                                                         const metering::LogEntry& entry) {
+        OnApplied(node, partition, index, epoch, entry);
+      };
+      options.engine.store.append_observer = [this, node](uint32_t partition, uint64_t index,
+                                                          uint64_t epoch, uint64_t position) {
+        durability_.OnAppend(node, partition, index, epoch, position);
       };
       for (NodeId peer = 0; peer < nodes; ++peer) {
         if (peer != env.node_id()) {
@@ -597,9 +610,24 @@ class ClusterRun {
                      disk.sync_latency_mean_ns / kMillisecond, " ms per fsync"));
   }
 
-  // S4 (sim/history_checker.h): every apply anywhere so far agreed with the first.
+  // S4 (sim/history_checker.h): every apply anywhere agrees with the first. S6
+  // (sim/durability_ledger.h): the first apply of an entry anywhere is its commit, and by
+  // then a majority's disks must hold it durably.
+  void OnApplied(NodeId node, uint32_t partition, uint64_t index, uint64_t epoch,
+                 const metering::LogEntry& entry) {
+    if (!history_.OnApply(node, partition, index, epoch, entry)) return;
+    const uint32_t copies = durability_.DurableCopies(partition, index, epoch);
+    if (copies < options_.nodes / 2 + 1 && durability_failure_.empty()) {
+      durability_failure_ =
+          absl::StrCat("S6 (quorum durability at commit): partition ", partition, " index ", index,
+                       " epoch ", epoch, " applied first on n", node, " while durable on ", copies,
+                       " of ", options_.nodes, " disks");
+    }
+  }
+
   void CheckHistory() {
     if (!history_.failure().empty()) Fail(history_.failure());
+    if (!durability_failure_.empty()) Fail(durability_failure_);
   }
 
   void CheckNoDoubleCounting(const char* when) {
@@ -998,6 +1026,8 @@ class ClusterRun {
   const Knobs knobs_;
   HistoryChecker history_;  // Before cluster_: its nodes report every apply to it.
   SimCluster cluster_;
+  DurabilityLedger durability_;  // Over cluster_'s disks.
+  std::string durability_failure_;
   Ledger ledger_;
   ReadChecker read_checker_;
   SimEnv* reader_env_ = nullptr;  // The reading client's, when knobs_.reads.

@@ -17,6 +17,8 @@
 //   S4  log agreement: every apply of a partition's index on any node (WAL replay after a
 //       restart included) is the entry, epoch and checksum, that the first node applied
 //       there (sim/history_checker.h);
+//   S6  quorum durability at commit: when an entry is first applied anywhere (its commit),
+//       the durable disk images of a majority hold its WAL record (sim/durability_ledger.h);
 //   S1, S3 and linearizability on reads, while faults are injected (in most seeds): a
 //       read through any node counts every event acknowledged before it was invoked,
 //       nothing never sent, and no less than a read that completed before it

@@ -8,13 +8,13 @@ namespace unimeter::sim {
 
 HistoryChecker::HistoryChecker() : partitions_(metering::kPartitionCount) {}
 
-void HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+bool HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                              const metering::LogEntry& entry) {
   const std::vector<uint8_t> bytes = metering::EncodeLogEntry(entry);
-  OnApply(node, partition, index, epoch, Hash64(bytes.data(), bytes.size()));
+  return OnApply(node, partition, index, epoch, Hash64(bytes.data(), bytes.size()));
 }
 
-void HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+bool HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                              uint64_t checksum) {
   UM_CHECK_LT(partition, partitions_.size());
   UM_CHECK_GE(index, 1u);
@@ -24,14 +24,15 @@ void HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, 
   Canonical& canonical = log[index - 1];
   if (!canonical.known) {
     canonical = Canonical{true, epoch, checksum, node};
-    return;
+    return true;
   }
-  if (canonical.epoch == epoch && canonical.checksum == checksum) return;
-  if (!failure_.empty()) return;
+  if (canonical.epoch == epoch && canonical.checksum == checksum) return false;
+  if (!failure_.empty()) return false;
   failure_ = absl::StrCat("S4 (log agreement): partition ", partition, " index ", index,
                           " applied on n", node, " as epoch ", epoch, " checksum ", checksum,
                           ", first applied on n", canonical.first_node, " as epoch ",
                           canonical.epoch, " checksum ", canonical.checksum);
+  return false;
 }
 
 }  // namespace unimeter::sim

@@ -22,10 +22,11 @@ class HistoryChecker {
   HistoryChecker();
 
   // Records or checks that `node` applied `entry` at `index` of `partition` in `epoch`.
-  void OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+  // True if this was the first apply of that index anywhere (it defined the entry).
+  bool OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                const metering::LogEntry& entry);
   // The same, for an entry known by its checksum.
-  void OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+  bool OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                uint64_t checksum);
 
   // Empty while S4 holds; else the first disagreement.

@@ -60,6 +60,7 @@ class SimDisk {
   // Durable contents by file name. Mutate only through SimDiskFile, RemoveFile and
   // SetFileBytes, which keep used_bytes() right; tests may read freely.
   absl::btree_map<std::string, SimFileBytes>& durable_files() { return durable_files_; }
+  const absl::btree_map<std::string, SimFileBytes>& durable_files() const { return durable_files_; }
   // The durable bytes of `name` (empty if there is no such file).
   std::string FileBytes(const std::string& name) const;
   // Replaces the durable bytes of `name` (tests: damage a file while its node is down).

@@ -341,6 +341,7 @@ absl::Status NodeStore::Append(uint32_t partition, uint64_t index, uint64_t epoc
   if (!position.ok()) {
     return position.status();
   }
+  if (options_.append_observer) options_.append_observer(partition, index, epoch, *position);
   log.uncommitted.push_back(Pending{index, epoch, *position, std::move(entry)});
   log.last_index = index;
   log.last_epoch = epoch;

@@ -65,6 +65,10 @@ struct NodeStoreOptions {
   std::function<void(uint32_t partition, uint64_t index, uint64_t epoch,
                      const metering::LogEntry& entry)>
       apply_observer;
+  // Called for every entry appended to the WAL with the global WAL position of its record
+  // (storage/wal.h). For checkers only (the simulator's durability ledger, S6).
+  std::function<void(uint32_t partition, uint64_t index, uint64_t epoch, uint64_t position)>
+      append_observer;
 };
 
 // A cheap estimate of an entry's encoded size (batching bounds, not exact).

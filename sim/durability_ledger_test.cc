@@ -1,0 +1,49 @@
+#include "sim/durability_ledger.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "node/base/endian.h"
+#include "storage/wal.h"
+
+namespace unimeter::sim {
+namespace {
+
+// A durable segment image with one entry record header at `offset` (docs/formats/wal.md).
+std::string SegmentWithRecord(uint64_t offset, uint32_t partition, uint64_t index,
+                              uint64_t epoch) {
+  std::string bytes(offset + kWalRecordHeaderSizeBytes, '\0');
+  auto* header = reinterpret_cast<uint8_t*>(bytes.data() + offset);
+  StoreU32(header, kWalRecordMagic);
+  StoreU16(header + 6, 1);  // kind: an entry
+  StoreU32(header + 12, partition);
+  StoreU64(header + 16, index);
+  StoreU64(header + 24, epoch);
+  return bytes;
+}
+
+TEST(DurabilityLedgerTest, CountsOnlyDisksWhoseDurableImageHoldsTheRecord) {
+  SimDisk first(1, DiskOptions{});
+  SimDisk second(2, DiskOptions{});
+  SimDisk third(3, DiskOptions{});
+  DurabilityLedger ledger({&first, &second, &third});
+  // Segment based at global position 8192: the record at 8192 + 48.
+  first.SetFileBytes(WalSegmentFileName(8192), SegmentWithRecord(48, 7, 3, 2));
+  second.SetFileBytes(WalSegmentFileName(0), std::string(4096, '\0'));
+  second.SetFileBytes(WalSegmentFileName(8192), SegmentWithRecord(48, 7, 3, 2));
+  ledger.OnAppend(0, 7, 3, 2, 8192 + 48);
+  ledger.OnAppend(1, 7, 3, 2, 8192 + 48);
+  ledger.OnAppend(2, 7, 3, 2, 8192 + 48);  // Appended, never made durable.
+  EXPECT_EQ(ledger.DurableCopies(7, 3, 2), 2u);
+  EXPECT_EQ(ledger.DurableCopies(7, 3, 1), 0u);  // Another epoch at that index.
+  EXPECT_EQ(ledger.DurableCopies(7, 4, 2), 0u);  // Never appended.
+  // A later append of the same index elsewhere (after a truncation) replaces the position.
+  ledger.OnAppend(0, 7, 3, 2, 8192 + 4096);
+  EXPECT_EQ(ledger.DurableCopies(7, 3, 2), 1u);
+  // A wiped disk holds nothing.
+  second.WipeAll();
+  EXPECT_EQ(ledger.DurableCopies(7, 3, 2), 0u);
+}
+
+}  // namespace
+}  // namespace unimeter::sim
