@@ -552,8 +552,11 @@ class ClusterRun {
     uint64_t offset = 0;
     while (offset + kWalRecordHeaderSizeBytes <= bytes.size()) {
       const auto* header = reinterpret_cast<const uint8_t*>(bytes.data() + offset);
-      if (LoadU32(header) != kWalRecordMagic || LoadU16(header + 6) != 0) break;
-      const uint64_t size = LoadU64(header + 24);
+      if (LoadU32(header + kWalOffsetMagic) != kWalRecordMagic ||
+          LoadU16(header + kWalOffsetKind) != 0) {
+        break;
+      }
+      const uint64_t size = LoadU64(header + kWalOffsetEpoch);  // A marker's group size.
       if (size < kWalRecordHeaderSizeBytes || offset + size > bytes.size()) break;
       groups.push_back(WalGroup{offset, size});
       offset = (offset + size + kSector - 1) / kSector * kSector;

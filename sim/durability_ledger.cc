@@ -11,22 +11,13 @@
 #include "storage/wal.h"
 
 namespace unimeter::sim {
-namespace {
-
-// docs/formats/wal.md: record header fields.
-constexpr size_t kOffsetKind = 6;
-constexpr size_t kOffsetPartition = 12;
-constexpr size_t kOffsetIndex = 16;
-constexpr size_t kOffsetEpoch = 24;
-
-}  // namespace
 
 DurabilityLedger::DurabilityLedger(std::vector<const SimDisk*> disks)
     : disks_(std::move(disks)),
       appended_(disks_.size(), std::vector<std::vector<Appended>>(metering::kPartitionCount)) {}
 
-void DurabilityLedger::OnAppend(uint32_t node, uint32_t partition, uint64_t index,
-                                uint64_t epoch, uint64_t position) {
+void DurabilityLedger::OnAppend(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+                                uint64_t position) {
   UM_CHECK_LT(node, appended_.size());
   UM_CHECK_LT(partition, metering::kPartitionCount);
   UM_CHECK_GE(index, 1u);
@@ -35,23 +26,21 @@ void DurabilityLedger::OnAppend(uint32_t node, uint32_t partition, uint64_t inde
   log[index - 1] = Appended{epoch, position, true};
 }
 
-uint32_t DurabilityLedger::DurableCopies(uint32_t partition, uint64_t index,
-                                         uint64_t epoch) const {
+uint32_t DurabilityLedger::DurableCopies(uint32_t partition, uint64_t index, uint64_t epoch) const {
   uint32_t copies = 0;
   for (uint32_t node = 0; node < appended_.size(); ++node) {
     const std::vector<Appended>& log = appended_[node][partition];
     if (index > log.size() || !log[index - 1].known) continue;
     const Appended& appended = log[index - 1];
-    if (appended.epoch == epoch &&
-        DurableAt(node, partition, index, epoch, appended.position)) {
+    if (appended.epoch == epoch && DurableAt(node, partition, index, epoch, appended.position)) {
       ++copies;
     }
   }
   return copies;
 }
 
-bool DurabilityLedger::DurableAt(uint32_t node, uint32_t partition, uint64_t index,
-                                 uint64_t epoch, uint64_t position) const {
+bool DurabilityLedger::DurableAt(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
+                                 uint64_t position) const {
   // The segment holding `position`: the one with the largest base at or below it.
   const SimFileBytes* segment = nullptr;
   uint64_t segment_base = 0;
@@ -68,10 +57,11 @@ bool DurabilityLedger::DurableAt(uint32_t node, uint32_t partition, uint64_t ind
   if (offset + kWalRecordHeaderSizeBytes > segment->size()) return false;
   std::array<uint8_t, kWalRecordHeaderSizeBytes> header;
   segment->Read(offset, absl::MakeSpan(reinterpret_cast<char*>(header.data()), header.size()));
-  return LoadU32(header.data()) == kWalRecordMagic && LoadU16(header.data() + kOffsetKind) != 0 &&
-         LoadU32(header.data() + kOffsetPartition) == partition &&
-         LoadU64(header.data() + kOffsetIndex) == index &&
-         LoadU64(header.data() + kOffsetEpoch) == epoch;
+  return LoadU32(header.data() + kWalOffsetMagic) == kWalRecordMagic &&
+         LoadU16(header.data() + kWalOffsetKind) != 0 &&
+         LoadU32(header.data() + kWalOffsetPartition) == partition &&
+         LoadU64(header.data() + kWalOffsetIndex) == index &&
+         LoadU64(header.data() + kWalOffsetEpoch) == epoch;
 }
 
 }  // namespace unimeter::sim

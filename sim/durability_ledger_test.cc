@@ -10,15 +10,14 @@ namespace unimeter::sim {
 namespace {
 
 // A durable segment image with one entry record header at `offset` (docs/formats/wal.md).
-std::string SegmentWithRecord(uint64_t offset, uint32_t partition, uint64_t index,
-                              uint64_t epoch) {
+std::string SegmentWithRecord(uint64_t offset, uint32_t partition, uint64_t index, uint64_t epoch) {
   std::string bytes(offset + kWalRecordHeaderSizeBytes, '\0');
   auto* header = reinterpret_cast<uint8_t*>(bytes.data() + offset);
-  StoreU32(header, kWalRecordMagic);
-  StoreU16(header + 6, 1);  // kind: an entry
-  StoreU32(header + 12, partition);
-  StoreU64(header + 16, index);
-  StoreU64(header + 24, epoch);
+  StoreU32(header + kWalOffsetMagic, kWalRecordMagic);
+  StoreU16(header + kWalOffsetKind, 1);  // An entry.
+  StoreU32(header + kWalOffsetPartition, partition);
+  StoreU64(header + kWalOffsetIndex, index);
+  StoreU64(header + kWalOffsetEpoch, epoch);
   return bytes;
 }
 

@@ -19,18 +19,6 @@
 namespace unimeter {
 namespace {
 
-// Record header field offsets (docs/formats/wal.md).
-constexpr size_t kOffsetMagic = 0;
-constexpr size_t kOffsetVersion = 4;
-constexpr size_t kOffsetKind = 6;
-constexpr size_t kOffsetBodySize = 8;
-constexpr size_t kOffsetPartition = 12;
-constexpr size_t kOffsetIndex = 16;
-constexpr size_t kOffsetEpoch = 24;
-constexpr size_t kOffsetPreviousHash = 32;
-constexpr size_t kOffsetRecordHash = 40;
-static_assert(kOffsetRecordHash + 8 == kWalRecordHeaderSizeBytes);
-
 // Manifest slot header field offsets.
 constexpr size_t kManifestOffsetMagic = 0;
 constexpr size_t kManifestOffsetVersion = 4;
@@ -50,17 +38,17 @@ uint64_t AlignUp(uint64_t value) { return (value + kSector - 1) / kSector * kSec
 // bytes that follow it. Returns the hash.
 uint64_t EncodeRecord(uint8_t* out, uint16_t kind, uint32_t body_size, uint32_t partition,
                       uint64_t index, uint64_t epoch, uint64_t previous_hash) {
-  StoreU32(out + kOffsetMagic, kWalRecordMagic);
-  StoreU16(out + kOffsetVersion, kWalFormatVersion);
-  StoreU16(out + kOffsetKind, kind);
-  StoreU32(out + kOffsetBodySize, body_size);
-  StoreU32(out + kOffsetPartition, partition);
-  StoreU64(out + kOffsetIndex, index);
-  StoreU64(out + kOffsetEpoch, epoch);
-  StoreU64(out + kOffsetPreviousHash, previous_hash);
-  StoreU64(out + kOffsetRecordHash, 0);
+  StoreU32(out + kWalOffsetMagic, kWalRecordMagic);
+  StoreU16(out + kWalOffsetVersion, kWalFormatVersion);
+  StoreU16(out + kWalOffsetKind, kind);
+  StoreU32(out + kWalOffsetBodySize, body_size);
+  StoreU32(out + kWalOffsetPartition, partition);
+  StoreU64(out + kWalOffsetIndex, index);
+  StoreU64(out + kWalOffsetEpoch, epoch);
+  StoreU64(out + kWalOffsetPreviousHash, previous_hash);
+  StoreU64(out + kWalOffsetRecordHash, 0);
   const uint64_t hash = Hash64(out, kWalRecordHeaderSizeBytes + body_size);
-  StoreU64(out + kOffsetRecordHash, hash);
+  StoreU64(out + kWalOffsetRecordHash, hash);
   return hash;
 }
 
@@ -75,35 +63,35 @@ std::string ParseRecord(absl::Span<uint8_t> bytes, uint64_t offset, uint64_t lim
     return "truncated header";
   }
   uint8_t* header = bytes.data() + offset;
-  if (LoadU32(header + kOffsetMagic) != kWalRecordMagic) {
+  if (LoadU32(header + kWalOffsetMagic) != kWalRecordMagic) {
     return "bad magic";
   }
-  if (LoadU16(header + kOffsetVersion) != kWalFormatVersion) {
+  if (LoadU16(header + kWalOffsetVersion) != kWalFormatVersion) {
     return "unknown format version";
   }
-  const uint32_t body_size = LoadU32(header + kOffsetBodySize);
+  const uint32_t body_size = LoadU32(header + kWalOffsetBodySize);
   if (body_size > kWalBodySizeBytesMax) {
     return "body_size too large";
   }
   if (offset + kWalRecordHeaderSizeBytes + body_size > limit) {
     return "truncated body";
   }
-  const uint32_t partition = LoadU32(header + kOffsetPartition);
+  const uint32_t partition = LoadU32(header + kWalOffsetPartition);
   if (partition >= kWalPartitionCount && partition != kWalNodePartition) {
     return "bad partition";
   }
-  const uint64_t stored_hash = LoadU64(header + kOffsetRecordHash);
-  StoreU64(header + kOffsetRecordHash, 0);
+  const uint64_t stored_hash = LoadU64(header + kWalOffsetRecordHash);
+  StoreU64(header + kWalOffsetRecordHash, 0);
   const uint64_t hash = Hash64(header, kWalRecordHeaderSizeBytes + body_size);
-  StoreU64(header + kOffsetRecordHash, stored_hash);
+  StoreU64(header + kWalOffsetRecordHash, stored_hash);
   if (hash != stored_hash) {
     return "record_hash mismatch";
   }
-  view.kind = LoadU16(header + kOffsetKind);
+  view.kind = LoadU16(header + kWalOffsetKind);
   view.partition = partition;
-  view.index = LoadU64(header + kOffsetIndex);
-  view.epoch = LoadU64(header + kOffsetEpoch);
-  view.previous_hash = LoadU64(header + kOffsetPreviousHash);
+  view.index = LoadU64(header + kWalOffsetIndex);
+  view.epoch = LoadU64(header + kWalOffsetEpoch);
+  view.previous_hash = LoadU64(header + kWalOffsetPreviousHash);
   view.record_hash = stored_hash;
   view.body = absl::Span<const uint8_t>(header + kWalRecordHeaderSizeBytes, body_size);
   view.position = offset;

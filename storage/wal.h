@@ -78,6 +78,17 @@ inline constexpr size_t kWalSectorSizeBytes = 4096;
 inline constexpr size_t kWalBodySizeBytesMax = 4 * 1024 * 1024;
 static_assert(kWalBodySizeBytesMax <= kMessageSizeBytesMax);
 static_assert(kWalRecordHeaderSizeBytes % 8 == 0);
+// Record header field offsets (little-endian fields; docs/formats/wal.md).
+inline constexpr size_t kWalOffsetMagic = 0;          // u32
+inline constexpr size_t kWalOffsetVersion = 4;        // u16
+inline constexpr size_t kWalOffsetKind = 6;           // u16; 0 = group marker
+inline constexpr size_t kWalOffsetBodySize = 8;       // u32
+inline constexpr size_t kWalOffsetPartition = 12;     // u32
+inline constexpr size_t kWalOffsetIndex = 16;         // u64
+inline constexpr size_t kWalOffsetEpoch = 24;         // u64; a group marker's group size
+inline constexpr size_t kWalOffsetPreviousHash = 32;  // u64
+inline constexpr size_t kWalOffsetRecordHash = 40;    // u64
+static_assert(kWalOffsetRecordHash + 8 == kWalRecordHeaderSizeBytes);
 static_assert(kWalRecordHeaderSizeBytes < kWalSectorSizeBytes);
 // Kind 0 is reserved for the WAL's own framing: the group marker that opens every group
 // (and whose zero padding closes it). Callers' kinds are 1..65535.
