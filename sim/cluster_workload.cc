@@ -476,8 +476,9 @@ class ClusterRun {
   // Restarts a node that is down; a start that fails (a full disk) leaves it down.
   void RestartNode(NodeId node) {
     const absl::Status started = cluster_.Restart(node);
-    // A read error not met by this start (nothing to read) is disarmed: reads at run time
-    // (catch-up from the WAL) are not part of this fault.
+    // A read error this start did not meet (nothing to read) is disarmed. Disk files are
+    // read only when a node opens them (WAL recovery, replica.meta); catch-up is served from
+    // memory and checkpoints, so a running node never reads them.
     cluster_.disk(node).TakeReadFailure();
     Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
                      started.ok() ? "" : started.ToString()));
