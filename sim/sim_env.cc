@@ -48,7 +48,12 @@ SimEnv::~SimEnv() {
   network_.Detach(node_id_, this);
 }
 
-int64_t SimEnv::MonotonicNowNs() { return clock_.monotonic_origin_ns + simulator_.now_ns(); }
+int64_t SimEnv::MonotonicNowNs() {
+  const int64_t now_ns = simulator_.now_ns();
+  const int64_t drift_ns =
+      static_cast<int64_t>(static_cast<__int128>(now_ns) * clock_.drift_ppm / 1'000'000);
+  return clock_.monotonic_origin_ns + now_ns + drift_ns;
+}
 
 int64_t SimEnv::WallNowNs() {
   const int64_t now_ns = simulator_.now_ns();
@@ -61,7 +66,17 @@ TimerId SimEnv::StartTimer(int64_t delay_ns, absl::AnyInvocable<void()> callback
   UM_CHECK_GE(delay_ns, 0);
   const TimerId timer = next_timer_++;
   timers_.emplace(timer, std::move(callback));
-  simulator_.Schedule(delay_ns, owner(), EventKind::kTimer, timer,
+  // `delay_ns` is on this node's drifting clock: in true time that is delay / (1 + drift),
+  // rounded up (plus 2 ns for the clock's own rounding) so that the timer never fires
+  // before the node's monotonic clock has advanced by `delay_ns`.
+  const int64_t true_delay_ns =
+      clock_.drift_ppm == 0 || delay_ns == 0
+          ? delay_ns
+          : static_cast<int64_t>(
+                (static_cast<__int128>(delay_ns) * 1'000'000 + (1'000'000 + clock_.drift_ppm) - 1) /
+                (1'000'000 + clock_.drift_ppm)) +
+                2;
+  simulator_.Schedule(true_delay_ns, owner(), EventKind::kTimer, timer,
                       [this, timer] { FireTimer(timer); });
   return timer;
 }

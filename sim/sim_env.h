@@ -26,8 +26,10 @@ namespace unimeter::sim {
 struct ClockOptions {
   int64_t wall_base_ns = 1'767'225'600'000'000'000;  // 2026-01-01T00:00:00Z
   int64_t wall_offset_ns = 0;                        // Constant error of this node's clock.
-  int64_t drift_ppm = 0;                             // Rate error, parts per million.
-  int64_t monotonic_origin_ns = 0;                   // This node's boot-time clock origin.
+  // Rate error of this node's oscillator, parts per million: both its wall clock and its
+  // monotonic clock (and so its timers) run this much fast (> 0) or slow (< 0).
+  int64_t drift_ppm = 0;
+  int64_t monotonic_origin_ns = 0;  // This node's boot-time clock origin.
 };
 
 // Receives every log line of every simulated node and client.

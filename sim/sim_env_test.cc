@@ -16,6 +16,7 @@ namespace unimeter::sim {
 namespace {
 
 constexpr int64_t kMillisecond = 1'000'000;
+constexpr int64_t kSecond = 1'000 * kMillisecond;
 
 struct World {
   explicit World(uint64_t seed, NetworkOptions network_options = {})
@@ -46,6 +47,39 @@ TEST(SimEnv, TimersFireInOrderAndCancel) {
   world.simulator.RunUntil(100 * kMillisecond);
   EXPECT_EQ(fired, (std::vector<int>{1, 3}));
   EXPECT_EQ(env->MonotonicNowNs(), 100 * kMillisecond);
+}
+
+TEST(SimEnv, ADriftingNodeMeasuresTimeAndFiresTimersOnItsOwnClock) {
+  World world(3);
+  ClockOptions fast;
+  fast.drift_ppm = 100;
+  ClockOptions slow;
+  slow.drift_ppm = -100;
+  SimEnv fast_env(world.simulator, world.network, 0, 1, nullptr, 11, fast, nullptr);
+  SimEnv slow_env(world.simulator, world.network, 1, 1, nullptr, 12, slow, nullptr);
+  int64_t fast_fired_ns = -1;
+  int64_t slow_fired_ns = -1;
+  int64_t fast_local_ns = -1;
+  int64_t slow_local_ns = -1;
+  fast_env.StartTimer(kSecond, [&] {
+    fast_fired_ns = world.simulator.now_ns();
+    fast_local_ns = fast_env.MonotonicNowNs();
+  });
+  slow_env.StartTimer(kSecond, [&] {
+    slow_fired_ns = world.simulator.now_ns();
+    slow_local_ns = slow_env.MonotonicNowNs();
+  });
+  world.simulator.RunUntil(2 * kSecond);
+  // A fast clock's second passes 100 us early in true time; a slow one's 100 us late.
+  EXPECT_NEAR(static_cast<double>(fast_fired_ns), 1e9 / (1 + 1e-4), 5);
+  EXPECT_NEAR(static_cast<double>(slow_fired_ns), 1e9 / (1 - 1e-4), 5);
+  // Never early on the node's own clock.
+  EXPECT_GE(fast_local_ns, kSecond);
+  EXPECT_GE(slow_local_ns, kSecond);
+  EXPECT_LE(fast_local_ns, kSecond + 10);
+  EXPECT_LE(slow_local_ns, kSecond + 10);
+  EXPECT_EQ(fast_env.MonotonicNowNs(), 2 * kSecond + 200'000);
+  EXPECT_EQ(slow_env.MonotonicNowNs(), 2 * kSecond - 200'000);
 }
 
 TEST(SimEnv, CrashLosesUnsyncedWritesAndPendingEvents) {
