@@ -347,6 +347,14 @@ class ClusterRun {
            Replicated(cluster_, node).status().incarnation != replication::NodeState::kActive;
   }
 
+  // No node but `node` is disturbed.
+  bool OthersFine(NodeId node) {
+    for (NodeId other : all_) {
+      if (other != node && Disturbed(other)) return false;
+    }
+    return true;
+  }
+
   size_t DisturbedCount() {
     size_t count = 0;
     for (NodeId node : all_) count += Disturbed(node) ? 1 : 0;
@@ -397,10 +405,8 @@ class ClusterRun {
       isolated_[node] = false;
       Log(absl::StrCat("fault: heal n", node));
     } else if (roll < 40 && !cluster_.is_up(node)) {
-      bool others_fine = true;
       bool others_have_data = true;
       for (NodeId other : all_) {
-        if (other != node && Disturbed(other)) others_fine = false;
         if (other != node && (resyncing_[other] || corrupt_[other])) others_have_data = false;
       }
       if (knobs_.corruption && others_have_data && !resyncing_[node] && faults_.Chance(1, 4)) {
@@ -411,7 +417,7 @@ class ClusterRun {
         ++result_.read_errors;
         Log(absl::StrCat("fault: the next read of n", node, "'s disk fails (EIO)"));
       }
-      if (knobs_.wipes && others_fine && faults_.Chance(1, 3)) {
+      if (knobs_.wipes && OthersFine(node) && faults_.Chance(1, 3)) {
         cluster_.WipeDisk(node);
         resyncing_[node] = true;
         ++result_.wipes;
@@ -486,11 +492,7 @@ class ClusterRun {
       corrupt_[node] = false;  // The damage was harmless (padding, an unread value).
     } else if (absl::IsDataLoss(started)) {
       ++result_.refused_starts;
-      bool others_fine = true;
-      for (NodeId other : all_) {
-        if (other != node && Disturbed(other)) others_fine = false;
-      }
-      if (others_fine) ReplaceDisk(node);  // Else it stays down until a later step.
+      if (OthersFine(node)) ReplaceDisk(node);  // Else it stays down until a later step.
     }
   }
 

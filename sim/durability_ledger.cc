@@ -41,19 +41,16 @@ uint32_t DurabilityLedger::DurableCopies(uint32_t partition, uint64_t index, uin
 
 bool DurabilityLedger::DurableAt(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                                  uint64_t position) const {
-  // The segment holding `position`: the one with the largest base at or below it.
-  const SimFileBytes* segment = nullptr;
-  uint64_t segment_base = 0;
-  for (const auto& [name, bytes] : disks_[node]->durable_files()) {
-    if (!absl::StartsWith(name, "wal-") || !absl::EndsWith(name, ".log")) continue;
-    const uint64_t base = std::strtoull(name.c_str() + 4, nullptr, 16);
-    if (base <= position && (segment == nullptr || base >= segment_base)) {
-      segment = &bytes;
-      segment_base = base;
-    }
-  }
-  if (segment == nullptr) return false;
-  const uint64_t offset = position - segment_base;
+  // The segment holding `position`: the one with the largest base at or below it. Segment
+  // names have fixed-width hex bases, so name order is base order.
+  const auto& files = disks_[node]->durable_files();
+  auto it = files.upper_bound(WalSegmentFileName(position));
+  if (it == files.begin()) return false;
+  --it;
+  const std::string& name = it->first;
+  if (!absl::StartsWith(name, "wal-") || !absl::EndsWith(name, ".log")) return false;
+  const SimFileBytes* segment = &it->second;
+  const uint64_t offset = position - std::strtoull(name.c_str() + 4, nullptr, 16);
   if (offset + kWalRecordHeaderSizeBytes > segment->size()) return false;
   std::array<uint8_t, kWalRecordHeaderSizeBytes> header;
   segment->Read(offset, absl::MakeSpan(reinterpret_cast<char*>(header.data()), header.size()));
