@@ -614,7 +614,8 @@ class Node:
 
     def __init__(self, binary, data_dir=None, extra_args=(), start_timeout=120.0):
         self.binary = binary
-        self.tmp = tempfile.mkdtemp(prefix="unimeter-e2e-")
+        # Under Bazel the test's own TEST_TMPDIR, which Bazel removes after the run.
+        self.tmp = tempfile.mkdtemp(prefix="unimeter-e2e-", dir=os.environ.get("TEST_TMPDIR"))
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
