@@ -303,7 +303,8 @@ class ClusterRun {
       options.port = kWorkloadPort;
       options.http_port = 0;
       options.min_free_disk_mb = 1;  // A disk-full episode may leave less: the low-disk path.
-      options.engine.checkpoint_interval_ns = 5 * kSecond;  // Exercise checkpoints often.
+      options.engine.checkpoint.interval_ns = 5 * kSecond;  // Exercise checkpoints often.
+      options.engine.checkpoint.unsaved_events_max = 300;   // And event flushes between them.
       const NodeId node = env.node_id();
       options.engine.store.apply_observer = [this, node](uint32_t partition, uint64_t index,
                                                          uint64_t epoch,

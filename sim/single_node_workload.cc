@@ -73,7 +73,8 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     options.port = kPort;
     options.http_port = 0;
     options.min_free_disk_mb = 0;
-    options.engine.checkpoint_interval_ns = 5 * kSecond;  // Exercise checkpoints often.
+    options.engine.checkpoint.interval_ns = 5 * kSecond;  // Exercise checkpoints often.
+    options.engine.checkpoint.unsaved_events_max = 300;   // And event flushes between them.
     return std::make_unique<NodeServer>(env, options);
   });
   SingleNodeRunResult result;

@@ -104,8 +104,7 @@ void ReplicatedEngine::Start() {
   env_.Log(absl::StrCat("replication: member of ", members_.size(), ", quorum ", quorum_,
                         ", incarnation ", meta_->meta().incarnation, ", state ",
                         static_cast<int>(state_), ", term ", meta_->meta().term));
-  checkpoint_timer_ = std::make_unique<CheckpointTimer>(
-      env_, *store_, options_.local.checkpoint_wal_bytes, options_.local.checkpoint_interval_ns);
+  checkpoint_timer_ = std::make_unique<CheckpointTimer>(env_, *store_, options_.local.checkpoint);
   sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });
   if (members_.size() == 1) {
     BecomeLeader();

@@ -1,5 +1,7 @@
 #include "node/server/engine_support.h"
 
+#include <algorithm>
+
 #include "node/base/check.h"
 
 namespace unimeter {
@@ -23,37 +25,42 @@ void DurableAlerts::TrimToDurable(std::vector<AlertRecord>* records) const {
   }
 }
 
-CheckpointTimer::CheckpointTimer(Env& env, NodeStore& store, uint64_t wal_bytes,
-                                 int64_t interval_ns)
-    : env_(env),
-      store_(store),
-      wal_bytes_(wal_bytes),
-      interval_ns_(interval_ns),
-      last_ns_(env.MonotonicNowNs()) {
+CheckpointTimer::CheckpointTimer(Env& env, NodeStore& store, const CheckpointPolicy& policy)
+    : env_(env), store_(store), policy_(policy), last_ns_(env.MonotonicNowNs()) {
+  UM_CHECK_GT(policy_.interval_ns, 0);
   Schedule();
 }
 
 CheckpointTimer::~CheckpointTimer() { env_.CancelTimer(timer_); }
 
 void CheckpointTimer::Schedule() {
-  timer_ = env_.StartTimer(interval_ns_ / 6, [this] {
+  constexpr int64_t kCheckPeriodMaxNs = 1'000'000'000;
+  timer_ = env_.StartTimer(std::min(policy_.interval_ns / 6, kCheckPeriodMaxNs), [this] {
     timer_ = kNoTimer;
-    uint64_t applied = 0;
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-      applied += store_.commit_index(partition);
-    }
-    const bool changed = applied != applied_at_last_;
-    const bool due = store_.wal_bytes_since_checkpoint() >= wal_bytes_ ||
-                     env_.MonotonicNowNs() - last_ns_ >= interval_ns_;
-    if (changed && due && !store_.checkpoint_running()) {
-      applied_at_last_ = applied;
-      last_ns_ = env_.MonotonicNowNs();
-      // A failed checkpoint leaves memory ahead of the store: crash and recover.
-      store_.Checkpoint(
-          [&env = env_](absl::Status status) { FailStopOnError(env, status, "checkpoint"); });
-    }
+    if (!store_.checkpoint_running()) Check();
     Schedule();
   });
+}
+
+void CheckpointTimer::Check() {
+  uint64_t applied = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    applied += store_.commit_index(partition);
+  }
+  const bool changed = applied != applied_at_last_;
+  const bool due = store_.wal_bytes_since_checkpoint() >= policy_.wal_bytes ||
+                   env_.MonotonicNowNs() - last_ns_ >= policy_.interval_ns;
+  // A failed checkpoint or flush leaves memory ahead of the store: crash and recover.
+  auto fail_stop = [&env = env_](absl::Status status) {
+    FailStopOnError(env, status, "checkpoint");
+  };
+  if (changed && due) {
+    applied_at_last_ = applied;
+    last_ns_ = env_.MonotonicNowNs();
+    store_.Checkpoint(fail_stop);
+  } else if (store_.unsaved_event_count() >= policy_.unsaved_events_max) {
+    store_.FlushEvents(fail_stop);
+  }
 }
 
 }  // namespace unimeter

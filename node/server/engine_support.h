@@ -40,21 +40,33 @@ class DurableAlerts {
   uint64_t durable_offset_ = 0;
 };
 
+// When a node writes its state to the state store.
+struct CheckpointPolicy {
+  // A checkpoint starts when this many WAL bytes were appended since the last one, or
+  // every interval_ns when anything changed.
+  uint64_t wal_bytes = 256ull * 1024 * 1024;
+  int64_t interval_ns = 60'000'000'000;
+  // Between checkpoints, applied events are written on their own (NodeStore::FlushEvents)
+  // once this many wait in memory: at ~150 bytes each, this bounds that memory to tens of
+  // megabytes whatever the ingest rate.
+  uint64_t unsaved_events_max = 262'144;
+};
+
 class CheckpointTimer {
  public:
-  // Checks every interval / 6. REQUIRES: `store` outlives this.
-  CheckpointTimer(Env& env, NodeStore& store, uint64_t wal_bytes, int64_t interval_ns);
+  // Checks every min(interval / 6, 1 s). REQUIRES: `store` outlives this.
+  CheckpointTimer(Env& env, NodeStore& store, const CheckpointPolicy& policy);
   ~CheckpointTimer();
   CheckpointTimer(const CheckpointTimer&) = delete;
   CheckpointTimer& operator=(const CheckpointTimer&) = delete;
 
  private:
   void Schedule();
+  void Check();
 
   Env& env_;
   NodeStore& store_;
-  const uint64_t wal_bytes_;
-  const int64_t interval_ns_;
+  const CheckpointPolicy policy_;
   TimerId timer_ = kNoTimer;
   uint64_t applied_at_last_ = 0;
   int64_t last_ns_ = 0;

@@ -30,8 +30,7 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(Env& env, LocalEn
       new LocalEngine(env, std::move(options), metrics, std::move(*store)));
   engine->alerts_.Reset(engine->store_->alert_count());
   engine->checkpoint_timer_ =
-      std::make_unique<CheckpointTimer>(env, *engine->store_, engine->options_.checkpoint_wal_bytes,
-                                        engine->options_.checkpoint_interval_ns);
+      std::make_unique<CheckpointTimer>(env, *engine->store_, engine->options_.checkpoint);
   engine->RequestSync();  // Makes the recovery's commit marks durable.
   return engine;
 }

@@ -39,10 +39,7 @@ namespace unimeter {
 struct LocalEngineOptions {
   NodeStoreOptions store;
   size_t pending_events_max = 1'000'000;
-  // A checkpoint starts when this many WAL bytes were appended since the last one, or
-  // every checkpoint_interval_ns when anything changed.
-  uint64_t checkpoint_wal_bytes = 256ull * 1024 * 1024;
-  int64_t checkpoint_interval_ns = 60'000'000'000;
+  CheckpointPolicy checkpoint;
 };
 
 // Counters and histograms the engine maintains (registered by the server).

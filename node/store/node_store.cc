@@ -396,6 +396,10 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     }
     log.unsaved_batches.insert(log.unsaved_batches.end(), output.stored_batches.begin(),
                                output.stored_batches.end());
+    for (const auto& batch : output.stored_batches) {
+      log.unsaved_events += batch->events.size();
+      unsaved_event_count_ += batch->events.size();
+    }
     log.retention_cutoffs_ns.insert(log.retention_cutoffs_ns.end(),
                                     output.retention_cutoffs_ns.begin(),
                                     output.retention_cutoffs_ns.end());
@@ -655,7 +659,7 @@ void NodeStore::DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, Write
   stats_.events_expired += deleted;
 }
 
-void NodeStore::FillPartitionBatch(uint32_t partition, WriteBatch& batch) {
+void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch& batch) {
   PartitionLog& log = partitions_[partition];
   // Events older than a cut-off swept in this checkpoint are not written (the sweep
   // removes them); later late events are stored until the next sweep.
@@ -679,7 +683,10 @@ void NodeStore::FillPartitionBatch(uint32_t partition, WriteBatch& batch) {
   log.checkpointing_batches.insert(log.checkpointing_batches.end(), log.unsaved_batches.begin(),
                                    log.unsaved_batches.end());
   log.unsaved_batches.clear();
-  if (log.state->applied_index() != log.checkpoint_index) {
+  UM_CHECK_LE(log.unsaved_events, unsaved_event_count_);
+  unsaved_event_count_ -= log.unsaved_events;
+  log.unsaved_events = 0;
+  if (snapshot && log.state->applied_index() != log.checkpoint_index) {
     batch.Put(PartitionKey(partition, 's'), ToString(log.state->EncodeSnapshot()));
     batch.Put(PartitionKey(partition, 'm'),
               EncodePartitionMeta(log.state->applied_index(), log.commit_epoch));
@@ -691,7 +698,6 @@ void NodeStore::Checkpoint(absl::AnyInvocable<void(absl::Status)> done) {
     done(absl::FailedPreconditionError("a checkpoint is already running"));
     return;
   }
-  checkpoint_running_ = true;
   checkpoint_start_position_ = wal_->appended_position();
   auto job = std::make_shared<CheckpointJob>();
   // Everything appended so far will be covered except uncommitted entries, which stay in
@@ -704,7 +710,31 @@ void NodeStore::Checkpoint(absl::AnyInvocable<void(absl::Status)> done) {
   }
   job->done = std::move(done);
   stats_.checkpoint_bytes = 0;
+  StartJob(std::move(job));
+}
+
+void NodeStore::FlushEvents(absl::AnyInvocable<void(absl::Status)> done) {
+  if (checkpoint_running_) {
+    done(absl::FailedPreconditionError("a checkpoint is already running"));
+    return;
+  }
+  auto job = std::make_shared<CheckpointJob>();
+  job->snapshots = false;
+  job->done = std::move(done);
+  StartJob(std::move(job));
+}
+
+void NodeStore::StartJob(std::shared_ptr<CheckpointJob> job) {
+  UM_CHECK(!checkpoint_running_);
+  checkpoint_running_ = true;
   CheckpointStep(std::move(job));
+}
+
+void NodeStore::FinishFlushIfDone(CheckpointJob& job) {
+  if (job.next_partition < kPartitionCount || job.commits_running > 0) return;
+  ++stats_.event_flushes;
+  checkpoint_running_ = false;
+  job.done(job.status);
 }
 
 void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
@@ -715,24 +745,33 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
     const uint32_t partition = job->next_partition++;
     WriteBatch batch;
     batch.set_write_behind(true);  // Readable from memory until durable (ListEvents).
-    FillPartitionBatch(partition, batch);
+    FillPartitionBatch(partition, job->snapshots, batch);
     if (batch.empty()) {
       partitions_[partition].checkpointing_batches.clear();  // Nothing of them is stored.
     } else {
-      for (const WriteBatch::Operation& operation : batch.operations()) {
-        stats_.checkpoint_bytes += operation.key.size() + operation.value.size();
+      if (job->snapshots) {
+        for (const WriteBatch::Operation& operation : batch.operations()) {
+          stats_.checkpoint_bytes += operation.key.size() + operation.value.size();
+        }
       }
       const uint64_t applied = partitions_[partition].state->applied_index();
+      ++job->commits_running;
       store_.Commit(std::move(batch), [this, job, partition, applied](absl::Status status) {
+        --job->commits_running;
         if (status.ok()) {
-          partitions_[partition].checkpoint_index = applied;
+          if (job->snapshots) partitions_[partition].checkpoint_index = applied;
           partitions_[partition].checkpointing_batches.clear();
         } else if (job->status.ok()) {
           job->status = status;
         }
+        if (!job->snapshots) FinishFlushIfDone(*job);
       });
     }
     checkpoint_timer_ = env_.StartTimer(0, [this, job] { CheckpointStep(job); });
+    return;
+  }
+  if (!job->snapshots) {
+    FinishFlushIfDone(*job);
     return;
   }
   WriteBatch batch;

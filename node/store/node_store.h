@@ -110,6 +110,7 @@ struct NodeStoreStats {
   uint64_t checkpoint_bytes = 0;  // Size of the last checkpoint's state-store batch.
   uint64_t wal_syncs = 0;
   uint64_t events_expired = 0;  // Stored events deleted by retention.
+  uint64_t event_flushes = 0;   // Completed FlushEvents jobs.
 };
 
 class NodeStore {
@@ -195,7 +196,15 @@ class NodeStore {
   // `done` gets the outcome (an error is fatal). At most one checkpoint at a time:
   // FailedPrecondition through `done` if one is running.
   void Checkpoint(absl::AnyInvocable<void(absl::Status)> done);
+  // Writes the stored events and retention deletions not yet in the state store, without
+  // snapshots or WAL recycling: bounds the memory that holds applied events between
+  // checkpoints. A restart before the next checkpoint replays their entries and writes
+  // the same keys and values again. Shares Checkpoint's one-at-a-time rule and its
+  // `done` contract (an error is fatal).
+  void FlushEvents(absl::AnyInvocable<void(absl::Status)> done);
   bool checkpoint_running() const { return checkpoint_running_; }
+  // Applied events held in memory until a checkpoint or FlushEvents writes them.
+  uint64_t unsaved_event_count() const { return unsaved_event_count_; }
   // WAL bytes appended since the last checkpoint started (to decide when to checkpoint).
   uint64_t wal_bytes_since_checkpoint() const;
 
@@ -222,6 +231,7 @@ class NodeStore {
     // Applied batches whose events are not yet in a checkpoint (shared with the log
     // entries: no per-event copy on the apply path).
     std::vector<std::shared_ptr<const metering::EventBatch>> unsaved_batches;
+    uint64_t unsaved_events = 0;  // Events in unsaved_batches.
     // Batches written by the running checkpoint (write-behind: not readable from the store
     // until durable), kept readable here until their commit completes.
     std::vector<std::shared_ptr<const metering::EventBatch>> checkpointing_batches;
@@ -233,16 +243,23 @@ class NodeStore {
   absl::Status Replay(const WalRecordView& record);
   std::vector<AlertRecord> ApplyUpTo(uint32_t partition, uint64_t index, bool record_alerts);
   void AppendAlert(const metering::AlertCrossing& crossing);
-  // A checkpoint in progress: one partition per loop turn, then the node-level batch.
+  // A checkpoint (or, without snapshots, an events flush) in progress: one partition per
+  // loop turn, then the node-level batch (checkpoints) or the last completion (flushes).
   struct CheckpointJob {
+    bool snapshots = true;  // False for FlushEvents.
     uint32_t next_partition = 0;
     uint64_t keep_from_position = 0;
+    uint32_t commits_running = 0;
     absl::Status status;  // The first failed partition commit, if any.
     absl::AnyInvocable<void(absl::Status)> done;
   };
+  void StartJob(std::shared_ptr<CheckpointJob> job);
   void CheckpointStep(std::shared_ptr<CheckpointJob> job);
-  // Adds partition's stored events, retention deletions and (if it moved) its snapshot.
-  void FillPartitionBatch(uint32_t partition, WriteBatch& batch);
+  // A flush job's partitions are all stepped and committed: report.
+  void FinishFlushIfDone(CheckpointJob& job);
+  // Adds partition's stored events, retention deletions and, if `snapshot` and it moved,
+  // its snapshot.
+  void FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch& batch);
   // Deletes stored events of `partition` with timestamp < cutoff_ns (retention).
   void DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, WriteBatch& batch);
   void FinishCheckpoint(uint64_t keep_from_position, absl::AnyInvocable<void(absl::Status)> done);
@@ -256,6 +273,7 @@ class NodeStore {
   uint64_t alert_next_offset_ = 0;
   uint64_t alert_checkpointed_offset_ = 0;  // Records below are in the state store.
   bool checkpoint_running_ = false;
+  uint64_t unsaved_event_count_ = 0;  // Sum of the partitions' unsaved_events.
   TimerId checkpoint_timer_ = kNoTimer;
   uint64_t checkpoint_start_position_ = 0;
   NodeStoreStats stats_;

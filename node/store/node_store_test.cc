@@ -226,6 +226,67 @@ TEST_F(NodeStoreTest, EventsStayListedExactlyOnceWhileACheckpointRuns) {
   EXPECT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 200u);
 }
 
+TEST_F(NodeStoreTest, FlushedEventsLeaveMemoryAndSurviveReplayExactlyOnce) {
+  RegisterMetric(1000);
+  for (int batch = 0; batch < 20; ++batch) {
+    AppendEvents(5, 10, kNow + batch * 100);
+  }
+  SyncAndRun();
+  CommitAll(false);
+  EXPECT_EQ(store_->unsaved_event_count(), 200u);
+  const size_t segments_before = store_->wal().segment_bases().size();
+  bool done = false;
+  store_->FlushEvents([&](absl::Status status) {
+    EXPECT_TRUE(status.ok()) << status;
+    done = true;
+  });
+  // One job at a time, whichever kind.
+  bool refused = false;
+  store_->Checkpoint([&](absl::Status status) {
+    EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+  int checks = 0;
+  while (!done && simulator_.Step()) {
+    ASSERT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 200u);
+    ++checks;
+  }
+  ASSERT_TRUE(done);
+  EXPECT_GT(checks, 256);
+  EXPECT_FALSE(store_->checkpoint_running());
+  EXPECT_EQ(store_->unsaved_event_count(), 0u);
+  EXPECT_EQ(store_->stats().event_flushes, 1u);
+  EXPECT_EQ(store_->stats().checkpoints, 0u);
+  EXPECT_EQ(store_->wal().segment_bases().size(), segments_before);  // No recycling.
+  // Read from the state store alone now.
+  ASSERT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 200u);
+
+  // A restart before any checkpoint replays the entries: the same events are pending again
+  // and listed once (same keys), and a checkpoint writes them over themselves.
+  AppendEvents(5, 10, kNow + 5'000);
+  SyncAndRun();
+  CommitAll(false);
+  SyncAndRun();
+  const uint64_t digest = store_->Digest();
+  Restart();
+  EXPECT_EQ(store_->Digest(), digest);
+  EXPECT_EQ(store_->unsaved_event_count(), 210u);
+  auto events = store_->ListEvents(5, 0, INT64_MAX, 1024);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 210u);
+  for (size_t i = 1; i < events->size(); ++i) {
+    ASSERT_LT((*events)[i - 1].offset, (*events)[i].offset);
+  }
+  CheckpointAndRun();
+  EXPECT_EQ(store_->unsaved_event_count(), 0u);
+  EXPECT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 210u);
+  Restart();
+  EXPECT_EQ(store_->unsaved_event_count(), 0u);
+  EXPECT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 210u);
+  EXPECT_EQ(store_->Digest(), digest);
+}
+
 TEST_F(NodeStoreTest, AlertsRecordedOnlyByTheOwnerAndSurviveCrashes) {
   RegisterMetric(1);  // Every account's first event crosses it.
   AppendEvents(5, 1, kNow);
@@ -254,7 +315,10 @@ TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
   AppendEvents(5, 10, kNow + 100 * kSecond);  // New.
   SyncAndRun();
   CommitAll(false);
-  CheckpointAndRun();  // Both batches are in the state store now.
+  CheckpointAndRun();             // Both batches are in the state store now.
+  AppendEvents(5, 10, kNow + 1);  // Old and not yet stored when the sweep runs: never written.
+  SyncAndRun();
+  CommitAll(false);
   ASSERT_TRUE(store_
                   ->Append(kPartition, store_->last_index(kPartition) + 1, 1,
                            std::make_shared<metering::LogEntry>(
@@ -262,6 +326,13 @@ TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
                   .ok());
   SyncAndRun();
   CommitAll(false);
+  bool flushed = false;
+  store_->FlushEvents([&](absl::Status status) {
+    EXPECT_TRUE(status.ok()) << status;
+    flushed = true;
+  });
+  ASSERT_TRUE(simulator_.RunUntil([&] { return flushed; }, simulator_.now_ns() + 10 * kSecond));
+  EXPECT_EQ(store_->stats().events_expired, 10u);  // A flush sweeps too.
   CheckpointAndRun();
   EXPECT_EQ(store_->stats().events_expired, 10u);
   auto events = store_->ListEvents(5, 0, INT64_MAX, 1024);
