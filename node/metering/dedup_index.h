@@ -11,8 +11,9 @@
 // later event would find them expired anyway, so eviction never changes a decision and
 // keys are never forgotten early.
 //
-//   ExpiringIndex   a lookup map plus an insertion-ordered FIFO of (L, keys) segments, so
-//                   expiry is amortised O(1) and iteration (digest, snapshot) is in log order.
+//   ExpiringIndex   an insertion-ordered FIFO of (L, keys) segments plus a lookup table of
+//                   FIFO entry numbers, so expiry is amortised O(1), each key is stored
+//                   once, and iteration (digest, snapshot) is in log order.
 //   DedupIndex      the replicated index: content keys and idempotency keys, each with its
 //                   own window.
 //   PendingDedup    the owner's overlay of keys accepted but not yet applied, plus the next
@@ -26,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "node/base/check.h"
 #include "node/base/checksum.h"
@@ -82,52 +84,71 @@ inline bool WithinWindow(int64_t recorded_log_time_ns, int64_t event_log_time_ns
   return static_cast<__int128>(event_log_time_ns) - recorded_log_time_ns < window_ns;
 }
 
-// Keys with a value; each value carries log_time_ns via LogTimeOf().
+// Keys with a value, expiring in insertion order.
+//
+// Memory is the product's limit here (every key of the window on every replica), so each
+// key is stored once: entries live in an insertion-ordered FIFO, and the lookup table holds
+// only 4-byte entry numbers, hashed and compared through the FIFO (a transparent hasher),
+// about 50 bytes per content key instead of a map slot plus a FIFO copy.
 template <typename Key, typename Value>
 class ExpiringIndex {
  public:
-  const Value* Find(const Key& key) const { return map_.Find(key); }
+  ExpiringIndex() : table_(0, EntryHash{this}, EntryEq{this}) {}
+  // The table's hasher points at this object.
+  ExpiringIndex(const ExpiringIndex&) = delete;
+  ExpiringIndex& operator=(const ExpiringIndex&) = delete;
+
+  const Value* Find(const Key& key) const {
+    auto it = table_.find(key);
+    return it == table_.end() ? nullptr : &EntryAt(*it).value;
+  }
 
   // Records `key` with `value`, whose log time is >= every earlier insertion's.
   void Insert(const Key& key, const Value& value, int64_t log_time_ns) {
     UM_CHECK(segments_.empty() || segments_.back().log_time_ns <= log_time_ns);
-    auto [stored, inserted] = map_.Insert(key, value);
-    if (!inserted) *stored = value;  // An expired key accepted again: the newest wins.
+    UM_CHECK_LT(fifo_.size(), size_t{UINT32_MAX});
+    const uint32_t number = front_number_ + static_cast<uint32_t>(fifo_.size());
+    fifo_.push_back(Entry{key, value});
+    auto [it, inserted] = table_.insert(number);
+    if (!inserted) {  // An expired key accepted again: the newest wins.
+      table_.erase(it);
+      table_.insert(number);
+    }
     if (segments_.empty() || segments_.back().log_time_ns != log_time_ns) {
       segments_.push_back(Segment{log_time_ns, 0});
     }
     ++segments_.back().count;
-    fifo_.push_back(key);
   }
 
   // Evicts keys recorded at L with L + window_ns <= log_time_ns.
-  template <typename LogTimeOf>
-  void Expire(int64_t log_time_ns, int64_t window_ns, LogTimeOf log_time_of) {
+  void Expire(int64_t log_time_ns, int64_t window_ns) {
     while (!segments_.empty() &&
            !WithinWindow(segments_.front().log_time_ns, log_time_ns, window_ns)) {
       const Segment segment = segments_.front();
       segments_.pop_front();
       for (uint64_t i = 0; i < segment.count; ++i) {
         // Erase only if no later insertion of the same key replaced it.
-        map_.EraseIf(fifo_.front(),
-                     [&](const Value& value) { return log_time_of(value) == segment.log_time_ns; });
+        auto it = table_.find(fifo_.front().key);
+        if (it != table_.end() && *it == front_number_) table_.erase(it);
         fifo_.pop_front();
+        ++front_number_;
       }
     }
   }
 
-  size_t size() const { return map_.size(); }
+  size_t size() const { return table_.size(); }
   size_t fifo_size() const { return fifo_.size(); }
 
-  // Visits (log_time, count) segments and their keys in insertion order.
+  // Visits (log_time, count) segments and their keys in insertion order, each key with the
+  // value a lookup sees (a later insertion's, if it replaced this one).
   template <typename SegmentVisitor, typename KeyVisitor>
   void Visit(SegmentVisitor on_segment, KeyVisitor on_key) const {
     size_t next = 0;
     for (const Segment& segment : segments_) {
       on_segment(segment.log_time_ns, segment.count);
       for (uint64_t i = 0; i < segment.count; ++i) {
-        const Key& key = fifo_[next++];
-        on_key(key, map_.Find(key));
+        const Key& key = fifo_[next++].key;
+        on_key(key, Find(key));
       }
     }
   }
@@ -137,9 +158,34 @@ class ExpiringIndex {
     int64_t log_time_ns;
     uint64_t count;
   };
-  LookupMap<Key, Value> map_;
+  struct Entry {
+    Key key;
+    Value value;
+  };
+  // Entry numbers count insertions modulo 2^32; fifo_[0] is entry front_number_.
+  const Entry& EntryAt(uint32_t number) const { return fifo_[number - front_number_]; }
+
+  struct EntryHash {
+    using is_transparent = void;
+    const ExpiringIndex* index;
+    size_t operator()(uint32_t number) const { return (*this)(index->EntryAt(number).key); }
+    size_t operator()(const Key& key) const { return absl::Hash<Key>{}(key); }
+  };
+  struct EntryEq {
+    using is_transparent = void;
+    const ExpiringIndex* index;
+    bool operator()(uint32_t a, uint32_t b) const {
+      return a == b || index->EntryAt(a).key == index->EntryAt(b).key;
+    }
+    bool operator()(uint32_t a, const Key& b) const { return index->EntryAt(a).key == b; }
+    bool operator()(const Key& a, uint32_t b) const { return a == index->EntryAt(b).key; }
+  };
+
+  // Lookup only: never iterated, so its layout never reaches a decision or a digest.
+  absl::flat_hash_set<uint32_t, EntryHash, EntryEq> table_;  // determinism-ok: lookup only
+  std::deque<Entry> fifo_;
+  uint32_t front_number_ = 0;
   std::deque<Segment> segments_;
-  std::deque<Key> fifo_;
 };
 
 class DedupIndex {
@@ -153,9 +199,8 @@ class DedupIndex {
   }
 
   void Expire(int64_t log_time_ns, int64_t content_window_ns, int64_t idempotency_window_ns) {
-    content_.Expire(log_time_ns, content_window_ns, [](int64_t value) { return value; });
-    idempotency_.Expire(log_time_ns, idempotency_window_ns,
-                        [](const IdempotencyRecord& record) { return record.log_time_ns; });
+    content_.Expire(log_time_ns, content_window_ns);
+    idempotency_.Expire(log_time_ns, idempotency_window_ns);
   }
 
   // Writes the canonical encoding (docs/formats/metering_entries.md, "Snapshot") to any

@@ -184,6 +184,43 @@ void BM_MemoryPerAggregateKey(benchmark::State& bench) {
 }
 BENCHMARK(BM_MemoryPerAggregateKey)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
 
+// Bytes allocated per live content dedup key: heap growth (mallinfo2) while applying
+// client-timestamped events (each a new key, all inside the window) to an index of
+// bench.range(0) keys, less the same growth for server-stamped events (no keys), divided
+// by the number of keys.
+void BM_MemoryPerDedupKey(benchmark::State& bench) {
+  const size_t batches = static_cast<size_t>(bench.range(0)) / kBatchEvents;
+  const std::vector<LogEntry> with_keys = MakeBatches(batches, true, false, 6);
+  const std::vector<LogEntry> without_keys = MakeBatches(batches, false, false, 6);
+  double bytes_per_key = 0;
+  size_t keys = 0;
+  for (auto _ : bench) {
+    size_t growth[2] = {0, 0};
+    for (int run = 0; run < 2; ++run) {
+      uint64_t index = 0;
+      const size_t before = mallinfo2().uordblks;
+      std::unique_ptr<PartitionState> state = NewState(false, &index);
+      ApplyOutput output;
+      for (const LogEntry& entry : run == 0 ? with_keys : without_keys) {
+        state->Apply(++index, entry, &output);
+        output.Clear();
+      }
+      output.stored_batches.shrink_to_fit();
+      growth[run] = mallinfo2().uordblks - before;
+      if (run == 0) keys = state->content_dedup_key_count();
+    }
+    bytes_per_key = (static_cast<double>(growth[0]) - static_cast<double>(growth[1])) /
+                    static_cast<double>(keys);
+  }
+  bench.counters["bytes_per_key"] = bytes_per_key;
+  bench.counters["keys"] = static_cast<double>(keys);
+}
+BENCHMARK(BM_MemoryPerDedupKey)
+    ->Arg(100'000)
+    ->Arg(150'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
 void BM_AcceptEvents(benchmark::State& bench) {
   uint64_t index = 0;
   std::unique_ptr<PartitionState> state = NewState(false, &index);
