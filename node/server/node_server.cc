@@ -448,14 +448,15 @@ void NodeServer::Shutdown(absl::AnyInvocable<void()> done) {
   for (auto& [id, session] : sessions_) {
     session->StopReading();
   }
-  // Wait (polling each 10 ms) until no request is in flight, then checkpoint.
+  // Wait (polling each 10 ms) until no request is in flight and no checkpoint or events
+  // flush is running (one job at a time), then checkpoint.
   auto wait = std::make_shared<absl::AnyInvocable<void()>>();
   *wait = [this, wait, done = std::move(done)]() mutable {
     size_t in_flight = 0;
     for (const auto& [id, session] : sessions_) {
       in_flight += session->in_flight();
     }
-    if (in_flight > 0) {
+    if (in_flight > 0 || engine_->store().checkpoint_running()) {
       env_.StartTimer(10'000'000, [wait] { (*wait)(); });
       return;
     }
