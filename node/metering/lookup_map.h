@@ -45,16 +45,6 @@ class LookupMap {
     return map_.erase(key) > 0;
   }
 
-  // Removes `key` if present and `predicate(value)` holds, with a single lookup; returns
-  // whether it removed it.
-  template <typename Query, typename Predicate>
-  bool EraseIf(const Query& key, Predicate predicate) {
-    auto it = map_.find(key);
-    if (it == map_.end() || !predicate(it->second)) return false;
-    map_.erase(it);
-    return true;
-  }
-
   size_t size() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
   void Clear() { map_.clear(); }

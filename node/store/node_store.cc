@@ -694,39 +694,35 @@ void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch
 }
 
 void NodeStore::Checkpoint(absl::AnyInvocable<void(absl::Status)> done) {
-  if (checkpoint_running_) {
-    done(absl::FailedPreconditionError("a checkpoint is already running"));
-    return;
-  }
-  checkpoint_start_position_ = wal_->appended_position();
-  auto job = std::make_shared<CheckpointJob>();
-  // Everything appended so far will be covered except uncommitted entries, which stay in
-  // the WAL: keep from the oldest of them.
-  job->keep_from_position = checkpoint_start_position_;
-  for (const PartitionLog& log : partitions_) {
-    if (!log.uncommitted.empty()) {
-      job->keep_from_position = std::min(job->keep_from_position, log.uncommitted.front().position);
-    }
-  }
-  job->done = std::move(done);
-  stats_.checkpoint_bytes = 0;
-  StartJob(std::move(job));
+  StartJob(/*snapshots=*/true, std::move(done));
 }
 
 void NodeStore::FlushEvents(absl::AnyInvocable<void(absl::Status)> done) {
+  StartJob(/*snapshots=*/false, std::move(done));
+}
+
+void NodeStore::StartJob(bool snapshots, absl::AnyInvocable<void(absl::Status)> done) {
   if (checkpoint_running_) {
     done(absl::FailedPreconditionError("a checkpoint is already running"));
     return;
   }
-  auto job = std::make_shared<CheckpointJob>();
-  job->snapshots = false;
-  job->done = std::move(done);
-  StartJob(std::move(job));
-}
-
-void NodeStore::StartJob(std::shared_ptr<CheckpointJob> job) {
-  UM_CHECK(!checkpoint_running_);
   checkpoint_running_ = true;
+  auto job = std::make_shared<CheckpointJob>();
+  job->snapshots = snapshots;
+  job->done = std::move(done);
+  if (snapshots) {
+    checkpoint_start_position_ = wal_->appended_position();
+    stats_.checkpoint_bytes = 0;
+    // Everything appended so far will be covered except uncommitted entries, which stay in
+    // the WAL: keep from the oldest of them.
+    job->keep_from_position = checkpoint_start_position_;
+    for (const PartitionLog& log : partitions_) {
+      if (!log.uncommitted.empty()) {
+        job->keep_from_position =
+            std::min(job->keep_from_position, log.uncommitted.front().position);
+      }
+    }
+  }
   CheckpointStep(std::move(job));
 }
 

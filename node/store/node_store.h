@@ -253,7 +253,9 @@ class NodeStore {
     absl::Status status;  // The first failed partition commit, if any.
     absl::AnyInvocable<void(absl::Status)> done;
   };
-  void StartJob(std::shared_ptr<CheckpointJob> job);
+  // Starts a checkpoint (snapshots) or an events flush; FailedPrecondition through `done`
+  // if either is running.
+  void StartJob(bool snapshots, absl::AnyInvocable<void(absl::Status)> done);
   void CheckpointStep(std::shared_ptr<CheckpointJob> job);
   // A flush job's partitions are all stepped and committed: report.
   void FinishFlushIfDone(CheckpointJob& job);

@@ -65,13 +65,25 @@ class NodeStoreTest : public ::testing::Test {
     ASSERT_TRUE(simulator_.RunUntil([&] { return done; }, simulator_.now_ns() + kSecond));
   }
 
-  void CheckpointAndRun() {
+  void CheckpointAndRun() { RunJob(&NodeStore::Checkpoint); }
+  void FlushEventsAndRun() { RunJob(&NodeStore::FlushEvents); }
+  // Starts a checkpoint or events flush and runs the simulation until it completed.
+  void RunJob(void (NodeStore::*start)(absl::AnyInvocable<void(absl::Status)>)) {
     bool done = false;
-    store_->Checkpoint([&](absl::Status status) {
+    (store_.get()->*start)([&](absl::Status status) {
       EXPECT_TRUE(status.ok()) << status;
       done = true;
     });
     ASSERT_TRUE(simulator_.RunUntil([&] { return done; }, simulator_.now_ns() + 10 * kSecond));
+  }
+
+  // Appends `batches` batches of 10 events for account 5, makes them durable, commits them.
+  void AppendCommittedBatches(int batches) {
+    for (int batch = 0; batch < batches; ++batch) {
+      AppendEvents(5, 10, kNow + batch * 100);
+    }
+    SyncAndRun();
+    CommitAll(false);
   }
 
   // Accepts `count` SUM events of value 1 for `account` at the owner and appends them.
@@ -198,11 +210,7 @@ TEST_F(NodeStoreTest, CheckpointRecyclesTheWalAndKeepsEverything) {
 
 TEST_F(NodeStoreTest, EventsStayListedExactlyOnceWhileACheckpointRuns) {
   RegisterMetric(1000);
-  for (int batch = 0; batch < 20; ++batch) {
-    AppendEvents(5, 10, kNow + batch * 100);
-  }
-  SyncAndRun();
-  CommitAll(false);
+  AppendCommittedBatches(20);
   ASSERT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 200u);
   bool done = false;
   store_->Checkpoint([&](absl::Status status) {
@@ -228,11 +236,7 @@ TEST_F(NodeStoreTest, EventsStayListedExactlyOnceWhileACheckpointRuns) {
 
 TEST_F(NodeStoreTest, FlushedEventsLeaveMemoryAndSurviveReplayExactlyOnce) {
   RegisterMetric(1000);
-  for (int batch = 0; batch < 20; ++batch) {
-    AppendEvents(5, 10, kNow + batch * 100);
-  }
-  SyncAndRun();
-  CommitAll(false);
+  AppendCommittedBatches(20);
   EXPECT_EQ(store_->unsaved_event_count(), 200u);
   const size_t segments_before = store_->wal().segment_bases().size();
   bool done = false;
@@ -326,12 +330,7 @@ TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
                   .ok());
   SyncAndRun();
   CommitAll(false);
-  bool flushed = false;
-  store_->FlushEvents([&](absl::Status status) {
-    EXPECT_TRUE(status.ok()) << status;
-    flushed = true;
-  });
-  ASSERT_TRUE(simulator_.RunUntil([&] { return flushed; }, simulator_.now_ns() + 10 * kSecond));
+  FlushEventsAndRun();
   EXPECT_EQ(store_->stats().events_expired, 10u);  // A flush sweeps too.
   CheckpointAndRun();
   EXPECT_EQ(store_->stats().events_expired, 10u);
