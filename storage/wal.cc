@@ -521,7 +521,7 @@ std::vector<uint8_t> Wal::EncodeManifestSlot(size_t slot, uint64_t generation,
 
 void Wal::PlaceTail(uint64_t segment_base, uint64_t end_offset, bool segment_listed) {
   UM_CHECK_EQ(end_offset % kSector, 0u);
-  if (segment_listed && end_offset >= options_.segment_size_bytes && !truncation_pending_) {
+  if (segment_listed && EndsSegment(end_offset)) {
     tail_segment_base_ = segment_base + end_offset;  // Roll: a new, unlisted segment.
     tail_segment_listed_ = false;
   } else {
@@ -662,7 +662,7 @@ void Wal::StartGroup() {
 void Wal::PreallocateAfter(uint64_t group_end) {
   const uint64_t file_end = active_file_->size_bytes();  // Queued writes included.
   UM_CHECK_GE(file_end, group_end);
-  if (group_end >= options_.segment_size_bytes && !truncation_pending_) {
+  if (EndsSegment(group_end)) {
     // The segment's last group (PlaceTail rolls after it): the segment ends here, so that
     // its successor starts where its records do.
     if (file_end > group_end) active_file_->Truncate(group_end);

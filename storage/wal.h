@@ -255,6 +255,11 @@ class Wal {
   void DiscardTail();
   void SealGroupMarker();
   void Fail(const absl::Status& status);
+  // True if a group ending at `end_offset` of a listed segment is its last: the next tail
+  // rolls to a new segment (deferred while a truncation is pending).
+  bool EndsSegment(uint64_t end_offset) const {
+    return end_offset >= options_.segment_size_bytes && !truncation_pending_;
+  }
   void PlaceTail(uint64_t segment_base, uint64_t end_offset, bool segment_listed);
   void PlaceTailAfterDurable();
   std::vector<uint8_t> EncodeManifestSlot(size_t slot, uint64_t generation,
