@@ -74,9 +74,9 @@ absl::Status MemoryStateMedium::WriteDurably(const WriteBatch& batch) {
   }
   for (const WriteBatch::Operation& operation : batch.operations()) {
     if (operation.is_delete) {
-      EraseStored(operation.key);
+      EraseStored(std::string(operation.key));
     } else {
-      PutStored(operation.key, EncodeCheckedValue(operation.key, operation.value));
+      PutStored(std::string(operation.key), EncodeCheckedValue(operation.key, operation.value));
     }
   }
   return absl::OkStatus();

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -80,6 +81,30 @@ struct DoneLog {
   }
   std::vector<std::pair<int, absl::Status>> entries;
 };
+
+TEST(WriteBatch, KeepsOperationsInOrderWithTheirBytes) {
+  WriteBatch batch;
+  EXPECT_TRUE(batch.empty());
+  const std::string long_value(70000, 'v');  // Forces the shared buffer to grow.
+  batch.Put("a", "1");
+  batch.Delete("b");
+  batch.Put("c", long_value);
+  batch.Put("d", "");
+  ASSERT_EQ(batch.size(), 4u);
+  EXPECT_EQ(batch.byte_size(), 1u + 1u + 1u + 1u + long_value.size() + 1u);
+  std::vector<std::tuple<bool, std::string, std::string>> seen;
+  for (const WriteBatch::Operation& operation : batch.operations()) {
+    seen.emplace_back(operation.is_delete, std::string(operation.key),
+                      std::string(operation.value));
+  }
+  const std::vector<std::tuple<bool, std::string, std::string>> expected = {
+      {false, "a", "1"}, {true, "b", ""}, {false, "c", long_value}, {false, "d", ""}};
+  EXPECT_EQ(seen, expected);
+  // Moving a batch (as Commit does) keeps every operation readable.
+  WriteBatch moved = std::move(batch);
+  EXPECT_EQ(moved.operation(2).value, long_value);
+  EXPECT_EQ(moved.operation(3).key, "d");
+}
 
 TEST(MemoryStateStore, VisibleAtOnceDurableOnlyAfterCompletion) {
   MemoryStateMedium medium;
@@ -296,9 +321,9 @@ struct Model {
   static void Apply(const WriteBatch& batch, Contents& contents) {
     for (const WriteBatch::Operation& operation : batch.operations()) {
       if (operation.is_delete) {
-        contents.erase(operation.key);
+        contents.erase(std::string(operation.key));
       } else {
-        contents[operation.key] = operation.value;
+        contents[std::string(operation.key)] = std::string(operation.value);
       }
     }
   }

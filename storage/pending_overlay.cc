@@ -16,12 +16,12 @@ void PendingOverlay::Apply(const WriteBatch& batch, uint64_t sequence) {
   UM_CHECK_GT(sequence, sequence_applied_last_);
   sequence_applied_last_ = sequence;
   for (const WriteBatch::Operation& operation : batch.operations()) {
-    Entry& entry = entries_[operation.key];
+    Entry& entry = entries_[std::string(operation.key)];
     entry.sequence = sequence;
     if (operation.is_delete) {
       entry.value.reset();
     } else {
-      entry.value = operation.value;
+      entry.value = std::string(operation.value);
     }
   }
 }

@@ -23,26 +23,66 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "node/base/check.h"
 
 namespace unimeter {
 
-// An ordered list of puts and deletes, applied atomically by Commit.
+// An ordered list of puts and deletes, applied atomically by Commit. Keys and values are
+// copied into one growing buffer (no allocation per operation once it has grown), so a
+// checkpoint of millions of small records costs a few reallocations, not millions of
+// strings. Operations are read back as string views into that buffer: valid while the
+// batch lives and is not changed.
 class WriteBatch {
  public:
   struct Operation {
     bool is_delete;
-    std::string key;
-    std::string value;  // Empty for deletes.
+    std::string_view key;
+    std::string_view value;  // Empty for deletes.
+  };
+
+  // Forward iteration over the operations in the order they were added.
+  class Iterator {
+   public:
+    Iterator(const WriteBatch* batch, size_t index) : batch_(batch), index_(index) {}
+    Operation operator*() const { return batch_->operation(index_); }
+    Iterator& operator++() {
+      ++index_;
+      return *this;
+    }
+    bool operator!=(const Iterator& other) const { return index_ != other.index_; }
+
+   private:
+    const WriteBatch* batch_;
+    size_t index_;
+  };
+  struct Range {
+    const WriteBatch* batch;
+    Iterator begin() const { return Iterator(batch, 0); }
+    Iterator end() const { return Iterator(batch, batch->size()); }
   };
 
   void Put(std::string_view key, std::string_view value) {
-    operations_.push_back({false, std::string(key), std::string(value)});
+    Add(false, key, value.size()).append(value);
   }
-  void Delete(std::string_view key) { operations_.push_back({true, std::string(key), {}}); }
+  void Delete(std::string_view key) { Add(true, key, 0); }
 
-  const std::vector<Operation>& operations() const { return operations_; }
-  bool empty() const { return operations_.empty(); }
-  size_t size() const { return operations_.size(); }
+  // Preallocates for about `operations` operations of `bytes` key and value bytes in all.
+  void Reserve(size_t operations, size_t bytes) {
+    records_.reserve(operations);
+    bytes_.reserve(bytes);
+  }
+
+  Range operations() const { return Range{this}; }
+  Operation operation(size_t index) const {
+    const Record& record = records_[index];
+    const std::string_view all(bytes_);
+    return Operation{record.is_delete, all.substr(record.offset, record.key_size),
+                     all.substr(record.offset + record.key_size, record.value_size)};
+  }
+  bool empty() const { return records_.empty(); }
+  size_t size() const { return records_.size(); }
+  // Key and value bytes of every operation.
+  size_t byte_size() const { return bytes_.size(); }
 
   // A write-behind batch is not visible to Get/Scan until its Commit completed: the store
   // skips indexing it for reads, which costs much for bulk data. For callers that keep the
@@ -52,7 +92,24 @@ class WriteBatch {
   bool write_behind() const { return write_behind_; }
 
  private:
-  std::vector<Operation> operations_;
+  struct Record {
+    size_t offset;  // Of the key in bytes_; the value follows it.
+    uint32_t value_size;
+    uint16_t key_size;
+    bool is_delete;
+  };
+
+  std::string& Add(bool is_delete, std::string_view key, size_t value_size) {
+    UM_CHECK_LE(key.size(), size_t{UINT16_MAX});
+    UM_CHECK_LE(value_size, size_t{UINT32_MAX});
+    records_.push_back(Record{bytes_.size(), static_cast<uint32_t>(value_size),
+                              static_cast<uint16_t>(key.size()), is_delete});
+    bytes_.append(key);
+    return bytes_;
+  }
+
+  std::vector<Record> records_;
+  std::string bytes_;
   bool write_behind_ = false;
 };
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "node/base/check.h"
 #include "node/base/checksum.h"
 #include "node/base/endian.h"
 
@@ -37,6 +38,15 @@ class ByteWriter {
   void Raw(const void* data, size_t size) {
     const auto* bytes = static_cast<const uint8_t*>(data);
     out_->insert(out_->end(), bytes, bytes + size);
+  }
+
+  // Bytes in the buffer so far, and the buffer itself (for encoders that append to it).
+  size_t size() const { return out_->size(); }
+  std::vector<uint8_t>* buffer() const { return out_; }
+  // Overwrites 4 bytes written before at `offset` (a length known only afterwards).
+  void PatchU32(size_t offset, uint32_t value) {
+    UM_CHECK_LE(offset + 4, out_->size());
+    StoreU32(out_->data() + offset, value);
   }
 
  private:

@@ -240,7 +240,12 @@ uint64_t PayloadFingerprint(const BatchEvent& event) {
 
 std::vector<uint8_t> EncodeLogEntry(const LogEntry& entry) {
   std::vector<uint8_t> bytes;
-  ByteWriter writer(&bytes);
+  AppendLogEntry(entry, &bytes);
+  return bytes;
+}
+
+void AppendLogEntry(const LogEntry& entry, std::vector<uint8_t>* out) {
+  ByteWriter writer(out);
   writer.U8(kLogEntryFormatVersion);
   writer.U8(static_cast<uint8_t>(entry.kind()));
   writer.U16(0);
@@ -261,7 +266,6 @@ std::vector<uint8_t> EncodeLogEntry(const LogEntry& entry) {
       writer.U64(entry.epoch_start().epoch);
       break;
   }
-  return bytes;
 }
 
 absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes) {

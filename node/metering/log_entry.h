@@ -130,6 +130,8 @@ uint64_t PayloadFingerprint(const std::string& metric_code, uint64_t account_id,
 uint64_t PayloadFingerprint(const BatchEvent& event);
 
 std::vector<uint8_t> EncodeLogEntry(const LogEntry& entry);
+// Appends the same encoding to `out` (callers reuse one buffer).
+void AppendLogEntry(const LogEntry& entry, std::vector<uint8_t>* out);
 absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes);
 
 }  // namespace unimeter::metering

@@ -110,6 +110,11 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
   std::vector<OwnerContentKey> content_keys;
   std::vector<std::pair<IdempotencyKey, uint64_t>> idempotency_keys;
   bool stored_unknown = false;
+  // Sized once: most parts of a request hold a few events, where growth steps would be
+  // most of the allocations.
+  result.outcomes.reserve(events.size());
+  batch->events.reserve(events.size());
+  if (events.size() > 1) part.content.Reserve(events.size());
 
   for (size_t i = 0; i < events.size(); ++i) {
     const Event& event = events[i];
@@ -136,7 +141,7 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
       if (seen.has_value()) {
         outcome = *seen == fingerprint ? EventOutcome::kDuplicate : EventOutcome::kConflict;
       } else {
-        part.idempotency.Insert(key, fingerprint);
+        if (i + 1 < events.size()) part.idempotency.Insert(key, fingerprint);
         idempotency_keys.emplace_back(key, fingerprint);
       }
     } else if (event.timestamp_ns != 0) {
@@ -158,7 +163,9 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
       if (seen) {
         outcome = EventOutcome::kDuplicate;
       } else {
-        part.content.Insert(key, true);
+        // Only later events of this part can repeat the key: the last needs no entry.
+        if (i + 1 < events.size()) part.content.Insert(key, true);
+        if (content_keys.empty()) content_keys.reserve(events.size() - i);
         content_keys.push_back(std::move(key));
       }
     }

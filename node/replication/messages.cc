@@ -136,8 +136,12 @@ bool GetResult(ByteReader& reader, metering::IngestResult* result) {
   return true;
 }
 
+// A blob holding the entry's encoding, written in place (no temporary buffer).
 void PutEntry(ByteWriter& writer, const metering::LogEntry& entry) {
-  PutBlob(writer, metering::EncodeLogEntry(entry));
+  const size_t length_at = writer.size();
+  writer.U32(0);
+  metering::AppendLogEntry(entry, writer.buffer());
+  writer.PatchU32(length_at, static_cast<uint32_t>(writer.size() - length_at - 4));
 }
 
 bool GetEntry(ByteReader& reader, std::shared_ptr<const metering::LogEntry>* entry) {

@@ -1,9 +1,10 @@
 #include "node/server/ingest_fanout.h"
 
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <utility>
 
-#include "absl/container/btree_map.h"
 #include "node/base/check.h"
 
 namespace unimeter {
@@ -71,19 +72,33 @@ void IngestFanout(Engine& engine, std::vector<metering::Event> events, IngestMod
     return;
   }
   auto fanout = std::make_shared<Fanout>();
+  fanout->parts.reserve(std::min<size_t>(events.size(), kPartitionCount));
   fanout->event_count = events.size();
   fanout->done = std::move(done);
-  absl::btree_map<uint32_t, size_t> part_of_partition;
-  std::vector<std::vector<metering::Event>> part_events;
-  for (uint32_t i = 0; i < events.size(); ++i) {
-    const uint32_t partition = static_cast<uint32_t>(events[i].account_id % kPartitionCount);
-    auto [it, inserted] = part_of_partition.try_emplace(partition, fanout->parts.size());
-    if (inserted) {
+  // Parts in order of first appearance; a counting pass sizes every part exactly, so the
+  // split allocates once per part.
+  constexpr uint16_t kNoPart = UINT16_MAX;
+  std::array<uint16_t, kPartitionCount> part_of_partition;
+  part_of_partition.fill(kNoPart);
+  std::vector<uint32_t> part_sizes;
+  for (const metering::Event& event : events) {
+    const uint32_t partition = static_cast<uint32_t>(event.account_id % kPartitionCount);
+    if (part_of_partition[partition] == kNoPart) {
+      part_of_partition[partition] = static_cast<uint16_t>(fanout->parts.size());
       fanout->parts.push_back({partition, {}});
-      part_events.emplace_back();
+      part_sizes.push_back(0);
     }
-    fanout->parts[it->second].second.push_back(i);
-    part_events[it->second].push_back(std::move(events[i]));
+    ++part_sizes[part_of_partition[partition]];
+  }
+  std::vector<std::vector<metering::Event>> part_events(fanout->parts.size());
+  for (size_t part = 0; part < fanout->parts.size(); ++part) {
+    fanout->parts[part].second.reserve(part_sizes[part]);
+    part_events[part].reserve(part_sizes[part]);
+  }
+  for (uint32_t i = 0; i < events.size(); ++i) {
+    const uint16_t part = part_of_partition[events[i].account_id % kPartitionCount];
+    fanout->parts[part].second.push_back(i);
+    part_events[part].push_back(std::move(events[i]));
   }
   fanout->parts_left = fanout->parts.size();
   fanout->results.resize(fanout->parts.size(), absl::UnknownError("pending"));

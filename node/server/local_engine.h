@@ -129,6 +129,7 @@ class LocalEngine final : public Engine {
   bool writes_blocked_ = false;
   bool sync_in_flight_ = false;
   bool sync_requested_ = false;
+  std::array<uint64_t, kPartitionCount> sync_covered_{};  // Last indexes the running sync covers.
   std::unique_ptr<CheckpointTimer> checkpoint_timer_;
 };
 

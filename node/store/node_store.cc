@@ -16,6 +16,8 @@ using metering::ByteReader;
 using metering::ByteWriter;
 
 constexpr uint8_t kStoredEventVersion = 1;
+// Key and value bytes of a stored event without properties: what a checkpoint reserves.
+constexpr size_t kStoredEventBytesEstimate = 18 + 56;
 constexpr uint8_t kAlertRecordVersion = 1;
 constexpr uint8_t kMetaVersion = 1;
 constexpr char kNodeMetaKey[] = "n";
@@ -60,6 +62,27 @@ std::string EncodeNodeMeta(uint64_t alert_next_offset) {
   return ToString(bytes);
 }
 
+// The stored-event encoding of `event` at `offset`, appended to `out`. `Event` is a
+// StoredEvent or an applied metering::BatchEvent (same field names), so checkpoints encode
+// straight from the applied batches without a copy.
+template <typename Event>
+void AppendStoredEvent(uint64_t offset, const Event& event, std::vector<uint8_t>* out) {
+  ByteWriter writer(out);
+  writer.U8(kStoredEventVersion);
+  writer.U64(offset);
+  writer.I64(event.timestamp_ns);
+  writer.U64(event.account_id);
+  writer.String8(event.metric_code);
+  writer.U64(event.value);
+  writer.U8(static_cast<uint8_t>(event.operation));
+  writer.U8((event.registered ? 1 : 0) | (event.negative_correction ? 2 : 0));
+  writer.U8(static_cast<uint8_t>(event.properties.size()));
+  for (const metering::Property& property : event.properties) {
+    writer.String8(property.key);
+    writer.String8(property.value);
+  }
+}
+
 }  // namespace
 
 size_t EstimatedEntryBytes(const metering::LogEntry& entry) {
@@ -82,28 +105,27 @@ StoredEvent ToStoredEvent(const metering::EventBatch& batch, size_t i) {
                      event.properties};
 }
 
-std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset) {
+void AppendStoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset,
+                          std::string* out) {
   UM_CHECK_LT(partition, kPartitionCount);
-  return "e" + std::string(1, static_cast<char>(partition)) + BigEndian64(account_id) +
-         BigEndian64(offset);
+  out->push_back('e');
+  out->push_back(static_cast<char>(partition));
+  for (const uint64_t value : {account_id, offset}) {
+    for (int i = 0; i < 8; ++i) {
+      out->push_back(static_cast<char>(value >> (56 - 8 * i)));
+    }
+  }
+}
+
+std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset) {
+  std::string key;
+  AppendStoredEventKey(partition, account_id, offset, &key);
+  return key;
 }
 
 std::string EncodeStoredEvent(const StoredEvent& event) {
   std::vector<uint8_t> bytes;
-  ByteWriter writer(&bytes);
-  writer.U8(kStoredEventVersion);
-  writer.U64(event.offset);
-  writer.I64(event.timestamp_ns);
-  writer.U64(event.account_id);
-  writer.String8(event.metric_code);
-  writer.U64(event.value);
-  writer.U8(event.operation);
-  writer.U8((event.registered ? 1 : 0) | (event.negative_correction ? 2 : 0));
-  writer.U8(static_cast<uint8_t>(event.properties.size()));
-  for (const metering::Property& property : event.properties) {
-    writer.String8(property.key);
-    writer.String8(property.value);
-  }
+  AppendStoredEvent(event.offset, event, &bytes);
   return ToString(bytes);
 }
 
@@ -336,7 +358,9 @@ absl::Status NodeStore::Append(uint32_t partition, uint64_t index, uint64_t epoc
   PartitionLog& log = partitions_.at(partition);
   UM_CHECK_EQ(index, log.last_index + 1);
   UM_CHECK_GE(epoch, log.last_epoch);
-  const std::vector<uint8_t> body = metering::EncodeLogEntry(*entry);
+  std::vector<uint8_t>& body = encode_scratch_.entry;
+  body.clear();
+  metering::AppendLogEntry(*entry, &body);
   absl::StatusOr<uint64_t> position = wal_->Append(kWalKindEntry, partition, index, epoch, body);
   if (!position.ok()) {
     return position.status();
@@ -670,14 +694,21 @@ void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch
     DeleteExpiredEvents(partition, expired_before_ns, batch);
     log.retention_cutoffs_ns.clear();
   }
+  batch.Reserve(batch.size() + log.unsaved_events + 2,
+                batch.byte_size() + log.unsaved_events * kStoredEventBytesEstimate);
+  std::string& key = encode_scratch_.key;
+  std::vector<uint8_t>& value = encode_scratch_.value;
   for (const auto& applied : log.unsaved_batches) {
     for (size_t i = 0; i < applied->events.size(); ++i) {
       const metering::BatchEvent& event = applied->events[i];
       if (event.timestamp_ns < expired_before_ns) {
         continue;
       }
-      batch.Put(StoredEventKey(partition, event.account_id, applied->first_offset + i),
-                EncodeStoredEvent(ToStoredEvent(*applied, i)));
+      key.clear();
+      value.clear();
+      AppendStoredEventKey(partition, event.account_id, applied->first_offset + i, &key);
+      AppendStoredEvent(applied->first_offset + i, event, &value);
+      batch.Put(key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size()));
     }
   }
   log.checkpointing_batches.insert(log.checkpointing_batches.end(), log.unsaved_batches.begin(),
@@ -745,11 +776,7 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
     if (batch.empty()) {
       partitions_[partition].checkpointing_batches.clear();  // Nothing of them is stored.
     } else {
-      if (job->snapshots) {
-        for (const WriteBatch::Operation& operation : batch.operations()) {
-          stats_.checkpoint_bytes += operation.key.size() + operation.value.size();
-        }
-      }
+      if (job->snapshots) stats_.checkpoint_bytes += batch.byte_size();
       const uint64_t applied = partitions_[partition].state->applied_index();
       ++job->commits_running;
       store_.Commit(std::move(batch), [this, job, partition, applied](absl::Status status) {

@@ -278,6 +278,14 @@ class NodeStore {
   uint64_t unsaved_event_count_ = 0;  // Sum of the partitions' unsaved_events.
   TimerId checkpoint_timer_ = kNoTimer;
   uint64_t checkpoint_start_position_ = 0;
+  // Reused encoding buffers (no allocation per event once grown): log entry bodies in
+  // Append, stored-event keys and values in checkpoints and flushes.
+  struct EncodeScratch {
+    std::vector<uint8_t> entry;
+    std::string key;
+    std::vector<uint8_t> value;
+  };
+  EncodeScratch encode_scratch_;
   NodeStoreStats stats_;
 };
 
@@ -286,6 +294,8 @@ StoredEvent ToStoredEvent(const metering::EventBatch& batch, size_t i);
 
 // Key and value encodings (exposed for tests and docs/formats/node_store.md).
 std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset);
+void AppendStoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset,
+                          std::string* out);
 std::string EncodeStoredEvent(const StoredEvent& event);
 absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view bytes);
 std::string EncodeAlertRecord(const AlertRecord& record);

@@ -141,8 +141,12 @@ struct PosixDiskFile::Core : std::enable_shared_from_this<Core> {
 
   // Loop thread only.
   uint64_t size_bytes;
-  Batch pending;                           // Not yet handed to a job.
-  std::shared_ptr<const Batch> in_flight;  // The running job's batch, or null.
+  Batch pending;                     // Not yet handed to a job.
+  std::shared_ptr<Batch> in_flight;  // The running job's batch, or null.
+  // Write buffers of finished jobs, reused by later writes (a WAL group is tens of KiB:
+  // allocating it anew per group costs a large malloc and fresh pages every time).
+  std::vector<std::vector<uint8_t>> spare_buffers;
+  static constexpr size_t kSpareBuffersMax = 4;
   std::vector<SyncDone> in_flight_dones;
   std::vector<SyncDone> waiting_dones;  // Sync() calls made while a job runs.
   absl::Status sticky_error;
@@ -166,7 +170,7 @@ void PosixDiskFile::Core::StartJob(std::vector<SyncDone> dones) {
     io.Submit(nullptr, [self, result] { self->OnJobDone(*result); });
     return;
   }
-  auto batch = std::make_shared<const Batch>(std::move(pending));
+  auto batch = std::make_shared<Batch>(std::move(pending));
   pending.clear();
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -174,7 +178,7 @@ void PosixDiskFile::Core::StartJob(std::vector<SyncDone> dones) {
   }
   in_flight = batch;
   io.Submit(
-      [self, batch, result] {
+      [self, batch = std::shared_ptr<const Batch>(batch), result] {
         if (batch->empty()) {
           return;  // Every earlier job ended with its own fdatasync: nothing to make durable.
         }
@@ -195,6 +199,16 @@ void PosixDiskFile::Core::StartJob(std::vector<SyncDone> dones) {
 }
 
 void PosixDiskFile::Core::OnJobDone(const JobResult& result) {
+  // The IO thread destroys its closure (and reference) before posting this completion;
+  // should an executor not, the buffers are simply not reused.
+  if (in_flight != nullptr && in_flight.use_count() == 1) {
+    for (Operation& operation : *in_flight) {
+      if (spare_buffers.size() >= kSpareBuffersMax) break;
+      if (operation.bytes.capacity() == 0) continue;
+      operation.bytes.clear();
+      spare_buffers.push_back(std::move(operation.bytes));
+    }
+  }
   in_flight = nullptr;
   if (result.synced) {
     ++sync_count;
@@ -313,8 +327,13 @@ void PosixDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
       return;
     }
   }
-  core.pending.push_back(
-      Operation{false, offset, std::vector<uint8_t>(bytes.begin(), bytes.end())});
+  std::vector<uint8_t> buffer;
+  if (!core.spare_buffers.empty()) {
+    buffer = std::move(core.spare_buffers.back());
+    core.spare_buffers.pop_back();
+  }
+  buffer.assign(bytes.begin(), bytes.end());
+  core.pending.push_back(Operation{false, offset, std::move(buffer)});
 }
 
 void PosixDiskFile::Truncate(uint64_t size_bytes) {
