@@ -106,6 +106,21 @@ TEST(WriteBatch, KeepsOperationsInOrderWithTheirBytes) {
   EXPECT_EQ(moved.operation(3).key, "d");
 }
 
+TEST(WriteBatch, ManySmallOperationsSpanBlocksIntact) {
+  WriteBatch batch;
+  batch.Reserve(10);  // Less than needed: later operations still land.
+  const int count = 5 * static_cast<int>(WriteBatch::kBlockBytes) / 48;
+  for (int i = 0; i < count; ++i) {
+    batch.Put("key" + std::to_string(i), std::string(40, static_cast<char>('a' + i % 26)));
+  }
+  ASSERT_EQ(batch.size(), static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    const WriteBatch::Operation operation = batch.operation(i);
+    ASSERT_EQ(operation.key, "key" + std::to_string(i));
+    ASSERT_EQ(operation.value, std::string(40, static_cast<char>('a' + i % 26)));
+  }
+}
+
 TEST(MemoryStateStore, VisibleAtOnceDurableOnlyAfterCompletion) {
   MemoryStateMedium medium;
   CompletionQueue queue;

@@ -13,6 +13,7 @@
 #ifndef UNIMETER_STORAGE_STATE_STORE_H_
 #define UNIMETER_STORAGE_STATE_STORE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,12 +29,15 @@
 namespace unimeter {
 
 // An ordered list of puts and deletes, applied atomically by Commit. Keys and values are
-// copied into one growing buffer (no allocation per operation once it has grown), so a
-// checkpoint of millions of small records costs a few reallocations, not millions of
-// strings. Operations are read back as string views into that buffer: valid while the
-// batch lives and is not changed.
+// copied into blocks of kBlockBytes (a larger value gets a block of its own), so a
+// checkpoint of millions of small records costs one allocation per block, not two
+// strings per record, and no block is large enough to make the allocator consolidate its
+// free lists when it is allocated or freed. Operations are read back as string views
+// into the blocks: valid while the batch lives (moving it keeps them valid).
 class WriteBatch {
  public:
+  static constexpr size_t kBlockBytes = 32 * 1024;
+
   struct Operation {
     bool is_delete;
     std::string_view key;
@@ -61,28 +65,23 @@ class WriteBatch {
     Iterator end() const { return Iterator(batch, batch->size()); }
   };
 
-  void Put(std::string_view key, std::string_view value) {
-    Add(false, key, value.size()).append(value);
-  }
-  void Delete(std::string_view key) { Add(true, key, 0); }
+  void Put(std::string_view key, std::string_view value) { Add(false, key, value); }
+  void Delete(std::string_view key) { Add(true, key, {}); }
 
-  // Preallocates for about `operations` operations of `bytes` key and value bytes in all.
-  void Reserve(size_t operations, size_t bytes) {
-    records_.reserve(operations);
-    bytes_.reserve(bytes);
-  }
+  // Preallocates room for `operations` more operation records.
+  void Reserve(size_t operations) { records_.reserve(records_.size() + operations); }
 
   Range operations() const { return Range{this}; }
   Operation operation(size_t index) const {
     const Record& record = records_[index];
-    const std::string_view all(bytes_);
-    return Operation{record.is_delete, all.substr(record.offset, record.key_size),
-                     all.substr(record.offset + record.key_size, record.value_size)};
+    const char* key = blocks_[record.block].data() + record.offset;
+    return Operation{record.is_delete, std::string_view(key, record.key_size),
+                     std::string_view(key + record.key_size, record.value_size)};
   }
   bool empty() const { return records_.empty(); }
   size_t size() const { return records_.size(); }
   // Key and value bytes of every operation.
-  size_t byte_size() const { return bytes_.size(); }
+  size_t byte_size() const { return byte_size_; }
 
   // A write-behind batch is not visible to Get/Scan until its Commit completed: the store
   // skips indexing it for reads, which costs much for bulk data. For callers that keep the
@@ -93,23 +92,32 @@ class WriteBatch {
 
  private:
   struct Record {
-    size_t offset;  // Of the key in bytes_; the value follows it.
+    uint32_t block;
+    uint32_t offset;  // Of the key in its block; the value follows it.
     uint32_t value_size;
     uint16_t key_size;
     bool is_delete;
   };
 
-  std::string& Add(bool is_delete, std::string_view key, size_t value_size) {
+  void Add(bool is_delete, std::string_view key, std::string_view value) {
     UM_CHECK_LE(key.size(), size_t{UINT16_MAX});
-    UM_CHECK_LE(value_size, size_t{UINT32_MAX});
-    records_.push_back(Record{bytes_.size(), static_cast<uint32_t>(value_size),
-                              static_cast<uint16_t>(key.size()), is_delete});
-    bytes_.append(key);
-    return bytes_;
+    UM_CHECK_LE(value.size(), size_t{UINT32_MAX} - key.size());
+    const size_t size = key.size() + value.size();
+    if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < size) {
+      blocks_.emplace_back().reserve(std::max(kBlockBytes, size));
+    }
+    std::vector<char>& block = blocks_.back();  // Never grows past its reserve: no moves.
+    records_.push_back(
+        Record{static_cast<uint32_t>(blocks_.size() - 1), static_cast<uint32_t>(block.size()),
+               static_cast<uint32_t>(value.size()), static_cast<uint16_t>(key.size()), is_delete});
+    block.insert(block.end(), key.begin(), key.end());
+    block.insert(block.end(), value.begin(), value.end());
+    byte_size_ += size;
   }
 
   std::vector<Record> records_;
-  std::string bytes_;
+  std::vector<std::vector<char>> blocks_;
+  size_t byte_size_ = 0;
   bool write_behind_ = false;
 };
 

@@ -28,6 +28,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "node/env/env.h"
 #include "node/observability/metrics.h"
 #include "node/server/engine.h"
@@ -85,7 +86,8 @@ class LocalEngine final : public Engine {
  private:
   // A request (or schema / retention change) waiting for its entries to commit.
   struct Waiter {
-    std::vector<std::pair<uint32_t, uint64_t>> entries;  // (partition, index) it needs.
+    // (partition, index) it needs: one for an ingest part, so stored inline.
+    absl::InlinedVector<std::pair<uint32_t, uint64_t>, 1> entries;
     IngestMode mode = IngestMode::kSync;
     metering::IngestResult result;
     IngestDone ingest_done;  // Set for ingests.

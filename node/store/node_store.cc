@@ -16,8 +16,6 @@ using metering::ByteReader;
 using metering::ByteWriter;
 
 constexpr uint8_t kStoredEventVersion = 1;
-// Key and value bytes of a stored event without properties: what a checkpoint reserves.
-constexpr size_t kStoredEventBytesEstimate = 18 + 56;
 constexpr uint8_t kAlertRecordVersion = 1;
 constexpr uint8_t kMetaVersion = 1;
 constexpr char kNodeMetaKey[] = "n";
@@ -694,8 +692,7 @@ void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch
     DeleteExpiredEvents(partition, expired_before_ns, batch);
     log.retention_cutoffs_ns.clear();
   }
-  batch.Reserve(batch.size() + log.unsaved_events + 2,
-                batch.byte_size() + log.unsaved_events * kStoredEventBytesEstimate);
+  batch.Reserve(log.unsaved_events + 2);
   std::string& key = encode_scratch_.key;
   std::vector<uint8_t>& value = encode_scratch_.value;
   for (const auto& applied : log.unsaved_batches) {
