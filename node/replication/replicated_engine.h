@@ -242,6 +242,8 @@ class ReplicatedEngine final : public Engine {
 
   // ---- Messages ----
   void OnMessage(NodeId source, absl::Span<const uint8_t> bytes);
+  // Sends `message` to `target`. Callers move message bodies in: a body passed as an
+  // lvalue is copied into the Message variant first (a whole Append with its entries).
   void Send(NodeId target, const Message& message);
   void FlushOutboxes();
   int Position(NodeId node) const;  // -1 if not a member.
@@ -370,7 +372,8 @@ class ReplicatedEngine final : public Engine {
   std::array<metering::PendingDedup, kPartitionCount> pending_dedup_;
   std::array<std::deque<Waiter>, kPartitionCount> waiters_;
   size_t pending_events_ = 0;
-  std::vector<Outbox> outboxes_;  // By member position.
+  std::vector<Outbox> outboxes_;          // By member position.
+  std::vector<LogRecord> flush_records_;  // FlushPeers' scratch list of entries to send.
   std::vector<bool> append_in_flight_;
   std::vector<int64_t> append_deadline_ns_;
   std::vector<uint64_t> append_sequence_sent_;

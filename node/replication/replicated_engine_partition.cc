@@ -98,7 +98,7 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
     }
     granted.push_back(item);
   }
-  if (!refused.items.empty()) Send(source, refused);
+  if (!refused.items.empty()) Send(source, std::move(refused));
   if (granted.empty()) return;
   // Promises are durable before the owner hears of them.
   meta_->Save([this, source, granted = std::move(granted)](absl::Status status) {
@@ -115,7 +115,7 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
       reply.commit_index = store_->commit_index(item.partition);
       promise.items.push_back(reply);
     }
-    Send(source, promise);
+    Send(source, std::move(promise));
   });
 }
 
@@ -222,7 +222,7 @@ void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
       out.entries.push_back(WireEntry{record.index, record.epoch, std::move(record.entry)});
     }
     reply.items.push_back(std::move(out));
-    Send(source, reply);
+    Send(source, std::move(reply));
   }
 }
 
@@ -490,7 +490,7 @@ void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t 
     const size_t end = std::min(bytes.size(), offset + chunk_bytes);
     chunk.bytes.assign(bytes.begin() + static_cast<ptrdiff_t>(offset),
                        bytes.begin() + static_cast<ptrdiff_t>(end));
-    Send(target, chunk);
+    Send(target, std::move(chunk));
     if (bytes.empty()) break;
   }
   ++counters_.snapshots_sent;
@@ -635,7 +635,8 @@ void ReplicatedEngine::FlushPeers() {
       item.prev_index = peer.next_index - 1;
       item.commit_index = commit;
       const std::optional<uint64_t> prev_epoch = store_->EpochAt(partition, item.prev_index);
-      std::vector<LogRecord> records;
+      std::vector<LogRecord>& records = flush_records_;  // Reused: no allocation per item.
+      records.clear();
       if (!prev_epoch.has_value() ||
           (has_entries &&
            !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
@@ -650,6 +651,7 @@ void ReplicatedEngine::FlushPeers() {
         continue;
       }
       item.prev_epoch = *prev_epoch;
+      item.entries.reserve(records.size());
       for (LogRecord& record : records) {
         bytes += EstimatedEntryBytes(*record.entry);
         item.entries.push_back(WireEntry{record.index, record.epoch, std::move(record.entry)});
@@ -672,7 +674,7 @@ void ReplicatedEngine::FlushPeers() {
     append_in_flight_[position] = true;
     append_deadline_ns_[position] = now_ns + options_.retransmit_ns;
     append_sequence_sent_[position] = message.sequence;
-    Send(target, message);
+    Send(target, std::move(message));
   }
 }
 
@@ -733,7 +735,7 @@ void ReplicatedEngine::HandleConfirmEpoch(NodeId source, const ConfirmEpoch& req
         state_ == NodeState::kActive && meta_->meta().promised_epoch[item.partition] == item.epoch;
     reply.items.push_back(ConfirmReplyItem{item.partition, item.epoch, confirmed});
   }
-  Send(source, reply);
+  Send(source, std::move(reply));
 }
 
 void ReplicatedEngine::HandleConfirmEpochReply(NodeId source, const ConfirmEpochReply& reply) {
