@@ -152,9 +152,12 @@ void IngestFanout(Engine& engine, std::vector<metering::Event> events, IngestMod
   std::vector<PartDone> callbacks;
   callbacks.reserve(fanout->parts.size());
   for (uint32_t p = 0; p < fanout->parts.size(); ++p) callbacks.emplace_back(fanout, p);
-  for (uint32_t p = 0; p < fanout->parts.size(); ++p) {
-    engine.Ingest(fanout->parts[p].partition, std::move(part_events[p]), mode,
-                  std::move(callbacks[p]));
+  // The fanout is not touched once the last callback is handed over: if every part
+  // completes inside Ingest, it is freed there.
+  const size_t part_count = fanout->parts.size();
+  for (size_t p = 0; p < part_count; ++p) {
+    const uint32_t partition = fanout->parts[p].partition;  // callbacks[p] still holds it.
+    engine.Ingest(partition, std::move(part_events[p]), mode, std::move(callbacks[p]));
   }
 }
 
