@@ -58,9 +58,7 @@ class PartEngine final : public Engine {
                                                       uint64_t) const override {
     std::abort();
   }
-  std::vector<AlertRecord> ListAlerts(uint64_t, uint64_t, size_t) const override {
-    std::abort();
-  }
+  std::vector<AlertRecord> ListAlerts(uint64_t, uint64_t, size_t) const override { std::abort(); }
   void SetAlertsDurable(AlertsDurable) override { std::abort(); }
   void SweepRetention(int64_t, StatusDone) override { std::abort(); }
   void Checkpoint(StatusDone) override { std::abort(); }
@@ -153,8 +151,7 @@ TEST(IngestFanout, FailedPartsMakeTheOutcomeUnknownOrNothingAccepted) {
 TEST(IngestFanout, CallbacksDroppedUnrunNeverAnswer) {
   PartEngine engine;
   bool answered = false;
-  IngestFanout(engine, MixedRequest(), IngestMode::kSync,
-               [&](MergedIngest) { answered = true; });
+  IngestFanout(engine, MixedRequest(), IngestMode::kSync, [&](MergedIngest) { answered = true; });
   engine.Complete(0);
   engine.parts.clear();  // A stopping engine drops the other part's callback.
   EXPECT_FALSE(answered);
