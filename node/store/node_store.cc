@@ -20,19 +20,22 @@ constexpr uint8_t kAlertRecordVersion = 1;
 constexpr uint8_t kMetaVersion = 1;
 constexpr char kNodeMetaKey[] = "n";
 
-std::string BigEndian64(uint64_t value) {
-  std::string bytes(8, '\0');
+// Appends `value` big-endian, so keys sort by it.
+void AppendBigEndian64(uint64_t value, std::string* out) {
   for (int i = 0; i < 8; ++i) {
-    bytes[i] = static_cast<char>(value >> (56 - 8 * i));
+    out->push_back(static_cast<char>(value >> (56 - 8 * i)));
   }
-  return bytes;
 }
 
 std::string PartitionKey(uint32_t partition, char suffix) {
   return absl::StrCat("p", std::string(1, static_cast<char>(partition)), std::string(1, suffix));
 }
 
-std::string AlertKey(uint64_t offset) { return "a" + BigEndian64(offset); }
+std::string AlertKey(uint64_t offset) {
+  std::string key = "a";
+  AppendBigEndian64(offset, &key);
+  return key;
+}
 
 std::string ToString(const std::vector<uint8_t>& bytes) {
   return std::string(bytes.begin(), bytes.end());
@@ -108,11 +111,8 @@ void AppendStoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offs
   UM_CHECK_LT(partition, kPartitionCount);
   out->push_back('e');
   out->push_back(static_cast<char>(partition));
-  for (const uint64_t value : {account_id, offset}) {
-    for (int i = 0; i < 8; ++i) {
-      out->push_back(static_cast<char>(value >> (56 - 8 * i)));
-    }
-  }
+  AppendBigEndian64(account_id, out);
+  AppendBigEndian64(offset, out);
 }
 
 std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset) {
