@@ -19,7 +19,9 @@
 #include "node/server/node_server.h"
 #include "sim/durability_ledger.h"
 #include "sim/history_checker.h"
+#include "sim/node_usage.h"
 #include "sim/read_checker.h"
+#include "sim/reference_model.h"
 #include "sim/sim_cluster.h"
 #include "sim/workload_client.h"
 #include "storage/memory_state_store.h"
@@ -36,6 +38,7 @@ constexpr uint64_t kTagFaults = 0x4100;
 constexpr uint64_t kTagKnobs = 0x4200;
 constexpr uint64_t kTagPick = 0x4300;
 constexpr uint64_t kTagReads = 0x4400;
+constexpr uint64_t kTagMetrics = 0x4500;
 constexpr int64_t kNormalSyncMeanNs = DiskOptions{}.sync_latency_mean_ns;
 constexpr int64_t kClockStepTotalMaxNs = 120 * kSecond;
 // Liveness bounds (docs/simulation.md, "Modes"). L1: the design's "three election
@@ -166,6 +169,8 @@ class ClusterRun {
         frozen_for_good_(options.nodes, false) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
     targets_ = all_;
+    Prng metrics(SubSeed(seed, kTagMetrics));
+    ledger_.AddAggregationMetrics(metrics);
   }
 
   void Start() {
@@ -623,6 +628,7 @@ class ClusterRun {
   void OnApplied(NodeId node, uint32_t partition, uint64_t index, uint64_t epoch,
                  const metering::LogEntry& entry) {
     if (!history_.OnApply(node, partition, index, epoch, entry)) return;
+    model_.Apply(partition, index, entry);
     const uint32_t copies = durability_.DurableCopies(partition, index, epoch);
     if (copies < options_.nodes / 2 + 1 && durability_failure_.empty()) {
       durability_failure_ =
@@ -635,6 +641,7 @@ class ClusterRun {
   void CheckHistory() {
     if (!history_.failure().empty()) Fail(history_.failure());
     if (!durability_failure_.empty()) Fail(durability_failure_);
+    if (!model_.failure().empty()) Fail(model_.failure());
   }
 
   void CheckNoDoubleCounting(const char* when) {
@@ -922,6 +929,19 @@ class ClusterRun {
         }
       }
     }
+    CheckAggregates(nodes);
+  }
+
+  // S1, S2, S3 by event key over every metric, then S8 on each of `nodes`: every bucket
+  // and filter combination answers what the reference model computed from the canonical log.
+  void CheckAggregates(const std::vector<NodeId>& nodes) {
+    if (!result_.ok) return;
+    std::string failure = model_.CheckEventSets(ledger_);
+    for (size_t i = 0; i < nodes.size() && failure.empty(); ++i) {
+      failure = model_.CheckNode(NodeUsage(Server(cluster_, nodes[i]).engine().store()));
+      if (!failure.empty()) failure = absl::StrCat("node ", nodes[i], ": ", failure);
+    }
+    if (!failure.empty()) Fail(failure);
   }
 
   // The acknowledged events of `account` that `node` does not list (by client timestamp).
@@ -985,6 +1005,8 @@ class ClusterRun {
   void Summarize() {
     const NetworkStats& net = cluster_.network().stats();
     Log(absl::StrCat("canonical history: ", history_.applies_checked(), " applies checked"));
+    Log(absl::StrCat("reference model: ", model_.events_applied(), " events of ",
+                     ledger_.schemas.size(), " metrics applied"));
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
                      " lost ", net.messages_lost, " blocked ", net.messages_blocked, " overflowed ",
                      net.messages_overflowed, " duplicated ", net.messages_duplicated, " clogged ",
@@ -1036,6 +1058,7 @@ class ClusterRun {
   DurabilityLedger durability_;  // Over cluster_'s disks.
   std::string durability_failure_;
   Ledger ledger_;
+  ReferenceModel model_;
   ReadChecker read_checker_;
   SimEnv* reader_env_ = nullptr;  // The reading client's, when knobs_.reads.
   Prng reader_prng_{0};

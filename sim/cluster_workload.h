@@ -19,6 +19,10 @@
 //       there (sim/history_checker.h);
 //   S6  quorum durability at commit: when an entry is first applied anywhere (its commit),
 //       the durable disk images of a majority hold its WAL record (sim/durability_ledger.h);
+//   S8  aggregates are a function of the log: after healing, every node answers every
+//       bucket and filter combination of the five aggregation metrics as the reference
+//       model computed it from the canonical log, and S1/S2/S3 hold by event key over all
+//       metrics (sim/reference_model.h);
 //   S1, S3 and linearizability on reads, while faults are injected (in most seeds): a
 //       read through any node counts every event acknowledged before it was invoked,
 //       nothing never sent, and no less than a read that completed before it

@@ -6,6 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "node/base/random.h"
 #include "node/server/node_server.h"
+#include "sim/history_checker.h"
+#include "sim/node_usage.h"
+#include "sim/reference_model.h"
 #include "sim/sim_cluster.h"
 #include "sim/workload_client.h"
 
@@ -19,6 +22,7 @@ constexpr int64_t kSecond = 1'000 * kMillisecond;
 constexpr uint64_t kTagWorkload = 0x3000;
 constexpr uint64_t kTagFaults = 0x3100;
 constexpr uint64_t kTagKnobs = 0x3200;
+constexpr uint64_t kTagMetrics = 0x3300;
 
 // Each account's SUM as the node holds it (ground truth from its state, not a reply).
 std::vector<uint64_t> Sums(SimCluster& cluster) {
@@ -68,8 +72,17 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   if (options.verbose) {
     cluster_options.log_sink = StderrLogSink();
   }
-  SimCluster cluster(seed, cluster_options, [](Env& env) {
+  // Every apply, WAL replays after restarts included, is checked against the first (S4);
+  // first applies feed the reference model (S8).
+  HistoryChecker history;
+  ReferenceModel model;
+  SimCluster cluster(seed, cluster_options, [&history, &model](Env& env) {
     NodeServerOptions options;
+    options.engine.store.apply_observer = [&history, &model](uint32_t partition, uint64_t index,
+                                                             uint64_t epoch,
+                                                             const metering::LogEntry& entry) {
+      if (history.OnApply(0, partition, index, epoch, entry)) model.Apply(partition, index, entry);
+    };
     options.port = kPort;
     options.http_port = 0;
     options.min_free_disk_mb = 0;
@@ -80,6 +93,8 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   SingleNodeRunResult result;
   UM_CHECK_OK(cluster.StartAll());
   Ledger ledger(kAccounts);
+  Prng metrics(SubSeed(seed, kTagMetrics));
+  ledger.AddAggregationMetrics(metrics);
   std::vector<std::unique_ptr<WorkloadClient>> clients;
   for (uint32_t i = 0; i < options.clients; ++i) {
     clients.push_back(std::make_unique<WorkloadClient>(
@@ -139,6 +154,20 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
         result.failure = violated;
       }
     }
+  }
+  for (const std::string* failure : {&history.failure(), &model.failure()}) {
+    if (result.ok && !failure->empty()) {
+      result.ok = false;
+      result.failure = *failure;
+    }
+  }
+  if (result.ok) {
+    result.failure = model.CheckEventSets(ledger);
+    if (result.failure.empty()) {
+      result.failure =
+          model.CheckNode(NodeUsage(static_cast<NodeServer&>(cluster.service(0)).engine().store()));
+    }
+    result.ok = result.failure.empty();
   }
   for (uint64_t account = 0; account < kAccounts; ++account) {
     result.events_acknowledged += ledger.acked[account];

@@ -15,7 +15,21 @@ namespace {
 constexpr int64_t kMillisecond = 1'000'000;
 constexpr int64_t kSecond = 1'000 * kMillisecond;
 constexpr int64_t kT0 = 1'767'225'600 * kSecond;  // Client timestamps: kT0 + event number.
+constexpr int64_t kDay = 86'400 * kSecond;
 constexpr int64_t kRequestTimeoutNs = 5 * kSecond;
+
+// Properties of the events of metrics other than "m" (declared: r in {a, b}, z in {p, q}):
+// none, matches, undeclared values and keys, and repeated keys (only the first counts).
+constexpr protocol::PropPair kPropsRa[] = {{"r", "a"}};
+constexpr protocol::PropPair kPropsRb[] = {{"r", "b"}};
+constexpr protocol::PropPair kPropsRx[] = {{"r", "x"}};
+constexpr protocol::PropPair kPropsZp[] = {{"z", "p"}};
+constexpr protocol::PropPair kPropsRaZq[] = {{"r", "a"}, {"z", "q"}};
+constexpr protocol::PropPair kPropsZqRbRa[] = {{"z", "q"}, {"r", "b"}, {"r", "a"}};
+constexpr protocol::PropPair kPropsYaZp[] = {{"y", "a"}, {"z", "p"}};
+constexpr protocol::PropPair kPropsRxRa[] = {{"r", "x"}, {"r", "a"}};
+constexpr std::span<const protocol::PropPair> kPropertySets[] = {
+    {}, kPropsRa, kPropsRb, kPropsRx, kPropsZp, kPropsRaZq, kPropsZqRbRa, kPropsYaZp, kPropsRxRa};
 
 }  // namespace
 
@@ -85,36 +99,111 @@ void WorkloadClient::Disconnect() {
 }
 
 bool WorkloadClient::NextRequest() {
-  if (index_ == 0 && !ledger_.metric_registered) {
-    protocol::MetricSchemaRecord schema;
-    schema.code = "m";
-    schema.agg_type = 1;  // SUM
+  if (index_ == 0 && !ledger_.metrics_registered()) {
     request_ = Request{};
     request_.metric_put = true;
-    UM_CHECK_OK(protocol::AppendMetricPutRequest(1, schema, &request_.payload_frame));
+    UM_CHECK_OK(protocol::AppendMetricPutRequest(1, ledger_.schemas[ledger_.schemas_registered],
+                                                 &request_.payload_frame));
     has_request_ = true;
     return true;
   }
-  if (!ledger_.metric_registered || stop_new_) {
+  if (!ledger_.metrics_registered() || stop_new_) {
     return false;
   }
   const size_t count = prng_.UniformRange(1, shape_.events_max);
   const uint64_t accounts = ledger_.sent.size();
   std::vector<protocol::IngestEvent> events(count);
   request_ = Request{};
+  request_.first_event = ledger_.events.size();
   const uint64_t request_account = shape_.one_account ? prng_.UniformBelow(accounts) : 0;
   for (size_t i = 0; i < count; ++i) {
     const uint64_t number = (uint64_t{index_} << 40) | next_event_++;
     const uint64_t account = shape_.one_account ? request_account : prng_.UniformBelow(accounts);
-    events[i] = protocol::IngestEvent{"m", account, kT0 + static_cast<int64_t>(number), 1, 0, {}};
-    request_.accounts.push_back(account);
-    request_.timestamps.push_back(events[i].timestamp_ns);
-    ++ledger_.sent[account];
+    uint8_t metric = 0;
+    if (ledger_.schemas.size() > 1 && prng_.UniformBelow(5) >= 3) {
+      metric = static_cast<uint8_t>(prng_.UniformRange(1, ledger_.schemas.size() - 1));
+      events[i] = AggregationEvent(number, account, ledger_.schemas[metric]);
+    } else {
+      events[i] = protocol::IngestEvent{"m", account, kT0 + static_cast<int64_t>(number), 1, 0, {}};
+      request_.accounts.push_back(account);
+      request_.timestamps.push_back(events[i].timestamp_ns);
+      ++ledger_.sent[account];
+    }
+    ledger_.events.push_back(
+        SentEvent{account, events[i].timestamp_ns, events[i].value, metric, Outcome::kPending});
   }
+  request_.end_event = ledger_.events.size();
   UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, protocol::kPartitionAuto,
                                             1, events, &request_.payload_frame));
   has_request_ = true;
   return true;
+}
+
+protocol::IngestEvent WorkloadClient::AggregationEvent(uint64_t number, uint64_t account,
+                                                       const protocol::MetricSchemaRecord& schema) {
+  UM_CHECK(number < static_cast<uint64_t>(kDay / 2));
+  const int64_t day = ledger_.event_days[prng_.UniformBelow(ledger_.event_days.size())];
+  // Early on the day or late on it (number ns after its start or before its end): events
+  // land on both sides of every bucket boundary among the drawn days, with unique keys.
+  const int64_t timestamp_ns = prng_.Chance(1, 2)
+                                   ? kT0 + day * kDay + static_cast<int64_t>(number)
+                                   : kT0 + (day + 1) * kDay - 1 - static_cast<int64_t>(number);
+  uint64_t value = 0;
+  if (schema.agg_type == 4) {  // COUNT_UNIQUE: few members, so ADDs repeat and REMOVEs hit.
+    value = prng_.UniformBelow(12);
+  } else if (schema.agg_type == 1) {  // SUM: now and then a huge value (128-bit sums).
+    value = prng_.Chance(1, 8) ? prng_.NextU64() : prng_.UniformBelow(1'000);
+  } else {
+    value = prng_.UniformBelow(1'000'000);
+  }
+  const auto operation = static_cast<uint8_t>(prng_.UniformBelow(3));  // NONE, ADD, REMOVE.
+  const std::span<const protocol::PropPair> props =
+      kPropertySets[prng_.UniformBelow(std::size(kPropertySets))];
+  return protocol::IngestEvent{schema.code, account, timestamp_ns, value, operation, props};
+}
+
+void WorkloadClient::SetOutcome(Outcome outcome) {
+  for (size_t i = request_.first_event; i < request_.end_event; ++i) {
+    ledger_.events[i].outcome = outcome;
+  }
+}
+
+protocol::MetricSchemaRecord Ledger::SumMetricM() {
+  protocol::MetricSchemaRecord schema;
+  schema.code = "m";
+  schema.agg_type = 1;  // SUM
+  return schema;
+}
+
+void Ledger::AddAggregationMetrics(Prng& prng) {
+  const auto cycle_x = static_cast<uint8_t>(prng.UniformRange(1, 28));
+  const auto cycle_u = static_cast<uint8_t>(prng.UniformRange(1, 28));
+  const auto metric = [](const char* code, uint8_t agg_type, uint8_t period_type,
+                         uint8_t billing_cycle_day) {
+    protocol::MetricSchemaRecord schema;
+    schema.code = code;
+    schema.agg_type = agg_type;
+    schema.period_type = period_type;
+    schema.billing_cycle_day = billing_cycle_day;
+    schema.dimensions = {{"r", {"a", "b"}}, {"z", {"p", "q"}}};
+    return schema;
+  };
+  schemas.push_back(metric("c", 0, protocol::kPeriodTypeDay, 1));
+  schemas.push_back(metric("s", 1, protocol::kPeriodTypeDay, 1));
+  schemas.push_back(metric("x", 2, protocol::kPeriodTypeCalendar, cycle_x));
+  schemas.push_back(metric("l", 3, protocol::kPeriodTypeFixed, 1));
+  schemas.push_back(metric("u", 4, protocol::kPeriodTypeCalendar, cycle_u));
+  // Day d of November 2025, December 2025 and January 2026 is base + d days from kT0.
+  constexpr int32_t kMonthBase[] = {-62, -32, -1};
+  for (uint8_t cycle : {cycle_x, cycle_u}) {
+    const int32_t base = kMonthBase[prng.UniformBelow(std::size(kMonthBase))];
+    event_days.push_back(base + cycle - 1);  // The last day of a CALENDAR bucket ...
+    event_days.push_back(base + cycle);      // ... and the first of the next.
+  }
+  event_days.push_back(-25);  // 2025-12-07, the last day of FIXED bucket 680,
+  event_days.push_back(-24);  // and 2025-12-08, the first of bucket 681.
+  for (int i = 0; i < 2; ++i)
+    event_days.push_back(static_cast<int32_t>(prng.UniformBelow(56)) - 45);
 }
 
 std::string Ledger::CheckExactlyOnce(uint64_t account, uint64_t sum) const {
@@ -132,6 +221,7 @@ std::string Ledger::CheckExactlyOnce(uint64_t account, uint64_t sum) const {
 void WorkloadClient::CrashMidRequest() {
   if (!in_flight_) return;  // The answer came first.
   for (uint64_t account : request_.accounts) ++ledger_.unknown[account];
+  SetOutcome(Outcome::kUnknown);
   ++ledger_.client_crashes;
   in_flight_ = false;
   has_request_ = false;
@@ -182,6 +272,7 @@ void WorkloadClient::OnReply(protocol::Status status) {
     // Only requests refused on every attempt: BACKPRESSURE says this attempt stored
     // nothing, not that an earlier attempt with an unknown outcome did not.
     for (uint64_t account : request_.accounts) ++ledger_.refused[account];
+    SetOutcome(Outcome::kRefused);
     has_request_ = false;
     return;
   }
@@ -195,8 +286,9 @@ void WorkloadClient::OnReply(protocol::Status status) {
     return;  // Resend the same request (safe: client timestamps).
   }
   if (request_.metric_put) {
-    ledger_.metric_registered = true;
+    ++ledger_.schemas_registered;
   }
+  SetOutcome(Outcome::kAcknowledged);
   for (size_t i = 0; i < request_.accounts.size(); ++i) {
     ++ledger_.acked[request_.accounts[i]];
     ledger_.acked_timestamps[request_.accounts[i]].push_back(request_.timestamps[i]);

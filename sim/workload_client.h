@@ -3,9 +3,13 @@
 // The simulated application used by the simulator workloads: one connection at a time to
 // a node chosen by the workload, one INGEST_SYNC request in flight, client timestamps on
 // every event (so the server deduplicates resends), and the same request resent until its
-// outcome is learned, as the SDKs allow. Client 0 first registers the SUM metric "m".
-// Every event adds 1 to one of `accounts` accounts; the Ledger records what was sent and
-// acknowledged, the ground truth the checkers compare node state against.
+// outcome is learned, as the SDKs allow. Client 0 first registers the Ledger's metrics in
+// order: always the SUM metric "m", where every event adds 1 to one of `accounts` accounts
+// (the per-account counts that most checkers compare node state against), and after
+// Ledger::AddAggregationMetrics one metric of each aggregation type with dimensions, whose
+// events carry drawn values, operations, properties and timestamps around bucket
+// boundaries (sim/reference_model.h checks them). The Ledger records every event sent and
+// its outcome: the ground truth.
 #ifndef UNIMETER_SIM_WORKLOAD_CLIENT_H_
 #define UNIMETER_SIM_WORKLOAD_CLIENT_H_
 
@@ -17,6 +21,7 @@
 
 #include "node/base/random.h"
 #include "protocol/response_reader.h"
+#include "protocol/wire.h"
 #include "sim/sim_env.h"
 
 namespace unimeter::sim {
@@ -25,6 +30,23 @@ inline constexpr uint16_t kWorkloadPort = 7001;
 
 // The log sink of --verbose runs: every node line on stderr with its virtual time.
 LogSink StderrLogSink();
+
+// What the client learned about an event's request.
+enum class Outcome : uint8_t {
+  kPending = 0,       // Not answered yet (or resent after an unknown outcome).
+  kAcknowledged = 1,  // OK, DUPLICATE or UNKNOWN_METRIC: committed exactly once.
+  kRefused = 2,       // BACKPRESSURE on every attempt, then abandoned: never counted.
+  kUnknown = 3,       // The client crashed before learning it: counted at most once.
+};
+
+// One event as a client sent it (its dedup key is (code, account, timestamp, value)).
+struct SentEvent {
+  uint64_t account = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t value = 0;
+  uint8_t metric = 0;  // Index into Ledger::schemas.
+  Outcome outcome = Outcome::kPending;
+};
 
 // Ground truth of what clients sent and what the server acknowledged, per account.
 struct Ledger {
@@ -42,13 +64,28 @@ struct Ledger {
   // Client timestamp of every acknowledged event, per account (to name what was lost).
   std::vector<std::vector<int64_t>> acked_timestamps =
       std::vector<std::vector<int64_t>>(sent.size());
-  bool metric_registered = false;
+  // The metrics client 0 registers, in order; "m" (SUM, the per-account counts) first.
+  std::vector<protocol::MetricSchemaRecord> schemas = {SumMetricM()};
+  size_t schemas_registered = 0;
+  // Days (relative to 2026-01-01) the events of metrics other than "m" fall on.
+  std::vector<int32_t> event_days;
+  // Every event sent, in the order clients built them.
+  std::vector<SentEvent> events;
   uint64_t requests = 0;
   uint64_t client_crashes = 0;
 
   // S1/S3 at quiescence for one account whose committed SUM is `sum`: empty if it holds,
   // else what is violated.
   std::string CheckExactlyOnce(uint64_t account, uint64_t sum) const;
+
+  bool metrics_registered() const { return schemas_registered == schemas.size(); }
+  // Adds COUNT "c" (DAY), SUM "s" (DAY), MAX "x" (CALENDAR), LATEST "l" (FIXED) and
+  // COUNT_UNIQUE "u" (CALENDAR), each with dimensions r in {a, b} and z in {p, q}, and
+  // draws the CALENDAR billing-cycle days and the event days (days on both sides of those
+  // metrics' bucket boundaries) from `prng`.
+  void AddAggregationMetrics(Prng& prng);
+
+  static protocol::MetricSchemaRecord SumMetricM();
 };
 
 // The shape of a client's requests (a swarm knob of the cluster workload).
@@ -77,9 +114,11 @@ class WorkloadClient {
 
  private:
   struct Request {
-    std::vector<uint64_t> accounts;   // One per event.
-    std::vector<int64_t> timestamps;  // One per event.
-    std::string payload_frame;        // Without a valid request id; patched per send.
+    std::vector<uint64_t> accounts;   // One per event of "m".
+    std::vector<int64_t> timestamps;  // One per event of "m".
+    size_t first_event = 0;           // Its events are Ledger::events[first, end).
+    size_t end_event = 0;
+    std::string payload_frame;  // Without a valid request id; patched per send.
     bool metric_put = false;
     bool outcome_unknown = false;  // An attempt ended without an answer, or with ERR.
   };
@@ -89,6 +128,10 @@ class WorkloadClient {
   void OnClosed();
   void Disconnect();
   bool NextRequest();
+  // Draws the event of a metric other than "m" numbered `number` (unique per client).
+  protocol::IngestEvent AggregationEvent(uint64_t number, uint64_t account,
+                                         const protocol::MetricSchemaRecord& schema);
+  void SetOutcome(Outcome outcome);
   void Send();
   void OnData(absl::Span<const uint8_t> bytes);
   void OnReply(protocol::Status status);

@@ -21,6 +21,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kEarlyDuplicateVerdict, "early-duplicate-verdict", 3},
       {PlantedBug::kUnconfirmedOwnerReads, "unconfirmed-owner-reads", 3},
       {PlantedBug::kReplicaReadsOwnState, "replica-reads-own-state", 3},
+      {PlantedBug::kLatestTakesOlder, "latest-takes-older", 3},
   };
   return bugs;
 }

@@ -34,6 +34,7 @@ enum class PlantedBug : uint8_t {
   kEarlyDuplicateVerdict,     // "Duplicate" answered while the original is uncommitted.
   kUnconfirmedOwnerReads,     // An owner answers reads without a quorum confirming its epoch.
   kReplicaReadsOwnState,      // A replica answers a routed read without the owner's commit index.
+  kLatestTakesOlder,          // LATEST takes every reading, older timestamps included.
 };
 
 struct PlantedBugInfo {

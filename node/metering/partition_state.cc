@@ -384,7 +384,8 @@ void PartitionState::UpdateValue(AggregationType type, const BatchEvent& event, 
       return;
     case AggregationType::kLatest:
       if (event.negative_correction) return;
-      if (!value.has_last || event.timestamp_ns > value.last_timestamp_ns) {
+      if (!value.has_last || event.timestamp_ns > value.last_timestamp_ns ||
+          BugPlanted(PlantedBug::kLatestTakesOlder)) {
         value.last_value = event.value;
         value.last_timestamp_ns = event.timestamp_ns;
         value.has_last = true;

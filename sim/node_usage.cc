@@ -1,0 +1,23 @@
+#include "sim/node_usage.h"
+
+#include <vector>
+
+namespace unimeter::sim {
+
+UsageQuery NodeUsage(const NodeStore& store) {
+  return [&store](uint64_t account, const std::string& code, int64_t start_ns, int64_t end_ns,
+                  const std::vector<RefFilter>& filters) -> absl::StatusOr<RefValue> {
+    std::vector<metering::Filter> node_filters;
+    for (const RefFilter& filter : filters) {
+      node_filters.push_back(metering::Filter{filter.key, filter.value});
+    }
+    absl::StatusOr<metering::AggValue> value =
+        store.state(static_cast<uint32_t>(account % 256))
+            .QueryUsage(account, code, start_ns, end_ns, node_filters);
+    if (!value.ok()) return value.status();
+    return RefValue{value->sum, value->count, value->max, value->last_value,
+                    value->last_timestamp_ns};
+  };
+}
+
+}  // namespace unimeter::sim
