@@ -70,6 +70,7 @@ struct Knobs {
   bool bridges = true;      // Some splits cut one link only: the others still reach both ends.
   bool corruption = true;   // Bytes at rest flipped on a down node's disk (F13).
   bool read_errors = true;  // A restart's recovery meets a latent sector error (F14).
+  bool clock_noise = true;  // Wall-clock readings jitter by up to 1 s per node (F52).
 
   std::string ToString() const {
     return absl::StrCat(
@@ -80,7 +81,7 @@ struct Knobs {
         " slow_disks=", slow_disks, " fsync_errors=", fsync_errors, " disk_full=", disk_full,
         " client_crashes=", requests.crash_one_in != 0, " clogs=", clogs, " resets=", resets,
         " reads=", reads, " bridges=", bridges, " corruption=", corruption,
-        " read_errors=", read_errors);
+        " read_errors=", read_errors, " clock_noise=", clock_noise);
   }
 };
 
@@ -110,6 +111,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.bridges = prng.Chance(1, 2);
   knobs.corruption = prng.Chance(1, 3);
   knobs.read_errors = prng.Chance(1, 3);
+  knobs.clock_noise = prng.Chance(1, 2);
   return knobs;
 }
 
@@ -119,7 +121,7 @@ Knobs NoFaults() {
   knobs.crashes = knobs.aimed_crashes = knobs.wipes = knobs.splits = knobs.one_way_splits = false;
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
-  knobs.bridges = knobs.corruption = knobs.read_errors = false;
+  knobs.bridges = knobs.corruption = knobs.read_errors = knobs.clock_noise = false;
   return knobs;
 }
 
@@ -291,6 +293,7 @@ class ClusterRun {
     cluster_options.node_count = options_.nodes;
     cluster_options.network.loss_ppm = knobs_.loss_ppm;
     cluster_options.network.duplicate_ppm = knobs_.duplicate_ppm;
+    if (knobs_.clock_noise) cluster_options.wall_noise_ns_max = kSecond;
     if (knobs_.torn_writes) {
       cluster_options.disk.crash_keeps_unsynced_ppm = 700'000;
       cluster_options.disk.crash_torn_ppm = 500'000;

@@ -11,6 +11,7 @@ namespace {
 // Sub-seed tags. Append only: changing one reshuffles that subsystem in every seed.
 constexpr uint64_t kTagNetwork = 1;
 constexpr uint64_t kTagClocks = 2;
+constexpr uint64_t kTagClockNoise = 3;
 constexpr uint64_t kTagDiskBase = 0x100;
 constexpr uint64_t kTagNodeBase = 0x10000;
 constexpr uint64_t kTagClientBase = 0x20000;
@@ -34,6 +35,7 @@ SimCluster::SimCluster(uint64_t seed, ClusterOptions options, NodeServiceFactory
   UM_CHECK_GE(options_.node_count, 1u);
   UM_CHECK_LE(options_.node_count, kNodeIdMax + 1);
   Prng clock_prng(SubSeed(seed, kTagClocks));
+  Prng noise_prng(SubSeed(seed, kTagClockNoise));
   nodes_.resize(options_.node_count);
   for (NodeId node = 0; node < options_.node_count; ++node) {
     NodeSlot& slot = nodes_[node];
@@ -42,6 +44,10 @@ SimCluster::SimCluster(uint64_t seed, ClusterOptions options, NodeServiceFactory
     slot.clock.drift_ppm = DrawSigned(clock_prng, options_.drift_ppm_max);
     slot.clock.monotonic_origin_ns =
         static_cast<int64_t>(clock_prng.UniformBelow(1'000'000'000'000));
+    if (options_.wall_noise_ns_max > 0) {
+      slot.clock.wall_noise_ns = static_cast<int64_t>(
+          noise_prng.UniformBelow(static_cast<uint64_t>(options_.wall_noise_ns_max) + 1));
+    }
   }
 }
 

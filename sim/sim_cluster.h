@@ -35,6 +35,9 @@ struct ClusterOptions {
   DiskOptions disk;
   int64_t clock_offset_ns_max = 10'000'000;  // Each node's wall clock error, drawn per node.
   int64_t drift_ppm_max = 100;
+  // When > 0, each node's wall-clock readings get noise of up to a per-node amount drawn
+  // in [0, wall_noise_ns_max] (ClockOptions::wall_noise_ns).
+  int64_t wall_noise_ns_max = 0;
   LogSink log_sink;  // Optional; receives every log line.
 };
 

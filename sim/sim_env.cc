@@ -34,6 +34,7 @@ SimEnv::SimEnv(Simulator& simulator, SimNetwork& network, NodeId node_id, uint64
       log_sink_(log_sink),
       prng_(SubSeed(seed, 1)),
       scheduler_prng_(SubSeed(seed, 2)),
+      clock_noise_prng_(SubSeed(seed, 3)),
       fibers_(&scheduler_prng_),
       transport_(*this) {
   simulator_.SetAlive(node_id_, incarnation_, true);
@@ -59,7 +60,13 @@ int64_t SimEnv::WallNowNs() {
   const int64_t now_ns = simulator_.now_ns();
   const int64_t drift_ns =
       static_cast<int64_t>(static_cast<__int128>(now_ns) * clock_.drift_ppm / 1'000'000);
-  return clock_.wall_base_ns + now_ns + clock_.wall_offset_ns + drift_ns;
+  int64_t noise_ns = 0;
+  if (clock_.wall_noise_ns > 0) {
+    noise_ns = static_cast<int64_t>(clock_noise_prng_.UniformBelow(
+                   static_cast<uint64_t>(2 * clock_.wall_noise_ns + 1))) -
+               clock_.wall_noise_ns;
+  }
+  return clock_.wall_base_ns + now_ns + clock_.wall_offset_ns + drift_ns + noise_ns;
 }
 
 TimerId SimEnv::StartTimer(int64_t delay_ns, absl::AnyInvocable<void()> callback) {

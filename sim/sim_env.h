@@ -30,6 +30,10 @@ struct ClockOptions {
   // monotonic clock (and so its timers) run this much fast (> 0) or slow (< 0).
   int64_t drift_ppm = 0;
   int64_t monotonic_origin_ns = 0;  // This node's boot-time clock origin.
+  // Noisy readings (NTP jitter, a virtualised clock): each wall-clock reading is off by a
+  // fresh draw in [-wall_noise_ns, +wall_noise_ns], so consecutive readings may go
+  // backwards. The monotonic clock stays exact (it never goes backwards on Linux).
+  int64_t wall_noise_ns = 0;
 };
 
 // Receives every log line of every simulated node and client.
@@ -103,6 +107,7 @@ class SimEnv final : public Env, public NetworkEndpoint {
   LogSink* log_sink_;
   Prng prng_;
   Prng scheduler_prng_;
+  Prng clock_noise_prng_;
   FiberScheduler fibers_;
   SimTransport transport_;
   TimerId next_timer_ = 1;

@@ -2,11 +2,13 @@
 // cancelled; a crash drops every unsynced write and every pending event of the dead
 // incarnation; a full disk fails a sync without making anything durable; messages are
 // delayed, lost, duplicated and blocked as configured; streams deliver bytes in order and
-// close when a peer dies; the same seed replays to the same digest.
+// close when a peer dies; a noisy wall clock jitters within its amplitude, replayably;
+// the same seed replays to the same digest.
 #include "sim/sim_env.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,26 @@ TEST(SimEnv, ADriftingNodeMeasuresTimeAndFiresTimersOnItsOwnClock) {
   EXPECT_LE(slow_local_ns, kSecond + 10);
   EXPECT_EQ(fast_env.MonotonicNowNs(), 2 * kSecond + 200'000);
   EXPECT_EQ(slow_env.MonotonicNowNs(), 2 * kSecond - 200'000);
+}
+
+TEST(SimEnv, NoisyWallClockJittersWithinItsAmplitudeAndMonotonicStaysExact) {
+  World world(4);
+  ClockOptions noisy;
+  noisy.wall_noise_ns = 5 * kMillisecond;
+  SimEnv env(world.simulator, world.network, 0, 1, nullptr, 13, noisy, nullptr);
+  SimEnv again(world.simulator, world.network, 1, 1, nullptr, 13, noisy, nullptr);
+  int backwards = 0;
+  int64_t previous_ns = env.WallNowNs();
+  EXPECT_EQ(previous_ns, again.WallNowNs());  // Same seed, same readings.
+  for (int i = 0; i < 1000; ++i) {
+    const int64_t reading_ns = env.WallNowNs();
+    EXPECT_EQ(reading_ns, again.WallNowNs());
+    EXPECT_LE(std::abs(reading_ns - noisy.wall_base_ns), noisy.wall_noise_ns);
+    backwards += reading_ns < previous_ns ? 1 : 0;
+    previous_ns = reading_ns;
+  }
+  EXPECT_GT(backwards, 100);  // About half the readings go back.
+  EXPECT_EQ(env.MonotonicNowNs(), env.MonotonicNowNs());
 }
 
 TEST(SimEnv, CrashLosesUnsyncedWritesAndPendingEvents) {
