@@ -14,7 +14,22 @@ namespace unimeter::sim {
 
 DurabilityLedger::DurabilityLedger(std::vector<const SimDisk*> disks)
     : disks_(std::move(disks)),
-      appended_(disks_.size(), std::vector<std::vector<Appended>>(metering::kPartitionCount)) {}
+      appended_(disks_.size(), std::vector<std::vector<Appended>>(metering::kPartitionCount)),
+      wiped_copies_(disks_.size()) {}
+
+void DurabilityLedger::OnWipe(uint32_t node) {
+  UM_CHECK_LT(node, appended_.size());
+  for (uint32_t partition = 0; partition < metering::kPartitionCount; ++partition) {
+    std::vector<Appended>& log = appended_[node][partition];
+    for (uint64_t index = 1; index <= log.size(); ++index) {
+      const Appended& appended = log[index - 1];
+      if (appended.known && DurableAt(node, partition, index, appended.epoch, appended.position)) {
+        wiped_copies_[node].emplace(partition, index, appended.epoch);
+      }
+    }
+    log.clear();  // The new incarnation's log starts afresh.
+  }
+}
 
 void DurabilityLedger::OnAppend(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                                 uint64_t position) {
@@ -29,6 +44,10 @@ void DurabilityLedger::OnAppend(uint32_t node, uint32_t partition, uint64_t inde
 uint32_t DurabilityLedger::DurableCopies(uint32_t partition, uint64_t index, uint64_t epoch) const {
   uint32_t copies = 0;
   for (uint32_t node = 0; node < appended_.size(); ++node) {
+    if (wiped_copies_[node].contains(std::make_tuple(partition, index, epoch))) {
+      ++copies;
+      continue;
+    }
     const std::vector<Appended>& log = appended_[node][partition];
     if (index > log.size() || !log[index - 1].known) continue;
     const Appended& appended = log[index - 1];

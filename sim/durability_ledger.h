@@ -13,8 +13,10 @@
 #define UNIMETER_SIM_DURABILITY_LEDGER_H_
 
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "sim/sim_disk.h"
 
 namespace unimeter::sim {
@@ -26,7 +28,13 @@ class DurabilityLedger {
 
   void OnAppend(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                 uint64_t position);
-  // How many nodes hold the record of (partition, index, epoch) on their durable disk.
+  // Call just before `node`'s disk is replaced (wiped). Records it held durably still count
+  // as copies: they were durable when the node acknowledged them, and an acknowledgement
+  // already in flight may complete a commit after the wipe (losing the copy afterwards is
+  // the one-disk-loss fault the cluster tolerates; S1 judges the outcome).
+  void OnWipe(uint32_t node);
+  // How many nodes hold the record of (partition, index, epoch) on their durable disk, or
+  // held it there when the disk was replaced.
   uint32_t DurableCopies(uint32_t partition, uint64_t index, uint64_t epoch) const;
 
  private:
@@ -40,6 +48,8 @@ class DurabilityLedger {
 
   std::vector<const SimDisk*> disks_;
   std::vector<std::vector<std::vector<Appended>>> appended_;  // [node][partition][index - 1]
+  // [node]: (partition, index, epoch) durable on a disk of the node that was replaced.
+  std::vector<absl::btree_set<std::tuple<uint32_t, uint64_t, uint64_t>>> wiped_copies_;
 };
 
 }  // namespace unimeter::sim

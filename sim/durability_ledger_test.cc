@@ -44,5 +44,25 @@ TEST(DurabilityLedgerTest, CountsOnlyDisksWhoseDurableImageHoldsTheRecord) {
   EXPECT_EQ(ledger.DurableCopies(7, 3, 2), 0u);
 }
 
+TEST(DurabilityLedgerTest, ACopyDurableWhenItsDiskWasReplacedStillCounts) {
+  SimDisk first(1, DiskOptions{});
+  SimDisk second(2, DiskOptions{});
+  DurabilityLedger ledger({&first, &second});
+  first.SetFileBytes(WalSegmentFileName(0), SegmentWithRecord(48, 7, 3, 2));
+  ledger.OnAppend(0, 7, 3, 2, 48);
+  ledger.OnAppend(0, 7, 4, 2, 4096);  // Appended, never durable.
+  ledger.OnWipe(0);
+  first.WipeAll();
+  // Its acknowledgement may complete a commit after the wipe: the copy existed.
+  EXPECT_EQ(ledger.DurableCopies(7, 3, 2), 1u);
+  EXPECT_EQ(ledger.DurableCopies(7, 4, 2), 0u);
+  EXPECT_EQ(ledger.DurableCopies(7, 3, 1), 0u);
+  // The new incarnation's appends start afresh and count only once durable.
+  ledger.OnAppend(0, 7, 4, 2, 48);
+  EXPECT_EQ(ledger.DurableCopies(7, 4, 2), 0u);
+  first.SetFileBytes(WalSegmentFileName(0), SegmentWithRecord(48, 7, 4, 2));
+  EXPECT_EQ(ledger.DurableCopies(7, 4, 2), 1u);
+}
+
 }  // namespace
 }  // namespace unimeter::sim
