@@ -218,7 +218,7 @@ class ClusterRun {
   }
   void Restart(NodeId node, bool wipe) {
     if (wipe) {
-      cluster_.WipeDisk(node);
+      WipeDisk(node);
       resyncing_[node] = true;
       ++result_.wipes;
     }
@@ -279,6 +279,32 @@ class ClusterRun {
     return kNodeIdMax + 1;
   }
   Simulator& simulator() { return cluster_.simulator(); }
+  uint64_t AcknowledgedTotal() const {
+    uint64_t total = 0;
+    for (uint64_t acked : ledger_.acked) total += acked;
+    return total;
+  }
+  // Per partition, the largest commit index on an up node other than `node`.
+  std::vector<uint64_t> CommitTargets(NodeId node) {
+    std::vector<uint64_t> targets(kPartitionCount, 0);
+    for (NodeId other : all_) {
+      if (other == node || !cluster_.is_up(other)) continue;
+      const NodeStore& store = Server(cluster_, other).engine().store();
+      for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+        targets[partition] = std::max(targets[partition], store.commit_index(partition));
+      }
+    }
+    return targets;
+  }
+  // `node` is active and has committed every partition up to `targets`.
+  bool CaughtUp(NodeId node, const std::vector<uint64_t>& targets) {
+    if (Disturbed(node)) return false;
+    const NodeStore& store = Server(cluster_, node).engine().store();
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      if (store.commit_index(partition) < targets[partition]) return false;
+    }
+    return true;
+  }
 
   ClusterRunResult Finish() {
     if (result_.ok && !liveness_checked_) Quiesce();
@@ -427,7 +453,7 @@ class ClusterRun {
         Log(absl::StrCat("fault: the next read of n", node, "'s disk fails (EIO)"));
       }
       if (knobs_.wipes && OthersFine(node) && faults_.Chance(1, 3)) {
-        cluster_.WipeDisk(node);
+        WipeDisk(node);
         resyncing_[node] = true;
         ++result_.wipes;
         Log(absl::StrCat("fault: wipe the disk of n", node));
@@ -505,10 +531,17 @@ class ClusterRun {
     }
   }
 
+  // A replaced disk; the durability ledger keeps what it held durably (its acknowledgements
+  // may still be in flight).
+  void WipeDisk(NodeId node) {
+    durability_.OnWipe(node);
+    cluster_.WipeDisk(node);
+  }
+
   // The operator's answer to a node refusing its data directory: a new, empty disk; the
   // node resyncs from its peers.
   void ReplaceDisk(NodeId node) {
-    cluster_.WipeDisk(node);
+    WipeDisk(node);
     resyncing_[node] = true;
     corrupt_[node] = false;
     ++result_.wipes;
@@ -634,10 +667,10 @@ class ClusterRun {
     model_.Apply(partition, index, entry);
     const uint32_t copies = durability_.DurableCopies(partition, index, epoch);
     if (copies < options_.nodes / 2 + 1 && durability_failure_.empty()) {
-      durability_failure_ =
-          absl::StrCat("S6 (quorum durability at commit): partition ", partition, " index ", index,
-                       " epoch ", epoch, " applied first on n", node, " while durable on ", copies,
-                       " of ", options_.nodes, " disks");
+      durability_failure_ = absl::StrCat(
+          "S6 (quorum durability at commit): partition ", partition, " index ", index, " epoch ",
+          epoch, " applied first on n", node, " at t=", cluster_.simulator().now_ns(),
+          " ns while durable on ", copies, " of ", options_.nodes, " disks");
     }
   }
 
@@ -1112,6 +1145,14 @@ int64_t ClusterScenario::RunUntilAllServed(int64_t limit_ns) {
       [this] { return run_->ServedPartitions() == kPartitionCount; }, start_ns + limit_ns);
   return served ? now_ns() - start_ns : -1;
 }
+int64_t ClusterScenario::RunUntilCaughtUp(NodeId node, int64_t limit_ns) {
+  const int64_t start_ns = now_ns();
+  const std::vector<uint64_t> targets = run_->CommitTargets(node);
+  const bool caught_up = run_->simulator().RunUntil([&] { return run_->CaughtUp(node, targets); },
+                                                    start_ns + limit_ns);
+  return caught_up ? now_ns() - start_ns : -1;
+}
+uint64_t ClusterScenario::AcknowledgedTotal() { return run_->AcknowledgedTotal(); }
 ClusterRunResult ClusterScenario::Finish() { return run_->Finish(); }
 
 }  // namespace unimeter::sim

@@ -145,6 +145,12 @@ class ClusterScenario {
   NodeId OwnerOf(uint32_t partition);  // > kNodeIdMax when none serves it.
   // Runs until all 256 partitions are served; the simulated ns it took, or -1 past limit.
   int64_t RunUntilAllServed(int64_t limit_ns);
+  // Runs until `node` is active and has committed, in every partition, at least what the
+  // other up nodes had committed when this was called (L3 catch-up, L4 resync); the
+  // simulated ns it took, or -1 past the limit.
+  int64_t RunUntilCaughtUp(NodeId node, int64_t limit_ns);
+  // Events acknowledged to clients so far, all accounts.
+  uint64_t AcknowledgedTotal();
   int64_t now_ns();
   // Heals everything, restarts down nodes, lets clients finish, checks S1/S3, S5, L1.
   ClusterRunResult Finish();

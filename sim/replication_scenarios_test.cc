@@ -1,8 +1,10 @@
-// The known hard cases of replication, each scripted on a simulated 3-node cluster running
-// the real NodeServer and ReplicatedEngine while three clients ingest synchronously. Every
-// scenario ends with the full check (sim/cluster_workload.h): every acknowledged event
+// The known hard cases of replication, each scripted on a simulated cluster (3 nodes, or 5)
+// running the real NodeServer and ReplicatedEngine while three clients ingest synchronously.
+// Every scenario ends with the full check (sim/cluster_workload.h): every acknowledged event
 // counted exactly once on every node, replicas identical, every request completed.
 #include <gtest/gtest.h>
+
+#include <cstdio>
 
 #include "sim/cluster_workload.h"
 
@@ -185,6 +187,70 @@ TEST(ReplicationScenariosTest, FrozenOldOwnerWithoutNewsNeverServesAStaleRead) {
   NodeId old_owner = 0;
   ExpectNoStaleReadFromWokenOwner(scenario, /*account=*/7, /*lose_news=*/true, &old_owner);
   if (HasFatalFailure()) return;
+  ExpectExactlyOnce(scenario.Finish());
+}
+
+// L6: when one of five nodes dies under load, all of its partitions (about 51) get new
+// owners within the L1 bound (5 s, docs/simulation.md "Modes").
+TEST(ReplicationScenariosTest, FailoverOfOneOfFiveNodesUnderLoadWithinTheLivenessBound) {
+  ClusterRunOptions options = Options();
+  options.nodes = 5;
+  ClusterScenario scenario(111, options);
+  scenario.RunFor(5 * kSecond);
+  ASSERT_EQ(scenario.ServedPartitions(), 256u);
+  const NodeId victim = scenario.OwnerOf(7);
+  uint32_t owned = 0;
+  for (uint32_t partition = 0; partition < 256; ++partition) {
+    owned += scenario.OwnerOf(partition) == victim ? 1 : 0;
+  }
+  EXPECT_GE(owned, 40u);  // An even spread: about 256 / 5.
+  const uint64_t acknowledged = scenario.AcknowledgedTotal();
+  scenario.Crash(victim);
+  const int64_t took_ns = scenario.RunUntilAllServed(10 * kSecond);
+  EXPECT_GE(took_ns, 0) << "partitions of the dead node not served within 10 s";
+  EXPECT_LE(took_ns, 5 * kSecond);
+  std::printf("failover: %u partitions of the dead node served again in %lld ms\n", owned,
+              static_cast<long long>(took_ns / kMs));
+  scenario.RunFor(3 * kSecond);
+  EXPECT_GT(scenario.AcknowledgedTotal(), acknowledged + 1000) << "no progress after failover";
+  scenario.Restart(victim);
+  ExpectExactlyOnce(scenario.Finish());
+}
+
+// L3 and L4: a node that was down under load catches up, and one with a replaced disk
+// resyncs, within a bound proportional to what it lacks, at no less than 10 MB/s of
+// simulated transfer plus 2 s (detection, elections, snapshot pacing). What it lacks is
+// bounded from above by 200 bytes per acknowledged event (an encoded event of this
+// workload is under 100 bytes).
+int64_t TransferBoundNs(uint64_t events) {
+  const int64_t bytes = static_cast<int64_t>(events) * 200;
+  return 2 * kSecond + bytes * kSecond / 10'000'000;
+}
+
+TEST(ReplicationScenariosTest, CatchUpAndResyncWithinBoundsProportionalToTheLag) {
+  ClusterScenario scenario(112, Options());
+  scenario.RunFor(3 * kSecond);
+  scenario.Crash(2);
+  const uint64_t before = scenario.AcknowledgedTotal();
+  scenario.RunFor(10 * kSecond);
+  const uint64_t missed = scenario.AcknowledgedTotal() - before;
+  ASSERT_GT(missed, 5000u);
+  scenario.Restart(2);
+  const int64_t catch_up_ns = scenario.RunUntilCaughtUp(2, 60 * kSecond);
+  EXPECT_GE(catch_up_ns, 0) << "never caught up";
+  EXPECT_LE(catch_up_ns, TransferBoundNs(missed)) << missed << " events missed";
+  std::printf("catch-up: %llu events missed, caught up in %lld ms\n",
+              static_cast<unsigned long long>(missed), static_cast<long long>(catch_up_ns / kMs));
+
+  scenario.RunFor(5 * kSecond);
+  scenario.Crash(1);
+  scenario.RestartWiped(1);
+  const uint64_t held = scenario.AcknowledgedTotal();
+  const int64_t resync_ns = scenario.RunUntilCaughtUp(1, 60 * kSecond);
+  EXPECT_GE(resync_ns, 0) << "never resynced";
+  EXPECT_LE(resync_ns, TransferBoundNs(held)) << held << " events held";
+  std::printf("resync: %llu events held, resynced in %lld ms\n",
+              static_cast<unsigned long long>(held), static_cast<long long>(resync_ns / kMs));
   ExpectExactlyOnce(scenario.Finish());
 }
 

@@ -173,12 +173,15 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
   }
   if (known.boot_id != 0 && known.boot_id != header.boot_id) {
     // The peer restarted: its durable log is intact but what it applied past its last
-    // durable commit mark is not. Tell it everything again from its durable match.
+    // durable commit mark is not. Tell it everything again from its durable match. Snapshots
+    // sent to the old process died with it: the pacing that waits for one to be installed
+    // must not hold back the first one the new process needs (catch-up waited up to 2 s).
     for (Part& part : parts_) {
       PeerProgress& peer = part.peers[position];
       peer.next_index = peer.ResendIndex();
       peer.sent_commit = 0;
       peer.acked = false;
+      peer.snapshot_sent_ns = kLongAgoNs;
     }
   }
   known = header;

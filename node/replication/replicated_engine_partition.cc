@@ -373,6 +373,9 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
       case AckResult::kNeedPromise:
         outboxes_[position].start_epoch.items.push_back(StartEpochItem{item.partition, part.epoch});
         peer.next_index = peer.ResendIndex();
+        // A snapshot it refused is not being installed: once it promises, send one at once
+        // (a restarted replica behind a compacted log waited 2 s for the pacing).
+        peer.snapshot_sent_ns = kLongAgoNs;
         continue;
     }
     peer.acked = true;
