@@ -279,6 +279,10 @@ class ClusterRun {
     return kNodeIdMax + 1;
   }
   Simulator& simulator() { return cluster_.simulator(); }
+  std::string Problem(NodeId node) {
+    UM_CHECK(cluster_.is_up(node));
+    return Replicated(cluster_, node).status().problem;
+  }
   uint64_t AcknowledgedTotal() const {
     uint64_t total = 0;
     for (uint64_t acked : ledger_.acked) total += acked;
@@ -1153,6 +1157,7 @@ int64_t ClusterScenario::RunUntilCaughtUp(NodeId node, int64_t limit_ns) {
   return caught_up ? now_ns() - start_ns : -1;
 }
 uint64_t ClusterScenario::AcknowledgedTotal() { return run_->AcknowledgedTotal(); }
+std::string ClusterScenario::Problem(NodeId node) { return run_->Problem(node); }
 ClusterRunResult ClusterScenario::Finish() { return run_->Finish(); }
 
 }  // namespace unimeter::sim

@@ -151,6 +151,9 @@ class ClusterScenario {
   int64_t RunUntilCaughtUp(NodeId node, int64_t limit_ns);
   // Events acknowledged to clients so far, all accounts.
   uint64_t AcknowledgedTotal();
+  // What `node` reports as the reason it cannot serve (/health's problem); empty if none.
+  // REQUIRES: the node is up.
+  std::string Problem(NodeId node);
   int64_t now_ns();
   // Heals everything, restarts down nodes, lets clients finish, checks S1/S3, S5, L1.
   ClusterRunResult Finish();

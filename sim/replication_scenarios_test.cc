@@ -254,5 +254,34 @@ TEST(ReplicationScenariosTest, CatchUpAndResyncWithinBoundsProportionalToTheLag)
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// Design scenario 10: the disks of two of three nodes lost at once. The survivor may lack
+// entries the lost disks committed, so nothing may be served or committed: every node says
+// why, reads through any node fail rather than answer, and no request is acknowledged.
+TEST(ReplicationScenariosTest, DisksOfAMajorityLostAtOnceHaltWithAClearProblem) {
+  ClusterScenario scenario(113, Options());
+  scenario.RunFor(4 * kSecond);
+  scenario.Crash(1);
+  scenario.Crash(2);
+  scenario.RestartWiped(1);
+  scenario.RestartWiped(2);
+  scenario.RunFor(kSecond);  // Answers already in flight arrive.
+  const uint64_t acknowledged = scenario.AcknowledgedTotal();
+  scenario.RunFor(15 * kSecond);
+  EXPECT_EQ(scenario.AcknowledgedTotal(), acknowledged) << "committed without a quorum";
+  for (NodeId node = 0; node < 3; ++node) {
+    EXPECT_NE(scenario.Problem(node).find("data loss"), std::string::npos)
+        << "node " << node << ": " << scenario.Problem(node);
+  }
+  int answered = 0;
+  int failed = 0;
+  for (uint64_t account = 0; account < 16; ++account) {
+    scenario.ReadSum(0, account,
+                     [&](absl::StatusOr<uint64_t> sum) { (sum.ok() ? answered : failed) += 1; });
+  }
+  scenario.RunFor(10 * kSecond);
+  EXPECT_EQ(answered, 0);
+  EXPECT_EQ(failed, 16);
+}
+
 }  // namespace
 }  // namespace unimeter::sim

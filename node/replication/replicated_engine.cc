@@ -368,8 +368,19 @@ ReplicationStatus ReplicatedEngine::status() const {
     status.owned_partitions += map_.owner[partition] == env_.node_id() ? 1 : 0;
     status.serving_partitions += serving(partition) ? 1 : 0;
   }
+  const uint32_t syncing = SyncingMembers();
+  const bool majority_lost = members_.size() - syncing < quorum_;
   if (state_ == NodeState::kFresh) {
     status.problem = "fresh data directory: waiting for every member to bootstrap the cluster";
+  } else if (majority_lost) {
+    // Syncing members count toward no quorum and need an active quorum to finish: halted.
+    status.problem = absl::StrCat(
+        "data loss: ", syncing, " of ", members_.size(),
+        " members are resyncing after disk replacements, so no quorum of intact disks "
+        "remains (needs ",
+        quorum_,
+        "); nothing can commit and nothing is served. Committed events may exist only on the "
+        "lost disks: restore from a backup (docs/operations.md)");
   } else if (writes_blocked_) {
     status.problem =
         "free disk below the threshold: refusing writes and not storing replicated entries";

@@ -317,6 +317,9 @@ class ReplicatedEngine final : public Engine {
   // after the walk (a callback may forward a new request, which inserts into remote_).
   std::vector<Remote> TakeRemotes(absl::FunctionRef<bool(const Remote&)> selected);
   bool Reachable(NodeId node) const;
+  // Members (this node included) known to be resyncing after a disk replacement: this node
+  // by its state, peers by the newest header heard within the election timeout.
+  uint32_t SyncingMembers() const;
   void ConfirmAsOwner(uint32_t partition, ReadWait wait);
   // Sends the current confirm round to every peer that has none in flight and has not been
   // sent a round as new as the newest read needs.

@@ -377,6 +377,17 @@ bool ReplicatedEngine::Reachable(NodeId node) const {
          env_.MonotonicNowNs() - last_heard_ns_[position] < options_.election_timeout_ns;
 }
 
+uint32_t ReplicatedEngine::SyncingMembers() const {
+  uint32_t syncing = state_ == NodeState::kSyncing ? 1 : 0;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] != env_.node_id() && Reachable(members_[position]) &&
+        peer_header_[position].state == NodeState::kSyncing) {
+      ++syncing;
+    }
+  }
+  return syncing;
+}
+
 std::vector<ReplicatedEngine::Remote> ReplicatedEngine::TakeRemotes(
     absl::FunctionRef<bool(const Remote&)> selected) {
   std::vector<Remote> taken;
