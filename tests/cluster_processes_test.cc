@@ -85,6 +85,12 @@ class Ingester {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
+  // Stops without waiting for the batch in flight to be acknowledged (its outcome stays
+  // unknown): for a cluster that cannot commit any more.
+  void Abandon() {
+    abandon_ = true;
+    Stop();
+  }
   uint64_t acked_total() const { return acked_total_; }
   uint64_t failed_attempts() const { return failed_attempts_; }
   std::vector<uint64_t> acked() {
@@ -111,6 +117,7 @@ class Ingester {
         absl::StatusOr<client::IngestResult> result = c.IngestSync(batch);
         if (result.ok()) break;
         ++failed_attempts_;
+        if (abandon_) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       std::lock_guard<std::mutex> lock(mutex_);
@@ -122,6 +129,7 @@ class Ingester {
   const std::vector<std::string> seeds_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> abandon_{false};
   std::atomic<uint64_t> acked_total_{0};
   std::atomic<uint64_t> failed_attempts_{0};
   std::mutex mutex_;
@@ -218,6 +226,85 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
   std::printf("acknowledged %llu events, %llu failed attempts retried\n",
               static_cast<unsigned long long>(ingester.acked_total()),
               static_cast<unsigned long long>(ingester.failed_attempts()));
+}
+
+// Two of three data directories lost at once: the survivor may lack events the lost disks
+// committed, so the cluster must halt. Every node's /health says "data loss" (not 200),
+// reads through every node fail instead of answering, and nothing new is acknowledged.
+TEST(ClusterProcessesTest, MajorityOfDisksLostHaltsAndReportsDataLoss) {
+  const char* binary = std::getenv("UNIMETER");
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ASSERT_NE(binary, nullptr);
+  ASSERT_NE(tmp, nullptr);
+  chaos::RealClusterOptions cluster_options;
+  cluster_options.nodes = kNodes;
+  cluster_options.binary = binary;
+  cluster_options.work_dir = absl::StrCat(tmp, "/majority-lost");
+  absl::StatusOr<std::unique_ptr<chaos::RealCluster>> created =
+      chaos::RealCluster::Create(cluster_options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  chaos::RealCluster& cluster = **created;
+  for (int i = 0; i < kNodes; ++i) ASSERT_TRUE(cluster.Start(i).ok());
+  ASSERT_TRUE(cluster.WaitHealthy(30'000).ok());
+  const std::vector<std::string> seeds = cluster.seeds();
+  {
+    client::ClientOptions options;
+    options.seeds = seeds;
+    auto admin = client::Client::Connect(options);
+    ASSERT_TRUE(admin.ok()) << admin.status();
+    client::MetricSchema schema;
+    schema.code = "m";
+    schema.agg_type = 1;  // SUM
+    absl::Status put = absl::UnknownError("not tried");
+    for (int attempt = 0; attempt < 100 && !put.ok(); ++attempt) {
+      put = (*admin)->PutMetric(schema);
+      if (!put.ok()) WaitFor(200);
+    }
+    ASSERT_TRUE(put.ok()) << put;
+  }
+  Ingester ingester(seeds);
+  ingester.Start();
+  WaitFor(2'000);
+  ASSERT_GT(ingester.acked_total(), 0u);
+  for (int i = 1; i < kNodes; ++i) {
+    cluster.Kill(i);
+    ASSERT_TRUE(cluster.Wipe(i).ok());
+  }
+  for (int i = 1; i < kNodes; ++i) ASSERT_TRUE(cluster.Start(i).ok());
+  WaitFor(2'000);  // Answers already in flight arrive.
+  const uint64_t acknowledged = ingester.acked_total();
+
+  std::vector<std::string> problems(kNodes);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    bool all_report = true;
+    for (int i = 0; i < kNodes; ++i) {
+      absl::StatusOr<std::pair<int, std::string>> health = cluster.Health(i);
+      problems[i] = health.ok() ? absl::StrCat(health->first, " ", health->second)
+                                : health.status().ToString();
+      all_report = all_report && health.ok() && health->first != 200 &&
+                   health->second.find("data loss") != std::string::npos;
+    }
+    if (all_report) break;
+    WaitFor(200);
+  }
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_NE(problems[i].find("data loss"), std::string::npos)
+        << "node " << i << ": " << problems[i];
+    EXPECT_EQ(problems[i].rfind("200 ", 0), std::string::npos) << "node " << i << " healthy";
+  }
+  std::vector<uint64_t> accounts;
+  for (uint64_t account = 0; account < kAccounts; ++account) accounts.push_back(account);
+  for (int i = 0; i < kNodes; ++i) {
+    const std::vector<absl::StatusOr<unsigned __int128>> sums =
+        chaos::QuerySums(cluster.app_address(i), "m", accounts, 10'000);
+    for (uint64_t account = 0; account < kAccounts; ++account) {
+      EXPECT_FALSE(sums[account].ok())
+          << "node " << i << " answered account " << account << " with a possibly stale total";
+    }
+  }
+  EXPECT_EQ(ingester.acked_total(), acknowledged) << "acknowledged without a quorum of disks";
+  EXPECT_GT(ingester.failed_attempts(), 0u);
+  ingester.Abandon();
 }
 
 }  // namespace
