@@ -17,9 +17,20 @@ constexpr size_t kEventsMax = 1 << 20;
 constexpr size_t kForwardItemsMax = 1 << 16;
 constexpr size_t kStatusMessageBytesMax = 255;
 
+// A blob (u32 length, then the bytes) whose bytes `append` writes straight into the
+// writer's buffer; the length is patched in afterwards.
+template <typename AppendBytes>
+void PutBlobInPlace(ByteWriter& writer, AppendBytes append) {
+  const size_t length_at = writer.size();
+  writer.U32(0);
+  append(*writer.buffer());
+  writer.PatchU32(length_at, static_cast<uint32_t>(writer.size() - length_at - 4));
+}
+
 void PutBlob(ByteWriter& writer, absl::Span<const uint8_t> bytes) {
-  writer.U32(static_cast<uint32_t>(bytes.size()));
-  writer.Raw(bytes.data(), bytes.size());
+  PutBlobInPlace(writer, [bytes](std::vector<uint8_t>& buffer) {
+    buffer.insert(buffer.end(), bytes.begin(), bytes.end());
+  });
 }
 
 bool GetBlob(ByteReader& reader, absl::Span<const uint8_t>* bytes) {
@@ -138,10 +149,8 @@ bool GetResult(ByteReader& reader, metering::IngestResult* result) {
 
 // A blob holding the entry's encoding, written in place (no temporary buffer).
 void PutEntry(ByteWriter& writer, const metering::LogEntry& entry) {
-  const size_t length_at = writer.size();
-  writer.U32(0);
-  metering::AppendLogEntry(entry, writer.buffer());
-  writer.PatchU32(length_at, static_cast<uint32_t>(writer.size() - length_at - 4));
+  PutBlobInPlace(
+      writer, [&entry](std::vector<uint8_t>& buffer) { metering::AppendLogEntry(entry, &buffer); });
 }
 
 bool GetEntry(ByteReader& reader, std::shared_ptr<const metering::LogEntry>* entry) {
