@@ -129,6 +129,14 @@ void ReplicatedEngine::HandlePromise(NodeId source, const Promise& promise) {
       }
       continue;
     }
+    if (part.role == PartRole::kOwner) {
+      // A late promise: the peer refused this epoch's items until now, snapshots included.
+      // A refused snapshot is not being installed, so the pacing must not hold back the
+      // next one (a restarted replica behind a compacted log waited 2 s for it).
+      const int position = Position(source);
+      if (position >= 0) part.peers[position].snapshot_sent_ns = kLongAgoNs;
+      continue;
+    }
     if (part.role == PartRole::kStarting && CountsForQuorum(source)) {
       part.promises[source] = item;
       MaybeFinishPromises(item.partition);
@@ -373,9 +381,6 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
       case AckResult::kNeedPromise:
         outboxes_[position].start_epoch.items.push_back(StartEpochItem{item.partition, part.epoch});
         peer.next_index = peer.ResendIndex();
-        // A snapshot it refused is not being installed: once it promises, send one at once
-        // (a restarted replica behind a compacted log waited 2 s for the pacing).
-        peer.snapshot_sent_ns = kLongAgoNs;
         continue;
     }
     peer.acked = true;
