@@ -184,8 +184,16 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
       peer.snapshot_sent_ns = kLongAgoNs;
     }
   }
+  const bool process_changed = known.boot_id != 0 && known.boot_id != header.boot_id;
   known = header;
   last_heard_ns_[position] = env_.MonotonicNowNs();
+  if (process_changed) {
+    // Requests forwarded to the old process have an unknown outcome (it may have accepted
+    // them before dying). Fail them before this message is handled: an answer from the new
+    // process (to a duplicated or resent forward) says only what the new one did, and a
+    // "nothing accepted" from it must not reach a client as BACKPRESSURE.
+    FailRemotesTo(source);
+  }
   if (state_ == NodeState::kFresh) {
     if (header.formed && header.state == NodeState::kActive) {
       // A formed cluster exists: this empty directory is a replaced disk. Resync.

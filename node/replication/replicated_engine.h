@@ -313,6 +313,8 @@ class ReplicatedEngine final : public Engine {
   void AddForward(NodeId target, ForwardItem item);
   // Fails forwarded requests whose partition moved away from the node they went to.
   void FailMovedRemotes();
+  // Fails, as outcome unknown, every request forwarded to `target` (its process restarted).
+  void FailRemotesTo(NodeId target);
   // Removes every forwarded request `selected` picks and returns them, so their callbacks run
   // after the walk (a callback may forward a new request, which inserts into remote_).
   std::vector<Remote> TakeRemotes(absl::FunctionRef<bool(const Remote&)> selected);

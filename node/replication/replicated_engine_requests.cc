@@ -416,6 +416,18 @@ void ReplicatedEngine::FailMovedRemotes() {
   }
 }
 
+void ReplicatedEngine::FailRemotesTo(NodeId target) {
+  std::vector<Remote> lost =
+      TakeRemotes([target](const Remote& remote) { return remote.target == target; });
+  const absl::Status unknown = absl::UnknownError(
+      absl::StrCat("node ", target,
+                   " restarted before answering; the outcome is unknown: retry with the same ids"));
+  for (Remote& remote : lost) {
+    FailRequest(remote, unknown);
+    if (remote.read) RouteRead(remote.partition, std::move(remote.read), remote.deadline_ns);
+  }
+}
+
 void ReplicatedEngine::ScheduleFlush() {
   if (flush_timer_ != kNoTimer) return;
   flush_timer_ = env_.StartTimer(0, [this] {
