@@ -192,7 +192,11 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
     // them before dying). Fail them before this message is handled: an answer from the new
     // process (to a duplicated or resent forward) says only what the new one did, and a
     // "nothing accepted" from it must not reach a client as BACKPRESSURE.
-    FailRemotesTo(source);
+    FailRemotes(
+        [source](const Remote& remote) { return remote.target == source; },
+        absl::UnknownError(absl::StrCat(
+            "node ", source,
+            " restarted before answering; the outcome is unknown: retry with the same ids")));
   }
   if (state_ == NodeState::kFresh) {
     if (header.formed && header.state == NodeState::kActive) {

@@ -311,10 +311,11 @@ class ReplicatedEngine final : public Engine {
   void HandleReadIndex(NodeId source, const ReadIndex& request);
   void HandleReadIndexReply(const ReadIndexReply& reply);
   void AddForward(NodeId target, ForwardItem item);
-  // Fails forwarded requests whose partition moved away from the node they went to.
-  void FailMovedRemotes();
-  // Fails, as outcome unknown, every request forwarded to `target` (its process restarted).
-  void FailRemotesTo(NodeId target);
+  // Fails, with the outcome-unknown status `unknown`, every forwarded request `selected`
+  // picks (its owner lost the partition or restarted: it may have accepted the request);
+  // the caller resends, deduplicated by client timestamps or idempotency keys. Reads among
+  // them are routed again.
+  void FailRemotes(absl::FunctionRef<bool(const Remote&)> selected, const absl::Status& unknown);
   // Removes every forwarded request `selected` picks and returns them, so their callbacks run
   // after the walk (a callback may forward a new request, which inserts into remote_).
   std::vector<Remote> TakeRemotes(absl::FunctionRef<bool(const Remote&)> selected);

@@ -402,7 +402,10 @@ void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
                           " partitions ", DescribePartitions(taken), " and gives up ",
                           given_up.size(), " ", DescribePartitions(given_up)));
   }
-  FailMovedRemotes();
+  FailRemotes(
+      [this](const Remote& remote) { return map_.owner[remote.partition] != remote.target; },
+      absl::UnknownError("the partition moved to a new owner before the answer; the outcome is "
+                         "unknown: retry with the same ids"));
 }
 
 void ReplicatedEngine::MaybeBootstrap() {

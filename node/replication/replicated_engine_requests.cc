@@ -402,26 +402,9 @@ std::vector<ReplicatedEngine::Remote> ReplicatedEngine::TakeRemotes(
   return taken;
 }
 
-void ReplicatedEngine::FailMovedRemotes() {
-  // The owner a request went to lost the partition (it died or was fenced): the outcome is
-  // unknown; the caller resends (deduplicated by client timestamps or idempotency keys).
-  std::vector<Remote> moved = TakeRemotes(
-      [this](const Remote& remote) { return map_.owner[remote.partition] != remote.target; });
-  const absl::Status unknown = absl::UnknownError(
-      "the partition moved to a new owner before the answer; the outcome is unknown: retry "
-      "with the same ids");
-  for (Remote& remote : moved) {
-    FailRequest(remote, unknown);
-    if (remote.read) RouteRead(remote.partition, std::move(remote.read), remote.deadline_ns);
-  }
-}
-
-void ReplicatedEngine::FailRemotesTo(NodeId target) {
-  std::vector<Remote> lost =
-      TakeRemotes([target](const Remote& remote) { return remote.target == target; });
-  const absl::Status unknown = absl::UnknownError(
-      absl::StrCat("node ", target,
-                   " restarted before answering; the outcome is unknown: retry with the same ids"));
+void ReplicatedEngine::FailRemotes(absl::FunctionRef<bool(const Remote&)> selected,
+                                   const absl::Status& unknown) {
+  std::vector<Remote> lost = TakeRemotes(selected);
   for (Remote& remote : lost) {
     FailRequest(remote, unknown);
     if (remote.read) RouteRead(remote.partition, std::move(remote.read), remote.deadline_ns);
