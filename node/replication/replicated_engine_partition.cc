@@ -373,7 +373,11 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
         peer.resend_index = peer.next_index;
         break;
       case AckResult::kBusy:
+        // The peer stored nothing, not even the commit index: repeat the item even when it
+        // carries no entries (a resyncing peer installing a snapshot of an idle partition
+        // waited for it forever).
         peer.next_index = peer.ResendIndex();
+        peer.sent_commit = 0;
         break;
       case AckResult::kStale:
         StepDown(item.partition, "a newer owner took the partition before commit");
