@@ -20,6 +20,7 @@
 #include "sim/durability_ledger.h"
 #include "sim/history_checker.h"
 #include "sim/node_usage.h"
+#include "sim/ownership_tracker.h"
 #include "sim/read_checker.h"
 #include "sim/reference_model.h"
 #include "sim/sim_cluster.h"
@@ -344,6 +345,10 @@ class ClusterRun {
       options.engine.checkpoint.interval_ns = 5 * kSecond;  // Exercise checkpoints often.
       options.engine.checkpoint.unsaved_events_max = 300;   // And event flushes between them.
       const NodeId node = env.node_id();
+      ownership_.OnStart(node);  // Each call builds a new process of the node.
+      options.cluster.ownership_observer = [this, node](const replication::OwnershipEvent& event) {
+        ownership_.OnEvent(node, event);
+      };
       options.engine.store.apply_observer = [this, node](uint32_t partition, uint64_t index,
                                                          uint64_t epoch,
                                                          const metering::LogEntry& entry) {
@@ -539,6 +544,7 @@ class ClusterRun {
   // may still be in flight).
   void WipeDisk(NodeId node) {
     durability_.OnWipe(node);
+    ownership_.OnWipe(node);
     cluster_.WipeDisk(node);
   }
 
@@ -680,6 +686,7 @@ class ClusterRun {
 
   void CheckHistory() {
     if (!history_.failure().empty()) Fail(history_.failure());
+    if (!ownership_.failure().empty()) Fail(ownership_.failure());
     if (!durability_failure_.empty()) Fail(durability_failure_);
     if (!model_.failure().empty()) Fail(model_.failure());
   }
@@ -952,7 +959,7 @@ class ClusterRun {
         },
         simulator.now_ns() + 30 * kSecond);
     if (!converged) {
-      Halt(absl::StrCat("S5/L1 (replicas converge): not within 30 s: ", divergence));
+      Halt(absl::StrCat("S9/L1 (replicas converge): not within 30 s: ", divergence));
       return;
     }
     CheckReplicaDigests(nodes);
@@ -1033,7 +1040,7 @@ class ClusterRun {
       const NodeStore& store = Server(cluster_, node).engine().store();
       for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
         if (store.state(partition).Digest() != first.state(partition).Digest()) {
-          Fail(absl::StrCat("S5 (replicas agree): partition ", partition,
+          Fail(absl::StrCat("S9 (replica convergence): partition ", partition,
                             " state differs between node ", node, " and node ", nodes[0],
                             " at commit index ", store.commit_index(partition)));
           return;
@@ -1045,6 +1052,7 @@ class ClusterRun {
   void Summarize() {
     const NetworkStats& net = cluster_.network().stats();
     Log(absl::StrCat("canonical history: ", history_.applies_checked(), " applies checked"));
+    Log(absl::StrCat("ownership tracker: ", ownership_.events_checked(), " events checked"));
     Log(absl::StrCat("reference model: ", model_.events_applied(), " events of ",
                      ledger_.schemas.size(), " metrics applied"));
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
@@ -1094,6 +1102,7 @@ class ClusterRun {
   const ClusterRunOptions options_;
   const Knobs knobs_;
   HistoryChecker history_;  // Before cluster_: its nodes report every apply to it.
+  OwnershipTracker ownership_{options_.nodes};  // Before cluster_, likewise.
   SimCluster cluster_;
   DurabilityLedger durability_;  // Over cluster_'s disks.
   std::string durability_failure_;

@@ -24,6 +24,7 @@ bool HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, 
   Canonical& canonical = log[index - 1];
   if (!canonical.known) {
     canonical = Canonical{true, epoch, checksum, node};
+    CheckEpochOrder(partition, index);
     return true;
   }
   if (canonical.epoch == epoch && canonical.checksum == checksum) return false;
@@ -33,6 +34,22 @@ bool HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, 
                           ", first applied on n", canonical.first_node, " as epoch ",
                           canonical.epoch, " checksum ", canonical.checksum);
   return false;
+}
+
+void HistoryChecker::CheckEpochOrder(uint32_t partition, uint64_t index) {
+  const std::vector<Canonical>& log = partitions_[partition];
+  const Canonical& entry = log[index - 1];
+  const Canonical* before = index >= 2 && log[index - 2].known ? &log[index - 2] : nullptr;
+  const Canonical* after = index < log.size() && log[index].known ? &log[index] : nullptr;
+  const bool ordered = (before == nullptr || before->epoch <= entry.epoch) &&
+                       (after == nullptr || entry.epoch <= after->epoch);
+  if (ordered || !failure_.empty()) return;
+  failure_ = absl::StrCat(
+      "S7 (the committed prefix survives epoch changes): partition ", partition, " index ", index,
+      " committed in epoch ", entry.epoch, " on n", entry.first_node, " next to index ",
+      before != nullptr && before->epoch > entry.epoch ? index - 1 : index + 1, " of epoch ",
+      before != nullptr && before->epoch > entry.epoch ? before->epoch : after->epoch,
+      ": a later epoch's log lost an entry committed before it");
 }
 
 }  // namespace unimeter::sim

@@ -5,6 +5,11 @@
 // epoch and the checksum of its canonical encoding); every later apply of that index on any
 // node, after a restart's WAL replay included, must match it exactly. O(1) per apply.
 //
+// It also checks S7 (the committed prefix survives epoch changes): the canonical log's epochs
+// never decrease with the index. A log's epochs never decrease, so a committed entry of
+// epoch e at index j and a later epoch's entry at some i < j mean that the later epoch's
+// owner built on a log without the committed entry at j.
+//
 // Fed by NodeStoreOptions::apply_observer on every simulated node. Deterministic.
 #ifndef UNIMETER_SIM_HISTORY_CHECKER_H_
 #define UNIMETER_SIM_HISTORY_CHECKER_H_
@@ -34,6 +39,9 @@ class HistoryChecker {
   uint64_t applies_checked() const { return applies_checked_; }
 
  private:
+  // Checks S7 around the entry just defined at `index`.
+  void CheckEpochOrder(uint32_t partition, uint64_t index);
+
   struct Canonical {
     bool known = false;
     uint64_t epoch = 0;

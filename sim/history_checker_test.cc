@@ -29,6 +29,28 @@ TEST(HistoryCheckerTest, FlagsADifferentEntryOrEpochAtAnAppliedIndex) {
   EXPECT_NE(epochs.failure().find("S4"), std::string::npos);
 }
 
+TEST(HistoryCheckerTest, FlagsACommittedEntryOfAnEarlierEpochAfterALaterEpochsEntry) {
+  HistoryChecker checker;
+  checker.OnApply(0, 3, 1, 5, 0x1);
+  checker.OnApply(0, 3, 2, 5, 0x2);
+  checker.OnApply(1, 3, 3, 9, 0x3);  // A new epoch continues the log: fine.
+  EXPECT_EQ(checker.failure(), "");
+
+  // Epoch 5 committed index 3; a later epoch 9 committed index 2 (its log lacked index 3).
+  HistoryChecker later_first;
+  later_first.OnApply(1, 3, 2, 9, 0x9);
+  later_first.OnApply(0, 3, 3, 5, 0x2);
+  EXPECT_NE(later_first.failure().find("S7"), std::string::npos);
+  EXPECT_NE(later_first.failure().find("index 3 committed in epoch 5"), std::string::npos);
+  EXPECT_NE(later_first.failure().find("next to index 2 of epoch 9"), std::string::npos);
+
+  HistoryChecker earlier_first;
+  earlier_first.OnApply(0, 3, 3, 5, 0x2);
+  earlier_first.OnApply(1, 3, 2, 9, 0x9);
+  EXPECT_NE(earlier_first.failure().find("index 2 committed in epoch 9"), std::string::npos);
+  EXPECT_NE(earlier_first.failure().find("next to index 3 of epoch 5"), std::string::npos);
+}
+
 TEST(HistoryCheckerTest, ChecksumsTheCanonicalEncoding) {
   HistoryChecker checker;
   const metering::LogEntry first = metering::LogEntry::Retention(100);

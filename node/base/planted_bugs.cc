@@ -22,6 +22,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kUnconfirmedOwnerReads, "unconfirmed-owner-reads", 3},
       {PlantedBug::kReplicaReadsOwnState, "replica-reads-own-state", 3},
       {PlantedBug::kLatestTakesOlder, "latest-takes-older", 3},
+      {PlantedBug::kApplyStaleMap, "apply-stale-map", 3},
   };
   return bugs;
 }

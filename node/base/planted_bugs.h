@@ -35,6 +35,7 @@ enum class PlantedBug : uint8_t {
   kUnconfirmedOwnerReads,     // An owner answers reads without a quorum confirming its epoch.
   kReplicaReadsOwnState,      // A replica answers a routed read without the owner's commit index.
   kLatestTakesOlder,          // LATEST takes every reading, older timestamps included.
+  kApplyStaleMap,             // A follower acts on a heartbeat's map older than its own.
 };
 
 struct PlantedBugInfo {

@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,6 +55,28 @@ namespace unimeter::replication {
 // every timeout, near enough that the subtraction cannot overflow.
 inline constexpr int64_t kLongAgoNs = INT64_MIN / 4;
 
+// One step of this node's part in elections and ownership, as the simulator's ownership
+// tracker sees it (docs/simulation.md: S5, S11, S13). Reported when the step is taken
+// towards other nodes: votes and promises once their replica.meta write is durable (just
+// before the candidate or owner hears of them).
+struct OwnershipEvent {
+  enum class Kind : uint8_t {
+    kVoted,     // `term`: voted for `candidate` (this node included).
+    kLeader,    // `term`: became the configuration group's leader.
+    kPromised,  // `partition`, `epoch`: promised the epoch (to itself or another owner).
+    kOwner,     // `partition`, `epoch`: appended the epoch's start entry as its owner.
+    kAccepted,  // `partition`, `epoch`: stored and acknowledged appends of the epoch's owner.
+    kMap,       // `term`, `map_version`, `map_digest`: acted on this partition map.
+  };
+  Kind kind = Kind::kVoted;
+  uint64_t term = 0;
+  NodeId candidate = kNoVote;
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  uint64_t map_version = 0;
+  uint64_t map_digest = 0;  // Over every partition's owner and epoch.
+};
+
 struct ReplicatedEngineOptions {
   LocalEngineOptions local;     // Store, pending bound and checkpoint policy.
   std::vector<NodeId> members;  // Every member's id, this node included.
@@ -67,6 +90,8 @@ struct ReplicatedEngineOptions {
   size_t entries_per_item_max = 1024;
   size_t snapshot_chunk_bytes = 1024 * 1024;
   size_t rebalance_moves_per_tick = 16;
+  // For checkers only (the simulator's ownership tracker); empty otherwise.
+  std::function<void(const OwnershipEvent&)> ownership_observer;
 };
 
 // What /health, CLUSTER_STATUS and /metrics report.
@@ -320,6 +345,10 @@ class ReplicatedEngine final : public Engine {
   // after the walk (a callback may forward a new request, which inserts into remote_).
   std::vector<Remote> TakeRemotes(absl::FunctionRef<bool(const Remote&)> selected);
   bool Reachable(NodeId node) const;
+  // Tells the ownership observer, if any, of `event`.
+  void Observe(const OwnershipEvent& event) const {
+    if (options_.ownership_observer) options_.ownership_observer(event);
+  }
   // Members (this node included) known to be resyncing after a disk replacement: this node
   // by its state, peers by the newest header heard within the election timeout.
   uint32_t SyncingMembers() const;

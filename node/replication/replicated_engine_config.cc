@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
+#include "node/base/checksum.h"
+#include "node/base/planted_bugs.h"
 #include "node/replication/replicated_engine.h"
 
 namespace unimeter::replication {
@@ -32,6 +34,11 @@ std::string DescribePartitions(const std::vector<uint32_t>& partitions) {
     i = j + 1;
   }
   return absl::StrCat(text, "]");
+}
+
+// Identifies a map's content: every partition's owner and epoch.
+uint64_t MapDigest(const Heartbeat& map) {
+  return Hash64(map.epoch.data(), sizeof(map.epoch), Hash64(map.owner.data(), sizeof(map.owner)));
 }
 
 }  // namespace
@@ -76,8 +83,10 @@ void ReplicatedEngine::StartElection(bool pre_vote) {
     return;
   }
   // The vote for ourselves is durable before anyone hears of the term.
-  meta_->Save([this, send = std::move(send)](absl::Status status) mutable {
+  meta_->Save([this, send = std::move(send), term = request.term](absl::Status status) mutable {
     if (FailStopOnError(env_, status, "replica.meta write")) return;
+    Observe(OwnershipEvent{
+        .kind = OwnershipEvent::Kind::kVoted, .term = term, .candidate = env_.node_id()});
     send();
   });
 }
@@ -124,6 +133,7 @@ void ReplicatedEngine::BecomeLeader() {
         [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   }
   env_.Log(absl::StrCat("replication: leader in term ", meta_->meta().term));
+  Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kLeader, .term = meta_->meta().term});
   AssignOwners(/*new_term=*/true);
   LeaderTick();
 }
@@ -280,7 +290,13 @@ void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat
     meta_->Save(
         [this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   }
-  ApplyMap(heartbeat);
+  // Heartbeats may arrive out of order: a map older than the one acted on would take
+  // partitions from their owners until the next heartbeat (failed waiters, stray forwards).
+  if (std::make_pair(heartbeat.term, heartbeat.map_version) >=
+          std::make_pair(map_.term, map_.map_version) ||
+      BugPlanted(PlantedBug::kApplyStaleMap)) {
+    ApplyMap(heartbeat);
+  }
   HeartbeatAck ack = CommitReport(/*hello=*/false);
   ack.echo_ns = heartbeat.sent_ns;
   Send(source, ack);
@@ -347,6 +363,8 @@ void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& reque
   meta_->Save([this, source, reply](absl::Status status) {
     // The vote is durable before the candidate hears of it.
     if (FailStopOnError(env_, status, "replica.meta write")) return;
+    Observe(OwnershipEvent{
+        .kind = OwnershipEvent::Kind::kVoted, .term = reply.term, .candidate = source});
     Send(source, reply);
   });
 }
@@ -374,6 +392,12 @@ void ReplicatedEngine::HandleVoteReply(NodeId source, const VoteReply& reply) {
 
 void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
   if (&map != &map_) map_ = map;
+  if (options_.ownership_observer) {
+    Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kMap,
+                           .term = map_.term,
+                           .map_version = map_.map_version,
+                           .map_digest = MapDigest(map_)});
+  }
   std::vector<uint32_t> taken;
   std::vector<uint32_t> given_up;
   const bool active = state_ == NodeState::kActive;

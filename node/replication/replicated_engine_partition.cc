@@ -40,6 +40,8 @@ void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
   // Our own promise counts once it is durable, like everybody else's.
   meta_->Save([this, partition, epoch](absl::Status status) {
     if (FailStopOnError(env_, status, "replica.meta write")) return;
+    Observe(OwnershipEvent{
+        .kind = OwnershipEvent::Kind::kPromised, .partition = partition, .epoch = epoch});
     Part& part = parts_[partition];
     if (part.role == PartRole::kStarting && part.epoch == epoch) {
       part.self_promised = true;
@@ -110,6 +112,11 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
       reply.epoch = item.epoch;
       reply.promised_epoch = meta_->meta().promised_epoch[item.partition];
       reply.granted = reply.promised_epoch == item.epoch;
+      if (reply.granted) {
+        Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kPromised,
+                               .partition = item.partition,
+                               .epoch = item.epoch});
+      }
       reply.last_epoch = store_->last_epoch(item.partition);
       reply.last_index = store_->last_index(item.partition);
       reply.commit_index = store_->commit_index(item.partition);
@@ -191,6 +198,8 @@ void ReplicatedEngine::EstablishEpoch(uint32_t partition) {
   }
   part.role = PartRole::kOwner;
   part.start_index = index;
+  Observe(OwnershipEvent{
+      .kind = OwnershipEvent::Kind::kOwner, .partition = partition, .epoch = part.epoch});
   part.serving = false;
   for (PeerProgress& peer : part.peers) {
     peer = PeerProgress{};
@@ -345,6 +354,10 @@ AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
   if (new_commit > store_->commit_index(partition)) CommitUpTo(partition, new_commit);
   ack.result = AckResult::kOk;
   ack.index = match;
+  if (options_.ownership_observer) {
+    Observe(OwnershipEvent{
+        .kind = OwnershipEvent::Kind::kAccepted, .partition = partition, .epoch = item.epoch});
+  }
   return ack;
 }
 
