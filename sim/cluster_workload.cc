@@ -496,11 +496,17 @@ class ClusterRun {
     } else if (roll < 64 && knobs_.clogs) {
       Clog(node);
     } else if (roll < 67 && knobs_.resets && cluster_.is_up(node)) {
-      // Every client connection of the node is reset (F39): requests in flight get unknown
-      // outcomes and are resent on new connections, all at once.
+      // Every connection of the node is reset (F39). Its clients' requests in flight get
+      // unknown outcomes and are resent on new connections, all at once; replication
+      // messages in flight to and from its peers are lost, and each side reconnects after
+      // TcpTransport's first backoff and a connect (10-50 ms).
       cluster_.network().ResetStreams(node);
+      const int64_t reconnect_ns =
+          static_cast<int64_t>(faults_.UniformRange(10 * kMillisecond, 50 * kMillisecond));
+      cluster_.network().ResetConnections(node, all_, reconnect_ns);
       ++result_.resets;
-      Log(absl::StrCat("fault: reset the connections of n", node));
+      Log(absl::StrCat("fault: reset the connections of n", node, " (peers reconnect in ",
+                       reconnect_ns / kMillisecond, " ms)"));
     }
   }
 
@@ -1058,7 +1064,8 @@ class ClusterRun {
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
                      " lost ", net.messages_lost, " blocked ", net.messages_blocked, " overflowed ",
                      net.messages_overflowed, " duplicated ", net.messages_duplicated, " clogged ",
-                     net.messages_clogged));
+                     net.messages_clogged, " reset ", net.messages_reset, " (",
+                     net.connections_reset, " connections)"));
     for (uint64_t account = 0; account < kAccounts; ++account) {
       result_.events_acknowledged += ledger_.acked[account];
     }

@@ -1,7 +1,8 @@
 // Goal: the simulated Env keeps its promises: timers fire in virtual-time order and can be
 // cancelled; a crash drops every unsynced write and every pending event of the dead
 // incarnation; a full disk fails a sync without making anything durable; messages are
-// delayed, lost, duplicated and blocked as configured; streams deliver bytes in order and
+// delayed, lost, duplicated and blocked as configured, and lost when their connection is
+// reset; streams deliver bytes in order and
 // close when a peer dies; a noisy wall clock jitters within its amplitude, replayably;
 // the same seed replays to the same digest.
 #include "sim/sim_env.h"
@@ -180,6 +181,33 @@ TEST(SimEnv, MessagesAreDelayedBlockedAndDuplicated) {
   EXPECT_EQ(received, 2);
   EXPECT_EQ(world.network.stats().messages_blocked, 1u);
   EXPECT_EQ(world.network.stats().messages_delivered, 4u);
+}
+
+TEST(SimEnv, AResetConnectionLosesWhatIsInFlightAndHoldsNewMessagesUntilReconnected) {
+  World world(5);
+  auto a = MakeEnv(world, 0, 1, nullptr);
+  auto b = MakeEnv(world, 1, 1, nullptr);
+  std::vector<int64_t> received_ns;
+  b->transport().SetReceiver(
+      [&](NodeId, absl::Span<const uint8_t>) { received_ns.push_back(world.simulator.now_ns()); });
+  a->transport().SetReceiver(
+      [&](NodeId, absl::Span<const uint8_t>) { received_ns.push_back(world.simulator.now_ns()); });
+  const std::string payload = "abc";
+  a->transport().Send(1, Bytes(payload));
+  b->transport().Send(0, Bytes(payload));
+  world.network.ResetConnections(0, {0, 1}, 30 * kMillisecond);  // Both directions.
+  EXPECT_EQ(world.network.stats().connections_reset, 2u);
+  const int64_t reset_ns = world.simulator.now_ns();
+  a->transport().Send(1, Bytes(payload));  // Sent while reconnecting: leaves after.
+  world.simulator.RunUntil(reset_ns + 1'000 * kMillisecond);
+  EXPECT_EQ(world.network.stats().messages_reset, 2u);
+  ASSERT_EQ(received_ns.size(), 1u);
+  EXPECT_GE(received_ns[0], reset_ns + 30 * kMillisecond);
+  b->transport().Send(0, Bytes(payload));  // Reconnected long ago: no wait.
+  const int64_t later_ns = world.simulator.now_ns();
+  world.simulator.RunUntil(later_ns + 1'000 * kMillisecond);
+  ASSERT_EQ(received_ns.size(), 2u);
+  EXPECT_LT(received_ns[1], later_ns + 30 * kMillisecond);
 }
 
 TEST(SimEnv, StreamsDeliverInOrderAndResetOnPeerDeath) {

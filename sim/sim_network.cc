@@ -264,6 +264,14 @@ void SimNetwork::ScheduleDelivery(NodeId source, NodeId target,
                                   std::shared_ptr<std::vector<uint8_t>> bytes, uint64_t checksum) {
   ++in_flight_[{source, target}];
   int64_t delay_ns = DrawDelayNs();
+  if (auto reconnect = reconnected_ns_.find({source, target}); reconnect != reconnected_ns_.end()) {
+    if (reconnect->second > simulator_.now_ns()) {
+      delay_ns += reconnect->second - simulator_.now_ns();  // Queued until the connection is back.
+    } else {
+      reconnected_ns_.erase(reconnect);
+    }
+  }
+  const uint64_t reset_generation = ResetGeneration(source, target);
   uint64_t clog_generation = UINT64_MAX;  // Not clogged.
   if (auto clog = clogged_.find({source, target}); clog != clogged_.end()) {
     ++stats_.messages_clogged;
@@ -272,10 +280,15 @@ void SimNetwork::ScheduleDelivery(NodeId source, NodeId target,
   }
   simulator_.Schedule(delay_ns, EventOwner{}, EventKind::kMessage,
                       checksum ^ (static_cast<uint64_t>(source) << 48) ^ target,
-                      [this, source, target, bytes, clog_generation] {
+                      [this, source, target, bytes, clog_generation, reset_generation] {
                         uint32_t& in_flight = in_flight_[{source, target}];
                         UM_CHECK_GT(in_flight, 0u);
                         --in_flight;
+                        // In flight when its connection was reset.
+                        if (reset_generation != ResetGeneration(source, target)) {
+                          ++stats_.messages_reset;
+                          return;
+                        }
                         // Still queued when the clog ended: the connection reset with it.
                         if (clog_generation != UINT64_MAX &&
                             clog_generations_[{source, target}] != clog_generation) {
@@ -336,6 +349,23 @@ void SimNetwork::ResetStreams(NodeId node) {
     ++stats_.streams_reset;
   }
   pipes_ = std::move(live);
+}
+
+void SimNetwork::ResetConnections(NodeId node, const std::vector<NodeId>& peers,
+                                  int64_t reconnect_ns) {
+  for (NodeId other : peers) {
+    if (other == node) continue;
+    for (const std::pair<NodeId, NodeId>& path : {std::pair{node, other}, std::pair{other, node}}) {
+      ++reset_generations_[path];
+      reconnected_ns_[path] = simulator_.now_ns() + reconnect_ns;
+      ++stats_.connections_reset;
+    }
+  }
+}
+
+uint64_t SimNetwork::ResetGeneration(NodeId source, NodeId target) const {
+  const auto reset = reset_generations_.find({source, target});
+  return reset == reset_generations_.end() ? 0 : reset->second;
 }
 
 void SimNetwork::SetClogged(NodeId source, NodeId target, int64_t extra_delay_mean_ns) {

@@ -9,7 +9,9 @@
 // corrupted message is dropped and counted). Survivors are delayed independently
 // (min + exponential), which reorders them, and may be duplicated. A clogged path adds an
 // exponential delay of its own (seconds), so its messages queue up, arrive late and out of
-// order, and overflow once the path is full.
+// order, and overflow once the path is full. A reset connection (as TcpTransport's: one
+// outbound connection per direction) loses every message in flight on it, and messages
+// sent while the sender reconnects wait until it has.
 //
 // Client streams: ordered, reliable byte pipes with per-chunk delay, closed when either
 // side closes or is destroyed (a crashed node's streams reset), or reset by a fault. Addresses are
@@ -55,6 +57,8 @@ struct NetworkStats {
   uint64_t messages_corrupted = 0;
   uint64_t messages_duplicated = 0;
   uint64_t messages_clogged = 0;  // Sent on a clogged path (delivered late, if at all).
+  uint64_t messages_reset = 0;    // In flight on a connection when it was reset: lost.
+  uint64_t connections_reset = 0;
   uint64_t stream_bytes = 0;
   uint64_t streams_opened = 0;
   uint64_t streams_reset = 0;
@@ -98,6 +102,10 @@ class SimNetwork {
   // error; bytes in flight are lost.
   void ResetStreams(NodeId node);
 
+  // Resets the node-to-node connections between `node` and each of `peers`, both
+  // directions (F39): messages in flight on them are lost; each sender reconnects after
+  // `reconnect_ns`, and what it sends before then leaves after it.
+  void ResetConnections(NodeId node, const std::vector<NodeId>& peers, int64_t reconnect_ns);
   // Opens a stream from `client` to "n<id>:<port>"; `done` runs as a callback of `client`.
   void Connect(NodeId client, std::string_view address, ConnectFunction done);
 
@@ -114,6 +122,7 @@ class SimNetwork {
  private:
   void ScheduleDelivery(NodeId source, NodeId target, std::shared_ptr<std::vector<uint8_t>> bytes,
                         uint64_t checksum);
+  uint64_t ResetGeneration(NodeId source, NodeId target) const;
 
   Simulator& simulator_;
   Prng prng_;
@@ -126,6 +135,10 @@ class SimNetwork {
   // real transport resets a connection whose data stays unacknowledged for seconds).
   absl::btree_map<std::pair<NodeId, NodeId>, uint64_t> clog_generations_;
   absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> in_flight_;
+  // Bumped when a path's connection is reset: messages sent before are lost.
+  absl::btree_map<std::pair<NodeId, NodeId>, uint64_t> reset_generations_;
+  // While a path's sender reconnects: the time its connection is back.
+  absl::btree_map<std::pair<NodeId, NodeId>, int64_t> reconnected_ns_;
   std::vector<std::weak_ptr<SimPipe>> pipes_;  // Every stream opened (pruned on reset).
 };
 
