@@ -994,6 +994,14 @@ class ClusterRun {
       failure = model_.CheckNode(NodeUsage(Server(cluster_, nodes[i]).engine().store()));
       if (!failure.empty()) failure = absl::StrCat("node ", nodes[i], ": ", failure);
     }
+    if (failure.empty()) {
+      std::vector<std::vector<RefCrossing>> logs(options_.nodes);
+      for (NodeId node : nodes) logs[node] = NodeAlerts(Server(cluster_, node).engine());
+      // Every crossing recorded: only while no node process died (docs/simulation.md).
+      const bool complete =
+          nodes.size() == options_.nodes && cluster_.crashes() == 0 && cluster_.fail_stops() == 0;
+      failure = model_.CheckAlerts(logs, complete);
+    }
     if (!failure.empty()) Fail(failure);
   }
 
@@ -1060,7 +1068,8 @@ class ClusterRun {
     Log(absl::StrCat("canonical history: ", history_.applies_checked(), " applies checked"));
     Log(absl::StrCat("ownership tracker: ", ownership_.events_checked(), " events checked"));
     Log(absl::StrCat("reference model: ", model_.events_applied(), " events of ",
-                     ledger_.schemas.size(), " metrics applied"));
+                     ledger_.schemas.size(), " metrics applied, ", model_.crossings(),
+                     " threshold crossings"));
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
                      " lost ", net.messages_lost, " blocked ", net.messages_blocked, " overflowed ",
                      net.messages_overflowed, " duplicated ", net.messages_duplicated, " clogged ",

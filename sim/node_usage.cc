@@ -1,5 +1,6 @@
 #include "sim/node_usage.h"
 
+#include <cstddef>
 #include <vector>
 
 namespace unimeter::sim {
@@ -15,9 +16,24 @@ UsageQuery NodeUsage(const NodeStore& store) {
         store.state(static_cast<uint32_t>(account % 256))
             .QueryUsage(account, code, start_ns, end_ns, node_filters);
     if (!value.ok()) return value.status();
-    return RefValue{value->sum, value->count, value->max, value->last_value,
-                    value->last_timestamp_ns};
+    return RefValue{value->sum,
+                    value->count,
+                    value->max,
+                    value->last_value,
+                    value->last_timestamp_ns,
+                    static_cast<uint8_t>(value->alert_flags)};
   };
+}
+
+std::vector<RefCrossing> NodeAlerts(const Engine& engine) {
+  std::vector<RefCrossing> crossings;
+  for (const AlertRecord& record : engine.ListAlerts(/*account_id=*/0, 0, SIZE_MAX)) {  // All.
+    const metering::AlertCrossing& crossing = record.crossing;
+    crossings.push_back(RefCrossing{crossing.account_id, crossing.metric_code,
+                                    crossing.threshold_index, crossing.threshold_code,
+                                    crossing.value_at_cross, crossing.event_timestamp_ns});
+  }
+  return crossings;
 }
 
 }  // namespace unimeter::sim

@@ -51,7 +51,14 @@ std::string Decimal(unsigned __int128 value) {
 
 std::string ToString(const RefValue& value) {
   return absl::StrCat("{sum ", Decimal(value.sum), " count ", value.count, " max ", value.max,
-                      " last ", value.last_value, "@", value.last_timestamp_ns, "}");
+                      " last ", value.last_value, "@", value.last_timestamp_ns, " alerts ",
+                      value.alert_flags, "}");
+}
+
+std::string ToString(const RefCrossing& crossing) {
+  return absl::StrCat("account ", crossing.account, " metric ", crossing.code, " threshold ",
+                      crossing.threshold_index, " (", crossing.threshold_code, ") value ",
+                      crossing.value, " at ", crossing.timestamp_ns);
 }
 
 // Every filter combination of the declared dimensions (at most one value per dimension, at
@@ -101,6 +108,7 @@ void ReferenceModel::Apply(uint32_t partition, uint64_t index, const metering::L
       for (const metering::Dimension& dimension : put.dimensions) {
         schema.dimensions.emplace_back(dimension.key, dimension.values);
       }
+      schema.thresholds = put.thresholds;
       break;
     }
     case metering::LogEntryKind::kMetricDelete:
@@ -151,8 +159,45 @@ void ReferenceModel::ApplyEvent(uint32_t partition, const metering::BatchEvent& 
     for (size_t i = 0; i < matched.size(); ++i) {
       if (mask & (1u << i)) absl::StrAppend(&slice, slice.empty() ? "" : "&", matched[i]);
     }
-    Update(schema->second, event,
-           aggregates_[AggregateKey{event.account_id, event.metric_code, start_ns, end_ns, slice}]);
+    Aggregate& agg =
+        aggregates_[AggregateKey{event.account_id, event.metric_code, start_ns, end_ns, slice}];
+    Update(schema->second, event, agg);
+    if (mask == 0) Evaluate(schema->second, event, agg);
+  }
+}
+
+void ReferenceModel::Evaluate(const Schema& schema, const metering::BatchEvent& event,
+                              Aggregate& total) {
+  const RefValue& value = total.value;
+  uint64_t current = 0;
+  switch (schema.agg_type) {
+    case 0:
+    case 4:
+      current = value.count;
+      break;
+    case 1:
+      current = value.sum > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(value.sum);
+      break;
+    case 2:
+      current = value.max;
+      break;
+    case 3:
+      current = value.last_value;
+      break;
+    default:
+      break;
+  }
+  for (uint32_t i = 0; i < schema.thresholds.size() && i < 8; ++i) {
+    const metering::Threshold& threshold = schema.thresholds[i];
+    const auto bit = static_cast<uint8_t>(1u << i);
+    if (current < threshold.value) {
+      total.value.alert_flags &= static_cast<uint8_t>(~bit);
+    } else if ((total.value.alert_flags & bit) == 0 || threshold.recurring) {
+      total.value.alert_flags |= bit;
+      ++crossings_[RefCrossing{event.account_id, event.metric_code, i, threshold.code, current,
+                               event.timestamp_ns}];
+      ++crossings_count_;
+    }
   }
 }
 
@@ -239,6 +284,7 @@ std::string ReferenceModel::CheckNode(const UsageQuery& query) const {
       total.sum = kSumMax - total.sum < agg.value.sum ? kSumMax : total.sum + agg.value.sum;
       total.count += agg.value.count;
       total.max = std::max(total.max, agg.value.max);
+      total.alert_flags |= agg.value.alert_flags;
       if (agg.has_reading &&
           (!total_has_reading || agg.value.last_timestamp_ns > total.last_timestamp_ns)) {
         total_has_reading = true;
@@ -285,6 +331,38 @@ std::string ReferenceModel::CheckEventSets(const Ledger& ledger) const {
     if (event->outcome == Outcome::kAcknowledged && !logged_.contains(key)) {
       return absl::StrCat("S1 (no acknowledged event lost): ", name(key),
                           " was acknowledged and is not in the log");
+    }
+  }
+  return std::string();
+}
+
+std::string ReferenceModel::CheckAlerts(const std::vector<std::vector<RefCrossing>>& logs,
+                                        bool complete) const {
+  absl::btree_map<RefCrossing, uint32_t> recorded;  // Over all nodes.
+  for (size_t node = 0; node < logs.size(); ++node) {
+    absl::btree_map<RefCrossing, uint32_t> here;
+    for (const RefCrossing& record : logs[node]) ++here[record];
+    for (const auto& [crossing, times] : here) {
+      const auto made = crossings_.find(crossing);
+      if (made == crossings_.end()) {
+        return absl::StrCat("S3 (no invented alert): node ", node,
+                            " recorded a crossing the model never made: ", ToString(crossing));
+      }
+      if (times > made->second) {
+        return absl::StrCat("S2 (one record per crossing): node ", node, " recorded ",
+                            ToString(crossing), " ", times, " times; the model made it ",
+                            made->second, " times");
+      }
+      recorded[crossing] += times;
+    }
+  }
+  if (!complete) return std::string();
+  for (const auto& [crossing, times] : crossings_) {
+    const auto found = recorded.find(crossing);
+    const uint32_t seen = found == recorded.end() ? 0 : found->second;
+    if (seen < times) {
+      return absl::StrCat("S1 (every committed crossing recorded): ", ToString(crossing), " made ",
+                          times, " times, recorded ", seen, " times over all nodes");
     }
   }
   return std::string();

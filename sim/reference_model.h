@@ -9,7 +9,10 @@
 //
 // At quiescence it checks
 //   S8   every node's answer to a query of each stored bucket and of every filter
-//        combination of the declared dimensions, and of the whole range, equals the model;
+//        combination of the declared dimensions, and of the whole range, equals the model,
+//        alert flags included (product-semantics 7.1: evaluated on the unfiltered total
+//        after every event, in threshold order); and the nodes' alert logs hold only
+//        crossings the model made, none twice on one node, every one on some node;
 //   S1, S2, S3 by event key over every metric (the set checks of oracle part 6): each
 //        acknowledged event is in the canonical log exactly once, each event whose outcome
 //        the client never learned at most once, an event refused with BACKPRESSURE and
@@ -39,7 +42,19 @@ struct RefValue {
   uint64_t max = 0;
   uint64_t last_value = 0;
   int64_t last_timestamp_ns = 0;
+  uint8_t alert_flags = 0;  // Unfiltered answers only; filtered ones report 0.
   bool operator==(const RefValue&) const = default;
+};
+
+// One threshold crossing as an alert record states it (product-semantics 7.2).
+struct RefCrossing {
+  uint64_t account = 0;
+  std::string code;
+  uint32_t threshold_index = 0;
+  std::string threshold_code;
+  uint64_t value = 0;  // SUM clamped to 2^64 - 1.
+  int64_t timestamp_ns = 0;
+  auto operator<=>(const RefCrossing&) const = default;
 };
 
 struct RefFilter {
@@ -66,6 +81,14 @@ class ReferenceModel {
   std::string CheckNode(const UsageQuery& query) const;
   // S1, S2, S3 by key against what clients sent; empty if they hold.
   std::string CheckEventSets(const Ledger& ledger) const;
+  // The alert logs of nodes (`logs[i]`: node i's records): each record is a crossing of
+  // the model and no node records one crossing more often than the model made it; with
+  // `complete` (logs of all nodes given), every crossing is recorded somewhere (at least
+  // once: one applied around an owner change may be recorded by two nodes). Empty if so.
+  // Not yet required after a node process died: a record the owner had not synced, or the
+  // log of a replaced disk, is not recovered from peers (docs/simulation.md).
+  std::string CheckAlerts(const std::vector<std::vector<RefCrossing>>& logs, bool complete) const;
+  uint64_t crossings() const { return crossings_count_; }
 
   // Empty unless the canonical log broke the model's assumptions.
   const std::string& failure() const { return failure_; }
@@ -77,6 +100,7 @@ class ReferenceModel {
     uint8_t period_type = 0;  // Raw; unknown values behave as FIXED.
     uint8_t billing_cycle_day = 1;
     std::vector<std::pair<std::string, std::vector<std::string>>> dimensions;
+    std::vector<metering::Threshold> thresholds;
   };
   struct Aggregate {
     RefValue value;
@@ -89,12 +113,16 @@ class ReferenceModel {
 
   void ApplyEvent(uint32_t partition, const metering::BatchEvent& event);
   static void Update(const Schema& schema, const metering::BatchEvent& event, Aggregate& agg);
+  // Product-semantics 7.1 on an unfiltered total just updated by `event`.
+  void Evaluate(const Schema& schema, const metering::BatchEvent& event, Aggregate& total);
 
   absl::btree_map<uint32_t, uint64_t> last_index_;  // Per partition.
   // Per partition: code -> schema in force.
   absl::btree_map<uint32_t, absl::btree_map<std::string, Schema>> schemas_;
   absl::btree_map<AggregateKey, Aggregate> aggregates_;
-  absl::btree_map<EventKey, uint32_t> logged_;  // Event key -> times in the log.
+  absl::btree_map<EventKey, uint32_t> logged_;        // Event key -> times in the log.
+  absl::btree_map<RefCrossing, uint32_t> crossings_;  // Crossing -> times made.
+  uint64_t crossings_count_ = 0;
   std::string failure_;
   uint64_t events_applied_ = 0;
 };

@@ -34,6 +34,18 @@ metering::LogEntry Put(const std::string& code, metering::AggregationType agg, u
   return metering::LogEntry::Put(*compiled);
 }
 
+metering::LogEntry PutWithThresholds(const std::string& code, metering::AggregationType agg,
+                                     std::vector<metering::Threshold> thresholds) {
+  metering::MetricSchema schema;
+  schema.code = code;
+  schema.agg_type = agg;
+  schema.period_type = 2;  // DAY
+  schema.thresholds = std::move(thresholds);
+  absl::StatusOr<metering::SchemaRef> compiled = metering::CompiledSchema::Create(schema);
+  EXPECT_TRUE(compiled.ok());
+  return metering::LogEntry::Put(*compiled);
+}
+
 metering::BatchEvent Event(const std::string& code, int64_t timestamp_ns, uint64_t value,
                            std::vector<metering::Property> properties = {},
                            metering::OperationType operation = metering::OperationType::kNone) {
@@ -177,6 +189,51 @@ TEST(ReferenceModelTest, EventSetsCatchLossDoubleCountingAndInvention) {
             std::string::npos);
   EXPECT_NE(run({Event("m", 10, 1), Event("c", 12, 3)}).find("refused"), std::string::npos);
   EXPECT_NE(run({Event("m", 10, 1), Event("c", 10, 1)}).find("S3"), std::string::npos);
+}
+
+TEST(ReferenceModelTest, ThresholdsCrossOnTheUnfilteredTotalAndAlertLogsAreChecked) {
+  ReferenceModel model;
+  const int64_t day = At(2025, 12, 1);
+  model.Apply(kPartition, 1,
+              PutWithThresholds("l", metering::AggregationType::kLatest,
+                                {{"high", 10, false}, {"any", 0, true}}));
+  // LATEST: 12 crosses both; 11 (newer) stays above "high" (no record) and fires "any";
+  // 5 drops below "high" (bit cleared); 20 crosses "high" again.
+  model.Apply(kPartition, 2,
+              Batch({Event("l", day + 1, 12), Event("l", day + 2, 11), Event("l", day + 3, 5),
+                     Event("l", day + 4, 20)}));
+  EXPECT_EQ(model.crossings(), 6u);
+  const std::vector<RefCrossing> all = {
+      {kAccount, "l", 0, "high", 12, day + 1}, {kAccount, "l", 1, "any", 12, day + 1},
+      {kAccount, "l", 1, "any", 11, day + 2},  {kAccount, "l", 1, "any", 5, day + 3},
+      {kAccount, "l", 0, "high", 20, day + 4}, {kAccount, "l", 1, "any", 20, day + 4}};
+  EXPECT_EQ(model.CheckAlerts({all, {}}, /*complete=*/true), "");
+  // Split over two nodes, one crossing on both (an owner change): fine.
+  EXPECT_EQ(model.CheckAlerts({{all.begin(), all.begin() + 4}, {all.begin() + 3, all.end()}},
+                              /*complete=*/true),
+            "");
+  std::vector<RefCrossing> missing(all.begin(), all.end() - 1);
+  EXPECT_NE(model.CheckAlerts({missing}, /*complete=*/true).find("S1"), std::string::npos);
+  EXPECT_EQ(model.CheckAlerts({missing}, /*complete=*/false), "");
+  std::vector<RefCrossing> twice = all;
+  twice.push_back(all[0]);
+  EXPECT_NE(model.CheckAlerts({twice}, false).find("S2"), std::string::npos);
+  std::vector<RefCrossing> invented = all;
+  invented.back().value = 21;
+  EXPECT_NE(model.CheckAlerts({invented}, false).find("S3"), std::string::npos);
+
+  // The unfiltered answer carries the flags: "high" (bit 0) and "any" (bit 1) are set.
+  TableNode node;
+  RefValue value;
+  value.last_value = 20;
+  value.last_timestamp_ns = day + 4;
+  value.alert_flags = 3;
+  node.Set("l", At(2025, 12, 1), "", value);
+  node.Set("l", 0, "", value);
+  EXPECT_EQ(model.CheckNode(node.Query()), "");
+  value.alert_flags = 1;
+  node.Set("l", 0, "", value);
+  EXPECT_NE(model.CheckNode(node.Query()).find("alerts 1"), std::string::npos);
 }
 
 }  // namespace

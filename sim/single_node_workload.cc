@@ -164,8 +164,10 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   if (result.ok) {
     result.failure = model.CheckEventSets(ledger);
     if (result.failure.empty()) {
-      result.failure =
-          model.CheckNode(NodeUsage(static_cast<NodeServer&>(cluster.service(0)).engine().store()));
+      const Engine& engine = static_cast<NodeServer&>(cluster.service(0)).engine();
+      result.failure = model.CheckNode(NodeUsage(engine.store()));
+      if (result.failure.empty())
+        result.failure = model.CheckAlerts({NodeAlerts(engine)}, cluster.crashes() == 0);
     }
     result.ok = result.failure.empty();
   }

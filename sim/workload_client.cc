@@ -193,6 +193,23 @@ void Ledger::AddAggregationMetrics(Prng& prng) {
   schemas.push_back(metric("x", 2, protocol::kPeriodTypeCalendar, cycle_x));
   schemas.push_back(metric("l", 3, protocol::kPeriodTypeFixed, 1));
   schemas.push_back(metric("u", 4, protocol::kPeriodTypeCalendar, cycle_u));
+  // Thresholds (product-semantics 7), drawn within each type's value range: COUNT and SUM
+  // cross once per bucket, SUM's second one only through huge values (its current value is
+  // clamped to 2^64 - 1); LATEST and COUNT_UNIQUE go down and up again, so they cross
+  // again; recurring ones fire on every event at or above them; 0 fires on the first.
+  const auto threshold = [&prng](const char* code, uint64_t value) {
+    return protocol::ThresholdSpec{code, value, prng.Chance(1, 3)};
+  };
+  const size_t first = schemas.size() - 5;
+  schemas[first].thresholds = {threshold("c-low", prng.UniformRange(1, 3)),
+                               threshold("c-high", prng.UniformRange(3, 12))};
+  schemas[first + 1].thresholds = {threshold("s-mid", prng.UniformRange(100, 5'000)),
+                                   threshold("s-huge", UINT64_MAX - prng.UniformBelow(1'000))};
+  schemas[first + 2].thresholds = {threshold("x", prng.UniformBelow(1'000'000))};
+  schemas[first + 3].thresholds = {threshold("l-low", prng.UniformBelow(500'000)),
+                                   threshold("l-high", prng.UniformRange(500'000, 999'999))};
+  schemas[first + 4].thresholds = {threshold("u-any", 0),
+                                   threshold("u-many", prng.UniformRange(2, 8))};
   // Day d of November 2025, December 2025 and January 2026 is base + d days from kT0.
   constexpr int32_t kMonthBase[] = {-62, -32, -1};
   for (uint8_t cycle : {cycle_x, cycle_u}) {
