@@ -8,6 +8,23 @@
 #include "node/base/check.h"
 
 namespace unimeter::sim {
+namespace {
+
+// The length of `bytes` without its trailing zeros, eight bytes at a time: a WAL writes
+// megabytes of zeros ahead of its records (preallocation), kept as a count, not as bytes.
+size_t LengthWithoutTrailingZeros(absl::Span<const uint8_t> bytes) {
+  size_t kept = bytes.size();
+  while (kept >= sizeof(uint64_t)) {
+    uint64_t word = 0;
+    std::memcpy(&word, bytes.data() + kept - sizeof(word), sizeof(word));
+    if (word != 0) break;
+    kept -= sizeof(word);
+  }
+  while (kept > 0 && bytes[kept - 1] == 0) --kept;
+  return kept;
+}
+
+}  // namespace
 
 void SimDisk::WipeAll() {
   durable_files_.clear();
@@ -117,8 +134,7 @@ void SimDiskFile::Apply(const Operation& operation, SimFileBytes& file) {
 
 void SimDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
   ++disk_.stats().writes;
-  size_t kept = bytes.size();
-  while (kept > 0 && bytes[kept - 1] == 0) --kept;
+  const size_t kept = LengthWithoutTrailingZeros(bytes);
   Operation operation{false, offset, std::string(bytes.begin(), bytes.begin() + kept),
                       bytes.size() - kept};
   Apply(operation, visible_);
