@@ -280,9 +280,9 @@ class ClusterRun {
     return kNodeIdMax + 1;
   }
   Simulator& simulator() { return cluster_.simulator(); }
-  std::string Problem(NodeId node) {
+  replication::ReplicationStatus Status(NodeId node) {
     UM_CHECK(cluster_.is_up(node));
-    return Replicated(cluster_, node).status().problem;
+    return Replicated(cluster_, node).status();
   }
   uint64_t AcknowledgedTotal() const {
     uint64_t total = 0;
@@ -1182,7 +1182,10 @@ int64_t ClusterScenario::RunUntilCaughtUp(NodeId node, int64_t limit_ns) {
   return caught_up ? now_ns() - start_ns : -1;
 }
 uint64_t ClusterScenario::AcknowledgedTotal() { return run_->AcknowledgedTotal(); }
-std::string ClusterScenario::Problem(NodeId node) { return run_->Problem(node); }
+std::string ClusterScenario::Problem(NodeId node) { return run_->Status(node).problem; }
+uint32_t ClusterScenario::ServingPartitions(NodeId node) {
+  return run_->Status(node).serving_partitions;
+}
 ClusterRunResult ClusterScenario::Finish() { return run_->Finish(); }
 
 }  // namespace unimeter::sim

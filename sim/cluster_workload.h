@@ -154,8 +154,10 @@ class ClusterScenario {
   // What `node` reports as the reason it cannot serve (/health's problem); empty if none.
   // REQUIRES: the node is up.
   std::string Problem(NodeId node);
+  // What its /health reports as partitions_serving.
+  uint32_t ServingPartitions(NodeId node);
   int64_t now_ns();
-  // Heals everything, restarts down nodes, lets clients finish, checks S1/S3, S5, L1.
+  // Heals everything, restarts down nodes, lets clients finish, checks S1/S3, S9, L1.
   ClusterRunResult Finish();
 
  private:

@@ -271,6 +271,8 @@ TEST(ReplicationScenariosTest, DisksOfAMajorityLostAtOnceHaltWithAClearProblem) 
   for (NodeId node = 0; node < 3; ++node) {
     EXPECT_NE(scenario.Problem(node).find("data loss"), std::string::npos)
         << "node " << node << ": " << scenario.Problem(node);
+    // The survivor still owns its partitions but commits nothing: it serves none.
+    EXPECT_EQ(scenario.ServingPartitions(node), 0u) << "node " << node;
   }
   int answered = 0;
   int failed = 0;

@@ -273,6 +273,9 @@ TEST(ClusterProcessesTest, MajorityOfDisksLostHaltsAndReportsDataLoss) {
     EXPECT_NE(problems[i].find("data loss"), std::string::npos)
         << "node " << i << ": " << problems[i];
     EXPECT_EQ(problems[i].rfind("200 ", 0), std::string::npos) << "node " << i << " healthy";
+    // The survivor still owns its partitions but can commit nothing: it serves none.
+    EXPECT_NE(problems[i].find("\"partitions_serving\":0,"), std::string::npos)
+        << "node " << i << ": " << problems[i];
   }
   std::vector<uint64_t> accounts;
   for (uint64_t account = 0; account < kAccounts; ++account) accounts.push_back(account);

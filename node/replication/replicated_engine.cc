@@ -373,15 +373,21 @@ ReplicationStatus ReplicatedEngine::status() const {
   status.is_leader = role_ == Role::kLeader;
   status.map_version = map_.map_version;
   status.reachable_members = 1;
+  size_t reachable_voters = CountsForQuorum(env_.node_id()) ? 1 : 0;
   for (NodeId member : members_) {
-    if (member != env_.node_id() && Reachable(member)) ++status.reachable_members;
-  }
-  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-    status.owned_partitions += map_.owner[partition] == env_.node_id() ? 1 : 0;
-    status.serving_partitions += serving(partition) ? 1 : 0;
+    if (member == env_.node_id() || !Reachable(member)) continue;
+    ++status.reachable_members;
+    reachable_voters += CountsForQuorum(member) ? 1 : 0;
   }
   const uint32_t syncing = SyncingMembers();
   const bool majority_lost = members_.size() - syncing < quorum_;
+  // An owner serves only while it can commit: the survivor of a majority's disk loss, or
+  // an owner cut off with a minority, still holds its epochs but commits nothing.
+  const bool can_commit = !majority_lost && reachable_voters >= quorum_;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    status.owned_partitions += map_.owner[partition] == env_.node_id() ? 1 : 0;
+    status.serving_partitions += can_commit && serving(partition) ? 1 : 0;
+  }
   if (state_ == NodeState::kFresh) {
     status.problem = "fresh data directory: waiting for every member to bootstrap the cluster";
   } else if (majority_lost) {

@@ -102,8 +102,8 @@ struct ReplicationStatus {
   bool is_leader = false;
   uint64_t map_version = 0;
   uint32_t owned_partitions = 0;
-  uint32_t serving_partitions = 0;
-  uint32_t reachable_members = 0;  // Members heard from within the election timeout.
+  uint32_t serving_partitions = 0;  // Owned, epoch committed, and a quorum reachable.
+  uint32_t reachable_members = 0;   // Members heard from within the election timeout.
   uint64_t epoch_changes = 0;
   uint64_t term_changes = 0;
   uint64_t snapshots_sent = 0;

@@ -58,7 +58,9 @@ void NodeServer::RegisterMetrics() {
   metrics_.is_leader = &r.AddGauge("billing_replication_is_leader",
                                    "1 when this node leads the configuration group.");
   metrics_.partitions_serving = &r.AddGauge(
-      "billing_partitions_serving", "Partitions this node owns and serves (epoch committed).");
+      "billing_partitions_serving",
+      "Partitions this node owns and serves (epoch committed, a quorum of active members "
+      "reachable).");
   metrics_.reachable_members = &r.AddGauge("billing_replication_reachable_members",
                                            "Members heard from recently, this node included.");
   metrics_.commit_index_total = &r.AddGauge("billing_replication_commit_index_total",
