@@ -174,6 +174,11 @@ class ClusterRun {
     targets_ = all_;
     Prng metrics(SubSeed(seed, kTagMetrics));
     ledger_.AddAggregationMetrics(metrics);
+    ledger_.on_acknowledged = [this](const SentEvent& event, protocol::Status status) {
+      if (acknowledged_failure_.empty()) {
+        acknowledged_failure_ = model_.CheckAcknowledged(ledger_, event, status);
+      }
+    };
   }
 
   void Start() {
@@ -693,6 +698,7 @@ class ClusterRun {
   void CheckHistory() {
     if (!history_.failure().empty()) Fail(history_.failure());
     if (!ownership_.failure().empty()) Fail(ownership_.failure());
+    if (!acknowledged_failure_.empty()) Fail(acknowledged_failure_);
     if (!durability_failure_.empty()) Fail(durability_failure_);
     if (!model_.failure().empty()) Fail(model_.failure());
   }
@@ -1122,6 +1128,7 @@ class ClusterRun {
   SimCluster cluster_;
   DurabilityLedger durability_;  // Over cluster_'s disks.
   std::string durability_failure_;
+  std::string acknowledged_failure_;  // S14, found as clients take their answers.
   Ledger ledger_;
   ReferenceModel model_;
   ReadChecker read_checker_;

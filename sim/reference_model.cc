@@ -336,6 +336,19 @@ std::string ReferenceModel::CheckEventSets(const Ledger& ledger) const {
   return std::string();
 }
 
+std::string ReferenceModel::CheckAcknowledged(const Ledger& ledger, const SentEvent& event,
+                                              protocol::Status status) const {
+  const std::string& code = ledger.schemas[event.metric].code;
+  if (logged_.contains(EventKey{code, event.account, event.timestamp_ns, event.value})) {
+    return std::string();
+  }
+  return absl::StrCat("S14 (client contract): ",
+                      status == protocol::Status::kDuplicate ? "DUPLICATE" : "an acknowledgement",
+                      " (status ", static_cast<int>(status), ") for ", code, " account ",
+                      event.account, " timestamp ", event.timestamp_ns, " value ", event.value,
+                      " while the event is not in the committed log");
+}
+
 std::string ReferenceModel::CheckAlerts(const std::vector<std::vector<RefCrossing>>& logs,
                                         bool complete) const {
   absl::btree_map<RefCrossing, uint32_t> recorded;  // Over all nodes.

@@ -81,6 +81,11 @@ class ReferenceModel {
   std::string CheckNode(const UsageQuery& query) const;
   // S1, S2, S3 by key against what clients sent; empty if they hold.
   std::string CheckEventSets(const Ledger& ledger) const;
+  // S14 when a client takes `status` for `event` as an acknowledgement: a SYNC ingest is
+  // answered after its commit, so the event is in the canonical log by then (a DUPLICATE
+  // verdict included: the original was committed). Empty if it is.
+  std::string CheckAcknowledged(const Ledger& ledger, const SentEvent& event,
+                                protocol::Status status) const;
   // The alert logs of nodes (`logs[i]`: node i's records): each record is a crossing of
   // the model and no node records one crossing more often than the model made it; with
   // `complete` (logs of all nodes given), every crossing is recorded somewhere (at least

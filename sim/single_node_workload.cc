@@ -95,6 +95,12 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   Ledger ledger(kAccounts);
   Prng metrics(SubSeed(seed, kTagMetrics));
   ledger.AddAggregationMetrics(metrics);
+  std::string acknowledged_failure;  // S14, found as clients take their answers.
+  ledger.on_acknowledged = [&](const SentEvent& event, protocol::Status status) {
+    if (acknowledged_failure.empty()) {
+      acknowledged_failure = model.CheckAcknowledged(ledger, event, status);
+    }
+  };
   std::vector<std::unique_ptr<WorkloadClient>> clients;
   for (uint32_t i = 0; i < options.clients; ++i) {
     clients.push_back(std::make_unique<WorkloadClient>(
@@ -155,7 +161,9 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
       }
     }
   }
-  for (const std::string* failure : {&history.failure(), &model.failure()}) {
+  const std::string* const failures[] = {&history.failure(), &model.failure(),
+                                         &acknowledged_failure};
+  for (const std::string* failure : failures) {
     if (result.ok && !failure->empty()) {
       result.ok = false;
       result.failure = *failure;

@@ -306,6 +306,11 @@ void WorkloadClient::OnReply(protocol::Status status) {
     ++ledger_.schemas_registered;
   }
   SetOutcome(Outcome::kAcknowledged);
+  if (ledger_.on_acknowledged && !request_.metric_put) {
+    for (size_t i = request_.first_event; i < request_.end_event; ++i) {
+      ledger_.on_acknowledged(ledger_.events[i], status);
+    }
+  }
   for (size_t i = 0; i < request_.accounts.size(); ++i) {
     ++ledger_.acked[request_.accounts[i]];
     ledger_.acked_timestamps[request_.accounts[i]].push_back(request_.timestamps[i]);

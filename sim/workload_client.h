@@ -73,6 +73,9 @@ struct Ledger {
   std::vector<SentEvent> events;
   uint64_t requests = 0;
   uint64_t client_crashes = 0;
+  // Called for each event of an ingest request as the client takes its answer (OK,
+  // DUPLICATE or UNKNOWN_METRIC) as an acknowledgement: the online S14 check.
+  std::function<void(const SentEvent& event, protocol::Status status)> on_acknowledged;
 
   // S1/S3 at quiescence for one account whose committed SUM is `sum`: empty if it holds,
   // else what is violated.
