@@ -1001,6 +1001,19 @@ class ClusterRun {
       if (!failure.empty()) failure = absl::StrCat("node ", nodes[i], ": ", failure);
     }
     if (failure.empty()) {
+      // A crossing's record becomes durable (and listed) with the WAL sync after its commit.
+      Simulator& simulator = cluster_.simulator();
+      const bool synced = simulator.RunUntil(
+          [&] {
+            for (NodeId node : nodes) {
+              if (Server(cluster_, node).engine().alerts_awaiting_sync() > 0) return false;
+            }
+            return true;
+          },
+          simulator.now_ns() + 10 * kSecond);
+      if (!synced) failure = "alert records still not durable 10 s after quiescence";
+    }
+    if (failure.empty()) {
       std::vector<std::vector<RefCrossing>> logs(options_.nodes);
       for (NodeId node : nodes) logs[node] = NodeAlerts(Server(cluster_, node).engine());
       // Every crossing recorded: only while no node process died (docs/simulation.md).

@@ -1,5 +1,8 @@
 #include "sim/ownership_tracker.h"
 
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace unimeter::sim {
@@ -26,6 +29,41 @@ OwnershipTracker Started(uint32_t nodes) {
   return tracker;
 }
 
+// One step of a history: an event reported by `node`, or its restart, or its disk's
+// replacement.
+struct Step {
+  enum class What { kEvent, kRestart, kWipe };
+  NodeId node = 0;
+  OwnershipEvent event;
+  What what = What::kEvent;
+};
+Step Restart(NodeId node) { return Step{node, {}, Step::What::kRestart}; }
+Step Wipe(NodeId node) { return Step{node, {}, Step::What::kWipe}; }
+
+// The tracker's verdict on `steps`, run on three started nodes.
+std::string FailureAfter(const std::vector<Step>& steps) {
+  OwnershipTracker tracker = Started(3);
+  for (const Step& step : steps) {
+    switch (step.what) {
+      case Step::What::kEvent:
+        tracker.OnEvent(step.node, step.event);
+        break;
+      case Step::What::kRestart:
+        tracker.OnStart(step.node);
+        break;
+      case Step::What::kWipe:
+        tracker.OnWipe(step.node);
+        tracker.OnStart(step.node);
+        break;
+    }
+  }
+  return tracker.failure();
+}
+
+bool Has(const std::string& failure, const std::string& part) {
+  return failure.find(part) != std::string::npos;
+}
+
 TEST(OwnershipTrackerTest, AnOrdinaryHistoryPasses) {
   OwnershipTracker tracker = Started(3);
   tracker.OnEvent(0, Vote(1, 0));
@@ -49,92 +87,49 @@ TEST(OwnershipTrackerTest, AnOrdinaryHistoryPasses) {
 }
 
 TEST(OwnershipTrackerTest, FlagsTwoVotesInOneTermEvenAcrossARestart) {
-  OwnershipTracker tracker = Started(3);
-  tracker.OnEvent(1, Vote(4, 0));
-  tracker.OnStart(1);
-  tracker.OnEvent(1, Vote(4, 2));
-  EXPECT_NE(tracker.failure().find("S11"), std::string::npos);
-}
-
-TEST(OwnershipTrackerTest, AReplacedDiskVotesAfresh) {
-  OwnershipTracker tracker = Started(3);
-  tracker.OnEvent(1, Vote(4, 0));
-  tracker.OnWipe(1);
-  tracker.OnStart(1);
-  tracker.OnEvent(1, Vote(4, 2));
-  tracker.OnEvent(1, Epoch(Kind::kPromised, 3, 1));
-  EXPECT_EQ(tracker.failure(), "");
+  EXPECT_TRUE(Has(FailureAfter({{1, Vote(4, 0)}, Restart(1), {1, Vote(4, 2)}}), "S11"));
+  // A replaced disk is a new member that promised nothing.
+  EXPECT_EQ(
+      FailureAfter({{1, Vote(4, 0)}, Wipe(1), {1, Vote(4, 2)}, {1, Epoch(Kind::kPromised, 3, 1)}}),
+      "");
 }
 
 TEST(OwnershipTrackerTest, FlagsTwoLeadersInOneTerm) {
-  OwnershipTracker tracker = Started(3);
-  tracker.OnEvent(0, Leader(7));
-  tracker.OnEvent(2, Leader(7));
-  EXPECT_NE(tracker.failure().find("two leaders in term 7"), std::string::npos);
+  EXPECT_TRUE(Has(FailureAfter({{0, Leader(7)}, {2, Leader(7)}}), "two leaders in term 7"));
 }
 
 TEST(OwnershipTrackerTest, FlagsAnEpochEstablishedTwice) {
-  OwnershipTracker other_node = Started(3);
-  other_node.OnEvent(0, Epoch(Kind::kOwner, 9, 20));
-  other_node.OnEvent(1, Epoch(Kind::kOwner, 9, 20));
-  EXPECT_NE(other_node.failure().find("S5"), std::string::npos);
-
-  OwnershipTracker restarted = Started(3);
-  restarted.OnEvent(0, Epoch(Kind::kOwner, 9, 20));
-  restarted.OnStart(0);
-  restarted.OnEvent(0, Epoch(Kind::kOwner, 9, 20));
-  EXPECT_NE(restarted.failure().find("process"), std::string::npos);
+  const OwnershipEvent owner = Epoch(Kind::kOwner, 9, 20);
+  EXPECT_TRUE(Has(FailureAfter({{0, owner}, {1, owner}}), "S5"));
+  EXPECT_TRUE(Has(FailureAfter({{0, owner}, Restart(0), {0, owner}}), "process"));
 }
 
-TEST(OwnershipTrackerTest, FlagsAPromiseOrAcceptanceBelowAnEarlierPromise) {
-  OwnershipTracker promise = Started(3);
-  promise.OnEvent(2, Epoch(Kind::kPromised, 1, 30));
-  promise.OnStart(2);  // The promise is on disk: a restart keeps it.
-  promise.OnEvent(2, Epoch(Kind::kPromised, 1, 25));
-  EXPECT_NE(promise.failure().find("S11"), std::string::npos);
-
-  OwnershipTracker accepted = Started(3);
-  accepted.OnEvent(2, Epoch(Kind::kPromised, 1, 30));
-  accepted.OnEvent(2, Epoch(Kind::kAccepted, 1, 25));
-  EXPECT_NE(accepted.failure().find("accepted appends of epoch 25"), std::string::npos);
-
-  OwnershipTracker accepted_before = Started(3);
-  accepted_before.OnEvent(2, Epoch(Kind::kAccepted, 1, 30));
-  accepted_before.OnEvent(2, Epoch(Kind::kAccepted, 1, 25));
-  EXPECT_NE(accepted_before.failure().find("after accepting epoch 30"), std::string::npos);
-
+TEST(OwnershipTrackerTest, FlagsAPromiseOrAcceptanceBelowAnEarlierOne) {
+  const OwnershipEvent promised_30 = Epoch(Kind::kPromised, 1, 30);
+  // The promise is on disk: a restart keeps it.
+  EXPECT_TRUE(
+      Has(FailureAfter({{2, promised_30}, Restart(2), {2, Epoch(Kind::kPromised, 1, 25)}}), "S11"));
+  EXPECT_TRUE(Has(FailureAfter({{2, promised_30}, {2, Epoch(Kind::kAccepted, 1, 25)}}),
+                  "accepted appends of epoch 25"));
+  EXPECT_TRUE(
+      Has(FailureAfter({{2, Epoch(Kind::kAccepted, 1, 30)}, {2, Epoch(Kind::kAccepted, 1, 25)}}),
+          "after accepting epoch 30"));
   // An acknowledged append does not make the promise behind it durable: after a restart
   // the node may promise, and then accept, an epoch between its durable promise and it.
-  OwnershipTracker restarted = Started(3);
-  restarted.OnEvent(2, Epoch(Kind::kPromised, 1, 20));
-  restarted.OnEvent(2, Epoch(Kind::kAccepted, 1, 30));
-  restarted.OnStart(2);
-  restarted.OnEvent(2, Epoch(Kind::kPromised, 1, 25));
-  restarted.OnEvent(2, Epoch(Kind::kAccepted, 1, 25));
-  EXPECT_EQ(restarted.failure(), "");
-
-  OwnershipTracker other_partition = Started(3);
-  other_partition.OnEvent(2, Epoch(Kind::kPromised, 1, 30));
-  other_partition.OnEvent(2, Epoch(Kind::kAccepted, 2, 25));
-  EXPECT_EQ(other_partition.failure(), "");
+  EXPECT_EQ(FailureAfter({{2, Epoch(Kind::kPromised, 1, 20)},
+                          {2, Epoch(Kind::kAccepted, 1, 30)},
+                          Restart(2),
+                          {2, Epoch(Kind::kPromised, 1, 25)},
+                          {2, Epoch(Kind::kAccepted, 1, 25)}}),
+            "");
+  EXPECT_EQ(FailureAfter({{2, promised_30}, {2, Epoch(Kind::kAccepted, 2, 25)}}), "");
 }
 
 TEST(OwnershipTrackerTest, FlagsTwoMapsUnderOneVersionAndAMapGoingBack) {
-  OwnershipTracker differ = Started(3);
-  differ.OnEvent(0, Map(3, 8, 0x1));
-  differ.OnEvent(1, Map(3, 8, 0x2));
-  EXPECT_NE(differ.failure().find("S13"), std::string::npos);
-
-  OwnershipTracker back = Started(3);
-  back.OnEvent(1, Map(3, 8, 0x1));
-  back.OnEvent(1, Map(3, 7, 0x3));
-  EXPECT_NE(back.failure().find("after version 8"), std::string::npos);
-
-  OwnershipTracker restarted = Started(3);
-  restarted.OnEvent(1, Map(3, 8, 0x1));
-  restarted.OnStart(1);  // A new process starts from no map.
-  restarted.OnEvent(1, Map(3, 7, 0x3));
-  EXPECT_EQ(restarted.failure(), "");
+  EXPECT_TRUE(Has(FailureAfter({{0, Map(3, 8, 0x1)}, {1, Map(3, 8, 0x2)}}), "S13"));
+  EXPECT_TRUE(Has(FailureAfter({{1, Map(3, 8, 0x1)}, {1, Map(3, 7, 0x3)}}), "after version 8"));
+  // A new process starts from no map.
+  EXPECT_EQ(FailureAfter({{1, Map(3, 8, 0x1)}, Restart(1), {1, Map(3, 7, 0x3)}}), "");
 }
 
 }  // namespace

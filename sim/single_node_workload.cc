@@ -173,6 +173,9 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     result.failure = model.CheckEventSets(ledger);
     if (result.failure.empty()) {
       const Engine& engine = static_cast<NodeServer&>(cluster.service(0)).engine();
+      // A crossing's record becomes durable (and listed) with the WAL sync after its commit.
+      simulator.RunUntil([&engine] { return engine.alerts_awaiting_sync() == 0; },
+                         simulator.now_ns() + 10 * kSecond);
       result.failure = model.CheckNode(NodeUsage(engine.store()));
       if (result.failure.empty())
         result.failure = model.CheckAlerts({NodeAlerts(engine)}, cluster.crashes() == 0);

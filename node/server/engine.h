@@ -60,6 +60,8 @@ class Engine {
   virtual std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                               size_t limit) const = 0;
   virtual void SetAlertsDurable(AlertsDurable on_durable) = 0;
+  // Alert records made but not yet durable (ListAlerts and pushes show them once they are).
+  virtual size_t alerts_awaiting_sync() const = 0;
 
   // Applies a retention sweep with the given cut-off to every partition.
   virtual void SweepRetention(int64_t cutoff_ns, StatusDone done) = 0;

@@ -60,6 +60,7 @@ class PartEngine final : public Engine {
   }
   std::vector<AlertRecord> ListAlerts(uint64_t, uint64_t, size_t) const override { std::abort(); }
   void SetAlertsDurable(AlertsDurable) override { std::abort(); }
+  size_t alerts_awaiting_sync() const override { std::abort(); }
   void SweepRetention(int64_t, StatusDone) override { std::abort(); }
   void Checkpoint(StatusDone) override { std::abort(); }
   void SetWritesBlocked(bool) override { std::abort(); }

@@ -69,6 +69,7 @@ class LocalEngine final : public Engine {
                                                       uint64_t first_offset) const override;
   std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                       size_t limit) const override;
+  size_t alerts_awaiting_sync() const override { return alerts_.waiting(); }
   void SetAlertsDurable(AlertsDurable on_durable) override {
     on_alerts_durable_ = std::move(on_durable);
   }
