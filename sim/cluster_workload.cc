@@ -285,6 +285,11 @@ class ClusterRun {
     return kNodeIdMax + 1;
   }
   Simulator& simulator() { return cluster_.simulator(); }
+  bool RunUntilSyncInFlight(NodeId node, const std::string& name, int64_t limit_ns) {
+    Simulator& simulator = cluster_.simulator();
+    return simulator.RunUntil([&] { return cluster_.disk(node).syncs_in_flight(name) > 0; },
+                              simulator.now_ns() + limit_ns);
+  }
   replication::ReplicationStatus Status(NodeId node) {
     UM_CHECK(cluster_.is_up(node));
     return Replicated(cluster_, node).status();
@@ -1202,6 +1207,9 @@ int64_t ClusterScenario::RunUntilCaughtUp(NodeId node, int64_t limit_ns) {
   return caught_up ? now_ns() - start_ns : -1;
 }
 uint64_t ClusterScenario::AcknowledgedTotal() { return run_->AcknowledgedTotal(); }
+bool ClusterScenario::RunUntilSyncInFlight(NodeId node, const std::string& name, int64_t limit_ns) {
+  return run_->RunUntilSyncInFlight(node, name, limit_ns);
+}
 std::string ClusterScenario::Problem(NodeId node) { return run_->Status(node).problem; }
 uint32_t ClusterScenario::ServingPartitions(NodeId node) {
   return run_->Status(node).serving_partitions;

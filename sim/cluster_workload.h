@@ -149,6 +149,8 @@ class ClusterScenario {
   // other up nodes had committed when this was called (L3 catch-up, L4 resync); the
   // simulated ns it took, or -1 past the limit.
   int64_t RunUntilCaughtUp(NodeId node, int64_t limit_ns);
+  // Runs until `node` has a sync of its file `name` in flight (true), or `limit_ns` passed.
+  bool RunUntilSyncInFlight(NodeId node, const std::string& name, int64_t limit_ns);
   // Events acknowledged to clients so far, all accounts.
   uint64_t AcknowledgedTotal();
   // What `node` reports as the reason it cannot serve (/health's problem); empty if none.

@@ -29,6 +29,7 @@ void OwnershipTracker::OnWipe(NodeId node) {
   NodeState& state = nodes_[node];
   ++state.disk;
   state.promised.assign(kPartitionCount, 0);
+  state.vote = {0, replication::kNoVote};
 }
 
 void OwnershipTracker::Fail(std::string failure) {
@@ -57,6 +58,12 @@ void OwnershipTracker::OnEvent(NodeId node, const OwnershipEvent& event) {
     case OwnershipEvent::Kind::kMap:
       OnMap(node, event);
       return;
+    case OwnershipEvent::Kind::kRestoredVote:
+      OnRestoredVote(node, event);
+      return;
+    case OwnershipEvent::Kind::kRestoredPromise:
+      OnRestoredPromise(node, event);
+      return;
   }
   UM_CHECK(false);  // An event kind this tracker does not know.
 }
@@ -67,6 +74,27 @@ void OwnershipTracker::OnVoted(NodeId node, const OwnershipEvent& event) {
   if (!inserted && vote->second != event.candidate) {
     Fail(absl::StrCat("S11 (promises survive restarts): n", node, " voted for n", vote->second,
                       " and then for n", event.candidate, " in term ", event.term));
+  }
+  std::pair<uint64_t, NodeId>& last = nodes_[node].vote;
+  if (event.term >= last.first) last = {event.term, event.candidate};
+}
+
+void OwnershipTracker::OnRestoredVote(NodeId node, const OwnershipEvent& event) {
+  const std::pair<uint64_t, NodeId>& last = nodes_[node].vote;
+  if (event.term < last.first || (event.term == last.first && event.candidate != last.second)) {
+    Fail(absl::StrCat("S11 (promises survive restarts): n", node, " restarted in term ", event.term,
+                      " having voted for ", event.candidate, ", but it had told n", last.second,
+                      " of its vote in term ", last.first));
+  }
+}
+
+void OwnershipTracker::OnRestoredPromise(NodeId node, const OwnershipEvent& event) {
+  UM_CHECK_LT(event.partition, kPartitionCount);
+  const uint64_t promised = nodes_[node].promised[event.partition];
+  if (event.epoch < promised) {
+    Fail(absl::StrCat("S11 (promises survive restarts): n", node, " restarted with epoch ",
+                      event.epoch, " promised for partition ", event.partition, ", below epoch ",
+                      promised, " it had promised"));
   }
 }
 

@@ -9,7 +9,9 @@
 //        it acknowledged before;
 //   S11  promises survive restarts: a node never votes for two candidates in one term and
 //        never promises an epoch lower than one it promised before, whatever crashed in
-//        between (per disk: a replaced disk is a new member that promised nothing);
+//        between, and what a restarted node reads back from replica.meta covers every vote
+//        and promise it told (per disk: a replaced disk is a new member that promised
+//        nothing);
 //   S13  one map per (term, map version); a process acts on maps in increasing
 //        (term, version) order.
 // O(log n) per event; deterministic (ordered containers only).
@@ -46,6 +48,8 @@ class OwnershipTracker {
   struct NodeState {
     uint32_t process = 0;  // Incremented by OnStart.
     uint32_t disk = 0;     // Incremented by OnWipe.
+    // The highest term this disk's node voted in, and for whom.
+    std::pair<uint64_t, NodeId> vote{0, replication::kNoVote};
     // The (term, version) of the last map this process acted on.
     std::pair<uint64_t, uint64_t> last_map{0, 0};
     // Per partition: the highest epoch durably promised on this disk (kPromised).
@@ -67,6 +71,8 @@ class OwnershipTracker {
   void OnAccepted(NodeId node, const replication::OwnershipEvent& event);
   void OnOwner(NodeId node, const replication::OwnershipEvent& event);
   void OnMap(NodeId node, const replication::OwnershipEvent& event);
+  void OnRestoredVote(NodeId node, const replication::OwnershipEvent& event);
+  void OnRestoredPromise(NodeId node, const replication::OwnershipEvent& event);
 
   std::vector<NodeState> nodes_;
   // (node, disk, term) -> the candidate voted for.

@@ -94,6 +94,36 @@ TEST(OwnershipTrackerTest, FlagsTwoVotesInOneTermEvenAcrossARestart) {
       "");
 }
 
+TEST(OwnershipTrackerTest, FlagsARestartThatReadsBackLessThanItTold) {
+  const OwnershipEvent promised_30 = Epoch(Kind::kPromised, 1, 30);
+  EXPECT_EQ(FailureAfter({{2, Vote(5, 0)},
+                          {2, promised_30},
+                          Restart(2),
+                          {2, OwnershipEvent{.kind = Kind::kRestoredVote, .term = 6}},
+                          {2, Epoch(Kind::kRestoredPromise, 1, 30)}}),
+            "");
+  EXPECT_TRUE(
+      Has(FailureAfter({{2, promised_30}, Restart(2), {2, Epoch(Kind::kRestoredPromise, 1, 29)}}),
+          "restarted with epoch 29 promised for partition 1, below epoch 30"));
+  EXPECT_TRUE(Has(FailureAfter({{2, Vote(5, 0)},
+                                Restart(2),
+                                {2, OwnershipEvent{.kind = Kind::kRestoredVote, .term = 4}}}),
+                  "restarted in term 4"));
+  EXPECT_TRUE(Has(FailureAfter({{2, Vote(5, 0)},
+                                Restart(2),
+                                {2, OwnershipEvent{.kind = Kind::kRestoredVote,
+                                                   .term = 5,
+                                                   .candidate = replication::kNoVote}}}),
+                  "told n0 of its vote in term 5"));
+  // A replaced disk restores nothing and owes nothing.
+  EXPECT_EQ(FailureAfter({{2, Vote(5, 0)},
+                          {2, promised_30},
+                          Wipe(2),
+                          {2, OwnershipEvent{.kind = Kind::kRestoredVote}},
+                          {2, Epoch(Kind::kRestoredPromise, 1, 0)}}),
+            "");
+}
+
 TEST(OwnershipTrackerTest, FlagsTwoLeadersInOneTerm) {
   EXPECT_TRUE(Has(FailureAfter({{0, Leader(7)}, {2, Leader(7)}}), "two leaders in term 7"));
 }

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "node/replication/replica_meta.h"
 #include "sim/cluster_workload.h"
 
 namespace unimeter::sim {
@@ -83,6 +84,29 @@ TEST(ReplicationScenariosTest, DiskReplacedRightAfterAcknowledging) {
   EXPECT_GE(scenario.RunUntilAllServed(10 * kSecond), 0);
   scenario.RunFor(2 * kSecond);
   scenario.Restart(2);
+  ExpectExactlyOnce(scenario.Finish());
+}
+
+TEST(ReplicationScenariosTest, VotesAndPromisesLostInACrashBeforeTheyWereDurable) {
+  // A vote or an epoch promise not persisted before a crash: a node dies while its
+  // replica.meta write is in flight (the crash may lose it), then comes back. Nobody may
+  // have heard of what it lost (votes and promises are told only once durable); the
+  // ownership tracker holds every node to its durable votes and promises across restarts
+  // (S11, S5) during the run, and Finish checks the rest.
+  ClusterScenario scenario(117, Options());
+  scenario.RunFor(3 * kSecond);
+  for (NodeId round = 0; round < 6; ++round) {
+    const NodeId victim = round % 3;        // Its partitions move: new epochs, promises.
+    const NodeId writer = (round + 1) % 3;  // Crashed mid-write of its promise or vote.
+    scenario.Crash(victim);
+    ASSERT_TRUE(scenario.RunUntilSyncInFlight(writer, replication::kMetaFileName, 5 * kSecond))
+        << "round " << round << ": no replica.meta write on n" << writer;
+    scenario.Crash(writer);
+    scenario.Restart(victim);
+    scenario.Restart(writer);
+    EXPECT_GE(scenario.RunUntilAllServed(20 * kSecond), 0) << "round " << round;
+    scenario.RunFor(kSecond);
+  }
   ExpectExactlyOnce(scenario.Finish());
 }
 

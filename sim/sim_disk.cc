@@ -74,7 +74,7 @@ SimDiskFile::SimDiskFile(Simulator& simulator, EventOwner owner, SimDisk& disk, 
 
 SimDiskFile::~SimDiskFile() {
   *alive_ = false;
-  disk_.AddSyncsInFlight(-static_cast<int64_t>(syncing_.size()));
+  disk_.AddSyncsInFlight(name_, -static_cast<int64_t>(syncing_.size()));
   SettleUnsyncedOnCrash();
 }
 
@@ -157,7 +157,7 @@ void SimDiskFile::Sync(SyncDone done) {
   // (completion times never decrease), so the completing sync's group is the front one.
   syncing_.push_back(std::move(unsynced_));
   unsynced_.clear();
-  disk_.AddSyncsInFlight(1);
+  disk_.AddSyncsInFlight(name_, 1);
   const int64_t completion_ns =
       std::max(simulator_.now_ns() + disk_.DrawSyncLatencyNs(), last_sync_completion_ns_);
   last_sync_completion_ns_ = completion_ns;
@@ -170,7 +170,7 @@ void SimDiskFile::Sync(SyncDone done) {
                         UM_CHECK(!syncing_.empty());
                         std::vector<Operation> operations = std::move(syncing_.front());
                         syncing_.pop_front();
-                        disk_.AddSyncsInFlight(-1);
+                        disk_.AddSyncsInFlight(name_, -1);
                         CompleteSync(std::move(operations), std::move(done));
                       });
 }

@@ -72,7 +72,16 @@ class SimDisk {
   // Syncs issued and not yet completed, over every handle (fault schedules aim crashes
   // inside these windows).
   uint64_t syncs_in_flight() const { return syncs_in_flight_; }
-  void AddSyncsInFlight(int64_t delta) { syncs_in_flight_ += delta; }
+  // The same, for the handles of one file (scenarios crash a node while its replica.meta
+  // write is in flight).
+  uint64_t syncs_in_flight(const std::string& name) const {
+    const auto found = file_syncs_in_flight_.find(name);
+    return found == file_syncs_in_flight_.end() ? 0 : found->second;
+  }
+  void AddSyncsInFlight(const std::string& name, int64_t delta) {
+    syncs_in_flight_ += delta;
+    file_syncs_in_flight_[name] += delta;
+  }
   void CountTornWrite() { ++torn_writes_; }
   // The next sync to complete on this disk fails with an I/O error and makes none of its
   // writes durable (Linux may drop the dirty pages of a failed fsync).
@@ -98,6 +107,7 @@ class SimDisk {
   uint64_t used_bytes_ = 0;
   uint64_t torn_writes_ = 0;
   uint64_t syncs_in_flight_ = 0;
+  absl::btree_map<std::string, uint64_t> file_syncs_in_flight_;
   bool fail_next_sync_ = false;
   bool fail_next_read_ = false;
   MemoryStateMedium state_medium_;

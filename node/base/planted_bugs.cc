@@ -23,6 +23,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kReplicaReadsOwnState, "replica-reads-own-state", 3},
       {PlantedBug::kLatestTakesOlder, "latest-takes-older", 3},
       {PlantedBug::kApplyStaleMap, "apply-stale-map", 3},
+      {PlantedBug::kPromiseBeforeDurable, "promise-before-durable", 3},
   };
   return bugs;
 }

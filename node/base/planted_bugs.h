@@ -36,6 +36,7 @@ enum class PlantedBug : uint8_t {
   kReplicaReadsOwnState,      // A replica answers a routed read without the owner's commit index.
   kLatestTakesOlder,          // LATEST takes every reading, older timestamps included.
   kApplyStaleMap,             // A follower acts on a heartbeat's map older than its own.
+  kPromiseBeforeDurable,      // A replica tells its promise before replica.meta is synced.
 };
 
 struct PlantedBugInfo {

@@ -11,7 +11,6 @@ namespace {
 
 constexpr uint32_t kMetaMagic = 0x554d4d31;  // "UMM1"
 constexpr uint8_t kMetaVersion = 2;
-constexpr char kMetaFileName[] = "replica.meta";
 
 }  // namespace
 

@@ -28,6 +28,8 @@ namespace unimeter::replication {
 
 inline constexpr NodeId kNoVote = 0xFFFF'FFFF;
 inline constexpr size_t kMetaSlotBytes = 8192;
+// The file's name in the data directory.
+inline constexpr char kMetaFileName[] = "replica.meta";
 
 struct ReplicaMeta {
   uint64_t incarnation = 0;  // Drawn when the data directory is created; never 0.

@@ -97,6 +97,17 @@ ReplicatedEngine::~ReplicatedEngine() {
 }
 
 void ReplicatedEngine::Start() {
+  if (options_.ownership_observer) {
+    const ReplicaMeta& restored = meta_->meta();
+    Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kRestoredVote,
+                           .term = restored.term,
+                           .candidate = restored.voted_for});
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kRestoredPromise,
+                             .partition = partition,
+                             .epoch = restored.promised_epoch[partition]});
+    }
+  }
   meta_->Save([this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
   alerts_.Reset(store_->alert_count());
   env_.transport().SetReceiver(

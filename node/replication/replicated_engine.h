@@ -67,6 +67,10 @@ struct OwnershipEvent {
     kOwner,     // `partition`, `epoch`: appended the epoch's start entry as its owner.
     kAccepted,  // `partition`, `epoch`: stored and acknowledged appends of the epoch's owner.
     kMap,       // `term`, `map_version`, `map_digest`: acted on this partition map.
+    // At start-up, what replica.meta restored: the term and vote (`term`, `candidate`) ...
+    kRestoredVote,
+    // ... and, once per partition, the promised epoch (`partition`, `epoch`).
+    kRestoredPromise,
   };
   Kind kind = Kind::kVoted;
   uint64_t term = 0;

@@ -103,7 +103,7 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
   if (!refused.items.empty()) Send(source, std::move(refused));
   if (granted.empty()) return;
   // Promises are durable before the owner hears of them.
-  meta_->Save([this, source, granted = std::move(granted)](absl::Status status) {
+  auto tell = [this, source, granted = std::move(granted)](absl::Status status) {
     if (FailStopOnError(env_, status, "replica.meta write")) return;
     Promise promise;
     for (const StartEpochItem& item : granted) {
@@ -123,7 +123,13 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
       promise.items.push_back(reply);
     }
     Send(source, std::move(promise));
-  });
+  };
+  if (BugPlanted(PlantedBug::kPromiseBeforeDurable)) {
+    meta_->Save([](absl::Status) {});
+    tell(absl::OkStatus());
+    return;
+  }
+  meta_->Save(std::move(tell));
 }
 
 void ReplicatedEngine::HandlePromise(NodeId source, const Promise& promise) {
