@@ -133,6 +133,9 @@ void SimDiskFile::Apply(const Operation& operation, SimFileBytes& file) {
 }
 
 void SimDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
+  // A process that fail-stopped is gone (the real Env aborts at once): what its code does
+  // before the crash is torn down reaches no disk.
+  if (!simulator_.IsAlive(owner_)) return;
   ++disk_.stats().writes;
   const size_t kept = LengthWithoutTrailingZeros(bytes);
   Operation operation{false, offset, std::string(bytes.begin(), bytes.begin() + kept),
@@ -142,12 +145,14 @@ void SimDiskFile::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
 }
 
 void SimDiskFile::Truncate(uint64_t size_bytes) {
+  if (!simulator_.IsAlive(owner_)) return;  // Fail-stopped: see Write.
   Operation operation{true, size_bytes, {}};
   Apply(operation, visible_);
   unsynced_.push_back(std::move(operation));
 }
 
 void SimDiskFile::Sync(SyncDone done) {
+  if (!simulator_.IsAlive(owner_)) return;  // Fail-stopped: never completes.
   uint64_t bytes = 0;
   for (const Operation& operation : unsynced_) {
     bytes += operation.bytes.size() + operation.zeros;

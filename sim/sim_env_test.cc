@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "node/replication/replica_meta.h"
 #include "sim/sim_cluster.h"
 
 namespace unimeter::sim {
@@ -135,6 +136,56 @@ TEST(SimEnv, CrashLosesUnsyncedWritesAndPendingEvents) {
   auto restarted = MakeEnv(world, 0, 2, &disk);
   auto reopened = *restarted->OpenDiskFile("wal");
   EXPECT_EQ(reopened->size_bytes(), durable.size());
+}
+
+TEST(SimEnv, AFailStoppedProcessWritesNothingMore) {
+  World world(3);
+  SimDisk disk(7, DiskOptions{});
+  auto env = MakeEnv(world, 0, 1, &disk);
+  auto file = *env->OpenDiskFile("wal");
+  file->Write(0, Bytes("kept"));
+  bool synced = false;
+  file->Sync([&](absl::Status) { synced = true; });
+  world.simulator.RunUntil([&] { return synced; }, 1'000 * kMillisecond);
+  env->FailStop(absl::DataLossError("test"));  // The real Env aborts here.
+  file->Write(0, Bytes("gone"));
+  bool second_sync_ran = false;
+  file->Sync([&](absl::Status) { second_sync_ran = true; });
+  world.simulator.RunUntil(world.simulator.now_ns() + 1'000 * kMillisecond);
+  EXPECT_FALSE(second_sync_ran);
+  EXPECT_EQ(disk.FileBytes("wal"), "kept");
+}
+
+// replica.meta (node/replication/replica_meta.h) on the simulated disk: after a failed sync
+// it writes nothing more, so the slot with the newest durable state is never touched.
+TEST(SimEnv, ReplicaMetaStopsWritingAfterAFailedSync) {
+  World world(4);
+  SimDisk disk(7, DiskOptions{});
+  auto env = MakeEnv(world, 0, 1, &disk);
+  bool fresh = false;
+  auto meta = *replication::MetaFile::Open(*env, &fresh);
+  std::vector<absl::Status> results;
+  auto save = [&](uint64_t term) {
+    meta->mutable_meta().term = term;
+    meta->Save([&](absl::Status status) { results.push_back(status); });
+    world.simulator.RunUntil(world.simulator.now_ns() + 100 * kMillisecond);
+  };
+  save(1);
+  save(2);
+  disk.FailNextSync();
+  save(3);
+  const uint64_t writes = disk.stats().writes;
+  save(4);  // The node would have fail-stopped; the file must not be written again.
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_FALSE(results[2].ok());
+  EXPECT_FALSE(results[3].ok());
+  EXPECT_EQ(disk.stats().writes, writes);
+  meta.reset();
+  env.reset();  // The crash that follows a fail-stop.
+  auto restarted = MakeEnv(world, 0, 2, &disk);
+  auto reopened = *replication::MetaFile::Open(*restarted, &fresh);
+  EXPECT_EQ(reopened->meta().term, 2u);
 }
 
 TEST(SimEnv, FullDiskFailsSyncAndKeepsNothing) {

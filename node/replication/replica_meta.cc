@@ -93,6 +93,10 @@ absl::StatusOr<std::unique_ptr<MetaFile>> MetaFile::Open(Env& env, bool* fresh) 
 }
 
 void MetaFile::Save(Done done) {
+  if (!failed_.ok()) {
+    done(failed_);  // The node is stopping: write nothing more.
+    return;
+  }
   waiting_.push_back(std::move(done));
   if (!writing_) StartWrite();
 }
@@ -107,9 +111,22 @@ void MetaFile::StartWrite() {
   file_->Write((sequence_ % 2) * kMetaSlotBytes, slot);
   file_->Sync([this](absl::Status status) {
     writing_ = false;
+    if (!status.ok()) {
+      // The slot just written may hold anything now; the other one holds the newest durable
+      // state. Never write that one next: a torn write there would lose promises already
+      // told (the simulator found one). Nothing more is written: the node fail-stops.
+      --sequence_;
+      failed_ = status;
+    }
     std::vector<Done> finished = std::move(in_flight_);
     in_flight_.clear();
     for (Done& done : finished) done(status);
+    if (!failed_.ok()) {
+      std::vector<Done> refused = std::move(waiting_);
+      waiting_.clear();
+      for (Done& done : refused) done(failed_);
+      return;
+    }
     if (!waiting_.empty()) StartWrite();
   });
 }

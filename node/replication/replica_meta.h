@@ -60,6 +60,9 @@ class MetaFile {
   const ReplicaMeta& meta() const { return meta_; }
   // Changes the in-memory state; durable once a Save() issued after it completes.
   ReplicaMeta& mutable_meta() { return meta_; }
+  // Writes the state to the slot not holding the newest durable one, then syncs. After a
+  // failed sync nothing more is written (every Save fails with that error): the caller
+  // fail-stops, and the slot with the newest durable state is never touched.
   void Save(Done done);
 
  private:
@@ -71,6 +74,7 @@ class MetaFile {
   ReplicaMeta meta_;
   uint64_t sequence_ = 0;
   bool writing_ = false;
+  absl::Status failed_;  // The first failed sync's error; OK until then.
   std::vector<Done> in_flight_;
   std::vector<Done> waiting_;
 };
