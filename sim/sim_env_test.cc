@@ -148,9 +148,14 @@ TEST(SimEnv, AFailStoppedProcessWritesNothingMore) {
   file->Sync([&](absl::Status) { synced = true; });
   world.simulator.RunUntil([&] { return synced; }, 1'000 * kMillisecond);
   env->FailStop(absl::DataLossError("test"));  // The real Env aborts here.
+  const uint64_t writes = disk.stats().writes;
   file->Write(0, Bytes("gone"));
+  file->Truncate(2);
   bool second_sync_ran = false;
   file->Sync([&](absl::Status) { second_sync_ran = true; });
+  // Not even in the page cache: a crash that keeps unsynced writes must not find them.
+  EXPECT_EQ(disk.stats().writes, writes);
+  EXPECT_EQ(file->size_bytes(), 4u);
   world.simulator.RunUntil(world.simulator.now_ns() + 1'000 * kMillisecond);
   EXPECT_FALSE(second_sync_ran);
   EXPECT_EQ(disk.FileBytes("wal"), "kept");
