@@ -121,7 +121,8 @@ void ReferenceModel::Apply(uint32_t partition, uint64_t index, const metering::L
       });
       break;
     case metering::LogEntryKind::kEpochStart:
-      break;
+    case metering::LogEntryKind::kAlertsRecorded:
+      break;  // Ownership and alert bookkeeping: no aggregate changes.
   }
 }
 

@@ -90,8 +90,8 @@ class ReferenceModel {
   // the model and no node records one crossing more often than the model made it; with
   // `complete` (logs of all nodes given), every crossing is recorded somewhere (at least
   // once: one applied around an owner change may be recorded by two nodes). Empty if so.
-  // Not yet required after a node process died: a record the owner had not synced, or the
-  // log of a replaced disk, is not recovered from peers (docs/simulation.md).
+  // Callers do not require it after a disk was lost: a replaced disk's alert log is not
+  // restored from peers yet (docs/simulation.md).
   std::string CheckAlerts(const std::vector<std::vector<RefCrossing>>& logs, bool complete) const;
   uint64_t crossings() const { return crossings_count_; }
 

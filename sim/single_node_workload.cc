@@ -178,7 +178,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
                          simulator.now_ns() + 10 * kSecond);
       result.failure = model.CheckNode(NodeUsage(engine.store()));
       if (result.failure.empty())
-        result.failure = model.CheckAlerts({NodeAlerts(engine)}, cluster.crashes() == 0);
+        result.failure = model.CheckAlerts({NodeAlerts(engine)}, /*complete=*/true);
     }
     result.ok = result.failure.empty();
   }

@@ -24,6 +24,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kLatestTakesOlder, "latest-takes-older", 3},
       {PlantedBug::kApplyStaleMap, "apply-stale-map", 3},
       {PlantedBug::kPromiseBeforeDurable, "promise-before-durable", 3},
+      {PlantedBug::kSkipUnconfirmedAlerts, "skip-unconfirmed-alerts", 3},
   };
   return bugs;
 }

@@ -37,6 +37,7 @@ enum class PlantedBug : uint8_t {
   kLatestTakesOlder,          // LATEST takes every reading, older timestamps included.
   kApplyStaleMap,             // A follower acts on a heartbeat's map older than its own.
   kPromiseBeforeDurable,      // A replica tells its promise before replica.meta is synced.
+  kSkipUnconfirmedAlerts,     // A new owner leaves its predecessor's unconfirmed crossings.
 };
 
 struct PlantedBugInfo {

@@ -164,6 +164,11 @@ absl::StatusOr<LogEntry> DecodeBody(LogEntryKind kind, ByteReader& reader) {
       if (!reader.U64(&epoch)) return absl::DataLossError("truncated epoch start");
       return LogEntry::StartOfEpoch(epoch);
     }
+    case LogEntryKind::kAlertsRecorded: {
+      uint64_t through_index = 0;
+      if (!reader.U64(&through_index)) return absl::DataLossError("truncated alerts recorded");
+      return LogEntry::RecordedAlerts(through_index);
+    }
   }
   return absl::DataLossError("unknown entry kind");
 }
@@ -186,6 +191,9 @@ LogEntry LogEntry::Retention(int64_t cutoff_ns) {
 }
 
 LogEntry LogEntry::StartOfEpoch(uint64_t epoch) { return LogEntry(Payload(EpochStart{epoch})); }
+LogEntry LogEntry::RecordedAlerts(uint64_t through_index) {
+  return LogEntry(Payload(AlertsRecorded{through_index}));
+}
 
 LogEntryKind LogEntry::kind() const { return static_cast<LogEntryKind>(payload_.index() + 1); }
 const std::shared_ptr<const EventBatch>& LogEntry::batch() const {
@@ -195,6 +203,9 @@ const MetricPut& LogEntry::put() const { return std::get<MetricPut>(payload_); }
 const MetricDelete& LogEntry::del() const { return std::get<MetricDelete>(payload_); }
 const RetentionSweep& LogEntry::retention() const { return std::get<RetentionSweep>(payload_); }
 const EpochStart& LogEntry::epoch_start() const { return std::get<EpochStart>(payload_); }
+const AlertsRecorded& LogEntry::alerts_recorded() const {
+  return std::get<AlertsRecorded>(payload_);
+}
 
 bool LogEntry::operator==(const LogEntry& other) const {
   if (kind() != other.kind()) return false;
@@ -209,6 +220,8 @@ bool LogEntry::operator==(const LogEntry& other) const {
       return retention().cutoff_ns == other.retention().cutoff_ns;
     case LogEntryKind::kEpochStart:
       return epoch_start().epoch == other.epoch_start().epoch;
+    case LogEntryKind::kAlertsRecorded:
+      return alerts_recorded().through_index == other.alerts_recorded().through_index;
   }
   return false;
 }
@@ -265,6 +278,9 @@ void AppendLogEntry(const LogEntry& entry, std::vector<uint8_t>* out) {
     case LogEntryKind::kEpochStart:
       writer.U64(entry.epoch_start().epoch);
       break;
+    case LogEntryKind::kAlertsRecorded:
+      writer.U64(entry.alerts_recorded().through_index);
+      break;
   }
 }
 
@@ -279,7 +295,8 @@ absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes) {
   if (version != kLogEntryFormatVersion) {
     return absl::DataLossError(absl::StrCat("unknown log entry version ", version));
   }
-  if (kind < 1 || kind > 5 || reserved != 0) return absl::DataLossError("bad log entry header");
+  if (kind < 1 || kind > static_cast<uint8_t>(LogEntryKind::kAlertsRecorded) || reserved != 0)
+    return absl::DataLossError("bad log entry header");
   absl::StatusOr<LogEntry> entry = DecodeBody(static_cast<LogEntryKind>(kind), reader);
   if (!entry.ok()) return entry.status();
   if (reader.left() != 0) return absl::DataLossError("trailing bytes after log entry");

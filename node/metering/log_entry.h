@@ -11,6 +11,8 @@
 //   MetricDelete    removes a schema.
 //   RetentionSweep  evicts buckets that end at or before cutoff_ns.
 //   EpochStart      a new owner's first entry; no effect on the state.
+//   AlertsRecorded  the owner's alert log durably holds every crossing of the entries up to
+//                   through_index: replicas stop keeping them as unconfirmed.
 //
 // Payloads are immutable and shared (std::shared_ptr<const ...>), so an entry can be handed
 // to the state machine, the event store and the log without copies.
@@ -43,6 +45,7 @@ enum class LogEntryKind : uint8_t {
   kMetricDelete = 3,
   kRetentionSweep = 4,
   kEpochStart = 5,
+  kAlertsRecorded = 6,
 };
 
 // Which dedup key an accepted event registers (product-semantics 8.4).
@@ -93,16 +96,24 @@ struct EpochStart {
   uint64_t epoch = 0;
 };
 
+// Appended by an owner once its alert log durably holds every crossing made by the entries
+// at or below through_index (product-semantics 7.2). Until then every replica keeps those
+// crossings as unconfirmed, and a new owner records them (docs/replication.md, "Alerts").
+struct AlertsRecorded {
+  uint64_t through_index = 0;
+};
+
 class LogEntry {
  public:
   using Payload = std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete,
-                               RetentionSweep, EpochStart>;
+                               RetentionSweep, EpochStart, AlertsRecorded>;
 
   static LogEntry Events(std::shared_ptr<const EventBatch> batch);
   static LogEntry Put(SchemaRef schema);
   static LogEntry Delete(std::string code);
   static LogEntry Retention(int64_t cutoff_ns);
   static LogEntry StartOfEpoch(uint64_t epoch);
+  static LogEntry RecordedAlerts(uint64_t through_index);
 
   LogEntryKind kind() const;
   const Payload& payload() const { return payload_; }
@@ -112,6 +123,7 @@ class LogEntry {
   const MetricDelete& del() const;
   const RetentionSweep& retention() const;
   const EpochStart& epoch_start() const;
+  const AlertsRecorded& alerts_recorded() const;
 
   // Structural equality (schemas and batches compared by value).
   bool operator==(const LogEntry& other) const;

@@ -102,11 +102,14 @@ TEST(LogEntryTest, GoldenBytes) {
             "01");  // 1 threshold t=100 recurring
   EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::Delete("api"))), "0103000003617069");
   EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::Retention(-2))), "01040000feffffffffffffff");
+  EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::StartOfEpoch(7))), "010500000700000000000000");
+  EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::RecordedAlerts(258))), "010600000201000000000000");
 }
 
 TEST(LogEntryTest, RoundTripsEveryKind) {
   for (const LogEntry& entry :
-       {GoldenBatch(), GoldenPut(), LogEntry::Delete("m"), LogEntry::Retention(123)}) {
+       {GoldenBatch(), GoldenPut(), LogEntry::Delete("m"), LogEntry::Retention(123),
+        LogEntry::StartOfEpoch(9), LogEntry::RecordedAlerts(41)}) {
     const std::vector<uint8_t> bytes = EncodeLogEntry(entry);
     absl::StatusOr<LogEntry> decoded = DecodeLogEntry(bytes);
     ASSERT_TRUE(decoded.ok()) << decoded.status();
@@ -129,6 +132,11 @@ TEST(LogEntryTest, RejectsMalformedBytes) {
   EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
   bad = good;
   bad[1] = 9;  // Unknown kind.
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad[1] = 7;  // The first kind after the last known one.
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad = EncodeLogEntry(LogEntry::RecordedAlerts(3));
+  bad.pop_back();
   EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
   bad = good;
   bad[4 + 20 + 24 + 2] = 2;  // First event: class idempotency without a key.

@@ -219,9 +219,14 @@ void PartitionState::Apply(uint64_t index, const LogEntry& entry, ApplyOutput* o
   UM_CHECK_EQ(index, applied_index_ + 1);
   UM_CHECK(output != nullptr);
   switch (entry.kind()) {
-    case LogEntryKind::kEventBatch:
+    case LogEntryKind::kEventBatch: {
+      const size_t crossings_before = output->crossings.size();
       ApplyBatch(entry.batch(), output);
+      for (size_t i = crossings_before; i < output->crossings.size(); ++i) {
+        unconfirmed_crossings_.push_back(UnconfirmedCrossing{index, output->crossings[i]});
+      }
       break;
+    }
     case LogEntryKind::kMetricPut: {
       const SchemaRef& schema = entry.put().schema;
       UM_CHECK(schema != nullptr);
@@ -238,6 +243,9 @@ void PartitionState::Apply(uint64_t index, const LogEntry& entry, ApplyOutput* o
       break;
     case LogEntryKind::kEpochStart:
       break;  // Marks an ownership change; no state.
+    case LogEntryKind::kAlertsRecorded:
+      ConfirmCrossings(entry.alerts_recorded().through_index);
+      break;
   }
   applied_index_ = index;
 }
@@ -452,7 +460,17 @@ void PartitionState::ApplyRetention(int64_t cutoff_ns, ApplyOutput* output) {
     series.buckets.clear();
     free_series_.push_back(slot);
   }
+  // Records of these crossings may be deleted by the same sweep: none is recorded again.
+  std::erase_if(unconfirmed_crossings_, [cutoff_ns](const UnconfirmedCrossing& unconfirmed) {
+    return unconfirmed.crossing.event_timestamp_ns < cutoff_ns;
+  });
   output->retention_cutoffs_ns.push_back(cutoff_ns);
+}
+
+void PartitionState::ConfirmCrossings(uint64_t through_index) {
+  while (!unconfirmed_crossings_.empty() && unconfirmed_crossings_.front().index <= through_index) {
+    unconfirmed_crossings_.pop_front();
+  }
 }
 
 }  // namespace unimeter::metering

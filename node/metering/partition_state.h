@@ -80,6 +80,16 @@ struct AlertCrossing {
   bool operator==(const AlertCrossing&) const = default;
 };
 
+// A crossing every replica keeps from the apply of its entry until a log entry confirms the
+// owner's alert log durably holds it (LogEntry AlertsRecorded). A new owner records the
+// crossings still unconfirmed, so a crossing lost with an owner that crashed before its
+// alert log was synced is recorded again (product-semantics 7.2, at-least-once).
+struct UnconfirmedCrossing {
+  uint64_t index = 0;  // Log index of the entry whose apply made it.
+  AlertCrossing crossing;
+  bool operator==(const UnconfirmedCrossing&) const = default;
+};
+
 // What Apply() asks the node to do. The caller clears it between entries as it likes.
 struct ApplyOutput {
   // Every applied batch, whole: event i has offset first_offset + i. Unknown-metric events
@@ -178,6 +188,11 @@ class PartitionState {
   uint64_t aggregate_key_count() const { return aggregate_key_count_; }
   size_t content_dedup_key_count() const { return dedup_.content().size(); }
   size_t idempotency_key_count() const { return dedup_.idempotency().size(); }
+  // Crossings not yet confirmed as recorded, ascending by index (replicated state: in the
+  // digest and the snapshot).
+  const std::deque<UnconfirmedCrossing>& unconfirmed_crossings() const {
+    return unconfirmed_crossings_;
+  }
 
  private:
   struct SliceAgg {
@@ -237,6 +252,7 @@ class PartitionState {
   // Apply helpers.
   void ApplyBatch(const std::shared_ptr<const EventBatch>& batch, ApplyOutput* output);
   void ApplyRetention(int64_t cutoff_ns, ApplyOutput* output);
+  void ConfirmCrossings(uint64_t through_index);
   void RecordDedupKey(const BatchEvent& event, uint32_t metric_id);
   void Aggregate(const BatchEvent& event, uint32_t metric_id, const CompiledSchema& schema,
                  uint64_t offset, ApplyOutput* output);
@@ -263,7 +279,7 @@ class PartitionState {
   template <typename Writer>
   void EncodeState(Writer& writer) const;
   std::vector<uint32_t> SortedLiveSeries() const;
-  absl::Status DecodeState(ByteReader& reader);
+  absl::Status DecodeState(ByteReader& reader, uint32_t version);
 
   PartitionOptions options_;
   uint64_t applied_index_ = 0;
@@ -280,6 +296,7 @@ class PartitionState {
   LookupMap<SeriesKey, uint32_t> series_index_;
 
   DedupIndex dedup_;
+  std::deque<UnconfirmedCrossing> unconfirmed_crossings_;
 };
 
 }  // namespace unimeter::metering

@@ -15,7 +15,9 @@ namespace unimeter::metering {
 namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x53504D55;  // "UMPS" little-endian.
-constexpr uint32_t kSnapshotVersion = 1;
+// Version 2 appends the unconfirmed crossings; version 1 (none) is still read.
+constexpr uint32_t kSnapshotVersion = 2;
+constexpr uint32_t kSnapshotVersionWithoutCrossings = 1;
 
 template <typename Writer>
 void EncodeAgg(const AggValue& value, Writer& writer) {
@@ -51,6 +53,30 @@ bool DecodeSet(ByteReader& reader, absl::btree_set<uint64_t>* members) {
     previous = member;
   }
   return true;
+}
+
+template <typename Writer>
+void EncodeCrossing(const UnconfirmedCrossing& unconfirmed, Writer& writer) {
+  const AlertCrossing& crossing = unconfirmed.crossing;
+  writer.U64(unconfirmed.index);
+  writer.U64(crossing.account_id);
+  writer.String8(crossing.metric_code);
+  writer.U32(crossing.threshold_index);
+  writer.String8(crossing.threshold_code);
+  writer.U64(crossing.value_at_cross);
+  writer.I64(crossing.event_timestamp_ns);
+  writer.U64(crossing.event_offset);
+}
+
+bool DecodeCrossing(ByteReader& reader, UnconfirmedCrossing* unconfirmed) {
+  AlertCrossing& crossing = unconfirmed->crossing;
+  return reader.U64(&unconfirmed->index) && reader.U64(&crossing.account_id) &&
+         reader.String8(kMetricCodeBytesMax, &crossing.metric_code) &&
+         reader.U32(&crossing.threshold_index) &&
+         crossing.threshold_index < kThresholdsPerMetricMax &&
+         reader.String8(kThresholdCodeBytesMax, &crossing.threshold_code) &&
+         reader.U64(&crossing.value_at_cross) && reader.I64(&crossing.event_timestamp_ns) &&
+         reader.U64(&crossing.event_offset);
 }
 
 }  // namespace
@@ -118,6 +144,10 @@ void PartitionState::EncodeState(Writer& writer) const {
     }
   }
   dedup_.Encode(writer);
+  writer.U64(unconfirmed_crossings_.size());
+  for (const UnconfirmedCrossing& unconfirmed : unconfirmed_crossings_) {
+    EncodeCrossing(unconfirmed, writer);
+  }
 }
 
 uint64_t PartitionState::Digest() const {
@@ -149,7 +179,8 @@ absl::StatusOr<std::unique_ptr<PartitionState>> PartitionState::DecodeSnapshot(
   uint32_t version = 0;
   uint32_t partition_id = 0;
   if (!reader.U32(&magic) || !reader.U32(&version) || magic != kSnapshotMagic ||
-      version != kSnapshotVersion || !reader.U32(&partition_id)) {
+      (version != kSnapshotVersion && version != kSnapshotVersionWithoutCrossings) ||
+      !reader.U32(&partition_id)) {
     return absl::DataLossError("bad snapshot header");
   }
   if (partition_id != options.partition_id) {
@@ -157,13 +188,13 @@ absl::StatusOr<std::unique_ptr<PartitionState>> PartitionState::DecodeSnapshot(
         absl::StrCat("snapshot of partition ", partition_id, ", expected ", options.partition_id));
   }
   auto state = std::make_unique<PartitionState>(options);
-  absl::Status status = state->DecodeState(reader);
+  absl::Status status = state->DecodeState(reader, version);
   if (!status.ok()) return status;
   if (reader.left() != 0) return absl::DataLossError("trailing bytes in snapshot");
   return state;
 }
 
-absl::Status PartitionState::DecodeState(ByteReader& reader) {
+absl::Status PartitionState::DecodeState(ByteReader& reader, uint32_t version) {
   uint32_t metric_count = 0;
   if (!reader.U64(&applied_index_) || !reader.U64(&next_offset_) || !reader.I64(&log_time_ns_) ||
       !reader.I64(&retention_cutoff_ns_) || !reader.U32(&metric_count) ||
@@ -238,6 +269,20 @@ absl::Status PartitionState::DecodeState(ByteReader& reader) {
     }
   }
   if (!dedup_.Decode(reader)) return absl::DataLossError("bad dedup index in snapshot");
+  if (version == kSnapshotVersionWithoutCrossings) return absl::OkStatus();
+  uint64_t crossing_count = 0;
+  if (!reader.U64(&crossing_count) || crossing_count > reader.left() / 40) {
+    return absl::DataLossError("bad crossing count in snapshot");
+  }
+  for (uint64_t i = 0; i < crossing_count; ++i) {
+    UnconfirmedCrossing unconfirmed;
+    if (!DecodeCrossing(reader, &unconfirmed) || unconfirmed.index > applied_index_ ||
+        (!unconfirmed_crossings_.empty() &&
+         unconfirmed.index < unconfirmed_crossings_.back().index)) {
+      return absl::DataLossError("bad unconfirmed crossing in snapshot");
+    }
+    unconfirmed_crossings_.push_back(std::move(unconfirmed));
+  }
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "node/base/checksum.h"
 #include "node/metering/hashes.h"
 
 namespace unimeter::metering {
@@ -522,6 +523,53 @@ TEST(PartitionStateTest, ReplicasAndSnapshotsAgree) {
   other.partition_id = 8;
   EXPECT_EQ(PartitionState::DecodeSnapshot(other, snapshot).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PartitionStateTest, CrossingsStayUnconfirmedUntilTheLogConfirmsThem) {
+  Harness h;
+  h.Put(Schema("sum", AggregationType::kSum, {}, {{"zero", 0, false}, {"rec", 10, true}}));
+  h.Ingest({Ev("sum", 4, kT0 + 1)});  // Index 2: "zero".
+  h.Ingest({Ev("sum", 8, kT0 + 2)});  // Index 3: "rec".
+  const std::deque<UnconfirmedCrossing>& unconfirmed = h.state().unconfirmed_crossings();
+  ASSERT_EQ(unconfirmed.size(), 2u);
+  EXPECT_EQ(unconfirmed[0].index, 2u);
+  EXPECT_EQ(unconfirmed[0].crossing, h.output().crossings[0]);
+  EXPECT_EQ(unconfirmed[1].index, 3u);
+  EXPECT_EQ(unconfirmed[1].crossing.threshold_code, "rec");
+  h.Append(LogEntry::RecordedAlerts(2));  // Index 4.
+  ASSERT_EQ(unconfirmed.size(), 1u);
+  EXPECT_EQ(unconfirmed[0].index, 3u);
+  // Replicated state: in the digest and the snapshot.
+  const std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
+  absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
+      PartitionState::DecodeSnapshot(h.options(), snapshot);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->unconfirmed_crossings(), unconfirmed);
+  EXPECT_EQ((*decoded)->Digest(), h.state().Digest());
+  h.Append(LogEntry::RecordedAlerts(3));
+  EXPECT_TRUE(unconfirmed.empty());
+  // Retention drops the crossings of events it expires.
+  h.Ingest({Ev("sum", 1, kT0 + 3)});
+  ASSERT_EQ(unconfirmed.size(), 1u);
+  h.Retention(kT0 + 4);
+  EXPECT_TRUE(unconfirmed.empty());
+}
+
+TEST(PartitionStateTest, VersionOneSnapshotsHaveNoUnconfirmedCrossings) {
+  Harness h;
+  h.Put(Schema("sum", AggregationType::kSum));
+  h.Ingest({Ev("sum", 4, kT0 + 1)});
+  std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
+  // Version 1 is version 2 without the trailing crossing count (0 here).
+  snapshot.resize(snapshot.size() - 4 - 8);
+  snapshot[4] = 1;
+  const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
+  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+  absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
+      PartitionState::DecodeSnapshot(h.options(), snapshot);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->Digest(), h.state().Digest());
+  EXPECT_TRUE((*decoded)->unconfirmed_crossings().empty());
 }
 
 TEST(PartitionStateTest, MetricListIsOrderedByCode) {

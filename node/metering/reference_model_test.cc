@@ -241,7 +241,8 @@ struct Model {
         }
         break;
       case LogEntryKind::kEpochStart:
-        break;  // Ownership only.
+      case LogEntryKind::kAlertsRecorded:
+        break;  // Ownership and alert bookkeeping only.
     }
   }
 

@@ -332,6 +332,7 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
     box.items.push_back(pending.item);
   }
   alerts_.Synced(alerts_covered, on_alerts_durable_);
+  ConfirmRecordedAlerts();
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     if (parts_[partition].role == PartRole::kOwner) AdvanceCommit(partition);
   }

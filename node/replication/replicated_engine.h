@@ -325,6 +325,11 @@ class ReplicatedEngine final : public Engine {
   bool SnapshotDue(const PeerProgress& peer, int64_t now_ns) const;
   void FlushPeers();
   void AdvanceCommit(uint32_t partition);
+  // A new owner's duty once serving: records the partition's unconfirmed crossings that
+  // this node's alert log lacks and notes them for confirmation.
+  void RecordUnconfirmedAlerts(uint32_t partition);
+  // Appends AlertsRecorded for each served partition whose recorded crossings are durable.
+  void ConfirmRecordedAlerts();
   void CommitUpTo(uint32_t partition, uint64_t index);
   void CheckReads(uint32_t partition);
   void Truncate(uint32_t partition, uint64_t index);

@@ -443,17 +443,51 @@ void ReplicatedEngine::CommitUpTo(uint32_t partition, uint64_t index) {
   if (!alerts.empty()) {
     if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(alerts.size());
     alerts_.Add(alerts);
+    alerts_.NoteRecorded(partition, index);
     RequestSync();
   }
   if (owner) {
     pending_dedup_[partition].RetireApplied(store_->state(partition).next_offset());
     if (!part.serving && index >= part.start_index) {
       part.serving = true;
+      RecordUnconfirmedAlerts(partition);
       RunParked(partition);
     }
   }
   CompleteWaiters(partition);
   CheckReads(partition);
+}
+
+void ReplicatedEngine::RecordUnconfirmedAlerts(uint32_t partition) {
+  if (store_->state(partition).unconfirmed_crossings().empty() ||
+      BugPlanted(PlantedBug::kSkipUnconfirmedAlerts)) {
+    return;
+  }
+  std::vector<AlertRecord> recorded = store_->RecordUnconfirmed(partition);
+  if (!recorded.empty()) {
+    if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(recorded.size());
+    alerts_.Add(recorded);
+  }
+  alerts_.NoteRecorded(partition, store_->commit_index(partition));
+  RequestSync();
+}
+
+void ReplicatedEngine::ConfirmRecordedAlerts() {
+  for (const auto& [partition, index] : alerts_.TakeConfirmable()) {
+    Part& part = parts_[partition];
+    // A node that no longer serves the partition leaves its crossings unconfirmed: the
+    // next owner records them again (a duplicate across nodes, never a loss).
+    if (part.role != PartRole::kOwner || !part.serving) continue;
+    const absl::Status appended = store_->Append(
+        partition, store_->last_index(partition) + 1, part.epoch,
+        std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));
+    if (!appended.ok()) {
+      env_.Log(absl::StrCat("replication: alerts of partition ", partition,
+                            " not confirmed: ", appended.ToString()));
+      continue;
+    }
+    RequestSync();
+  }
 }
 
 void ReplicatedEngine::CompleteWaiters(uint32_t partition) {

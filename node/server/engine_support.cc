@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/container/btree_map.h"
 #include "node/base/check.h"
 
 namespace unimeter {
@@ -23,6 +24,20 @@ void DurableAlerts::TrimToDurable(std::vector<AlertRecord>* records) const {
   while (!records->empty() && records->back().offset >= durable_offset_) {
     records->pop_back();
   }
+}
+
+void DurableAlerts::NoteRecorded(uint32_t partition, uint64_t index) {
+  noted_.push_back(Noted{durable_offset_ + waiting_.size(), partition, index});
+}
+
+std::vector<std::pair<uint32_t, uint64_t>> DurableAlerts::TakeConfirmable() {
+  absl::btree_map<uint32_t, uint64_t> through;
+  while (!noted_.empty() && noted_.front().durable_from_offset <= durable_offset_) {
+    uint64_t& index = through[noted_.front().partition];
+    index = std::max(index, noted_.front().index);
+    noted_.pop_front();
+  }
+  return {through.begin(), through.end()};
 }
 
 CheckpointTimer::CheckpointTimer(Env& env, NodeStore& store, const CheckpointPolicy& policy)

@@ -4,7 +4,8 @@
 //
 //   DurableAlerts    alert records appended to this node's alert log wait for the WAL sync
 //                    that makes them durable before they are pushed or listed
-//                    (product-semantics 7.2).
+//                    (product-semantics 7.2); it also tells when an owner may confirm a
+//                    partition's crossings as recorded (LogEntry AlertsRecorded).
 //   CheckpointTimer  the checkpoint policy: a checkpoint starts when enough WAL was written
 //                    since the last one or its interval passed, and something changed; a
 //                    failed checkpoint is fatal (memory would be ahead of the store).
@@ -14,6 +15,8 @@
 #define UNIMETER_NODE_SERVER_ENGINE_SUPPORT_H_
 
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <vector>
 
 #include "node/env/env.h"
@@ -35,9 +38,23 @@ class DurableAlerts {
   // Drops the records not yet durable from the end of a listing.
   void TrimToDurable(std::vector<AlertRecord>* records) const;
 
+  // This node's alert log holds every crossing of `partition`'s entries up to `index` once
+  // the records appended so far (Add) are durable.
+  void NoteRecorded(uint32_t partition, uint64_t index);
+  // The partitions whose noted crossings became durable since the last call, each with its
+  // highest noted index, ascending by partition: the owner may now append
+  // LogEntry::RecordedAlerts(index) (if it still owns the partition).
+  std::vector<std::pair<uint32_t, uint64_t>> TakeConfirmable();
+
  private:
+  struct Noted {
+    uint64_t durable_from_offset;  // Confirmable once durable_offset_ reaches it.
+    uint32_t partition;
+    uint64_t index;
+  };
   std::vector<AlertRecord> waiting_;
   uint64_t durable_offset_ = 0;
+  std::deque<Noted> noted_;  // Ascending by durable_from_offset.
 };
 
 // When a node writes its state to the state store.

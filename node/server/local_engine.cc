@@ -19,16 +19,22 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(Env& env, LocalEn
   if (!store.ok()) {
     return store.status();
   }
-  // A quorum of one: whatever is durable here is committed. Recovered uncommitted entries
-  // were durable, and possibly acknowledged, so they commit now.
-  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-    if ((*store)->last_index(partition) > (*store)->commit_index(partition)) {
-      (*store)->Commit(partition, (*store)->last_index(partition), true);
-    }
-  }
   std::unique_ptr<LocalEngine> engine(
       new LocalEngine(env, std::move(options), metrics, std::move(*store)));
-  engine->alerts_.Reset(engine->store_->alert_count());
+  NodeStore& node_store = *engine->store_;
+  engine->alerts_.Reset(node_store.alert_count());
+  // A quorum of one: whatever is durable here is committed. Recovered uncommitted entries
+  // were durable, and possibly acknowledged, so they commit now. Crossings not confirmed
+  // before the restart are recorded unless the alert log kept them.
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    if (node_store.last_index(partition) > node_store.commit_index(partition)) {
+      engine->alerts_.Add(node_store.Commit(partition, node_store.last_index(partition), true));
+    }
+    engine->alerts_.Add(node_store.RecordUnconfirmed(partition));
+    if (!node_store.state(partition).unconfirmed_crossings().empty()) {
+      engine->alerts_.NoteRecorded(partition, node_store.commit_index(partition));
+    }
+  }
   engine->checkpoint_timer_ =
       std::make_unique<CheckpointTimer>(env, *engine->store_, engine->options_.checkpoint);
   engine->RequestSync();  // Makes the recovery's commit marks durable.
@@ -226,19 +232,26 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
     // An fsync error: the page cache cannot be trusted. Crash and recover from disk.
     if (FailStopOnError(env_, status, "WAL sync")) return;
     std::vector<AlertRecord> recorded;
+    std::vector<uint32_t> crossed;  // Partitions whose commit recorded crossings.
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       if (covered[partition] > store_->commit_index(partition)) {
         std::vector<AlertRecord> alerts = store_->Commit(partition, covered[partition], true);
+        if (!alerts.empty()) crossed.push_back(partition);
         recorded.insert(recorded.end(), alerts.begin(), alerts.end());
         pending_dedup_[partition].RetireApplied(store_->state(partition).next_offset());
       }
     }
-    // Records appended before this sync started are durable now: push them.
+    // Records appended before this sync started are durable now: push them, and confirm
+    // the crossings they record.
     alerts_.Synced(alerts_covered, on_alerts_durable_);
+    ConfirmRecordedAlerts();
     if (metrics_.alerts_recorded != nullptr) {
       metrics_.alerts_recorded->Increment(recorded.size());
     }
     alerts_.Add(recorded);
+    for (const uint32_t partition : crossed) {
+      alerts_.NoteRecorded(partition, store_->commit_index(partition));
+    }
     std::array<uint64_t, kPartitionCount> committed;
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       committed[partition] = store_->commit_index(partition);
@@ -250,6 +263,21 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
   }
   if (sync_requested_ || alerts_.waiting() > 0) {
     StartSync();
+  }
+}
+
+void LocalEngine::ConfirmRecordedAlerts() {
+  for (const auto& [partition, index] : alerts_.TakeConfirmable()) {
+    const absl::Status appended = store_->Append(
+        partition, store_->last_index(partition) + 1, kLocalEpoch,
+        std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));
+    if (!appended.ok()) {
+      // The crossings stay unconfirmed: a later confirmation of the partition covers them.
+      env_.Log(
+          absl::StrCat("alerts of partition ", partition, " not confirmed: ", appended.ToString()));
+      continue;
+    }
+    sync_requested_ = true;  // Committed by the next sync (this runs inside OnSynced).
   }
 }
 

@@ -114,6 +114,8 @@ class LocalEngine final : public Engine {
   void StartSync();
   void OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
                 size_t alerts_covered, int64_t started_ns);
+  // Appends an AlertsRecorded entry for each partition whose recorded crossings are durable.
+  void ConfirmRecordedAlerts();
   void RollBack(const std::array<uint64_t, kPartitionCount>& covered);
   void CompleteWaiters(const std::array<uint64_t, kPartitionCount>& committed);
   void RunDeferredIngests();

@@ -224,6 +224,7 @@ absl::StatusOr<std::unique_ptr<NodeStore>> NodeStore::Open(Env& env,
   }
   node_store->wal_ = std::move(*wal);
   node_store->checkpoint_start_position_ = node_store->wal_->appended_position();
+  node_store->FindRecordedUnconfirmed();
   env.Log(absl::StrCat("node store open: replayed ", node_store->stats_.entries_replayed,
                        " entries, ", node_store->alert_next_offset_, " alert records"));
   return node_store;
@@ -407,6 +408,11 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     UM_CHECK_EQ(pending.index, log.state->applied_index() + 1);
     output.Clear();
     log.state->Apply(pending.index, *pending.entry, &output);
+    const metering::LogEntryKind kind = pending.entry->kind();
+    if (kind == metering::LogEntryKind::kAlertsRecorded ||
+        kind == metering::LogEntryKind::kRetentionSweep) {
+      ForgetConfirmed(partition);
+    }
     if (options_.apply_observer) {
       options_.apply_observer(partition, pending.index, pending.epoch, *pending.entry);
     }
@@ -435,7 +441,60 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
   return recorded;
 }
 
+std::vector<AlertRecord> NodeStore::RecordUnconfirmed(uint32_t partition) {
+  PartitionLog& log = partitions_.at(partition);
+  std::vector<AlertRecord> recorded;
+  for (const metering::UnconfirmedCrossing& unconfirmed : log.state->unconfirmed_crossings()) {
+    if (log.recorded_unconfirmed.contains(CrossingKey::Of(unconfirmed.crossing))) continue;
+    AppendAlert(unconfirmed.crossing);
+    recorded.push_back(alerts_.back());
+  }
+  return recorded;
+}
+
+void NodeStore::ForgetConfirmed(uint32_t partition) {
+  PartitionLog& log = partitions_[partition];
+  if (log.recorded_unconfirmed.empty()) return;
+  absl::flat_hash_set<CrossingKey> kept;
+  for (const metering::UnconfirmedCrossing& unconfirmed : log.state->unconfirmed_crossings()) {
+    const CrossingKey key = CrossingKey::Of(unconfirmed.crossing);
+    if (log.recorded_unconfirmed.contains(key)) kept.insert(key);
+  }
+  log.recorded_unconfirmed = std::move(kept);
+}
+
+void NodeStore::FindRecordedUnconfirmed() {
+  absl::flat_hash_set<CrossingKey> wanted;
+  for (const PartitionLog& log : partitions_) {
+    for (const metering::UnconfirmedCrossing& unconfirmed : log.state->unconfirmed_crossings()) {
+      wanted.insert(CrossingKey::Of(unconfirmed.crossing));
+    }
+  }
+  if (wanted.empty()) return;
+  auto note = [&](const metering::AlertCrossing& crossing) {
+    const CrossingKey key = CrossingKey::Of(crossing);
+    if (!wanted.contains(key)) return;
+    partitions_[crossing.account_id % kPartitionCount].recorded_unconfirmed.insert(key);
+  };
+  // A record that cannot be read counts as absent: its crossing is recorded again (a
+  // duplicate is allowed, a loss is not).
+  if (alert_checkpointed_offset_ > 0) {
+    const absl::Status status =
+        store_.Scan(AlertKey(0), AlertKey(alert_checkpointed_offset_),
+                    [&](std::string_view, std::string_view value) {
+                      absl::StatusOr<AlertRecord> record =
+                          DecodeAlertRecord(absl::string_view(value.data(), value.size()));
+                      if (record.ok()) note(record->crossing);
+                      return true;
+                    });
+    if (!status.ok()) env_.Log(absl::StrCat("alert log scan at open: ", status.ToString()));
+  }
+  for (const AlertRecord& record : alerts_) note(record.crossing);
+}
+
 void NodeStore::AppendAlert(const metering::AlertCrossing& crossing) {
+  partitions_[crossing.account_id % kPartitionCount].recorded_unconfirmed.insert(
+      CrossingKey::Of(crossing));
   AlertRecord record{alert_next_offset_, crossing};
   const std::string body = EncodeAlertRecord(record);
   const absl::StatusOr<uint64_t> position =
@@ -552,6 +611,7 @@ void NodeStore::InstallSnapshot(uint32_t partition, std::unique_ptr<metering::Pa
   log.state = std::move(state);
   log.commit_epoch = epoch;
   log.applied_tail.clear();
+  ForgetConfirmed(partition);
   store_.Commit(std::move(batch),
                 [this, partition, index, done = std::move(done)](absl::Status status) mutable {
                   if (status.ok()) {

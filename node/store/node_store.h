@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "node/env/env.h"
@@ -160,6 +161,13 @@ class NodeStore {
   // REQUIRES: commit_index(partition) <= index <= last_index(partition).
   std::vector<AlertRecord> Commit(uint32_t partition, uint64_t index, bool record_alerts);
 
+  // Appends to this node's alert log each unconfirmed crossing of `partition`
+  // (PartitionState::unconfirmed_crossings) that the log does not hold yet: an owner's duty
+  // when it starts serving, so a crossing whose recording owner crashed before syncing it
+  // is recorded again (product-semantics 7.2, at-least-once). Never records one crossing
+  // twice on this node. Returns the records appended (durable after the next Sync).
+  std::vector<AlertRecord> RecordUnconfirmed(uint32_t partition);
+
   // Drops uncommitted entries after `index` (an epoch change rewrote the suffix).
   // REQUIRES: commit_index(partition) <= index <= last_index(partition).
   void TruncateAfter(uint32_t partition, uint64_t index);
@@ -220,8 +228,24 @@ class NodeStore {
     uint64_t position;  // WAL position of the entry record.
     std::shared_ptr<const metering::LogEntry> entry;
   };
+  // A crossing's identity: one per threshold per event.
+  struct CrossingKey {
+    uint64_t account_id = 0;
+    uint64_t event_offset = 0;
+    uint32_t threshold_index = 0;
+    static CrossingKey Of(const metering::AlertCrossing& crossing) {
+      return CrossingKey{crossing.account_id, crossing.event_offset, crossing.threshold_index};
+    }
+    bool operator==(const CrossingKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H state, const CrossingKey& key) {
+      return H::combine(std::move(state), key.account_id, key.event_offset, key.threshold_index);
+    }
+  };
   struct PartitionLog {
     std::unique_ptr<metering::PartitionState> state;
+    // The state's unconfirmed crossings that this node's alert log holds (membership only).
+    absl::flat_hash_set<CrossingKey> recorded_unconfirmed;
     uint64_t last_index = 0;
     uint64_t last_epoch = 0;
     uint64_t checkpoint_index = 0;  // Applied index in the last durable checkpoint.
@@ -243,6 +267,10 @@ class NodeStore {
   absl::Status Replay(const WalRecordView& record);
   std::vector<AlertRecord> ApplyUpTo(uint32_t partition, uint64_t index, bool record_alerts);
   void AppendAlert(const metering::AlertCrossing& crossing);
+  // Drops from recorded_unconfirmed the crossings the partition no longer holds unconfirmed.
+  void ForgetConfirmed(uint32_t partition);
+  // At open: notes which unconfirmed crossings the alert log already holds.
+  void FindRecordedUnconfirmed();
   // A checkpoint (or, without snapshots, an events flush) in progress: one partition per
   // loop turn, then the node-level batch (checkpoints) or the last completion (flushes).
   struct CheckpointJob {

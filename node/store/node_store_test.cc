@@ -313,6 +313,40 @@ TEST_F(NodeStoreTest, AlertsRecordedOnlyByTheOwnerAndSurviveCrashes) {
   EXPECT_TRUE(store_->ListAlerts(5, 0, 10).empty());
 }
 
+TEST_F(NodeStoreTest, UnconfirmedCrossingsAreRecordedOnceByTheNextOwner) {
+  RegisterMetric(1);
+  AppendEvents(261, 1, kNow);
+  SyncAndRun();
+  ASSERT_EQ(store_->Commit(kPartition, 2, true).size(), 1u);
+  Restart();  // Neither the record nor the commit mark was synced.
+  EXPECT_EQ(store_->alert_count(), 0u);
+  CommitAll(false);  // Committed again; here as a replica of the next owner.
+  ASSERT_EQ(store_->state(kPartition).unconfirmed_crossings().size(), 1u);
+  // This node becomes the owner: the crossing is recorded, and only once.
+  const std::vector<AlertRecord> recorded = store_->RecordUnconfirmed(kPartition);
+  ASSERT_EQ(recorded.size(), 1u);
+  EXPECT_EQ(recorded[0].crossing.account_id, 261u);
+  EXPECT_TRUE(store_->RecordUnconfirmed(kPartition).empty());
+  SyncAndRun();
+  Restart();  // The alert log holds it (replayed from the WAL).
+  EXPECT_TRUE(store_->RecordUnconfirmed(kPartition).empty());
+  CheckpointAndRun();
+  Restart();  // The alert log holds it (read from the state store).
+  ASSERT_EQ(store_->state(kPartition).unconfirmed_crossings().size(), 1u);
+  EXPECT_TRUE(store_->RecordUnconfirmed(kPartition).empty());
+  EXPECT_EQ(store_->alert_count(), 1u);
+  // Confirmed through the log: no replica keeps it any more.
+  ASSERT_TRUE(
+      store_
+          ->Append(kPartition, store_->last_index(kPartition) + 1, 1,
+                   std::make_shared<metering::LogEntry>(metering::LogEntry::RecordedAlerts(2)))
+          .ok());
+  SyncAndRun();
+  CommitAll(false);
+  EXPECT_TRUE(store_->state(kPartition).unconfirmed_crossings().empty());
+  EXPECT_TRUE(store_->RecordUnconfirmed(kPartition).empty());
+}
+
 TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
   RegisterMetric(1000);
   AppendEvents(5, 10, kNow);                  // Old.
