@@ -174,11 +174,7 @@ class ClusterRun {
     targets_ = all_;
     Prng metrics(SubSeed(seed, kTagMetrics));
     ledger_.AddAggregationMetrics(metrics);
-    ledger_.on_acknowledged = [this](const SentEvent& event, protocol::Status status) {
-      if (acknowledged_failure_.empty()) {
-        acknowledged_failure_ = model_.CheckAcknowledged(ledger_, event, status);
-      }
-    };
+    model_.WatchAcknowledgements(ledger_);
   }
 
   void Start() {
@@ -703,7 +699,7 @@ class ClusterRun {
   void CheckHistory() {
     if (!history_.failure().empty()) Fail(history_.failure());
     if (!ownership_.failure().empty()) Fail(ownership_.failure());
-    if (!acknowledged_failure_.empty()) Fail(acknowledged_failure_);
+    if (!model_.acknowledged_failure().empty()) Fail(model_.acknowledged_failure());
     if (!durability_failure_.empty()) Fail(durability_failure_);
     if (!model_.failure().empty()) Fail(model_.failure());
   }
@@ -1006,17 +1002,11 @@ class ClusterRun {
       if (!failure.empty()) failure = absl::StrCat("node ", nodes[i], ": ", failure);
     }
     if (failure.empty()) {
-      // A crossing's record becomes durable (and listed) with the WAL sync after its commit.
-      Simulator& simulator = cluster_.simulator();
-      const bool synced = simulator.RunUntil(
-          [&] {
-            for (NodeId node : nodes) {
-              if (Server(cluster_, node).engine().alerts_awaiting_sync() > 0) return false;
-            }
-            return true;
-          },
-          simulator.now_ns() + 10 * kSecond);
-      if (!synced) failure = "alert records still not durable 10 s after quiescence";
+      std::vector<const Engine*> engines;
+      for (NodeId node : nodes) engines.push_back(&Server(cluster_, node).engine());
+      if (!RunUntilAlertsDurable(cluster_.simulator(), engines, 10 * kSecond)) {
+        failure = "alert records still not durable 10 s after quiescence";
+      }
     }
     if (failure.empty()) {
       std::vector<std::vector<RefCrossing>> logs(options_.nodes);
@@ -1146,7 +1136,6 @@ class ClusterRun {
   SimCluster cluster_;
   DurabilityLedger durability_;  // Over cluster_'s disks.
   std::string durability_failure_;
-  std::string acknowledged_failure_;  // S14, found as clients take their answers.
   Ledger ledger_;
   ReferenceModel model_;
   ReadChecker read_checker_;

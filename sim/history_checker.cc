@@ -41,15 +41,14 @@ void HistoryChecker::CheckEpochOrder(uint32_t partition, uint64_t index) {
   const Canonical& entry = log[index - 1];
   const Canonical* before = index >= 2 && log[index - 2].known ? &log[index - 2] : nullptr;
   const Canonical* after = index < log.size() && log[index].known ? &log[index] : nullptr;
-  const bool ordered = (before == nullptr || before->epoch <= entry.epoch) &&
-                       (after == nullptr || entry.epoch <= after->epoch);
-  if (ordered || !failure_.empty()) return;
-  failure_ = absl::StrCat(
-      "S7 (the committed prefix survives epoch changes): partition ", partition, " index ", index,
-      " committed in epoch ", entry.epoch, " on n", entry.first_node, " next to index ",
-      before != nullptr && before->epoch > entry.epoch ? index - 1 : index + 1, " of epoch ",
-      before != nullptr && before->epoch > entry.epoch ? before->epoch : after->epoch,
-      ": a later epoch's log lost an entry committed before it");
+  const bool before_later = before != nullptr && before->epoch > entry.epoch;
+  const bool after_earlier = after != nullptr && entry.epoch > after->epoch;
+  if ((!before_later && !after_earlier) || !failure_.empty()) return;
+  failure_ = absl::StrCat("S7 (the committed prefix survives epoch changes): partition ", partition,
+                          " index ", index, " committed in epoch ", entry.epoch, " on n",
+                          entry.first_node, " next to index ", before_later ? index - 1 : index + 1,
+                          " of epoch ", before_later ? before->epoch : after->epoch,
+                          ": a later epoch's log lost an entry committed before it");
 }
 
 }  // namespace unimeter::sim

@@ -36,4 +36,16 @@ std::vector<RefCrossing> NodeAlerts(const Engine& engine) {
   return crossings;
 }
 
+bool RunUntilAlertsDurable(Simulator& simulator, const std::vector<const Engine*>& engines,
+                           int64_t timeout_ns) {
+  return simulator.RunUntil(
+      [&engines] {
+        for (const Engine* engine : engines) {
+          if (engine->alerts_awaiting_sync() > 0) return false;
+        }
+        return true;
+      },
+      simulator.now_ns() + timeout_ns);
+}
+
 }  // namespace unimeter::sim

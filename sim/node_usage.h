@@ -7,6 +7,8 @@
 // returned function.
 //
 // NodeAlerts: every durable record of the node's alert log, as a crossing.
+// RunUntilAlertsDurable: lets the simulation run until no engine holds alert records
+// waiting for the WAL sync that makes them durable (records are listed only then).
 #ifndef UNIMETER_SIM_NODE_USAGE_H_
 #define UNIMETER_SIM_NODE_USAGE_H_
 
@@ -16,12 +18,17 @@
 #include "node/server/engine.h"
 #include "node/store/node_store.h"
 #include "sim/reference_model.h"
+#include "sim/simulator.h"
 
 namespace unimeter::sim {
 
 UsageQuery NodeUsage(const NodeStore& store);
 
 std::vector<RefCrossing> NodeAlerts(const Engine& engine);
+
+// At most `timeout_ns` of simulated time; false if records still wait then.
+bool RunUntilAlertsDurable(Simulator& simulator, const std::vector<const Engine*>& engines,
+                           int64_t timeout_ns);
 
 }  // namespace unimeter::sim
 

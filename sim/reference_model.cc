@@ -350,6 +350,14 @@ std::string ReferenceModel::CheckAcknowledged(const Ledger& ledger, const SentEv
                       " while the event is not in the committed log");
 }
 
+void ReferenceModel::WatchAcknowledgements(Ledger& ledger) {
+  ledger.on_acknowledged = [this, &ledger](const SentEvent& event, protocol::Status status) {
+    if (acknowledged_failure_.empty()) {
+      acknowledged_failure_ = CheckAcknowledged(ledger, event, status);
+    }
+  };
+}
+
 std::string ReferenceModel::CheckAlerts(const std::vector<std::vector<RefCrossing>>& logs,
                                         bool complete) const {
   absl::btree_map<RefCrossing, uint32_t> recorded;  // Over all nodes.

@@ -86,6 +86,12 @@ class ReferenceModel {
   // verdict included: the original was committed). Empty if it is.
   std::string CheckAcknowledged(const Ledger& ledger, const SentEvent& event,
                                 protocol::Status status) const;
+  // S14 online: from now on every answer a client of `ledger` takes as an acknowledgement
+  // is checked (CheckAcknowledged); the first violation is kept. REQUIRES: `ledger`
+  // outlives its clients' use of it and this model.
+  void WatchAcknowledgements(Ledger& ledger);
+  // Empty unless an answer taken as an acknowledgement broke S14.
+  const std::string& acknowledged_failure() const { return acknowledged_failure_; }
   // The alert logs of nodes (`logs[i]`: node i's records): each record is a crossing of
   // the model and no node records one crossing more often than the model made it; with
   // `complete` (logs of all nodes given), every crossing is recorded somewhere (at least
@@ -129,6 +135,7 @@ class ReferenceModel {
   absl::btree_map<RefCrossing, uint32_t> crossings_;  // Crossing -> times made.
   uint64_t crossings_count_ = 0;
   std::string failure_;
+  std::string acknowledged_failure_;
   uint64_t events_applied_ = 0;
 };
 

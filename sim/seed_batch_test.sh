@@ -8,12 +8,19 @@ set -euo pipefail
 sim="$1"
 corpus="$(dirname "$0")/regression_seeds.txt"
 if [[ -f "$corpus" ]]; then
-  while read -r seed nodes mode _; do
+  set -f  # The descriptions are words, never globs.
+  while read -r seed nodes rest; do
     [[ -z "$seed" || "$seed" == \#* ]] && continue
     flags=()
-    [[ "$mode" == mode=* ]] && flags+=("--$mode")
+    for token in $rest; do
+      case "$token" in
+        mode=* | duration-s=*) flags+=("--$token") ;;
+        *) break ;;  # The description starts.
+      esac
+    done
     "$sim" --seed="$seed" --nodes="$nodes" "${flags[@]}" --check-determinism
   done <"$corpus"
+  set +f
 fi
 "$sim" --seeds=1..16 --nodes=3 --duration-s=20 --check-determinism
 "$sim" --seeds=1..16 --nodes=1 --duration-s=20 --check-determinism

@@ -95,12 +95,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   Ledger ledger(kAccounts);
   Prng metrics(SubSeed(seed, kTagMetrics));
   ledger.AddAggregationMetrics(metrics);
-  std::string acknowledged_failure;  // S14, found as clients take their answers.
-  ledger.on_acknowledged = [&](const SentEvent& event, protocol::Status status) {
-    if (acknowledged_failure.empty()) {
-      acknowledged_failure = model.CheckAcknowledged(ledger, event, status);
-    }
-  };
+  model.WatchAcknowledgements(ledger);
   std::vector<std::unique_ptr<WorkloadClient>> clients;
   for (uint32_t i = 0; i < options.clients; ++i) {
     clients.push_back(std::make_unique<WorkloadClient>(
@@ -162,7 +157,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     }
   }
   const std::string* const failures[] = {&history.failure(), &model.failure(),
-                                         &acknowledged_failure};
+                                         &model.acknowledged_failure()};
   for (const std::string* failure : failures) {
     if (result.ok && !failure->empty()) {
       result.ok = false;
@@ -173,12 +168,13 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     result.failure = model.CheckEventSets(ledger);
     if (result.failure.empty()) {
       const Engine& engine = static_cast<NodeServer&>(cluster.service(0)).engine();
-      // A crossing's record becomes durable (and listed) with the WAL sync after its commit.
-      simulator.RunUntil([&engine] { return engine.alerts_awaiting_sync() == 0; },
-                         simulator.now_ns() + 10 * kSecond);
       result.failure = model.CheckNode(NodeUsage(engine.store()));
-      if (result.failure.empty())
+      if (result.failure.empty() && !RunUntilAlertsDurable(simulator, {&engine}, 10 * kSecond)) {
+        result.failure = "alert records still not durable 10 s after the run";
+      }
+      if (result.failure.empty()) {
         result.failure = model.CheckAlerts({NodeAlerts(engine)}, /*complete=*/true);
+      }
     }
     result.ok = result.failure.empty();
   }
