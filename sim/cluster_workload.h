@@ -87,6 +87,7 @@ struct ClusterRunResult {
   uint64_t events_acknowledged = 0;
   uint64_t requests = 0;
   uint64_t crashes = 0;
+  uint64_t graceful_stops = 0;  // SIGTERM, shutdown, exit (not counted in crashes).
   uint64_t wipes = 0;
   uint64_t splits = 0;
   uint64_t bridges = 0;         // Splits that cut one link only (the other nodes bridge it).

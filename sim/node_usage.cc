@@ -25,9 +25,12 @@ UsageQuery NodeUsage(const NodeStore& store) {
   };
 }
 
-std::vector<RefCrossing> NodeAlerts(const Engine& engine) {
+absl::StatusOr<std::vector<RefCrossing>> NodeAlerts(const Engine& engine) {
+  absl::StatusOr<std::vector<AlertRecord>> records =
+      engine.ListAlerts(/*account_id=*/0, 0, SIZE_MAX);  // All.
+  if (!records.ok()) return records.status();
   std::vector<RefCrossing> crossings;
-  for (const AlertRecord& record : engine.ListAlerts(/*account_id=*/0, 0, SIZE_MAX)) {  // All.
+  for (const AlertRecord& record : *records) {
     const metering::AlertCrossing& crossing = record.crossing;
     crossings.push_back(RefCrossing{crossing.account_id, crossing.metric_code,
                                     crossing.threshold_index, crossing.threshold_code,

@@ -6,7 +6,8 @@
 // partition of `store` (its state right now, not a routed read). The store must outlive the
 // returned function.
 //
-// NodeAlerts: every durable record of the node's alert log, as a crossing.
+// NodeAlerts: every durable record of the node's alert log, as a crossing (DataLoss if a
+// stored record is damaged).
 // RunUntilAlertsDurable: lets the simulation run until no engine holds alert records
 // waiting for the WAL sync that makes them durable (records are listed only then).
 #ifndef UNIMETER_SIM_NODE_USAGE_H_
@@ -24,7 +25,7 @@ namespace unimeter::sim {
 
 UsageQuery NodeUsage(const NodeStore& store);
 
-std::vector<RefCrossing> NodeAlerts(const Engine& engine);
+absl::StatusOr<std::vector<RefCrossing>> NodeAlerts(const Engine& engine);
 
 // At most `timeout_ns` of simulated time; false if records still wait then.
 bool RunUntilAlertsDurable(Simulator& simulator, const std::vector<const Engine*>& engines,

@@ -75,10 +75,25 @@ absl::Status SimCluster::StartAll() {
 }
 
 void SimCluster::Crash(NodeId node) {
+  UM_CHECK(nodes_.at(node).env != nullptr);
+  ++crashes_;
+  nodes_.at(node).env->Log("crash");
+  TearDown(node);
+}
+
+void SimCluster::Exit(NodeId node) {
   NodeSlot& slot = nodes_.at(node);
   UM_CHECK(slot.env != nullptr);
-  ++crashes_;
-  slot.env->Log("crash");
+  UM_CHECK(!simulator_.IsPaused(node));
+  ++exits_;
+  slot.env->Log("exit");
+  slot.disk->set_exit_keeps_writes(true);
+  TearDown(node);
+  slot.disk->set_exit_keeps_writes(false);
+}
+
+void SimCluster::TearDown(NodeId node) {
+  NodeSlot& slot = nodes_.at(node);
   // Unwind fibers first: their RAII destructors may reference the service.
   slot.env->fibers().ShutdownAll();
   slot.service.reset();

@@ -55,6 +55,9 @@ class SimCluster {
   // Starts every node that is down; returns the first start error (that node stays down).
   absl::Status StartAll();
   void Crash(NodeId node);
+  // The node's process exits on its own (after a graceful shutdown): like Crash, but every
+  // write it made reaches the disk (the page cache outlives the process). Not a crash.
+  void Exit(NodeId node);
   // Returns Start()'s status; on error the node stays down.
   absl::Status Restart(NodeId node);
   void WipeDisk(NodeId node);
@@ -79,10 +82,14 @@ class SimCluster {
 
   uint64_t crashes() const { return crashes_; }
   uint64_t restarts() const { return restarts_; }
+  uint64_t exits() const { return exits_; }
   // Crashes a node did to itself (Env::FailStop: an fsync error, a failed log write).
   uint64_t fail_stops() const { return fail_stops_; }
 
  private:
+  // Ends the node's incarnation (the host destroys the service without warning).
+  void TearDown(NodeId node);
+
   struct NodeSlot {
     std::unique_ptr<SimDisk> disk;
     std::unique_ptr<SimEnv> env;
@@ -100,6 +107,7 @@ class SimCluster {
   std::vector<std::unique_ptr<SimEnv>> clients_;
   uint64_t crashes_ = 0;
   uint64_t restarts_ = 0;
+  uint64_t exits_ = 0;
   uint64_t fail_stops_ = 0;
 };
 

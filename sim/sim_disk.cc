@@ -85,12 +85,15 @@ void SimDiskFile::SettleUnsyncedOnCrash() {
   }
   pending.insert(pending.end(), unsynced_.begin(), unsynced_.end());
   const DiskOptions& options = disk_.options();
-  if (pending.empty() || !disk_.prng().Chance(options.crash_keeps_unsynced_ppm, 1'000'000)) {
+  const bool exit_keeps_all = disk_.exit_keeps_writes();
+  if (pending.empty() ||
+      (!exit_keeps_all && !disk_.prng().Chance(options.crash_keeps_unsynced_ppm, 1'000'000))) {
     return;  // Everything unsynced is lost.
   }
   SimFileBytes& durable = disk_.durable_files()[name_];
   const uint64_t size_before = durable.size();
-  const size_t kept = disk_.prng().UniformBelow(pending.size() + 1);
+  const size_t kept =
+      exit_keeps_all ? pending.size() : disk_.prng().UniformBelow(pending.size() + 1);
   for (size_t i = 0; i < kept; ++i) {
     Apply(pending[i], durable);
   }

@@ -57,6 +57,12 @@ class SimDisk {
   // Loses everything (a replaced disk). REQUIRES: no live incarnation uses it.
   void WipeAll();
 
+  // While set, the writes of an incarnation that goes away all reach the disk: a process
+  // that exits (not a crash of the machine) leaves them in the page cache. SimCluster::Exit
+  // sets it around the teardown.
+  void set_exit_keeps_writes(bool keep) { exit_keeps_writes_ = keep; }
+  bool exit_keeps_writes() const { return exit_keeps_writes_; }
+
   // Durable contents by file name. Mutate only through SimDiskFile, RemoveFile and
   // SetFileBytes, which keep used_bytes() right; tests may read freely.
   absl::btree_map<std::string, SimFileBytes>& durable_files() { return durable_files_; }
@@ -103,6 +109,7 @@ class SimDisk {
   Prng prng_;
   DiskOptions options_;
   DiskStats stats_;
+  bool exit_keeps_writes_ = false;
   absl::btree_map<std::string, SimFileBytes> durable_files_;
   uint64_t used_bytes_ = 0;
   uint64_t torn_writes_ = 0;

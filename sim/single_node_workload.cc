@@ -173,7 +173,9 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
         result.failure = "alert records still not durable 10 s after the run";
       }
       if (result.failure.empty()) {
-        result.failure = model.CheckAlerts({NodeAlerts(engine)}, /*complete=*/true);
+        absl::StatusOr<std::vector<RefCrossing>> log = NodeAlerts(engine);
+        result.failure = log.ok() ? model.CheckAlerts({*log}, /*complete=*/true)
+                                  : absl::StrCat("alert log unreadable: ", log.status().ToString());
       }
     }
     result.ok = result.failure.empty();

@@ -106,8 +106,9 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
   const unimeter::sim::ClusterRunResult result = unimeter::sim::RunClusterSeed(seed, options);
   out = {result.ok, result.failure,
          "crashes=" + std::to_string(result.crashes) + " wipes=" + std::to_string(result.wipes) +
-             " splits=" + std::to_string(result.splits) + " bridges=" +
-             std::to_string(result.bridges) + " corruptions=" + std::to_string(result.corruptions) +
+             " graceful_stops=" + std::to_string(result.graceful_stops) + " splits=" +
+             std::to_string(result.splits) + " bridges=" + std::to_string(result.bridges) +
+             " corruptions=" + std::to_string(result.corruptions) +
              " refused_starts=" + std::to_string(result.refused_starts) + " read_errors=" +
              std::to_string(result.read_errors) + " pauses=" + std::to_string(result.pauses) +
              " clock_steps=" + std::to_string(result.clock_steps) +

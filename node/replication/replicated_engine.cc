@@ -358,10 +358,12 @@ absl::StatusOr<std::vector<StoredEvent>> ReplicatedEngine::ListEvents(uint64_t a
   return store_->ListEvents(account_id, since_ns, until_ns, limit, first_offset);
 }
 
-std::vector<AlertRecord> ReplicatedEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,
-                                                      size_t limit) const {
-  std::vector<AlertRecord> records = store_->ListAlerts(account_id, since_offset, limit);
-  alerts_.TrimToDurable(&records);
+absl::StatusOr<std::vector<AlertRecord>> ReplicatedEngine::ListAlerts(uint64_t account_id,
+                                                                      uint64_t since_offset,
+                                                                      size_t limit) const {
+  absl::StatusOr<std::vector<AlertRecord>> records =
+      store_->ListAlerts(account_id, since_offset, limit);
+  if (records.ok()) alerts_.TrimToDurable(&*records);
   return records;
 }
 

@@ -134,8 +134,8 @@ class ReplicatedEngine final : public Engine {
   absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
                                                       int64_t until_ns, size_t limit,
                                                       uint64_t first_offset) const override;
-  std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
-                                      size_t limit) const override;
+  absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                                      size_t limit) const override;
   size_t alerts_awaiting_sync() const override { return alerts_.waiting(); }
   void SetAlertsDurable(AlertsDurable on_durable) override {
     on_alerts_durable_ = std::move(on_durable);

@@ -425,8 +425,13 @@ void BinarySession::HandleAlertsList(uint32_t request_id, std::span<const uint8_
   if (!request.ok()) {
     return ReplyError(request_id);
   }
-  const std::vector<AlertRecord> alerts = server_.engine_->ListAlerts(
+  const absl::StatusOr<std::vector<AlertRecord>> listed = server_.engine_->ListAlerts(
       request->account_id, request->since_offset, protocol::kAlertRecordsPerReplyMax);
+  if (!listed.ok()) {
+    server_.env_.Log(absl::StrCat("ALERTS_LIST: ", listed.status().ToString()));
+    return ReplyError(request_id);
+  }
+  const std::vector<AlertRecord>& alerts = *listed;
   std::vector<protocol::AlertRecord> records(alerts.size());
   for (size_t i = 0; i < alerts.size(); ++i) {
     const metering::AlertCrossing& crossing = alerts[i].crossing;

@@ -57,8 +57,10 @@ class Engine {
   virtual absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
                                                               int64_t until_ns, size_t limit,
                                                               uint64_t first_offset) const = 0;
-  virtual std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
-                                              size_t limit) const = 0;
+  // DataLoss if a damaged record lies in the range (NodeStore::ListAlerts).
+  virtual absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id,
+                                                              uint64_t since_offset,
+                                                              size_t limit) const = 0;
   virtual void SetAlertsDurable(AlertsDurable on_durable) = 0;
   // Alert records made but not yet durable (ListAlerts and pushes show them once they are).
   virtual size_t alerts_awaiting_sync() const = 0;

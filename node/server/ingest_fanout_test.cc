@@ -58,7 +58,9 @@ class PartEngine final : public Engine {
                                                       uint64_t) const override {
     std::abort();
   }
-  std::vector<AlertRecord> ListAlerts(uint64_t, uint64_t, size_t) const override { std::abort(); }
+  absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t, uint64_t, size_t) const override {
+    std::abort();
+  }
   void SetAlertsDurable(AlertsDurable) override { std::abort(); }
   size_t alerts_awaiting_sync() const override { std::abort(); }
   void SweepRetention(int64_t, StatusDone) override { std::abort(); }

@@ -187,10 +187,12 @@ absl::StatusOr<std::vector<StoredEvent>> LocalEngine::ListEvents(uint64_t accoun
   return store_->ListEvents(account_id, since_ns, until_ns, limit, first_offset);
 }
 
-std::vector<AlertRecord> LocalEngine::ListAlerts(uint64_t account_id, uint64_t since_offset,
-                                                 size_t limit) const {
-  std::vector<AlertRecord> records = store_->ListAlerts(account_id, since_offset, limit);
-  alerts_.TrimToDurable(&records);  // Listed only once durable (product-semantics 7.2).
+absl::StatusOr<std::vector<AlertRecord>> LocalEngine::ListAlerts(uint64_t account_id,
+                                                                 uint64_t since_offset,
+                                                                 size_t limit) const {
+  absl::StatusOr<std::vector<AlertRecord>> records =
+      store_->ListAlerts(account_id, since_offset, limit);
+  if (records.ok()) alerts_.TrimToDurable(&*records);  // Listed once durable (7.2).
   return records;
 }
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/btree_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/endian.h"
@@ -682,27 +683,33 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
   return events;
 }
 
-std::vector<AlertRecord> NodeStore::ListAlerts(uint64_t account_id, uint64_t since_offset,
-                                               size_t limit) const {
+absl::StatusOr<std::vector<AlertRecord>> NodeStore::ListAlerts(uint64_t account_id,
+                                                               uint64_t since_offset,
+                                                               size_t limit) const {
   std::vector<AlertRecord> records;
   auto matches = [&](const AlertRecord& record) {
     return record.offset >= since_offset &&
            (account_id == 0 || record.crossing.account_id == account_id);
   };
   if (since_offset < alert_checkpointed_offset_) {
-    const absl::Status status =
-        store_.Scan(AlertKey(since_offset), AlertKey(alert_checkpointed_offset_),
-                    [&](std::string_view, std::string_view value) {
-                      absl::StatusOr<AlertRecord> record =
-                          DecodeAlertRecord(absl::string_view(value.data(), value.size()));
-                      if (record.ok() && matches(*record)) {
-                        records.push_back(*std::move(record));
-                      }
-                      return records.size() < limit;
-                    });
-    if (!status.ok()) {
-      env_.Log(absl::StrCat("alert list: ", status.ToString()));
-    }
+    absl::Status decode_status = absl::OkStatus();
+    const absl::Status scan_status = store_.Scan(
+        AlertKey(since_offset), AlertKey(alert_checkpointed_offset_),
+        [&](std::string_view key, std::string_view value) {
+          absl::StatusOr<AlertRecord> record =
+              DecodeAlertRecord(absl::string_view(value.data(), value.size()));
+          if (!record.ok()) {
+            decode_status = absl::DataLossError(absl::StrCat(
+                "alert record ", absl::CHexEscape(absl::string_view(key.data(), key.size())),
+                " is damaged: ", record.status().message()));
+            return false;
+          }
+          if (matches(*record)) records.push_back(*std::move(record));
+          return records.size() < limit;
+        });
+    // A damaged record is never skipped silently: the listing would look complete.
+    if (!scan_status.ok()) return scan_status;
+    if (!decode_status.ok()) return decode_status;
   }
   for (const AlertRecord& record : alerts_) {
     if (records.size() >= limit) {

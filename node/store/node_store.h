@@ -192,8 +192,9 @@ class NodeStore {
                                                       int64_t until_ns, size_t limit,
                                                       uint64_t first_offset = 0) const;
   // Alert records with offset >= since_offset for `account_id` (0 = all), at most `limit`.
-  std::vector<AlertRecord> ListAlerts(uint64_t account_id, uint64_t since_offset,
-                                      size_t limit) const;
+  // DataLoss (naming the record) if a stored record on the way is damaged.
+  absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                                      size_t limit) const;
   uint64_t alert_count() const { return alert_next_offset_; }
 
   // ---- Checkpoints ----

@@ -200,12 +200,12 @@ TEST_F(NodeStoreTest, CheckpointRecyclesTheWalAndKeepsEverything) {
   const auto page = store_->ListEvents(5, 0, INT64_MAX, 1024, (*events)[49].offset + 1);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->front().offset, (*events)[50].offset);  // Paging by offset.
-  const auto records = store_->ListAlerts(0, 0, 256);
+  const auto records = *store_->ListAlerts(0, 0, 256);
   ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[0].offset, 0u);
   EXPECT_EQ(records[2].offset, 2u);
-  EXPECT_EQ(store_->ListAlerts(5, 0, 256).size(), 1u);
-  EXPECT_EQ(store_->ListAlerts(0, 2, 256).size(), 1u);
+  EXPECT_EQ(store_->ListAlerts(5, 0, 256)->size(), 1u);
+  EXPECT_EQ(store_->ListAlerts(0, 2, 256)->size(), 1u);
 }
 
 TEST_F(NodeStoreTest, EventsStayListedExactlyOnceWhileACheckpointRuns) {
@@ -309,8 +309,8 @@ TEST_F(NodeStoreTest, AlertsRecordedOnlyByTheOwnerAndSurviveCrashes) {
   SyncAndRun();
   Restart();
   EXPECT_EQ(store_->alert_count(), 1u);
-  EXPECT_EQ(store_->ListAlerts(261, 0, 10)[0].crossing.metric_code, "api_calls");
-  EXPECT_TRUE(store_->ListAlerts(5, 0, 10).empty());
+  EXPECT_EQ(store_->ListAlerts(261, 0, 10)->at(0).crossing.metric_code, "api_calls");
+  EXPECT_TRUE(store_->ListAlerts(5, 0, 10)->empty());
 }
 
 TEST_F(NodeStoreTest, UnconfirmedCrossingsAreRecordedOnceByTheNextOwner) {
@@ -345,6 +345,22 @@ TEST_F(NodeStoreTest, UnconfirmedCrossingsAreRecordedOnceByTheNextOwner) {
   CommitAll(false);
   EXPECT_TRUE(store_->state(kPartition).unconfirmed_crossings().empty());
   EXPECT_TRUE(store_->RecordUnconfirmed(kPartition).empty());
+}
+
+TEST_F(NodeStoreTest, ADamagedAlertRecordFailsTheListingInsteadOfVanishing) {
+  RegisterMetric(1);
+  AppendEvents(261, 1, kNow);
+  SyncAndRun();
+  ASSERT_EQ(store_->Commit(kPartition, 2, true).size(), 1u);
+  SyncAndRun();
+  CheckpointAndRun();  // The record moves to the state store.
+  store_.reset();
+  env_.reset();
+  ASSERT_TRUE(disk_.state_medium().CorruptValueAtRest(std::string("a") + std::string(8, '\0')));
+  Restart();
+  const absl::StatusOr<std::vector<AlertRecord>> listed = store_->ListAlerts(0, 0, 10);
+  EXPECT_EQ(listed.status().code(), absl::StatusCode::kDataLoss) << listed.status();
+  EXPECT_TRUE(store_->ListAlerts(0, 1, 10).ok());  // Past the damage.
 }
 
 TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
