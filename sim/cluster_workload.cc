@@ -363,11 +363,14 @@ class ClusterRun {
       options.cluster.ownership_observer = [this, node](const replication::OwnershipEvent& event) {
         ownership_.OnEvent(node, event);
       };
-      options.engine.store.apply_observer = [this, node](uint32_t partition, uint64_t index,
-                                                         uint64_t epoch,
-                                                         const metering::LogEntry& entry) {
-        OnApplied(node, partition, index, epoch, entry);
-      };
+      options.engine.store.apply_observer =
+          [this, node](uint32_t partition, uint64_t index, uint64_t epoch,
+                       const metering::LogEntry& entry, const metering::PartitionState& state) {
+            OnApplied(node, partition, index, epoch, entry);
+            if (history_.WantsStateDigest(partition, index, StateKeys(state))) {
+              history_.OnStateDigest(node, partition, index, state.Digest());
+            }
+          };
       options.engine.store.append_observer = [this, node](uint32_t partition, uint64_t index,
                                                           uint64_t epoch, uint64_t position) {
         durability_.OnAppend(node, partition, index, epoch, position);
@@ -1129,7 +1132,8 @@ class ClusterRun {
 
   void Summarize() {
     const NetworkStats& net = cluster_.network().stats();
-    Log(absl::StrCat("canonical history: ", history_.applies_checked(), " applies checked"));
+    Log(absl::StrCat("canonical history: ", history_.applies_checked(), " applies and ",
+                     history_.digests_checked(), " state digests checked"));
     Log(absl::StrCat("ownership tracker: ", ownership_.events_checked(), " events checked"));
     Log(absl::StrCat("reference model: ", model_.events_applied(), " events of ",
                      ledger_.schemas.size(), " metrics applied, ", model_.crossings(),

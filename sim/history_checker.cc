@@ -1,5 +1,7 @@
 #include "sim/history_checker.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/checksum.h"
@@ -34,6 +36,35 @@ bool HistoryChecker::OnApply(uint32_t node, uint32_t partition, uint64_t index, 
                           ", first applied on n", canonical.first_node, " as epoch ",
                           canonical.epoch, " checksum ", canonical.checksum);
   return false;
+}
+
+bool HistoryChecker::WantsStateDigest(uint32_t partition, uint64_t index,
+                                      uint64_t state_keys) const {
+  UM_CHECK_LT(partition, partitions_.size());
+  const std::vector<Canonical>& log = partitions_[partition];
+  if (index >= 1 && index <= log.size() && log[index - 1].digest_known) return true;
+  const uint64_t stride = 32 * std::max<uint64_t>(1, state_keys / 128);
+  return index % stride == 0;
+}
+
+void HistoryChecker::OnStateDigest(uint32_t node, uint32_t partition, uint64_t index,
+                                   uint64_t digest) {
+  UM_CHECK_LT(partition, partitions_.size());
+  UM_CHECK_GE(index, 1u);
+  UM_CHECK_LE(index, partitions_[partition].size());
+  Canonical& canonical = partitions_[partition][index - 1];
+  UM_CHECK(canonical.known);
+  ++digests_checked_;
+  if (!canonical.digest_known) {
+    canonical.digest_known = true;
+    canonical.digest_node = node;
+    canonical.state_digest = digest;
+    return;
+  }
+  if (canonical.state_digest == digest || !failure_.empty()) return;
+  failure_ = absl::StrCat("S9 (replicas agree): partition ", partition, " after index ", index,
+                          " n", node, " has state digest ", digest, ", n", canonical.digest_node,
+                          " had ", canonical.state_digest);
 }
 
 void HistoryChecker::CheckEpochOrder(uint32_t partition, uint64_t index) {

@@ -10,6 +10,11 @@
 // epoch e at index j and a later epoch's entry at some i < j mean that the later epoch's
 // owner built on a log without the committed entry at j.
 //
+// And S9 online (replicas agree): the state after applying index i has one digest on
+// every node, after a snapshot install or a restart's replay included. The first node to
+// report a digest at (partition, i) defines it. Digests cost O(state), so callers report
+// them at sampled indexes only (WantsStateDigest).
+//
 // Fed by NodeStoreOptions::apply_observer on every simulated node. Deterministic.
 #ifndef UNIMETER_SIM_HISTORY_CHECKER_H_
 #define UNIMETER_SIM_HISTORY_CHECKER_H_
@@ -19,8 +24,15 @@
 #include <vector>
 
 #include "node/metering/log_entry.h"
+#include "node/metering/partition_state.h"
 
 namespace unimeter::sim {
+
+// The size of a state in keys (aggregates and dedup keys): what its digest costs.
+inline uint64_t StateKeys(const metering::PartitionState& state) {
+  return state.aggregate_key_count() + state.content_dedup_key_count() +
+         state.idempotency_key_count();
+}
 
 class HistoryChecker {
  public:
@@ -34,9 +46,19 @@ class HistoryChecker {
   bool OnApply(uint32_t node, uint32_t partition, uint64_t index, uint64_t epoch,
                uint64_t checksum);
 
-  // Empty while S4 holds; else the first disagreement.
+  // Whether the caller should report the state digest after applying `index`: always where
+  // another node reported one, else every 32nd index, the stride growing with the state's
+  // size (`state_keys`, a function of the log like the digest), so digests cost about as
+  // much as encoding 4 keys per apply (about 6 % of a seed's time).
+  bool WantsStateDigest(uint32_t partition, uint64_t index, uint64_t state_keys) const;
+  // Records or checks that `node`'s state of `partition` after applying `index` has
+  // `digest`. REQUIRES: OnApply for that apply was called first.
+  void OnStateDigest(uint32_t node, uint32_t partition, uint64_t index, uint64_t digest);
+
+  // Empty while S4, S7 and S9 hold; else the first violation.
   const std::string& failure() const { return failure_; }
   uint64_t applies_checked() const { return applies_checked_; }
+  uint64_t digests_checked() const { return digests_checked_; }
 
  private:
   // Checks S7 around the entry just defined at `index`.
@@ -47,10 +69,14 @@ class HistoryChecker {
     uint64_t epoch = 0;
     uint64_t checksum = 0;
     uint32_t first_node = 0;
+    bool digest_known = false;
+    uint32_t digest_node = 0;
+    uint64_t state_digest = 0;
   };
   std::vector<std::vector<Canonical>> partitions_;  // [partition][index - 1]
   std::string failure_;
   uint64_t applies_checked_ = 0;
+  uint64_t digests_checked_ = 0;
 };
 
 }  // namespace unimeter::sim

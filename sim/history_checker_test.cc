@@ -62,5 +62,26 @@ TEST(HistoryCheckerTest, ChecksumsTheCanonicalEncoding) {
   EXPECT_NE(checker.failure(), "");
 }
 
+TEST(HistoryCheckerTest, StateDigestsAtAnIndexMustAgreeAcrossNodes) {
+  HistoryChecker checker;
+  checker.OnApply(0, 4, 8, 2, 0x1);
+  checker.OnStateDigest(0, 4, 8, 0xD1);  // Defines the digest after index 8.
+  checker.OnApply(1, 4, 8, 2, 0x1);
+  checker.OnStateDigest(1, 4, 8, 0xD1);
+  EXPECT_EQ(checker.failure(), "");
+  EXPECT_EQ(checker.digests_checked(), 2u);
+  checker.OnApply(2, 4, 8, 2, 0x1);      // The same entry...
+  checker.OnStateDigest(2, 4, 8, 0xD2);  // ...on a state that diverged (say, a bad snapshot).
+  EXPECT_NE(checker.failure().find("S9"), std::string::npos);
+  EXPECT_NE(checker.failure().find("n0 had"), std::string::npos);
+  // Sampling: every 32nd index of small states, sparser for large ones, and always where
+  // another node reported a digest.
+  EXPECT_TRUE(checker.WantsStateDigest(4, 32, 100));
+  EXPECT_FALSE(checker.WantsStateDigest(4, 33, 100));
+  EXPECT_FALSE(checker.WantsStateDigest(4, 32, 5'000));  // Stride 32 x 39 = 1,248.
+  EXPECT_TRUE(checker.WantsStateDigest(4, 1'248, 5'000));
+  EXPECT_TRUE(checker.WantsStateDigest(4, 8, 1'000'000));
+}
+
 }  // namespace
 }  // namespace unimeter::sim

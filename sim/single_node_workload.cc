@@ -78,11 +78,16 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   ReferenceModel model;
   SimCluster cluster(seed, cluster_options, [&history, &model](Env& env) {
     NodeServerOptions options;
-    options.engine.store.apply_observer = [&history, &model](uint32_t partition, uint64_t index,
-                                                             uint64_t epoch,
-                                                             const metering::LogEntry& entry) {
-      if (history.OnApply(0, partition, index, epoch, entry)) model.Apply(partition, index, entry);
-    };
+    options.engine.store.apply_observer =
+        [&history, &model](uint32_t partition, uint64_t index, uint64_t epoch,
+                           const metering::LogEntry& entry, const metering::PartitionState& state) {
+          if (history.OnApply(0, partition, index, epoch, entry)) {
+            model.Apply(partition, index, entry);
+          }
+          if (history.WantsStateDigest(partition, index, StateKeys(state))) {
+            history.OnStateDigest(0, partition, index, state.Digest());
+          }
+        };
     options.port = kPort;
     options.http_port = 0;
     options.min_free_disk_mb = 0;

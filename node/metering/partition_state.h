@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "node/metering/byte_io.h"
 #include "node/metering/dedup_index.h"
 #include "node/metering/log_entry.h"
 #include "node/metering/lookup_map.h"
@@ -79,6 +80,22 @@ struct AlertCrossing {
   uint64_t event_offset = 0;
   bool operator==(const AlertCrossing&) const = default;
 };
+
+// The fixed encoding of a crossing, shared by partition snapshots and the node's alert
+// records: u64 account_id, str8 metric_code, u32 threshold_index, str8 threshold_code,
+// u64 value_at_cross, i64 event_timestamp_ns, u64 event_offset.
+template <typename Writer>
+void EncodeAlertCrossing(const AlertCrossing& crossing, Writer& writer) {
+  writer.U64(crossing.account_id);
+  writer.String8(crossing.metric_code);
+  writer.U32(crossing.threshold_index);
+  writer.String8(crossing.threshold_code);
+  writer.U64(crossing.value_at_cross);
+  writer.I64(crossing.event_timestamp_ns);
+  writer.U64(crossing.event_offset);
+}
+// False on truncated bytes, an oversized code or a threshold index out of range.
+bool DecodeAlertCrossing(ByteReader& reader, AlertCrossing* crossing);
 
 // A crossing every replica keeps from the apply of its entry until a log entry confirms the
 // owner's alert log durably holds it (LogEntry AlertsRecorded). A new owner records the

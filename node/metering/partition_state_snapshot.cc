@@ -55,31 +55,17 @@ bool DecodeSet(ByteReader& reader, absl::btree_set<uint64_t>* members) {
   return true;
 }
 
-template <typename Writer>
-void EncodeCrossing(const UnconfirmedCrossing& unconfirmed, Writer& writer) {
-  const AlertCrossing& crossing = unconfirmed.crossing;
-  writer.U64(unconfirmed.index);
-  writer.U64(crossing.account_id);
-  writer.String8(crossing.metric_code);
-  writer.U32(crossing.threshold_index);
-  writer.String8(crossing.threshold_code);
-  writer.U64(crossing.value_at_cross);
-  writer.I64(crossing.event_timestamp_ns);
-  writer.U64(crossing.event_offset);
-}
-
-bool DecodeCrossing(ByteReader& reader, UnconfirmedCrossing* unconfirmed) {
-  AlertCrossing& crossing = unconfirmed->crossing;
-  return reader.U64(&unconfirmed->index) && reader.U64(&crossing.account_id) &&
-         reader.String8(kMetricCodeBytesMax, &crossing.metric_code) &&
-         reader.U32(&crossing.threshold_index) &&
-         crossing.threshold_index < kThresholdsPerMetricMax &&
-         reader.String8(kThresholdCodeBytesMax, &crossing.threshold_code) &&
-         reader.U64(&crossing.value_at_cross) && reader.I64(&crossing.event_timestamp_ns) &&
-         reader.U64(&crossing.event_offset);
-}
-
 }  // namespace
+
+bool DecodeAlertCrossing(ByteReader& reader, AlertCrossing* crossing) {
+  return reader.U64(&crossing->account_id) &&
+         reader.String8(kMetricCodeBytesMax, &crossing->metric_code) &&
+         reader.U32(&crossing->threshold_index) &&
+         crossing->threshold_index < kThresholdsPerMetricMax &&
+         reader.String8(kThresholdCodeBytesMax, &crossing->threshold_code) &&
+         reader.U64(&crossing->value_at_cross) && reader.I64(&crossing->event_timestamp_ns) &&
+         reader.U64(&crossing->event_offset);
+}
 
 std::vector<uint32_t> PartitionState::SortedLiveSeries() const {
   std::vector<uint32_t> slots;
@@ -146,7 +132,8 @@ void PartitionState::EncodeState(Writer& writer) const {
   dedup_.Encode(writer);
   writer.U64(unconfirmed_crossings_.size());
   for (const UnconfirmedCrossing& unconfirmed : unconfirmed_crossings_) {
-    EncodeCrossing(unconfirmed, writer);
+    writer.U64(unconfirmed.index);
+    EncodeAlertCrossing(unconfirmed.crossing, writer);
   }
 }
 
@@ -276,7 +263,8 @@ absl::Status PartitionState::DecodeState(ByteReader& reader, uint32_t version) {
   }
   for (uint64_t i = 0; i < crossing_count; ++i) {
     UnconfirmedCrossing unconfirmed;
-    if (!DecodeCrossing(reader, &unconfirmed) || unconfirmed.index > applied_index_ ||
+    if (!reader.U64(&unconfirmed.index) || !DecodeAlertCrossing(reader, &unconfirmed.crossing) ||
+        unconfirmed.index > applied_index_ ||
         (!unconfirmed_crossings_.empty() &&
          unconfirmed.index < unconfirmed_crossings_.back().index)) {
       return absl::DataLossError("bad unconfirmed crossing in snapshot");

@@ -164,31 +164,18 @@ absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view text) {
 std::string EncodeAlertRecord(const AlertRecord& record) {
   std::vector<uint8_t> bytes;
   ByteWriter writer(&bytes);
-  const metering::AlertCrossing& crossing = record.crossing;
   writer.U8(kAlertRecordVersion);
   writer.U64(record.offset);
-  writer.U64(crossing.account_id);
-  writer.String8(crossing.metric_code);
-  writer.U32(crossing.threshold_index);
-  writer.String8(crossing.threshold_code);
-  writer.U64(crossing.value_at_cross);
-  writer.I64(crossing.event_timestamp_ns);
-  writer.U64(crossing.event_offset);
+  metering::EncodeAlertCrossing(record.crossing, writer);
   return ToString(bytes);
 }
 
 absl::StatusOr<AlertRecord> DecodeAlertRecord(absl::string_view text) {
   ByteReader reader(reinterpret_cast<const uint8_t*>(text.data()), text.size());
   AlertRecord record;
-  metering::AlertCrossing& crossing = record.crossing;
   uint8_t version = 0;
   if (!reader.U8(&version) || version != kAlertRecordVersion || !reader.U64(&record.offset) ||
-      !reader.U64(&crossing.account_id) ||
-      !reader.String8(metering::kMetricCodeBytesMax, &crossing.metric_code) ||
-      !reader.U32(&crossing.threshold_index) ||
-      !reader.String8(metering::kThresholdCodeBytesMax, &crossing.threshold_code) ||
-      !reader.U64(&crossing.value_at_cross) || !reader.I64(&crossing.event_timestamp_ns) ||
-      !reader.U64(&crossing.event_offset) || reader.left() != 0) {
+      !metering::DecodeAlertCrossing(reader, &record.crossing) || reader.left() != 0) {
     return absl::DataLossError("malformed alert record");
   }
   return record;
@@ -415,7 +402,7 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
       ForgetConfirmed(partition);
     }
     if (options_.apply_observer) {
-      options_.apply_observer(partition, pending.index, pending.epoch, *pending.entry);
+      options_.apply_observer(partition, pending.index, pending.epoch, *pending.entry, *log.state);
     }
     ++stats_.entries_applied;
     log.commit_epoch = pending.epoch;

@@ -61,10 +61,11 @@ struct NodeStoreOptions {
   // are sent as a snapshot of the partition state).
   size_t retained_entries_max = 512;
   // Called for every entry as it is applied to a partition state, at commit and in WAL
-  // replay, in index order per partition. It must not call back into the store. For
-  // checkers only (the simulator's canonical history, simulation.md S4); empty otherwise.
+  // replay, in index order per partition, with the state after the apply. It must not call
+  // back into the store. For checkers only (the simulator's canonical history and replica
+  // digests, simulation.md S4 and S9); empty otherwise.
   std::function<void(uint32_t partition, uint64_t index, uint64_t epoch,
-                     const metering::LogEntry& entry)>
+                     const metering::LogEntry& entry, const metering::PartitionState& state)>
       apply_observer;
   // Called for every entry appended to the WAL with the global WAL position of its record
   // (storage/wal.h). For checkers only (the simulator's durability ledger, S6).
