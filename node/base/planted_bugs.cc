@@ -25,6 +25,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kApplyStaleMap, "apply-stale-map", 3},
       {PlantedBug::kPromiseBeforeDurable, "promise-before-durable", 3},
       {PlantedBug::kSkipUnconfirmedAlerts, "skip-unconfirmed-alerts", 3},
+      {PlantedBug::kRetryFailedSync, "retry-failed-sync", 3},
   };
   return bugs;
 }

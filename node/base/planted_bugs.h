@@ -38,6 +38,7 @@ enum class PlantedBug : uint8_t {
   kApplyStaleMap,             // A follower acts on a heartbeat's map older than its own.
   kPromiseBeforeDurable,      // A replica tells its promise before replica.meta is synced.
   kSkipUnconfirmedAlerts,     // A new owner leaves its predecessor's unconfirmed crossings.
+  kRetryFailedSync,           // A failed WAL fsync is retried, not a crash (fsyncgate).
 };
 
 struct PlantedBugInfo {

@@ -307,6 +307,12 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
   // A replica's WAL cannot roll back entries that may already count toward a quorum or be
   // applied as committed: any sync failure (a full disk included) crashes the node, which
   // then recovers from its durable state and catches up from its peers.
+  if (!status.ok() && BugPlanted(PlantedBug::kRetryFailedSync)) {
+    // The classic fsyncgate mistake: retry, and take the retry's success (the kernel
+    // already dropped the failed writes) as the failed writes' durability.
+    env_.Log(absl::StrCat("replication: WAL sync failed, retried: ", status.ToString()));
+    status = absl::OkStatus();
+  }
   if (!status.ok()) {
     env_.Log(absl::StrCat("replication: WAL sync failed, crashing: ", status.ToString()));
     FailStopOnError(env_, status, "WAL sync");

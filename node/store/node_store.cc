@@ -419,6 +419,8 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     log.retention_cutoffs_ns.insert(log.retention_cutoffs_ns.end(),
                                     output.retention_cutoffs_ns.begin(),
                                     output.retention_cutoffs_ns.end());
+    // Never a second record of a crossing: an entry recovered as uncommitted made none (its
+    // records and its commit mark go to the WAL in one group, below, durable together).
     if (record_alerts) {
       for (const metering::AlertCrossing& crossing : output.crossings) {
         AppendAlert(crossing);
