@@ -93,6 +93,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     options.min_free_disk_mb = 0;
     options.engine.checkpoint.interval_ns = 5 * kSecond;  // Exercise checkpoints often.
     options.engine.checkpoint.unsaved_events_max = 300;   // And event flushes between them.
+    options.engine.commit_events_per_slice = 8;  // Commits in many slices, requests between.
     return std::make_unique<NodeServer>(env, options);
   });
   SingleNodeRunResult result;

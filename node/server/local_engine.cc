@@ -45,7 +45,7 @@ LocalEngine::LocalEngine(Env& env, LocalEngineOptions options, EngineMetrics met
                          std::unique_ptr<NodeStore> store)
     : env_(env), options_(std::move(options)), metrics_(metrics), store_(std::move(store)) {}
 
-LocalEngine::~LocalEngine() = default;
+LocalEngine::~LocalEngine() { env_.CancelTimer(commit_timer_); }
 
 void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
                          IngestDone done) {
@@ -229,43 +229,86 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
   }
   if (absl::IsResourceExhausted(status)) {
     env_.Log(absl::StrCat("wal sync failed, disk full: ", status.ToString()));
+    // Entries covered by earlier syncs are durable: commit them before the roll-back drops
+    // every uncommitted entry.
+    if (commit_job_.running) {
+      env_.CancelTimer(commit_timer_);
+      commit_timer_ = kNoTimer;
+      UM_CHECK(CommitSlice(UINT64_MAX));
+      FinishCommitJob();
+    }
     RollBack(covered);
   } else {
     // An fsync error: the page cache cannot be trusted. Crash and recover from disk.
     if (FailStopOnError(env_, status, "WAL sync")) return;
-    std::vector<AlertRecord> recorded;
-    std::vector<uint32_t> crossed;  // Partitions whose commit recorded crossings.
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-      if (covered[partition] > store_->commit_index(partition)) {
-        std::vector<AlertRecord> alerts = store_->Commit(partition, covered[partition], true);
-        if (!alerts.empty()) crossed.push_back(partition);
-        recorded.insert(recorded.end(), alerts.begin(), alerts.end());
-        pending_dedup_[partition].RetireApplied(store_->state(partition).next_offset());
-      }
-    }
     // Records appended before this sync started are durable now: push them, and confirm
     // the crossings they record.
     alerts_.Synced(alerts_covered, on_alerts_durable_);
     ConfirmRecordedAlerts();
-    if (metrics_.alerts_recorded != nullptr) {
-      metrics_.alerts_recorded->Increment(recorded.size());
+    // Apply what the sync covered, slice by slice; a job still running takes the new
+    // targets (each sync covers at least what the one before it did).
+    commit_job_.covered = covered;
+    commit_job_.next_partition = 0;
+    if (!commit_job_.running) {
+      commit_job_.running = true;
+      RunCommitJob();
     }
-    alerts_.Add(recorded);
-    for (const uint32_t partition : crossed) {
+  }
+  // The next sync may run while the job applies: it covers only entries appended since.
+  if (!sync_in_flight_ && (sync_requested_ || alerts_.waiting() > 0)) {
+    StartSync();
+  }
+}
+
+void LocalEngine::RunCommitJob() {
+  if (!CommitSlice(options_.commit_events_per_slice)) {
+    commit_timer_ = env_.StartTimer(0, [this] {
+      commit_timer_ = kNoTimer;
+      RunCommitJob();
+    });
+    return;
+  }
+  FinishCommitJob();
+  if (!sync_in_flight_ && (sync_requested_ || alerts_.waiting() > 0)) {
+    StartSync();
+  }
+}
+
+bool LocalEngine::CommitSlice(uint64_t budget) {
+  uint64_t applied = 0;  // Events plus entries, so entries without events count too.
+  while (commit_job_.next_partition < kPartitionCount) {
+    if (applied >= budget) return false;
+    const uint32_t partition = commit_job_.next_partition++;
+    const uint64_t target = commit_job_.covered[partition];
+    const uint64_t commit_before = store_->commit_index(partition);
+    if (target <= commit_before) continue;
+    const uint64_t offset_before = store_->state(partition).next_offset();
+    std::vector<AlertRecord> alerts = store_->Commit(partition, target, true);
+    pending_dedup_[partition].RetireApplied(store_->state(partition).next_offset());
+    applied += store_->state(partition).next_offset() - offset_before + (target - commit_before);
+    if (!alerts.empty()) {
+      if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(alerts.size());
+      alerts_.Add(alerts);
       alerts_.NoteRecorded(partition, store_->commit_index(partition));
     }
-    std::array<uint64_t, kPartitionCount> committed;
-    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-      committed[partition] = store_->commit_index(partition);
-    }
-    CompleteWaiters(committed);
   }
+  return true;
+}
+
+void LocalEngine::FinishCommitJob() {
+  commit_job_.running = false;
+  CompleteWaiters(CommitIndexes());
   if (schema_changes_in_flight_ == 0) {
     RunDeferredIngests();
   }
-  if (sync_requested_ || alerts_.waiting() > 0) {
-    StartSync();
+}
+
+std::array<uint64_t, kPartitionCount> LocalEngine::CommitIndexes() const {
+  std::array<uint64_t, kPartitionCount> committed;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    committed[partition] = store_->commit_index(partition);
   }
+  return committed;
 }
 
 void LocalEngine::ConfirmRecordedAlerts() {
@@ -279,7 +322,7 @@ void LocalEngine::ConfirmRecordedAlerts() {
           absl::StrCat("alerts of partition ", partition, " not confirmed: ", appended.ToString()));
       continue;
     }
-    sync_requested_ = true;  // Committed by the next sync (this runs inside OnSynced).
+    sync_requested_ = true;  // Committed by a later sync.
   }
 }
 

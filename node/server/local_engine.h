@@ -41,6 +41,10 @@ struct LocalEngineOptions {
   NodeStoreOptions store;
   size_t pending_events_max = 1'000'000;
   CheckpointPolicy checkpoint;
+  // Applying what one WAL sync made durable runs in slices of about this many events, one
+  // slice per event-loop turn, so requests (queries above all) are served in between
+  // instead of waiting for a whole sync's worth of batches.
+  uint64_t commit_events_per_slice = 100;
 };
 
 // Counters and histograms the engine maintains (registered by the server).
@@ -116,6 +120,15 @@ class LocalEngine final : public Engine {
                 size_t alerts_covered, int64_t started_ns);
   // Appends an AlertsRecorded entry for each partition whose recorded crossings are durable.
   void ConfirmRecordedAlerts();
+  // Runs one slice of the commit job and schedules the next (a zero-delay timer, so the
+  // loop serves requests in between), or finishes the job.
+  void RunCommitJob();
+  // Commits the job's next partitions until about `budget` events and entries were applied;
+  // true once every partition reached its target.
+  bool CommitSlice(uint64_t budget);
+  // The job is done: answers waiters and runs ingests deferred behind schema changes.
+  void FinishCommitJob();
+  std::array<uint64_t, kPartitionCount> CommitIndexes() const;
   void RollBack(const std::array<uint64_t, kPartitionCount>& covered);
   void CompleteWaiters(const std::array<uint64_t, kPartitionCount>& committed);
   void RunDeferredIngests();
@@ -135,6 +148,15 @@ class LocalEngine final : public Engine {
   bool sync_in_flight_ = false;
   bool sync_requested_ = false;
   std::array<uint64_t, kPartitionCount> sync_covered_{};  // Last indexes the running sync covers.
+  // The commit of what completed syncs covered, applied slice by slice while the next sync
+  // runs. A later sync's completion raises the targets and rescans from partition 0.
+  struct CommitJob {
+    std::array<uint64_t, kPartitionCount> covered{};
+    uint32_t next_partition = 0;
+    bool running = false;
+  };
+  CommitJob commit_job_;
+  TimerId commit_timer_ = kNoTimer;
   std::unique_ptr<CheckpointTimer> checkpoint_timer_;
 };
 
