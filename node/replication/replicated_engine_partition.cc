@@ -478,6 +478,10 @@ void ReplicatedEngine::ConfirmRecordedAlerts() {
     // A node that no longer serves the partition leaves its crossings unconfirmed: the
     // next owner records them again (a duplicate across nodes, never a loss).
     if (part.role != PartRole::kOwner || !part.serving) continue;
+    if (store_->alerts_unlogged()) {
+      alerts_.NoteRecorded(partition, index);  // Confirmed after the next checkpoint.
+      continue;
+    }
     const absl::Status appended = store_->Append(
         partition, store_->last_index(partition) + 1, part.epoch,
         std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));

@@ -313,6 +313,10 @@ std::array<uint64_t, kPartitionCount> LocalEngine::CommitIndexes() const {
 
 void LocalEngine::ConfirmRecordedAlerts() {
   for (const auto& [partition, index] : alerts_.TakeConfirmable()) {
+    if (store_->alerts_unlogged()) {
+      alerts_.NoteRecorded(partition, index);  // Confirmed after the next checkpoint.
+      continue;
+    }
     const absl::Status appended = store_->Append(
         partition, store_->last_index(partition) + 1, kLocalEpoch,
         std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));

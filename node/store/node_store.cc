@@ -362,7 +362,12 @@ absl::Status NodeStore::Append(uint32_t partition, uint64_t index, uint64_t epoc
 
 void NodeStore::Sync(Wal::SyncDone done) {
   ++stats_.wal_syncs;
-  wal_->Sync(std::move(done));
+  wal_->Sync([this, done = std::move(done)](absl::Status status) mutable {
+    // A full disk rolled back every record not yet durable, alert records included: until
+    // a checkpoint writes them, the ones in memory are the only copy.
+    if (absl::IsResourceExhausted(status)) unlogged_alerts_below_ = alert_next_offset_;
+    done(std::move(status));
+  });
 }
 
 std::vector<AlertRecord> NodeStore::Commit(uint32_t partition, uint64_t index, bool record_alerts) {
@@ -494,6 +499,7 @@ void NodeStore::AppendAlert(const metering::AlertCrossing& crossing) {
   if (!position.ok()) {
     env_.Log(absl::StrCat("alert record ", record.offset,
                           " not logged yet: ", position.status().ToString()));
+    unlogged_alerts_below_ = record.offset + 1;
   }
   alerts_.push_back(std::move(record));
   ++alert_next_offset_;

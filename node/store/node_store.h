@@ -197,6 +197,10 @@ class NodeStore {
   absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                       size_t limit) const;
   uint64_t alert_count() const { return alert_next_offset_; }
+  // True while some alert record is held only in memory (its WAL append failed, or a
+  // full disk rolled it back) until a checkpoint writes it: an owner must not confirm
+  // crossings as recorded meanwhile (a crash would lose the record for good).
+  bool alerts_unlogged() const { return unlogged_alerts_below_ > alert_checkpointed_offset_; }
 
   // ---- Checkpoints ----
   // Writes every partition whose applied index moved, the stored events and alert records
@@ -304,6 +308,7 @@ class NodeStore {
   std::deque<AlertRecord> alerts_;  // Records not yet checkpointed, ascending.
   uint64_t alert_next_offset_ = 0;
   uint64_t alert_checkpointed_offset_ = 0;  // Records below are in the state store.
+  uint64_t unlogged_alerts_below_ = 0;      // Records below may be missing from the WAL.
   bool checkpoint_running_ = false;
   uint64_t unsaved_event_count_ = 0;  // Sum of the partitions' unsaved_events.
   TimerId checkpoint_timer_ = kNoTimer;

@@ -51,6 +51,7 @@ class NodeStoreTest : public ::testing::Test {
                                          SubSeed(7, incarnation_), sim::ClockOptions{}, nullptr);
     NodeStoreOptions options;
     options.wal.segment_size_bytes = 64 * 1024;  // Small, so checkpoints recycle segments.
+    if (!preallocate_) options.wal.preallocate_bytes = 0;  // Every append grows the file.
     auto store = NodeStore::Open(*env_, options);
     UM_CHECK_OK(store.status());
     store_ = std::move(*store);
@@ -130,6 +131,7 @@ class NodeStoreTest : public ::testing::Test {
   std::unique_ptr<sim::SimEnv> env_;
   std::unique_ptr<NodeStore> store_;
   metering::PendingDedup pending_;
+  bool preallocate_ = true;
 };
 
 TEST_F(NodeStoreTest, CommitMarksDecideWhatReplaysAsCommitted) {
@@ -361,6 +363,32 @@ TEST_F(NodeStoreTest, ADamagedAlertRecordFailsTheListingInsteadOfVanishing) {
   const absl::StatusOr<std::vector<AlertRecord>> listed = store_->ListAlerts(0, 0, 10);
   EXPECT_EQ(listed.status().code(), absl::StatusCode::kDataLoss) << listed.status();
   EXPECT_TRUE(store_->ListAlerts(0, 1, 10).ok());  // Past the damage.
+}
+
+TEST_F(NodeStoreTest, AlertRecordsRolledBackByAFullDiskWaitForACheckpoint) {
+  preallocate_ = false;
+  Restart();
+  RegisterMetric(1);
+  AppendEvents(261, 1, kNow);
+  SyncAndRun();
+  ASSERT_EQ(store_->Commit(kPartition, 2, true).size(), 1u);
+  EXPECT_FALSE(store_->alerts_unlogged());
+  disk_.options().capacity_bytes = disk_.used_bytes();  // The next sync finds no space.
+  bool done = false;
+  absl::Status result;
+  store_->Sync([&](absl::Status status) {
+    result = status;
+    done = true;
+  });
+  ASSERT_TRUE(simulator_.RunUntil([&] { return done; }, simulator_.now_ns() + kSecond));
+  EXPECT_TRUE(absl::IsResourceExhausted(result)) << result;
+  // The record was rolled back with the WAL's tail: only memory holds it now.
+  EXPECT_TRUE(store_->alerts_unlogged());
+  disk_.options().capacity_bytes = sim::DiskOptions{}.capacity_bytes;
+  CheckpointAndRun();
+  EXPECT_FALSE(store_->alerts_unlogged());
+  Restart();
+  EXPECT_EQ(store_->ListAlerts(261, 0, 10)->size(), 1u);
 }
 
 TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
