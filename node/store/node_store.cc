@@ -450,7 +450,7 @@ std::vector<AlertRecord> NodeStore::RecordUnconfirmed(uint32_t partition) {
 void NodeStore::ForgetConfirmed(uint32_t partition) {
   PartitionLog& log = partitions_[partition];
   if (log.recorded_unconfirmed.empty()) return;
-  absl::flat_hash_set<CrossingKey> kept;
+  absl::flat_hash_set<CrossingKey> kept;  // determinism-ok: lookup only, never iterated
   for (const metering::UnconfirmedCrossing& unconfirmed : log.state->unconfirmed_crossings()) {
     const CrossingKey key = CrossingKey::Of(unconfirmed.crossing);
     if (log.recorded_unconfirmed.contains(key)) kept.insert(key);
@@ -459,7 +459,7 @@ void NodeStore::ForgetConfirmed(uint32_t partition) {
 }
 
 void NodeStore::FindRecordedUnconfirmed() {
-  absl::flat_hash_set<CrossingKey> wanted;
+  absl::flat_hash_set<CrossingKey> wanted;  // determinism-ok: lookup only, never iterated
   for (const PartitionLog& log : partitions_) {
     for (const metering::UnconfirmedCrossing& unconfirmed : log.state->unconfirmed_crossings()) {
       wanted.insert(CrossingKey::Of(unconfirmed.crossing));

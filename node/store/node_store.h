@@ -250,8 +250,8 @@ class NodeStore {
   };
   struct PartitionLog {
     std::unique_ptr<metering::PartitionState> state;
-    // The state's unconfirmed crossings that this node's alert log holds (membership only).
-    absl::flat_hash_set<CrossingKey> recorded_unconfirmed;
+    // The state's unconfirmed crossings that this node's alert log holds.
+    absl::flat_hash_set<CrossingKey> recorded_unconfirmed;  // determinism-ok: lookup only
     uint64_t last_index = 0;
     uint64_t last_epoch = 0;
     uint64_t checkpoint_index = 0;  // Applied index in the last durable checkpoint.
