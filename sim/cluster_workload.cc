@@ -367,9 +367,7 @@ class ClusterRun {
           [this, node](uint32_t partition, uint64_t index, uint64_t epoch,
                        const metering::LogEntry& entry, const metering::PartitionState& state) {
             OnApplied(node, partition, index, epoch, entry);
-            if (history_.WantsStateDigest(partition, index, StateKeys(state))) {
-              history_.OnStateDigest(node, partition, index, state.Digest());
-            }
+            history_.OnState(node, partition, index, state);
           };
       options.engine.store.append_observer = [this, node](uint32_t partition, uint64_t index,
                                                           uint64_t epoch, uint64_t position) {

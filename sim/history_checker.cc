@@ -47,6 +47,15 @@ bool HistoryChecker::WantsStateDigest(uint32_t partition, uint64_t index,
   return index % stride == 0;
 }
 
+void HistoryChecker::OnState(uint32_t node, uint32_t partition, uint64_t index,
+                             const metering::PartitionState& state) {
+  const uint64_t keys =
+      state.aggregate_key_count() + state.content_dedup_key_count() + state.idempotency_key_count();
+  if (WantsStateDigest(partition, index, keys)) {
+    OnStateDigest(node, partition, index, state.Digest());
+  }
+}
+
 void HistoryChecker::OnStateDigest(uint32_t node, uint32_t partition, uint64_t index,
                                    uint64_t digest) {
   UM_CHECK_LT(partition, partitions_.size());

@@ -28,12 +28,6 @@
 
 namespace unimeter::sim {
 
-// The size of a state in keys (aggregates and dedup keys): what its digest costs.
-inline uint64_t StateKeys(const metering::PartitionState& state) {
-  return state.aggregate_key_count() + state.content_dedup_key_count() +
-         state.idempotency_key_count();
-}
-
 class HistoryChecker {
  public:
   HistoryChecker();
@@ -54,6 +48,10 @@ class HistoryChecker {
   // Records or checks that `node`'s state of `partition` after applying `index` has
   // `digest`. REQUIRES: OnApply for that apply was called first.
   void OnStateDigest(uint32_t node, uint32_t partition, uint64_t index, uint64_t digest);
+  // The same for `state` itself, at the indexes WantsStateDigest picks for its size (aggregate
+  // and dedup keys: what its digest costs).
+  void OnState(uint32_t node, uint32_t partition, uint64_t index,
+               const metering::PartitionState& state);
 
   // Empty while S4, S7 and S9 hold; else the first violation.
   const std::string& failure() const { return failure_; }

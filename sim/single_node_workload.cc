@@ -84,9 +84,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
           if (history.OnApply(0, partition, index, epoch, entry)) {
             model.Apply(partition, index, entry);
           }
-          if (history.WantsStateDigest(partition, index, StateKeys(state))) {
-            history.OnStateDigest(0, partition, index, state.Digest());
-          }
+          history.OnState(0, partition, index, state);
         };
     options.port = kPort;
     options.http_port = 0;

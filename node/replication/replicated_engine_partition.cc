@@ -463,35 +463,20 @@ void ReplicatedEngine::RecordUnconfirmedAlerts(uint32_t partition) {
       BugPlanted(PlantedBug::kSkipUnconfirmedAlerts)) {
     return;
   }
-  std::vector<AlertRecord> recorded = store_->RecordUnconfirmed(partition);
-  if (!recorded.empty()) {
-    if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(recorded.size());
-    alerts_.Add(recorded);
-  }
-  alerts_.NoteRecorded(partition, store_->commit_index(partition));
+  const std::vector<AlertRecord> recorded = RecordUnconfirmedCrossings(*store_, alerts_, partition);
+  if (metrics_.alerts_recorded != nullptr) metrics_.alerts_recorded->Increment(recorded.size());
   RequestSync();
 }
 
 void ReplicatedEngine::ConfirmRecordedAlerts() {
-  for (const auto& [partition, index] : alerts_.TakeConfirmable()) {
-    Part& part = parts_[partition];
-    // A node that no longer serves the partition leaves its crossings unconfirmed: the
-    // next owner records them again (a duplicate across nodes, never a loss).
-    if (part.role != PartRole::kOwner || !part.serving) continue;
-    if (store_->alerts_unlogged()) {
-      alerts_.NoteRecorded(partition, index);  // Confirmed after the next checkpoint.
-      continue;
-    }
-    const absl::Status appended = store_->Append(
-        partition, store_->last_index(partition) + 1, part.epoch,
-        std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));
-    if (!appended.ok()) {
-      env_.Log(absl::StrCat("replication: alerts of partition ", partition,
-                            " not confirmed: ", appended.ToString()));
-      continue;
-    }
-    RequestSync();
-  }
+  AppendAlertConfirmations(
+      env_, *store_, alerts_,
+      [this](uint32_t partition) {
+        const Part& part = parts_[partition];
+        return part.role == PartRole::kOwner && part.serving ? std::optional<uint64_t>(part.epoch)
+                                                             : std::nullopt;
+      },
+      [this] { RequestSync(); });
 }
 
 void ReplicatedEngine::CompleteWaiters(uint32_t partition) {

@@ -1,8 +1,10 @@
 #include "node/server/engine_support.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "absl/container/btree_map.h"
+#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 
 namespace unimeter {
@@ -38,6 +40,40 @@ std::vector<std::pair<uint32_t, uint64_t>> DurableAlerts::TakeConfirmable() {
     noted_.pop_front();
   }
   return {through.begin(), through.end()};
+}
+
+std::vector<AlertRecord> RecordUnconfirmedCrossings(NodeStore& store, DurableAlerts& alerts,
+                                                    uint32_t partition) {
+  std::vector<AlertRecord> recorded = store.RecordUnconfirmed(partition);
+  alerts.Add(recorded);
+  if (!store.state(partition).unconfirmed_crossings().empty()) {
+    alerts.NoteRecorded(partition, store.commit_index(partition));
+  }
+  return recorded;
+}
+
+void AppendAlertConfirmations(
+    Env& env, NodeStore& store, DurableAlerts& alerts,
+    absl::FunctionRef<std::optional<uint64_t>(uint32_t partition)> serving_epoch,
+    absl::FunctionRef<void()> appended) {
+  for (const auto& [partition, index] : alerts.TakeConfirmable()) {
+    const std::optional<uint64_t> epoch = serving_epoch(partition);
+    if (!epoch.has_value()) continue;
+    if (store.alerts_unlogged()) {
+      alerts.NoteRecorded(partition, index);  // Confirmed after the next checkpoint.
+      continue;
+    }
+    const absl::Status status = store.Append(
+        partition, store.last_index(partition) + 1, *epoch,
+        std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));
+    if (!status.ok()) {
+      // The crossings stay unconfirmed: a later confirmation of the partition covers them.
+      env.Log(
+          absl::StrCat("alerts of partition ", partition, " not confirmed: ", status.ToString()));
+      continue;
+    }
+    appended();
+  }
 }
 
 CheckpointTimer::CheckpointTimer(Env& env, NodeStore& store, const CheckpointPolicy& policy)

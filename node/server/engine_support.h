@@ -6,6 +6,9 @@
 //                    that makes them durable before they are pushed or listed
 //                    (product-semantics 7.2); it also tells when an owner may confirm a
 //                    partition's crossings as recorded (LogEntry AlertsRecorded).
+//   RecordUnconfirmedCrossings, AppendAlertConfirmations
+//                    the two halves of at-least-once alert records (docs/replication.md,
+//                    "Alerts") as both engines run them.
 //   CheckpointTimer  the checkpoint policy: a checkpoint starts when enough WAL was written
 //                    since the last one or its interval passed, and something changed; a
 //                    failed checkpoint is fatal (memory would be ahead of the store).
@@ -16,9 +19,11 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "node/env/env.h"
 #include "node/server/engine.h"
 #include "node/store/node_store.h"
@@ -56,6 +61,22 @@ class DurableAlerts {
   uint64_t durable_offset_ = 0;
   std::deque<Noted> noted_;  // Ascending by durable_from_offset.
 };
+
+// A serving owner's duty: appends to the alert log each unconfirmed crossing of `partition`
+// it lacks (NodeStore::RecordUnconfirmed), adds the records to `alerts`, and notes the
+// partition's crossings up to its commit index for confirmation. Returns the records.
+std::vector<AlertRecord> RecordUnconfirmedCrossings(NodeStore& store, DurableAlerts& alerts,
+                                                    uint32_t partition);
+
+// Appends LogEntry::RecordedAlerts for each partition whose recorded crossings are durable
+// (DurableAlerts::TakeConfirmable) and that `serving_epoch` gives an epoch for (this node
+// serves it; else the next owner records them again: a duplicate across nodes, never a
+// loss). While a record is held only in memory (NodeStore::alerts_unlogged) confirmations
+// wait for the checkpoint. `appended` runs after each entry appended (it needs a sync).
+void AppendAlertConfirmations(
+    Env& env, NodeStore& store, DurableAlerts& alerts,
+    absl::FunctionRef<std::optional<uint64_t>(uint32_t partition)> serving_epoch,
+    absl::FunctionRef<void()> appended);
 
 // When a node writes its state to the state store.
 struct CheckpointPolicy {

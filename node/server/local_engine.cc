@@ -30,10 +30,7 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Open(Env& env, LocalEn
     if (node_store.last_index(partition) > node_store.commit_index(partition)) {
       engine->alerts_.Add(node_store.Commit(partition, node_store.last_index(partition), true));
     }
-    engine->alerts_.Add(node_store.RecordUnconfirmed(partition));
-    if (!node_store.state(partition).unconfirmed_crossings().empty()) {
-      engine->alerts_.NoteRecorded(partition, node_store.commit_index(partition));
-    }
+    RecordUnconfirmedCrossings(node_store, engine->alerts_, partition);
   }
   engine->checkpoint_timer_ =
       std::make_unique<CheckpointTimer>(env, *engine->store_, engine->options_.checkpoint);
@@ -312,22 +309,9 @@ std::array<uint64_t, kPartitionCount> LocalEngine::CommitIndexes() const {
 }
 
 void LocalEngine::ConfirmRecordedAlerts() {
-  for (const auto& [partition, index] : alerts_.TakeConfirmable()) {
-    if (store_->alerts_unlogged()) {
-      alerts_.NoteRecorded(partition, index);  // Confirmed after the next checkpoint.
-      continue;
-    }
-    const absl::Status appended = store_->Append(
-        partition, store_->last_index(partition) + 1, kLocalEpoch,
-        std::make_shared<const metering::LogEntry>(metering::LogEntry::RecordedAlerts(index)));
-    if (!appended.ok()) {
-      // The crossings stay unconfirmed: a later confirmation of the partition covers them.
-      env_.Log(
-          absl::StrCat("alerts of partition ", partition, " not confirmed: ", appended.ToString()));
-      continue;
-    }
-    sync_requested_ = true;  // Committed by a later sync.
-  }
+  AppendAlertConfirmations(
+      env_, *store_, alerts_, [](uint32_t) { return std::optional<uint64_t>(kLocalEpoch); },
+      [this] { sync_requested_ = true; });  // Committed by a later sync.
 }
 
 void LocalEngine::CompleteWaiters(const std::array<uint64_t, kPartitionCount>& committed) {
