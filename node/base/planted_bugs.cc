@@ -26,6 +26,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kPromiseBeforeDurable, "promise-before-durable", 3},
       {PlantedBug::kSkipUnconfirmedAlerts, "skip-unconfirmed-alerts", 3},
       {PlantedBug::kRetryFailedSync, "retry-failed-sync", 3},
+      {PlantedBug::kForwardHandledTwice, "forward-handled-twice", 3},
   };
   return bugs;
 }

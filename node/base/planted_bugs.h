@@ -39,6 +39,7 @@ enum class PlantedBug : uint8_t {
   kPromiseBeforeDurable,      // A replica tells its promise before replica.meta is synced.
   kSkipUnconfirmedAlerts,     // A new owner leaves its predecessor's unconfirmed crossings.
   kRetryFailedSync,           // A failed WAL fsync is retried, not a crash (fsyncgate).
+  kForwardHandledTwice,       // An owner handles every copy of a duplicated forward.
 };
 
 struct PlantedBugInfo {

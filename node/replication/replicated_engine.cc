@@ -54,6 +54,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   live_since_ns_.assign(n, INT64_MIN);
   answered_ns_.assign(n, kLongAgoNs);
   peer_header_.assign(n, Header{});
+  forwards_seen_.assign(n, ReplayWindow());
   restarted_.assign(n, false);
   peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
   outboxes_.resize(n);
@@ -179,8 +180,9 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
   }
   if (known.boot_id != header.boot_id) {
     // A new process (or a new incarnation): it will not begin its old epochs again, so its
-    // partitions need new ones from the leader.
+    // partitions need new ones from the leader; it numbers its forwards afresh.
     restarted_[position] = true;
+    forwards_seen_[position].Reset();
   }
   if (known.boot_id != 0 && known.boot_id != header.boot_id) {
     // The peer restarted: its durable log is intact but what it applied past its last

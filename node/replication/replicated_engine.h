@@ -43,6 +43,7 @@
 #include "absl/functional/function_ref.h"
 #include "node/env/env.h"
 #include "node/replication/messages.h"
+#include "node/replication/replay_window.h"
 #include "node/replication/replica_meta.h"
 #include "node/server/engine.h"
 #include "node/server/engine_support.h"
@@ -114,8 +115,9 @@ struct ReplicationStatus {
   uint64_t snapshots_installed = 0;
   uint64_t appends_refused_low_disk = 0;  // Items with entries not stored: free disk low.
   uint64_t forwarded = 0;
-  uint64_t messages_dropped = 0;  // Undecodable or from another major version.
-  std::string problem;            // Empty when healthy; else why this node cannot serve.
+  uint64_t messages_dropped = 0;   // Undecodable or from another major version.
+  uint64_t forwards_replayed = 0;  // Forward items dropped as later copies (replay_window.h).
+  std::string problem;             // Empty when healthy; else why this node cannot serve.
 };
 
 class ReplicatedEngine final : public Engine {
@@ -409,7 +411,10 @@ class ReplicatedEngine final : public Engine {
   // is heard (last_heard_ns_) but must lose its partitions.
   std::vector<int64_t> answered_ns_;
   std::vector<Header> peer_header_;  // The newest header heard, by position.
-  std::vector<bool> restarted_;      // Leader: the member restarted, its epochs must change.
+  // Forward request ids handled, by position, for the peer's current process: a duplicated
+  // or replayed forward is dropped, never handled twice (replay_window.h).
+  std::vector<ReplayWindow> forwards_seen_;
+  std::vector<bool> restarted_;  // Leader: the member restarted, its epochs must change.
   std::vector<std::array<uint64_t, kPartitionCount>> peer_commit_;
 
   // Partitions.

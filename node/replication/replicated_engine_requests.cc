@@ -137,7 +137,8 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
 void ReplicatedEngine::AcceptIngest(uint32_t partition, Parked request) {
   Part& part = parts_[partition];
   const size_t count = request.events.size();
-  if (pending_events_ + count > options_.local.pending_events_max) {
+  // A request larger than the bound is taken when nothing else waits: never refused forever.
+  if (pending_events_ > 0 && pending_events_ + count > options_.local.pending_events_max) {
     request.ingest_done(absl::ResourceExhaustedError("too many events waiting for commit"));
     return;
   }
@@ -245,6 +246,11 @@ void ReplicatedEngine::AddForward(NodeId target, ForwardItem item) {
 void ReplicatedEngine::HandleForward(NodeId source, const Forward& forward) {
   const int position = Position(source);
   for (const ForwardItem& item : forward.items) {
+    if (!forwards_seen_[position].Accept(item.request_id) &&
+        !BugPlanted(PlantedBug::kForwardHandledTwice)) {
+      ++counters_.forwards_replayed;
+      continue;  // The first copy's answer is the one that counts.
+    }
     Parked request;
     request.forwarded = true;
     request.mode = item.sync ? IngestMode::kSync : IngestMode::kAsync;

@@ -51,7 +51,8 @@ void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events
     done(absl::ResourceExhaustedError("free disk space below the threshold"));
     return;
   }
-  if (pending_events_ + events.size() > options_.pending_events_max) {
+  // A request larger than the bound is taken when nothing else waits: never refused forever.
+  if (pending_events_ > 0 && pending_events_ + events.size() > options_.pending_events_max) {
     done(absl::ResourceExhaustedError("too many events waiting for commit"));
     return;
   }

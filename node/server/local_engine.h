@@ -15,11 +15,11 @@
 // Schema changes are appended to all 256 partition logs; ingests that arrive while one is
 // in flight wait for it (an owner accepts events only under applied schemas).
 //
-// Bounds: at most options.pending_events_max events accepted and not yet committed; more
-// get ResourceExhausted (BACKPRESSURE). A full disk rolls the WAL back: the affected
-// entries are truncated, SYNC requests get ResourceExhausted (nothing accepted) and ASYNC
-// ones were accepted and are lost (the documented ASYNC window). Any other sync error
-// crashes the node.
+// Bounds: at most options.pending_events_max events accepted and not yet committed (or one
+// request of any size when none are); more get ResourceExhausted (BACKPRESSURE). A full disk rolls
+// the WAL back: the affected entries are truncated, SYNC requests get ResourceExhausted (nothing
+// accepted) and ASYNC ones were accepted and are lost (the documented ASYNC window). Any other sync
+// error crashes the node.
 #ifndef UNIMETER_NODE_SERVER_LOCAL_ENGINE_H_
 #define UNIMETER_NODE_SERVER_LOCAL_ENGINE_H_
 

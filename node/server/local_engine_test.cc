@@ -1,7 +1,8 @@
 // Goal: the single-node pipeline commits with one fsync per group (no added latency when
 // idle), acknowledges ASYNC at acceptance and SYNC at commit, makes ingests wait for an
-// in-flight schema change, refuses writes when asked (low disk) and, on a full disk, rolls
-// back: SYNC requests learn that nothing was accepted and the node keeps working.
+// in-flight schema change, refuses writes when asked (low disk) or beyond its pending bound
+// and, on a full disk, rolls back: SYNC requests learn that nothing was accepted and the
+// node keeps working.
 #include "node/server/local_engine.h"
 
 #include <gtest/gtest.h>
@@ -158,6 +159,33 @@ TEST_F(LocalEngineTest, BlockedWritesAndFullDiskMeanNothingAccepted) {
   RunFor(kSecond);
   EXPECT_TRUE(retried);
   EXPECT_EQ(Sum(2), 4u);
+}
+
+TEST_F(LocalEngineTest, PendingBoundRefusesOnlyWhileOthersWait) {
+  LocalEngineOptions options;
+  options.pending_events_max = 10;
+  Reopen(options);
+  PutSum("m");
+  // Larger than the bound, nothing waiting: taken (refusing it would refuse it forever).
+  absl::Status big = absl::UnknownError("no answer");
+  engine_->Ingest(1, Events(1, 25, kT0), IngestMode::kSync,
+                  [&](absl::StatusOr<metering::IngestResult> r) { big = r.status(); });
+  // While those 25 wait for their commit, one more event exceeds the bound: refused.
+  absl::Status extra = absl::UnknownError("no answer");
+  engine_->Ingest(2, Events(2, 1, kT0), IngestMode::kSync,
+                  [&](absl::StatusOr<metering::IngestResult> r) { extra = r.status(); });
+  EXPECT_TRUE(absl::IsResourceExhausted(extra)) << extra;
+  RunFor(kSecond);
+  EXPECT_TRUE(big.ok()) << big;
+  EXPECT_EQ(Sum(1), 25u);
+  EXPECT_EQ(Sum(2), 0u);
+  // Committed, nothing waits: the bound admits requests again.
+  absl::Status again = absl::UnknownError("no answer");
+  engine_->Ingest(2, Events(2, 1, kT0), IngestMode::kSync,
+                  [&](absl::StatusOr<metering::IngestResult> r) { again = r.status(); });
+  RunFor(kSecond);
+  EXPECT_TRUE(again.ok()) << again;
+  EXPECT_EQ(Sum(2), 1u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "node/server/node_server.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -232,12 +233,19 @@ void NodeServer::CheckFreeDisk() {
   const bool low = free_bytes.ok() &&
                    *free_bytes < static_cast<uint64_t>(options_.min_free_disk_mb) * 1024 * 1024;
   engine_->SetWritesBlocked(low);
-  if (low) {
+  if (low && !disk_low_) {
     env_.Log(absl::StrCat("free disk below ", options_.min_free_disk_mb,
                           " MiB: refusing writes with BACKPRESSURE"));
+  } else if (!low && disk_low_) {
+    env_.Log(absl::StrCat("free disk back above ", options_.min_free_disk_mb,
+                          " MiB: taking writes again"));
   }
+  disk_low_ = low;
   CheckWallClock();
-  disk_timer_ = env_.StartTimer(options_.disk_check_interval_ns, [this] { CheckFreeDisk(); });
+  disk_timer_ = env_.StartTimer(
+      low ? std::min(options_.disk_check_interval_ns, options_.low_disk_check_interval_ns)
+          : options_.disk_check_interval_ns,
+      [this] { CheckFreeDisk(); });
 }
 
 void NodeServer::CheckWallClock() {

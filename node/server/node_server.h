@@ -39,6 +39,9 @@ struct NodeServerOptions {
   size_t requests_in_flight_max = 4096;  // Per connection; more get BACKPRESSURE.
   int64_t retention_sweep_interval_ns = 3'600'000'000'000;
   int64_t disk_check_interval_ns = 5'000'000'000;
+  // While free disk is low, how soon it is checked again: writes resume this soon after
+  // space is freed (one statfs per check).
+  int64_t low_disk_check_interval_ns = 250'000'000;
   LocalEngineOptions engine;
   // The other members (--peers); empty: a single node (LocalEngine). Their client address
   // is host:(repl_port - 1000), advertised in the partition map.
@@ -135,6 +138,7 @@ class NodeServer final : public NodeService {
   absl::btree_map<uint64_t, std::shared_ptr<BinarySession>> sessions_;
   std::vector<std::shared_ptr<BinarySession>> closed_sessions_;
   TimerId disk_timer_ = kNoTimer;
+  bool disk_low_ = false;  // Writes blocked by the last free-disk check.
   TimerId retention_timer_ = kNoTimer;
   TimerId reap_timer_ = kNoTimer;
   TimerId map_timer_ = kNoTimer;
