@@ -40,6 +40,9 @@ constexpr uint64_t kTagKnobs = 0x4200;
 constexpr uint64_t kTagPick = 0x4300;
 constexpr uint64_t kTagReads = 0x4400;
 constexpr uint64_t kTagMetrics = 0x4500;
+// Extra clients of an overload burst (F73); with --clients at most 16, their indexes stay
+// below the 39 that WorkloadClient's event numbering allows.
+constexpr uint32_t kBurstClients = 8;
 constexpr int64_t kNormalSyncMeanNs = DiskOptions{}.sync_latency_mean_ns;
 constexpr int64_t kClockStepTotalMaxNs = 120 * kSecond;
 // Liveness bounds (docs/simulation.md, "Modes"). L1: the design's "three election
@@ -76,6 +79,11 @@ struct Knobs {
   bool read_errors = true;     // A restart's recovery meets a latent sector error (F14).
   bool clock_noise = true;     // Wall-clock readings jitter by up to 1 s per node (F52).
   bool graceful_stops = true;  // Some crashes are SIGTERMs: shutdown, checkpoint, exit.
+  // Overload bursts (F73): now and then kBurstClients extra clients flood one node for a
+  // while, against an owner bound of `pending_events_max` events awaiting commit.
+  bool overload = true;
+  size_t pending_events_max = 0;  // 0: the production default.
+  bool read_corruption = true;    // A restart's recovery reads a flipped bit (F12).
 
   std::string ToString() const {
     return absl::StrCat(
@@ -87,7 +95,9 @@ struct Knobs {
         " client_crashes=", requests.crash_one_in != 0, " clogs=", clogs, " resets=", resets,
         " reads=", reads, " bridges=", bridges, " corruption=", corruption,
         " read_errors=", read_errors, " clock_noise=", clock_noise,
-        " graceful_stops=", graceful_stops);
+        " graceful_stops=", graceful_stops, " overload=", overload,
+        overload ? absl::StrCat(" pending_max=", pending_events_max) : "",
+        " read_corruption=", read_corruption);
   }
 };
 
@@ -119,6 +129,9 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.read_errors = prng.Chance(1, 3);
   knobs.clock_noise = prng.Chance(1, 2);
   knobs.graceful_stops = prng.Chance(1, 2);
+  knobs.overload = prng.Chance(1, 3);
+  if (knobs.overload) knobs.pending_events_max = prng.UniformRange(20, 200);
+  knobs.read_corruption = prng.Chance(1, 3);
   return knobs;
 }
 
@@ -129,7 +142,7 @@ Knobs NoFaults() {
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
   knobs.bridges = knobs.corruption = knobs.read_errors = knobs.clock_noise = false;
-  knobs.graceful_stops = false;
+  knobs.graceful_stops = knobs.overload = knobs.read_corruption = false;
   return knobs;
 }
 
@@ -194,6 +207,22 @@ class ClusterRun {
           [this] { return targets_[pick_.UniformBelow(targets_.size())]; }, knobs_.requests));
       clients_.back()->Start();
     }
+    if (knobs_.overload) {
+      for (uint32_t i = options_.clients; i < options_.clients + kBurstClients; ++i) {
+        RequestShape shape = knobs_.requests;
+        shape.events_max = 40;
+        clients_.push_back(std::make_unique<WorkloadClient>(
+            cluster_.AddClient(), SubSeed(seed_, kTagWorkload + i), i, ledger_,
+            [this] {
+              return burst_end_ns_ != 0 ? burst_target_
+                                        : targets_[pick_.UniformBelow(targets_.size())];
+            },
+            shape));
+        clients_.back()->StopSendingNew();  // Idle until a burst.
+        clients_.back()->Start();
+        burst_clients_.push_back(clients_.back().get());
+      }
+    }
     if (knobs_.reads) {
       reader_env_ = &cluster_.AddClient();
       reader_prng_ = Prng(SubSeed(seed_, kTagReads));
@@ -207,6 +236,7 @@ class ClusterRun {
     while (simulator.now_ns() < options_.duration_ns && result_.ok) {
       simulator.RunUntil(simulator.now_ns() + static_cast<int64_t>(faults_.UniformRange(
                                                   100 * kMillisecond, 1'000 * kMillisecond)));
+      if (burst_end_ns_ != 0 && simulator.now_ns() >= burst_end_ns_) EndBurst();
       if (options_.mode != RunMode::kPerformance) {
         NoteResyncs();
         InjectFault();
@@ -358,6 +388,9 @@ class ClusterRun {
       options.min_free_disk_mb = 1;  // A disk-full episode may leave less: the low-disk path.
       options.engine.checkpoint.interval_ns = 5 * kSecond;  // Exercise checkpoints often.
       options.engine.checkpoint.unsaved_events_max = 300;   // And event flushes between them.
+      if (knobs_.pending_events_max != 0) {
+        options.engine.pending_events_max = knobs_.pending_events_max;
+      }
       const NodeId node = env.node_id();
       ownership_.OnStart(node);  // Each call builds a new process of the node.
       options.cluster.ownership_observer = [this, node](const replication::OwnershipEvent& event) {
@@ -475,6 +508,7 @@ class ClusterRun {
       if (knobs_.corruption && others_have_data && !resyncing_[node] && faults_.Chance(1, 4)) {
         CorruptAtRest(node);
       }
+      if (knobs_.read_corruption && faults_.Chance(1, 4)) CorruptNextRead(node);
       if (knobs_.read_errors && faults_.Chance(1, 4)) {
         cluster_.disk(node).FailNextRead();
         ++result_.read_errors;
@@ -526,7 +560,34 @@ class ClusterRun {
       ++result_.resets;
       Log(absl::StrCat("fault: reset the connections of n", node, " (peers reconnect in ",
                        reconnect_ns / kMillisecond, " ms)"));
+    } else if (roll < 71 && knobs_.overload && burst_end_ns_ == 0) {
+      StartBurst(node);
     }
+  }
+
+  // An overload burst (F73): the burst clients all connect to `node` and send requests of
+  // up to 40 events back to back for 0.2-1.5 s, on top of the steady clients; owners refuse
+  // what exceeds their bound of events awaiting commit with BACKPRESSURE (half of those
+  // requests are then abandoned and must never be counted, the others resent). The run
+  // loop ends the burst; a node that is down just refuses the connections meanwhile.
+  void StartBurst(NodeId node) {
+    burst_target_ = node;
+    burst_end_ns_ = cluster_.simulator().now_ns() + static_cast<int64_t>(faults_.UniformRange(
+                                                        200 * kMillisecond, 1'500 * kMillisecond));
+    for (WorkloadClient* client : burst_clients_) {
+      client->ResumeSending();
+      client->Reconnect();
+    }
+    ++result_.overload_bursts;
+    Log(absl::StrCat("fault: overload burst of ", burst_clients_.size(), " clients on n", node,
+                     " for ", (burst_end_ns_ - cluster_.simulator().now_ns()) / kMillisecond,
+                     " ms"));
+  }
+  void EndBurst() {
+    if (burst_end_ns_ == 0) return;
+    burst_end_ns_ = 0;  // Reconnects now pick among the targets again.
+    for (WorkloadClient* client : burst_clients_) client->StopSendingNew();
+    Log("fault: overload burst ends");
   }
 
   // SIGTERM, as an operator's restart or a deploy sends it: the node stops taking requests,
@@ -580,14 +641,36 @@ class ClusterRun {
     // read only when a node opens them (WAL recovery, replica.meta); catch-up is served from
     // memory and checkpoints, so a running node never reads them.
     cluster_.disk(node).TakeReadFailure();
+    // A read corruption this start met (F12) is transient: the bytes at rest are intact.
+    const bool read_corrupted =
+        std::exchange(read_corruption_armed_, false) && !cluster_.disk(node).DisarmReadCorruption();
+    result_.read_corruptions += read_corrupted ? 1 : 0;
     Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
                      started.ok() ? "" : started.ToString()));
     if (started.ok()) {
       corrupt_[node] = false;  // The damage was harmless (padding, an unread value).
     } else if (absl::IsDataLoss(started)) {
       ++result_.refused_starts;
+      // Refused for a transient read: the data is fine, a later step restarts it as is.
+      if (read_corrupted && !corrupt_[node]) return;
       if (OthersFine(node)) ReplaceDisk(node);  // Else it stays down until a later step.
     }
+  }
+
+  // F12, corruption returned on read, before a restart: the recovery's read of one byte of
+  // a WAL group other than a segment's last (never mistakable for a torn tail) returns it
+  // with a bit flipped, once. The node must refuse to start, naming the damage, or never
+  // read that byte; its next start reads the intact bytes and must succeed.
+  void CorruptNextRead(NodeId node) {
+    SimDisk& disk = cluster_.disk(node);
+    const std::vector<std::pair<std::string, WalGroup>> candidates = DamageableWalGroups(disk);
+    if (candidates.empty()) return;
+    const auto& [name, group] = candidates[faults_.UniformBelow(candidates.size())];
+    const uint64_t offset = group.offset + faults_.UniformBelow(group.size_bytes);
+    disk.CorruptNextReadAt(name, offset, static_cast<uint8_t>(1 << faults_.UniformBelow(8)));
+    read_corruption_armed_ = true;
+    Log(absl::StrCat("fault: the next read of ", name, " at offset ", offset, " on n", node,
+                     " returns a flipped bit"));
   }
 
   // A replaced disk; the durability ledger keeps what it held durably (its acknowledgements
@@ -617,13 +700,7 @@ class ClusterRun {
   // (checked when read: a checkpoint refuses the start, a stored event fails its read).
   void CorruptAtRest(NodeId node) {
     SimDisk& disk = cluster_.disk(node);
-    std::vector<std::pair<std::string, WalGroup>> candidates;  // Every group but the last.
-    for (const auto& [name, bytes] : disk.durable_files()) {
-      if (!absl::StartsWith(name, "wal-")) continue;
-      std::vector<WalGroup> groups = WalGroups(disk.FileBytes(name));
-      if (!groups.empty()) groups.pop_back();
-      for (const WalGroup& group : groups) candidates.emplace_back(name, group);
-    }
+    const std::vector<std::pair<std::string, WalGroup>> candidates = DamageableWalGroups(disk);
     MemoryStateMedium& medium = disk.state_medium();
     const bool wal = !candidates.empty() && (medium.key_count() == 0 || faults_.Chance(1, 2));
     if (wal) {
@@ -669,6 +746,18 @@ class ClusterRun {
       offset = (offset + size + kSector - 1) / kSector * kSector;
     }
     return groups;
+  }
+
+  // Every WAL group of the disk but each segment's last, by file name.
+  static std::vector<std::pair<std::string, WalGroup>> DamageableWalGroups(SimDisk& disk) {
+    std::vector<std::pair<std::string, WalGroup>> candidates;
+    for (const auto& [name, bytes] : disk.durable_files()) {
+      if (!absl::StartsWith(name, "wal-")) continue;
+      std::vector<WalGroup> groups = WalGroups(disk.FileBytes(name));
+      if (!groups.empty()) groups.pop_back();
+      for (const WalGroup& group : groups) candidates.emplace_back(name, group);
+    }
+    return candidates;
   }
 
   // SIGSTOP for 0.1-5 s (longer than an election timeout at times, so its partitions move
@@ -791,6 +880,7 @@ class ClusterRun {
   }
 
   void Quiesce() {
+    EndBurst();
     cluster_.network().HealAll();
     std::fill(isolated_.begin(), isolated_.end(), false);
     cluster_.network().options().loss_ppm = 0;
@@ -828,6 +918,7 @@ class ClusterRun {
   // counted exactly once (S1, S3, S5).
   void LivenessPhase() {
     liveness_checked_ = true;
+    EndBurst();
     NoteResyncs();
     const std::vector<NodeId> outside = PickOutsideCore();
     std::vector<NodeId> core;
@@ -1097,6 +1188,22 @@ class ClusterRun {
     for (NodeId node : nodes) {
       if (Disturbed(node)) return absl::StrCat("node ", node, " not active");
     }
+    // Equal commit indexes alone can hide an acknowledged entry: an owner that crashed
+    // right after committing it leaves it in a majority's logs with every node's commit
+    // index still below it, until a new owner's epoch adopts it. So every partition must
+    // be served by one of `nodes` with its whole log committed.
+    // (A node outside `nodes`, frozen for good, may still believe it serves.)
+    for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+      const auto owner =
+          absl::c_find_if(nodes, [&](NodeId node) { return Serves(node, partition); });
+      if (owner == nodes.end()) return absl::StrCat("partition ", partition, " not served");
+      const NodeStore& store = Server(cluster_, *owner).engine().store();
+      if (store.commit_index(partition) != store.last_index(partition)) {
+        return absl::StrCat("partition ", partition, " owner n", *owner, " commit index ",
+                            store.commit_index(partition), " below its last index ",
+                            store.last_index(partition));
+      }
+    }
     const NodeStore& first = Server(cluster_, nodes[0]).engine().store();
     for (NodeId node : nodes) {
       const NodeStore& store = Server(cluster_, node).engine().store();
@@ -1146,6 +1253,7 @@ class ClusterRun {
     }
     result_.requests = ledger_.requests;
     result_.client_crashes = ledger_.client_crashes;
+    result_.backpressure = ledger_.backpressure_replies;
     result_.reads_checked = read_checker_.reads_checked();
     result_.messages_sent = net.messages_sent;
     result_.message_bytes_sent = net.message_bytes_sent;
@@ -1191,7 +1299,12 @@ class ClusterRun {
   Ledger ledger_;
   ReferenceModel model_;
   ReadChecker read_checker_;
-  SimEnv* reader_env_ = nullptr;  // The reading client's, when knobs_.reads.
+  SimEnv* reader_env_ = nullptr;                // The reading client's, when knobs_.reads.
+  std::vector<WorkloadClient*> burst_clients_;  // In clients_, when knobs_.overload.
+  NodeId burst_target_ = 0;
+  int64_t burst_end_ns_ = 0;            // While a burst lasts (0: none).
+  bool read_corruption_armed_ = false;  // For the restart that follows (F12).
+
   Prng reader_prng_{0};
   Prng faults_;
   Prng pick_;

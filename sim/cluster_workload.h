@@ -90,21 +90,24 @@ struct ClusterRunResult {
   uint64_t graceful_stops = 0;  // SIGTERM, shutdown, exit (not counted in crashes).
   uint64_t wipes = 0;
   uint64_t splits = 0;
-  uint64_t bridges = 0;         // Splits that cut one link only (the other nodes bridge it).
-  uint64_t corruptions = 0;     // Bits flipped at rest on a down node's disk (F13).
-  uint64_t refused_starts = 0;  // Starts refused for corrupt data (then the disk is replaced).
-  uint64_t read_errors = 0;     // Latent sector errors armed for a restart's recovery (F14).
+  uint64_t bridges = 0;           // Splits that cut one link only (the other nodes bridge it).
+  uint64_t corruptions = 0;       // Bits flipped at rest on a down node's disk (F13).
+  uint64_t refused_starts = 0;    // Starts refused for corrupt data (then the disk is replaced).
+  uint64_t read_errors = 0;       // Latent sector errors armed for a restart's recovery (F14).
+  uint64_t read_corruptions = 0;  // Flipped bits a restart's recovery read (F12).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.
   uint64_t fsync_errors = 0;
-  uint64_t disk_full = 0;       // Episodes of a node's disk full.
-  uint64_t clogs = 0;           // Episodes of a clogged link (one way or both).
-  uint64_t resets = 0;          // Times every client connection of a node was reset.
-  uint64_t fail_stops = 0;      // Crashes nodes did to themselves (fsync error, disk full).
-  uint64_t client_crashes = 0;  // Clients that died with a request in flight.
-  uint64_t reads_checked = 0;   // Reads answered during the run and judged (read_checker.h).
-  bool halted = false;          // Unrestricted mode: did not recover in time after healing.
+  uint64_t disk_full = 0;        // Episodes of a node's disk full.
+  uint64_t clogs = 0;            // Episodes of a clogged link (one way or both).
+  uint64_t resets = 0;           // Times every client connection of a node was reset.
+  uint64_t fail_stops = 0;       // Crashes nodes did to themselves (fsync error, disk full).
+  uint64_t client_crashes = 0;   // Clients that died with a request in flight.
+  uint64_t overload_bursts = 0;  // Episodes of extra clients flooding one node (F73).
+  uint64_t backpressure = 0;     // BACKPRESSURE replies clients received.
+  uint64_t reads_checked = 0;    // Reads answered during the run and judged (read_checker.h).
+  bool halted = false;           // Unrestricted mode: did not recover in time after healing.
   // Liveness mode: simulated time from healing the core until it served every partition.
   int64_t core_recovery_ns = -1;
   // Totals over the run (performance mode reports them per acknowledged event).

@@ -123,7 +123,18 @@ absl::StatusOr<size_t> SimDiskFile::Read(uint64_t offset, absl::Span<uint8_t> ou
   }
   const size_t count = std::min<uint64_t>(out.size(), visible_.size() - offset);
   visible_.Read(offset, absl::MakeSpan(reinterpret_cast<char*>(out.data()), count));
+  disk_.CorruptRead(name_, offset, out.first(count));
   return count;
+}
+
+bool SimDisk::CorruptRead(const std::string& file, uint64_t offset, absl::Span<uint8_t> out) {
+  if (!read_corruption_.has_value() || read_corruption_->file != file ||
+      read_corruption_->offset < offset || read_corruption_->offset - offset >= out.size()) {
+    return false;
+  }
+  out[read_corruption_->offset - offset] ^= read_corruption_->mask;
+  read_corruption_.reset();
+  return true;
 }
 
 void SimDiskFile::Apply(const Operation& operation, SimFileBytes& file) {

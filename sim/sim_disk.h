@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -97,6 +98,16 @@ class SimDisk {
   // (once; a later read of the same bytes succeeds, as after the drive remapped them).
   void FailNextRead() { fail_next_read_ = true; }
   bool TakeReadFailure() { return std::exchange(fail_next_read_, false); }
+  // F12, corruption returned on read: the next read of `file` that covers `offset` returns
+  // that byte XOR `mask` (once; the bytes at rest stay intact, so a later read is right).
+  void CorruptNextReadAt(const std::string& file, uint64_t offset, uint8_t mask) {
+    read_corruption_ = ReadCorruption{file, offset, mask};
+  }
+  // Applies an armed read corruption to `out` (the bytes read from `file` at `offset`);
+  // true if it did.
+  bool CorruptRead(const std::string& file, uint64_t offset, absl::Span<uint8_t> out);
+  // Disarms a read corruption that no read met; true if one was armed.
+  bool DisarmReadCorruption() { return std::exchange(read_corruption_, std::nullopt).has_value(); }
   Prng& prng() { return prng_; }
   // Bytes held by durable files; maintained incrementally.
   uint64_t used_bytes() const { return used_bytes_; }
@@ -117,6 +128,12 @@ class SimDisk {
   absl::btree_map<std::string, uint64_t> file_syncs_in_flight_;
   bool fail_next_sync_ = false;
   bool fail_next_read_ = false;
+  struct ReadCorruption {
+    std::string file;
+    uint64_t offset;
+    uint8_t mask;
+  };
+  std::optional<ReadCorruption> read_corruption_;
   MemoryStateMedium state_medium_;
 };
 

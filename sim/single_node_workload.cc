@@ -23,6 +23,7 @@ constexpr uint64_t kTagWorkload = 0x3000;
 constexpr uint64_t kTagFaults = 0x3100;
 constexpr uint64_t kTagKnobs = 0x3200;
 constexpr uint64_t kTagMetrics = 0x3300;
+constexpr uint32_t kBurstClients = 8;  // Extra clients of an overload burst (F73).
 
 // Each account's SUM as the node holds it (ground truth from its state, not a reply).
 std::vector<uint64_t> Sums(SimCluster& cluster) {
@@ -69,6 +70,11 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     cluster_options.disk.crash_keeps_unsynced_ppm = 700'000;
     cluster_options.disk.crash_torn_ppm = 500'000;
   }
+  // A third of the seeds have overload bursts (F73): a small bound of events awaiting
+  // commit, and now and then kBurstClients more clients for 0.2-1.5 s; what exceeds the
+  // bound is refused with BACKPRESSURE (and half of it abandoned: never to be counted).
+  const bool overload = knobs.Chance(1, 3);
+  const size_t pending_events_max = overload ? knobs.UniformRange(20, 200) : 0;
   if (options.verbose) {
     cluster_options.log_sink = StderrLogSink();
   }
@@ -76,7 +82,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   // first applies feed the reference model (S8).
   HistoryChecker history;
   ReferenceModel model;
-  SimCluster cluster(seed, cluster_options, [&history, &model](Env& env) {
+  SimCluster cluster(seed, cluster_options, [&history, &model, pending_events_max](Env& env) {
     NodeServerOptions options;
     options.engine.store.apply_observer =
         [&history, &model](uint32_t partition, uint64_t index, uint64_t epoch,
@@ -92,6 +98,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     options.engine.checkpoint.interval_ns = 5 * kSecond;  // Exercise checkpoints often.
     options.engine.checkpoint.unsaved_events_max = 300;   // And event flushes between them.
     options.engine.commit_events_per_slice = 8;  // Commits in many slices, requests between.
+    if (pending_events_max != 0) options.engine.pending_events_max = pending_events_max;
     return std::make_unique<NodeServer>(env, options);
   });
   SingleNodeRunResult result;
@@ -106,6 +113,18 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
         cluster.AddClient(), SubSeed(seed, kTagWorkload + i), i, ledger, [] { return 0u; }));
     clients.back()->Start();
   }
+  std::vector<WorkloadClient*> burst_clients;
+  if (overload) {
+    for (uint32_t i = options.clients; i < options.clients + kBurstClients; ++i) {
+      clients.push_back(std::make_unique<WorkloadClient>(
+          cluster.AddClient(), SubSeed(seed, kTagWorkload + i), i, ledger, [] { return 0u; },
+          RequestShape{.events_max = 40}));
+      clients.back()->StopSendingNew();  // Idle until a burst.
+      clients.back()->Start();
+      burst_clients.push_back(clients.back().get());
+    }
+  }
+  int64_t burst_end_ns = 0;  // While a burst lasts (0: none).
   Prng faults(SubSeed(seed, kTagFaults));
   Simulator& simulator = cluster.simulator();
   while (simulator.now_ns() < options.duration_ns && result.ok) {
@@ -113,6 +132,16 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
     // an append and its fsync), not only on tick boundaries.
     simulator.RunUntil(simulator.now_ns() + static_cast<int64_t>(faults.UniformRange(
                                                 100 * kMillisecond, 1'000 * kMillisecond)));
+    if (burst_end_ns != 0 && simulator.now_ns() >= burst_end_ns) {
+      burst_end_ns = 0;
+      for (WorkloadClient* client : burst_clients) client->StopSendingNew();
+    }
+    if (overload && burst_end_ns == 0 && faults.Chance(1, 8)) {
+      burst_end_ns = simulator.now_ns() + static_cast<int64_t>(faults.UniformRange(
+                                              200 * kMillisecond, 1'500 * kMillisecond));
+      for (WorkloadClient* client : burst_clients) client->ResumeSending();
+      ++result.overload_bursts;
+    }
     if (cluster.is_up(0) && faults.Chance(1, 6)) {
       // Half the crashes are aimed: run on, event by event, until a sync is in flight, so
       // the crash lands between writes and their fsync (F10/F11).
@@ -190,6 +219,7 @@ SingleNodeRunResult RunSingleNodeSeed(uint64_t seed, const SingleNodeRunOptions&
   result.crashes = cluster.crashes();
   result.torn_writes = cluster.disk(0).torn_writes();
   result.requests = ledger.requests;
+  result.backpressure = ledger.backpressure_replies;
   result.simulated_ns = simulator.now_ns();
   result.digest = simulator.digest();
   clients.clear();

@@ -35,6 +35,8 @@ struct SingleNodeRunResult {
   uint64_t crashes = 0;
   uint64_t torn_writes = 0;  // Crashes that left a torn write behind (F11).
   uint64_t requests = 0;
+  uint64_t overload_bursts = 0;  // Episodes of extra clients flooding the node (F73).
+  uint64_t backpressure = 0;     // BACKPRESSURE replies clients received.
   int64_t simulated_ns = 0;
 };
 

@@ -91,8 +91,11 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
     const unimeter::sim::SingleNodeRunResult result =
         unimeter::sim::RunSingleNodeSeed(seed, options);
     out = {result.ok, result.failure,
-           "crashes=" + std::to_string(result.crashes) + " torn=" +
-               std::to_string(result.torn_writes) + " requests=" + std::to_string(result.requests) +
+           "crashes=" + std::to_string(result.crashes) +
+               " torn=" + std::to_string(result.torn_writes) +
+               " overload_bursts=" + std::to_string(result.overload_bursts) +
+               " backpressure=" + std::to_string(result.backpressure) +
+               " requests=" + std::to_string(result.requests) +
                " acked_events=" + std::to_string(result.events_acknowledged),
            result.digest, result.simulated_ns};
     return out;
@@ -109,15 +112,18 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " graceful_stops=" + std::to_string(result.graceful_stops) + " splits=" +
              std::to_string(result.splits) + " bridges=" + std::to_string(result.bridges) +
              " corruptions=" + std::to_string(result.corruptions) +
-             " refused_starts=" + std::to_string(result.refused_starts) + " read_errors=" +
-             std::to_string(result.read_errors) + " pauses=" + std::to_string(result.pauses) +
+             " refused_starts=" + std::to_string(result.refused_starts) +
+             " read_errors=" + std::to_string(result.read_errors) + " read_corruptions=" +
+             std::to_string(result.read_corruptions) + " pauses=" + std::to_string(result.pauses) +
              " clock_steps=" + std::to_string(result.clock_steps) +
              " slow_disks=" + std::to_string(result.slow_disks) +
              " fsync_errors=" + std::to_string(result.fsync_errors) +
              " disk_full=" + std::to_string(result.disk_full) +
              " clogs=" + std::to_string(result.clogs) + " resets=" + std::to_string(result.resets) +
              " fail_stops=" + std::to_string(result.fail_stops) +
-             " client_crashes=" + std::to_string(result.client_crashes) + " reads_checked=" +
+             " client_crashes=" + std::to_string(result.client_crashes) +
+             " overload_bursts=" + std::to_string(result.overload_bursts) +
+             " backpressure=" + std::to_string(result.backpressure) + " reads_checked=" +
              std::to_string(result.reads_checked) + " requests=" + std::to_string(result.requests) +
              " acked_events=" + std::to_string(result.events_acknowledged) +
              (result.halted ? " HALTED" : "") +

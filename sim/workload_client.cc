@@ -279,6 +279,7 @@ void WorkloadClient::OnData(absl::Span<const uint8_t> bytes) {
 
 void WorkloadClient::OnReply(protocol::Status status) {
   in_flight_ = false;
+  if (status == protocol::Status::kBackpressure) ++ledger_.backpressure_replies;
   const bool acknowledged = status == protocol::Status::kOk ||
                             status == protocol::Status::kDuplicate ||
                             status == protocol::Status::kUnknownMetric;

@@ -73,6 +73,7 @@ struct Ledger {
   std::vector<SentEvent> events;
   uint64_t requests = 0;
   uint64_t client_crashes = 0;
+  uint64_t backpressure_replies = 0;  // BACKPRESSURE answers to ingest requests.
   // Called for each event of an ingest request as the client takes its answer (OK,
   // DUPLICATE or UNKNOWN_METRIC) as an acknowledgement: the online S14 check.
   std::function<void(const SentEvent& event, protocol::Status status)> on_acknowledged;
@@ -110,6 +111,7 @@ class WorkloadClient {
 
   void Start() { Tick(); }
   void StopSendingNew() { stop_new_ = true; }
+  void ResumeSending() { stop_new_ = false; }
   // Drops the connection (a request in flight gets an unknown outcome and is resent): the
   // next tick connects to a node `pick_node` chooses then.
   void Reconnect() { Disconnect(); }
