@@ -84,6 +84,7 @@ struct Knobs {
   bool overload = true;
   size_t pending_events_max = 0;  // 0: the production default.
   bool read_corruption = true;    // A restart's recovery reads a flipped bit (F12).
+  bool wrong_disks = true;        // A node restarts on a copy of another node's disk (F21).
 
   std::string ToString() const {
     return absl::StrCat(
@@ -97,7 +98,7 @@ struct Knobs {
         " read_errors=", read_errors, " clock_noise=", clock_noise,
         " graceful_stops=", graceful_stops, " overload=", overload,
         overload ? absl::StrCat(" pending_max=", pending_events_max) : "",
-        " read_corruption=", read_corruption);
+        " read_corruption=", read_corruption, " wrong_disks=", wrong_disks);
   }
 };
 
@@ -132,6 +133,7 @@ Knobs DrawKnobs(uint64_t seed) {
   knobs.overload = prng.Chance(1, 3);
   if (knobs.overload) knobs.pending_events_max = prng.UniformRange(20, 200);
   knobs.read_corruption = prng.Chance(1, 3);
+  knobs.wrong_disks = prng.Chance(1, 4);
   return knobs;
 }
 
@@ -142,7 +144,7 @@ Knobs NoFaults() {
   knobs.pauses = knobs.clock_steps = knobs.slow_disks = false;
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
   knobs.bridges = knobs.corruption = knobs.read_errors = knobs.clock_noise = false;
-  knobs.graceful_stops = knobs.overload = knobs.read_corruption = false;
+  knobs.graceful_stops = knobs.overload = knobs.read_corruption = knobs.wrong_disks = false;
   return knobs;
 }
 
@@ -264,6 +266,14 @@ class ClusterRun {
     }
     UM_CHECK_OK(cluster_.Restart(node));
     Log(absl::StrCat("fault: restart n", node, wipe ? " on a wiped disk" : ""));
+  }
+  absl::Status RestartOnDiskOf(NodeId node, NodeId other) {
+    WipeDisk(node);
+    cluster_.CopyDisk(node, other);
+    const absl::Status started = cluster_.Restart(node);
+    Log(absl::StrCat("fault: restart n", node, " on a copy of n", other,
+                     "'s disk: ", started.ToString()));
+    return started;
   }
   void Block(NodeId from, NodeId to, bool blocked) {
     cluster_.network().SetBlocked(from, to, blocked);
@@ -519,6 +529,9 @@ class ClusterRun {
         resyncing_[node] = true;
         ++result_.wipes;
         Log(absl::StrCat("fault: wipe the disk of n", node));
+      } else if (knobs_.wrong_disks && others_have_data && !resyncing_[node] && OthersFine(node) &&
+                 faults_.Chance(1, 6)) {
+        GiveWrongDisk(node);
       }
       RestartNode(node);
     } else if (roll < 46 && knobs_.pauses && cluster_.is_up(node) && !Disturbed(node) &&
@@ -647,6 +660,17 @@ class ClusterRun {
     result_.read_corruptions += read_corrupted ? 1 : 0;
     Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
                      started.ok() ? "" : started.ToString()));
+    if (std::exchange(wrong_disk_, false) && started.ok()) {
+      Fail(absl::StrCat("F21 (wrong disk): n", node,
+                        " started on a copy of another node's "
+                        "data directory instead of refusing it"));
+      return;
+    }
+    if (absl::IsFailedPrecondition(started)) {
+      ++result_.refused_starts;  // Not its directory: the operator gives it a new disk.
+      if (OthersFine(node)) ReplaceDisk(node);
+      return;
+    }
     if (started.ok()) {
       corrupt_[node] = false;  // The damage was harmless (padding, an unread value).
     } else if (absl::IsDataLoss(started)) {
@@ -655,6 +679,20 @@ class ClusterRun {
       if (read_corrupted && !corrupt_[node]) return;
       if (OthersFine(node)) ReplaceDisk(node);  // Else it stays down until a later step.
     }
+  }
+
+  // F21, a wrong disk: the down node's disk becomes a copy of another node's (an operator
+  // mixed up data directories). The node must refuse to start on it, naming whose it is;
+  // the operator then gives it a new disk and it resyncs.
+  void GiveWrongDisk(NodeId node) {
+    const NodeId other =
+        static_cast<NodeId>((node + 1 + faults_.UniformBelow(options_.nodes - 1)) % options_.nodes);
+    WipeDisk(node);  // Its own data is gone for the checkers too.
+    cluster_.CopyDisk(node, other);
+    corrupt_[node] = true;  // Without its data until the disk is replaced.
+    wrong_disk_ = true;
+    ++result_.wrong_disks;
+    Log(absl::StrCat("fault: n", node, " gets a copy of n", other, "'s disk"));
   }
 
   // F12, corruption returned on read, before a restart: the recovery's read of one byte of
@@ -862,10 +900,10 @@ class ClusterRun {
       if (cluster_.is_up(node)) continue;
       absl::Status started = cluster_.Restart(node);
       cluster_.disk(node).TakeReadFailure();
-      if (!started.ok() && !absl::IsDataLoss(started)) {
+      if (!started.ok() && !absl::IsDataLoss(started) && !absl::IsFailedPrecondition(started)) {
         started = cluster_.Restart(node);  // A transient read error: the supervisor retries.
       }
-      if (absl::IsDataLoss(started)) {
+      if (absl::IsDataLoss(started) || absl::IsFailedPrecondition(started)) {
         ++result_.refused_starts;
         ReplaceDisk(node);
         started = cluster_.is_up(node) ? absl::OkStatus() : absl::InternalError("no start");
@@ -1304,6 +1342,7 @@ class ClusterRun {
   NodeId burst_target_ = 0;
   int64_t burst_end_ns_ = 0;            // While a burst lasts (0: none).
   bool read_corruption_armed_ = false;  // For the restart that follows (F12).
+  bool wrong_disk_ = false;             // The next restart is on another node's disk (F21).
 
   Prng reader_prng_{0};
   Prng faults_;
@@ -1336,6 +1375,9 @@ void ClusterScenario::RunFor(int64_t duration_ns) { run_->RunFor(duration_ns); }
 void ClusterScenario::Crash(NodeId node) { run_->Crash(node); }
 void ClusterScenario::Restart(NodeId node) { run_->Restart(node, false); }
 void ClusterScenario::RestartWiped(NodeId node) { run_->Restart(node, true); }
+absl::Status ClusterScenario::RestartOnDiskOf(NodeId node, NodeId other) {
+  return run_->RestartOnDiskOf(node, other);
+}
 void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }
 void ClusterScenario::Pause(NodeId node) { run_->SetPaused(node, true); }

@@ -95,6 +95,7 @@ struct ClusterRunResult {
   uint64_t refused_starts = 0;    // Starts refused for corrupt data (then the disk is replaced).
   uint64_t read_errors = 0;       // Latent sector errors armed for a restart's recovery (F14).
   uint64_t read_corruptions = 0;  // Flipped bits a restart's recovery read (F12).
+  uint64_t wrong_disks = 0;       // Restarts on a copy of another node's disk (F21).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.
@@ -133,7 +134,10 @@ class ClusterScenario {
   void RunFor(int64_t duration_ns);
   void Crash(NodeId node);
   void Restart(NodeId node);
-  void RestartWiped(NodeId node);      // A replaced disk. REQUIRES: the node is down.
+  void RestartWiped(NodeId node);  // A replaced disk. REQUIRES: the node is down.
+  // Starts `node` on a copy of `other`'s disk (F21); what the start returned. The node's
+  // own data is lost either way. REQUIRES: `node` is down.
+  absl::Status RestartOnDiskOf(NodeId node, NodeId other);
   void Block(NodeId from, NodeId to);  // One direction; Unblock heals it.
   void Unblock(NodeId from, NodeId to);
   void Pause(NodeId node);  // SIGSTOP until Resume.

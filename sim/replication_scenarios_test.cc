@@ -87,6 +87,22 @@ TEST(ReplicationScenariosTest, DiskReplacedRightAfterAcknowledging) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// F21: an operator starts a node on a copy of another node's data directory. It must
+// refuse, naming whose directory it is (before reading or replaying anything), and once
+// given an empty one it resyncs and the cluster loses nothing.
+TEST(ReplicationScenariosTest, ANodeRefusesAnotherNodesDataDirectory) {
+  ClusterScenario scenario(105, Options());
+  scenario.RunFor(3 * kSecond);
+  scenario.Crash(1);
+  const absl::Status started = scenario.RestartOnDiskOf(1, 2);
+  EXPECT_TRUE(absl::IsFailedPrecondition(started)) << started;
+  EXPECT_NE(started.message().find("belongs to node 2"), absl::string_view::npos) << started;
+  scenario.RunFor(2 * kSecond);  // Two nodes carry on meanwhile.
+  scenario.RestartWiped(1);
+  EXPECT_GE(scenario.RunUntilCaughtUp(1, 20 * kSecond), 0);
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 TEST(ReplicationScenariosTest, VotesAndPromisesLostInACrashBeforeTheyWereDurable) {
   // A vote or an epoch promise not persisted before a crash: a node dies while its
   // replica.meta write is in flight (the crash may lose it), then comes back. Nobody may

@@ -156,6 +156,12 @@ void SimCluster::WipeDisk(NodeId node) {
   nodes_.at(node).disk->WipeAll();
 }
 
+void SimCluster::CopyDisk(NodeId node, NodeId other) {
+  UM_CHECK(!is_up(node));
+  UM_CHECK_NE(node, other);
+  nodes_.at(node).disk->CopyDurableFrom(*nodes_.at(other).disk);
+}
+
 SimEnv& SimCluster::AddClient() {
   const NodeId id = kClientIdBase + static_cast<NodeId>(clients_.size());
   ClockOptions clock;

@@ -61,6 +61,9 @@ class SimCluster {
   // Returns Start()'s status; on error the node stays down.
   absl::Status Restart(NodeId node);
   void WipeDisk(NodeId node);
+  // The node's disk becomes a copy of `other`'s durable image (F21: an operator mixed up
+  // data directories). REQUIRES: the node is down.
+  void CopyDisk(NodeId node, NodeId other);
   // Stops the node's process (SIGSTOP) until Resume (SIGCONT); see Simulator::Pause.
   // REQUIRES: is_up(node) for Pause. A crash resumes (and loses) what was held.
   void Pause(NodeId node);

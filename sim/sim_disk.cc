@@ -33,6 +33,12 @@ void SimDisk::WipeAll() {
   ++stats_.wipes;
 }
 
+void SimDisk::CopyDurableFrom(const SimDisk& other) {
+  durable_files_ = other.durable_files_;
+  used_bytes_ = other.used_bytes_;
+  state_medium_.CopyFrom(other.state_medium_);
+}
+
 void SimDisk::AddUsedBytes(int64_t delta) {
   UM_CHECK_GE(static_cast<int64_t>(used_bytes_) + delta, 0);
   used_bytes_ = static_cast<uint64_t>(static_cast<int64_t>(used_bytes_) + delta);

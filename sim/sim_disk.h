@@ -57,6 +57,9 @@ class SimDisk {
 
   // Loses everything (a replaced disk). REQUIRES: no live incarnation uses it.
   void WipeAll();
+  // F21, a wrong disk: this disk now holds a copy of what `other` holds durably (another
+  // node's data directory). REQUIRES: no file of this disk is open.
+  void CopyDurableFrom(const SimDisk& other);
 
   // While set, the writes of an incarnation that goes away all reach the disk: a process
   // that exits (not a crash of the machine) leaves them in the page cache. SimCluster::Exit

@@ -113,8 +113,9 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              std::to_string(result.splits) + " bridges=" + std::to_string(result.bridges) +
              " corruptions=" + std::to_string(result.corruptions) +
              " refused_starts=" + std::to_string(result.refused_starts) +
-             " read_errors=" + std::to_string(result.read_errors) + " read_corruptions=" +
-             std::to_string(result.read_corruptions) + " pauses=" + std::to_string(result.pauses) +
+             " read_errors=" + std::to_string(result.read_errors) +
+             " read_corruptions=" + std::to_string(result.read_corruptions) + " wrong_disks=" +
+             std::to_string(result.wrong_disks) + " pauses=" + std::to_string(result.pauses) +
              " clock_steps=" + std::to_string(result.clock_steps) +
              " slow_disks=" + std::to_string(result.slow_disks) +
              " fsync_errors=" + std::to_string(result.fsync_errors) +

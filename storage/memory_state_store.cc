@@ -51,6 +51,12 @@ void MemoryStateMedium::Wipe() {
   size_bytes_ = 0;
 }
 
+void MemoryStateMedium::CopyFrom(const MemoryStateMedium& other) {
+  UM_CHECK(!store_open_);
+  stored_ = other.stored_;
+  size_bytes_ = other.size_bytes_;
+}
+
 const std::string& MemoryStateMedium::KeyAt(size_t rank) const {
   UM_CHECK_LT(rank, stored_.size());
   return std::next(stored_.begin(), static_cast<std::ptrdiff_t>(rank))->first;

@@ -59,6 +59,9 @@ class MemoryStateMedium {
   // Erases every durable value (a replaced disk: the node's next incarnation).
   // REQUIRES: no MemoryStateStore is open over this medium.
   void Wipe();
+  // Replaces every durable value with `other`'s (another disk's image).
+  // REQUIRES: no MemoryStateStore is open over this medium.
+  void CopyFrom(const MemoryStateMedium& other);
 
   // Fault injection: flips the lowest bit of the last stored byte of `key` (a value
   // byte, or the checksum if the value is empty), so the next read of the durable value

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "node/base/checksum.h"
 #include "node/base/random.h"
 #include "node/metering/log_entry.h"
 #include "node/replication/replica_meta.h"
@@ -195,6 +196,7 @@ TEST(ReplicaMetaTest, SlotRoundTripsAndDetectsDamage) {
   meta.term = 12;
   meta.voted_for = 2;
   meta.promised_epoch[17] = 5;
+  meta.node_id = 4;
   std::vector<uint8_t> slot = EncodeMetaSlot(meta, 3);
   ASSERT_EQ(slot.size(), kMetaSlotBytes);
   uint64_t sequence = 0;
@@ -204,6 +206,30 @@ TEST(ReplicaMetaTest, SlotRoundTripsAndDetectsDamage) {
   EXPECT_EQ(sequence, 3u);
   slot[40] ^= 1;
   EXPECT_TRUE(absl::IsDataLoss(DecodeMetaSlot(slot, &sequence).status()));
+}
+
+// Format version 2 (before node_id) is still read, with the owner unknown.
+TEST(ReplicaMetaTest, VersionTwoSlotReadsWithUnknownNodeId) {
+  ReplicaMeta meta;
+  meta.incarnation = 77;
+  meta.term = 12;
+  meta.promised_epoch[17] = 5;
+  meta.node_id = 4;
+  std::vector<uint8_t> slot = EncodeMetaSlot(meta, 3);
+  // Rewrite as version 2: the version byte, node_id dropped, the CRC32C recomputed.
+  const size_t node_id_at = 4 + 1 + 8 + 8 + 1 + 8 + 4 + 2 * 8 * kPartitionCount;
+  slot[4] = 2;
+  slot.erase(slot.begin() + static_cast<std::ptrdiff_t>(node_id_at),
+             slot.begin() + static_cast<std::ptrdiff_t>(node_id_at + 4));
+  const uint32_t crc = Crc32c(slot.data(), node_id_at);
+  for (int i = 0; i < 4; ++i) slot[node_id_at + i] = static_cast<uint8_t>(crc >> (8 * i));
+  slot.resize(kMetaSlotBytes, 0);
+  uint64_t sequence = 0;
+  absl::StatusOr<ReplicaMeta> decoded = DecodeMetaSlot(slot, &sequence);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->node_id, kUnknownNodeId);
+  EXPECT_EQ(decoded->promised_epoch[17], 5u);
+  EXPECT_EQ(decoded->term, 12u);
 }
 
 }  // namespace

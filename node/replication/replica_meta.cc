@@ -10,7 +10,7 @@ namespace unimeter::replication {
 namespace {
 
 constexpr uint32_t kMetaMagic = 0x554d4d31;  // "UMM1"
-constexpr uint8_t kMetaVersion = 2;
+constexpr uint8_t kMetaVersion = 3;          // 3 added node_id; version 2 slots are still read.
 
 }  // namespace
 
@@ -30,6 +30,7 @@ std::vector<uint8_t> EncodeMetaSlot(const ReplicaMeta& meta, uint64_t sequence) 
   for (uint64_t epoch : meta.started_epoch) {
     writer.U64(epoch);
   }
+  writer.U32(meta.node_id);
   writer.U32(Crc32c(bytes.data(), bytes.size()));
   UM_CHECK_LE(bytes.size(), kMetaSlotBytes);
   bytes.resize(kMetaSlotBytes, 0);
@@ -43,9 +44,9 @@ absl::StatusOr<ReplicaMeta> DecodeMetaSlot(absl::Span<const uint8_t> slot, uint6
   uint8_t active = 0;
   ReplicaMeta meta;
   if (!reader.U32(&magic) || magic != kMetaMagic || !reader.U8(&version) ||
-      version != kMetaVersion || !reader.U64(sequence) || !reader.U64(&meta.incarnation) ||
-      !reader.U8(&active) || active > 3 || !reader.U64(&meta.term) ||
-      !reader.U32(&meta.voted_for)) {
+      (version != 2 && version != kMetaVersion) || !reader.U64(sequence) ||
+      !reader.U64(&meta.incarnation) || !reader.U8(&active) || active > 3 ||
+      !reader.U64(&meta.term) || !reader.U32(&meta.voted_for)) {
     return absl::DataLossError("replica meta slot: bad header");
   }
   for (uint64_t& epoch : meta.promised_epoch) {
@@ -53,6 +54,9 @@ absl::StatusOr<ReplicaMeta> DecodeMetaSlot(absl::Span<const uint8_t> slot, uint6
   }
   for (uint64_t& epoch : meta.started_epoch) {
     if (!reader.U64(&epoch)) return absl::DataLossError("replica meta slot: truncated");
+  }
+  if (version >= 3 && !reader.U32(&meta.node_id)) {
+    return absl::DataLossError("replica meta slot: truncated");
   }
   const size_t covered = slot.size() - reader.left();
   uint32_t crc = 0;

@@ -31,10 +31,15 @@ inline constexpr size_t kMetaSlotBytes = 8192;
 // The file's name in the data directory.
 inline constexpr char kMetaFileName[] = "replica.meta";
 
+inline constexpr NodeId kUnknownNodeId = 0xFFFF'FFFF;
+
 struct ReplicaMeta {
   uint64_t incarnation = 0;  // Drawn when the data directory is created; never 0.
-  bool active = false;       // Holds every committed entry it ever acknowledged.
-  bool formed = false;       // Has seen a leader: its cluster may hold data.
+  // The node this data directory belongs to (--node-id when it was created); a node must
+  // never run on another node's directory. kUnknownNodeId in files of format version 2.
+  NodeId node_id = kUnknownNodeId;
+  bool active = false;  // Holds every committed entry it ever acknowledged.
+  bool formed = false;  // Has seen a leader: its cluster may hold data.
   uint64_t term = 0;
   NodeId voted_for = kNoVote;
   std::array<uint64_t, kPartitionCount> promised_epoch{};

@@ -19,11 +19,20 @@ absl::StatusOr<std::unique_ptr<ReplicatedEngine>> ReplicatedEngine::Open(
   if (!std::binary_search(options.members.begin(), options.members.end(), env.node_id())) {
     return absl::InvalidArgumentError("the member list does not name this node");
   }
-  absl::StatusOr<std::unique_ptr<NodeStore>> store = NodeStore::Open(env, options.local.store);
-  if (!store.ok()) return store.status();
+  // replica.meta first: nothing of another node's directory is read or replayed.
   bool fresh = false;
   absl::StatusOr<std::unique_ptr<MetaFile>> meta = MetaFile::Open(env, &fresh);
   if (!meta.ok()) return meta.status();
+  const NodeId owner = (*meta)->meta().node_id;
+  if (!fresh && owner != kUnknownNodeId && owner != env.node_id()) {
+    return absl::FailedPreconditionError(absl::StrCat("the data directory belongs to node ", owner,
+                                                      " (replica.meta), not to node ",
+                                                      env.node_id(), ": start node ", owner,
+                                                      " on it, or give this node its own directory "
+                                                      "(an empty one resyncs it from its peers)"));
+  }
+  absl::StatusOr<std::unique_ptr<NodeStore>> store = NodeStore::Open(env, options.local.store);
+  if (!store.ok()) return store.status();
   if (fresh) {
     for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
       if ((*store)->last_index(partition) > 0) {
@@ -70,6 +79,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   for (Part& part : parts_) part.peers.resize(n);
   map_.owner.fill(static_cast<uint8_t>(kNoOwner));
   ReplicaMeta& m = meta_->mutable_meta();
+  m.node_id = env_.node_id();  // New, or a version-2 file: recorded with the next write.
   if (fresh) {
     m.incarnation = env_.prng().NextU64() | 1;
     if (n == 1) {
