@@ -85,6 +85,7 @@ struct Knobs {
   size_t pending_events_max = 0;  // 0: the production default.
   bool read_corruption = true;    // A restart's recovery reads a flipped bit (F12).
   bool wrong_disks = true;        // A node restarts on a copy of another node's disk (F21).
+  uint32_t corrupt_ppm = 0;       // Messages corrupted in flight (F34: the checksum drops them).
 
   std::string ToString() const {
     return absl::StrCat(
@@ -98,7 +99,8 @@ struct Knobs {
         " read_errors=", read_errors, " clock_noise=", clock_noise,
         " graceful_stops=", graceful_stops, " overload=", overload,
         overload ? absl::StrCat(" pending_max=", pending_events_max) : "",
-        " read_corruption=", read_corruption, " wrong_disks=", wrong_disks);
+        " read_corruption=", read_corruption, " wrong_disks=", wrong_disks,
+        " corrupt_ppm=", corrupt_ppm);
   }
 };
 
@@ -134,6 +136,7 @@ Knobs DrawKnobs(uint64_t seed) {
   if (knobs.overload) knobs.pending_events_max = prng.UniformRange(20, 200);
   knobs.read_corruption = prng.Chance(1, 3);
   knobs.wrong_disks = prng.Chance(1, 4);
+  knobs.corrupt_ppm = prng.Chance(1, 3) ? static_cast<uint32_t>(prng.UniformRange(0, 10'000)) : 0;
   return knobs;
 }
 
@@ -378,6 +381,7 @@ class ClusterRun {
     cluster_options.node_count = options_.nodes;
     cluster_options.network.loss_ppm = knobs_.loss_ppm;
     cluster_options.network.duplicate_ppm = knobs_.duplicate_ppm;
+    cluster_options.network.corrupt_ppm = knobs_.corrupt_ppm;
     if (knobs_.clock_noise) cluster_options.wall_noise_ns_max = kSecond;
     if (knobs_.torn_writes) {
       cluster_options.disk.crash_keeps_unsynced_ppm = 700'000;
@@ -1283,9 +1287,9 @@ class ClusterRun {
                      " threshold crossings"));
     Log(absl::StrCat("network: sent ", net.messages_sent, " delivered ", net.messages_delivered,
                      " lost ", net.messages_lost, " blocked ", net.messages_blocked, " overflowed ",
-                     net.messages_overflowed, " duplicated ", net.messages_duplicated, " clogged ",
-                     net.messages_clogged, " reset ", net.messages_reset, " (",
-                     net.connections_reset, " connections)"));
+                     net.messages_overflowed, " duplicated ", net.messages_duplicated,
+                     " corrupted ", net.messages_corrupted, " clogged ", net.messages_clogged,
+                     " reset ", net.messages_reset, " (", net.connections_reset, " connections)"));
     for (uint64_t account = 0; account < kAccounts; ++account) {
       result_.events_acknowledged += ledger_.acked[account];
     }
@@ -1294,6 +1298,7 @@ class ClusterRun {
     result_.backpressure = ledger_.backpressure_replies;
     result_.reads_checked = read_checker_.reads_checked();
     result_.messages_sent = net.messages_sent;
+    result_.messages_corrupted = net.messages_corrupted;
     result_.message_bytes_sent = net.message_bytes_sent;
     for (NodeId node : all_) result_.fsyncs += cluster_.disk(node).stats().syncs;
     result_.crashes = cluster_.crashes();

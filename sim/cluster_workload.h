@@ -113,6 +113,7 @@ struct ClusterRunResult {
   int64_t core_recovery_ns = -1;
   // Totals over the run (performance mode reports them per acknowledged event).
   uint64_t messages_sent = 0;
+  uint64_t messages_corrupted = 0;  // Dropped by the (modelled) frame checksum (F34).
   uint64_t message_bytes_sent = 0;
   uint64_t fsyncs = 0;
   int64_t simulated_ns = 0;

@@ -114,9 +114,10 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " corruptions=" + std::to_string(result.corruptions) +
              " refused_starts=" + std::to_string(result.refused_starts) +
              " read_errors=" + std::to_string(result.read_errors) +
-             " read_corruptions=" + std::to_string(result.read_corruptions) + " wrong_disks=" +
-             std::to_string(result.wrong_disks) + " pauses=" + std::to_string(result.pauses) +
-             " clock_steps=" + std::to_string(result.clock_steps) +
+             " read_corruptions=" + std::to_string(result.read_corruptions) +
+             " wrong_disks=" + std::to_string(result.wrong_disks) +
+             " corrupted_messages=" + std::to_string(result.messages_corrupted) + " pauses=" +
+             std::to_string(result.pauses) + " clock_steps=" + std::to_string(result.clock_steps) +
              " slow_disks=" + std::to_string(result.slow_disks) +
              " fsync_errors=" + std::to_string(result.fsync_errors) +
              " disk_full=" + std::to_string(result.disk_full) +
