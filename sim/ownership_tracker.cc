@@ -28,6 +28,7 @@ void OwnershipTracker::OnWipe(NodeId node) {
   UM_CHECK_LT(node, nodes_.size());
   NodeState& state = nodes_[node];
   ++state.disk;
+  state.incarnation = 0;
   state.promised.assign(kPartitionCount, 0);
   state.vote = {0, replication::kNoVote};
 }
@@ -64,8 +65,32 @@ void OwnershipTracker::OnEvent(NodeId node, const OwnershipEvent& event) {
     case OwnershipEvent::Kind::kRestoredPromise:
       OnRestoredPromise(node, event);
       return;
+    case OwnershipEvent::Kind::kIncarnation:
+      OnIncarnation(node, event);
+      return;
   }
   UM_CHECK(false);  // An event kind this tracker does not know.
+}
+
+void OwnershipTracker::OnIncarnation(NodeId node, const OwnershipEvent& event) {
+  NodeState& state = nodes_[node];
+  const auto [first, inserted] =
+      incarnations_.try_emplace(event.incarnation, std::make_pair(node, state.disk));
+  if (!inserted && first->second != std::make_pair(node, state.disk)) {
+    const auto [slot, disk] = first->second;
+    Fail(absl::StrCat(
+        "S13 (one disk incarnation per node slot): n", node, " runs incarnation ",
+        event.incarnation,
+        slot == node ? " of its own replaced disk" : absl::StrCat(" of n", slot, "'s disk")));
+    return;
+  }
+  if (state.incarnation != 0 && state.incarnation != event.incarnation) {
+    Fail(absl::StrCat("S13 (one disk incarnation per node slot): n", node,
+                      " restarted with incarnation ", event.incarnation, " on the disk of ",
+                      state.incarnation, " that was never replaced"));
+    return;
+  }
+  state.incarnation = event.incarnation;
 }
 
 void OwnershipTracker::OnVoted(NodeId node, const OwnershipEvent& event) {

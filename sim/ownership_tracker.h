@@ -13,7 +13,9 @@
 //        and promise it told (per disk: a replaced disk is a new member that promised
 //        nothing);
 //   S13  one map per (term, map version); a process acts on maps in increasing
-//        (term, version) order.
+//        (term, version) order; each node slot is bound to one disk incarnation at a time:
+//        a restart keeps it unless the disk was replaced, a replaced disk brings a new one,
+//        and no incarnation ever appears on two slots (a node on another's directory).
 // O(log n) per event; deterministic (ordered containers only).
 #ifndef UNIMETER_SIM_OWNERSHIP_TRACKER_H_
 #define UNIMETER_SIM_OWNERSHIP_TRACKER_H_
@@ -58,6 +60,7 @@ class OwnershipTracker {
     // takes appends once its promise is made, before it is durable (its acknowledgement
     // waits for the WAL sync only): a crash may lose the promise but keep the entries.
     std::vector<uint64_t> accepted;
+    uint64_t incarnation = 0;  // Of the current disk, once a process reported it (0: not yet).
   };
   struct Establisher {
     NodeId node = 0;
@@ -73,11 +76,14 @@ class OwnershipTracker {
   void OnMap(NodeId node, const replication::OwnershipEvent& event);
   void OnRestoredVote(NodeId node, const replication::OwnershipEvent& event);
   void OnRestoredPromise(NodeId node, const replication::OwnershipEvent& event);
+  void OnIncarnation(NodeId node, const replication::OwnershipEvent& event);
 
   std::vector<NodeState> nodes_;
   // (node, disk, term) -> the candidate voted for.
   absl::btree_map<std::tuple<NodeId, uint32_t, uint64_t>, NodeId> votes_;
-  absl::btree_map<uint64_t, NodeId> leaders_;                           // term -> leader.
+  absl::btree_map<uint64_t, NodeId> leaders_;  // term -> leader.
+  // Every incarnation reported -> (node slot, disk number) it was first reported on.
+  absl::btree_map<uint64_t, std::pair<NodeId, uint32_t>> incarnations_;
   absl::btree_map<std::pair<uint32_t, uint64_t>, Establisher> owners_;  // (partition, epoch).
   // (term, map version) -> (digest, the node that first acted on it).
   absl::btree_map<std::pair<uint64_t, uint64_t>, std::pair<uint64_t, NodeId>> maps_;

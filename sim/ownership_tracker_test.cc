@@ -162,5 +162,30 @@ TEST(OwnershipTrackerTest, FlagsTwoMapsUnderOneVersionAndAMapGoingBack) {
   EXPECT_EQ(FailureAfter({{1, Map(3, 8, 0x1)}, Restart(1), {1, Map(3, 7, 0x3)}}), "");
 }
 
+OwnershipEvent Incarnation(uint64_t incarnation) {
+  return OwnershipEvent{.kind = Kind::kIncarnation, .incarnation = incarnation};
+}
+
+TEST(OwnershipTrackerTest, FlagsAnIncarnationOnTwoSlotsOrChangedWithoutANewDisk) {
+  // Restarts keep it; a replaced disk brings a new one.
+  EXPECT_EQ(FailureAfter({{0, Incarnation(11)},
+                          {1, Incarnation(21)},
+                          Restart(0),
+                          {0, Incarnation(11)},
+                          Wipe(1),
+                          Restart(1),
+                          {1, Incarnation(22)}}),
+            "");
+  // n1 started on a copy of n0's directory.
+  EXPECT_TRUE(Has(FailureAfter({{0, Incarnation(11)}, Wipe(1), Restart(1), {1, Incarnation(11)}}),
+                  "of n0's disk"));
+  // A replaced disk that came back with the old incarnation.
+  EXPECT_TRUE(Has(FailureAfter({{1, Incarnation(21)}, Wipe(1), Restart(1), {1, Incarnation(21)}}),
+                  "of its own replaced disk"));
+  // A new incarnation on a disk never replaced.
+  EXPECT_TRUE(Has(FailureAfter({{1, Incarnation(21)}, Restart(1), {1, Incarnation(23)}}),
+                  "never replaced"));
+}
+
 }  // namespace
 }  // namespace unimeter::sim

@@ -110,6 +110,8 @@ ReplicatedEngine::~ReplicatedEngine() {
 void ReplicatedEngine::Start() {
   if (options_.ownership_observer) {
     const ReplicaMeta& restored = meta_->meta();
+    Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kIncarnation,
+                           .incarnation = restored.incarnation});
     Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kRestoredVote,
                            .term = restored.term,
                            .candidate = restored.voted_for});

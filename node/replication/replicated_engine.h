@@ -72,6 +72,9 @@ struct OwnershipEvent {
     kRestoredVote,
     // ... and, once per partition, the promised epoch (`partition`, `epoch`).
     kRestoredPromise,
+    // At start-up, first: the data directory's incarnation (`incarnation`; just drawn if
+    // the directory is fresh).
+    kIncarnation,
   };
   Kind kind = Kind::kVoted;
   uint64_t term = 0;
@@ -80,6 +83,7 @@ struct OwnershipEvent {
   uint64_t epoch = 0;
   uint64_t map_version = 0;
   uint64_t map_digest = 0;  // Over every partition's owner and epoch.
+  uint64_t incarnation = 0;
 };
 
 struct ReplicatedEngineOptions {
