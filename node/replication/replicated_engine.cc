@@ -110,8 +110,6 @@ ReplicatedEngine::~ReplicatedEngine() {
 void ReplicatedEngine::Start() {
   if (options_.ownership_observer) {
     const ReplicaMeta& restored = meta_->meta();
-    Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kIncarnation,
-                           .incarnation = restored.incarnation});
     Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kRestoredVote,
                            .term = restored.term,
                            .candidate = restored.voted_for});
@@ -121,7 +119,11 @@ void ReplicatedEngine::Start() {
                              .epoch = restored.promised_epoch[partition]});
     }
   }
-  meta_->Save([this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });
+  meta_->Save([this, incarnation = meta_->meta().incarnation](absl::Status status) {
+    if (FailStopOnError(env_, status, "replica.meta write")) return;
+    // Durable now (a fresh directory's was only drawn): it is this directory's for good.
+    Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kIncarnation, .incarnation = incarnation});
+  });
   alerts_.Reset(store_->alert_count());
   env_.transport().SetReceiver(
       [this](NodeId source, absl::Span<const uint8_t> bytes) { OnMessage(source, bytes); });

@@ -72,8 +72,8 @@ struct OwnershipEvent {
     kRestoredVote,
     // ... and, once per partition, the promised epoch (`partition`, `epoch`).
     kRestoredPromise,
-    // At start-up, first: the data directory's incarnation (`incarnation`; just drawn if
-    // the directory is fresh).
+    // At start-up, once replica.meta's first write is durable: the data directory's
+    // incarnation (`incarnation`; a fresh directory's is drawn at its first start).
     kIncarnation,
   };
   Kind kind = Kind::kVoted;
