@@ -522,7 +522,8 @@ class ClusterRun {
       if (knobs_.corruption && others_have_data && !resyncing_[node] && faults_.Chance(1, 4)) {
         CorruptAtRest(node);
       }
-      if (knobs_.read_corruption && faults_.Chance(1, 4)) CorruptNextRead(node);
+      if (knobs_.read_corruption && faults_.Chance(1, 4))
+        CorruptNextRead(node, faults_.Chance(1, 2));
       if (knobs_.read_errors && faults_.Chance(1, 4)) {
         cluster_.disk(node).FailNextRead();
         ++result_.read_errors;
@@ -701,18 +702,26 @@ class ClusterRun {
 
   // F12, corruption returned on read, before a restart: the recovery's read of one byte of
   // a WAL group other than a segment's last (never mistakable for a torn tail) returns it
-  // with a bit flipped, once. The node must refuse to start, naming the damage, or never
-  // read that byte; its next start reads the intact bytes and must succeed.
-  void CorruptNextRead(NodeId node) {
+  // with a bit flipped, once; or (F16, `misdirected`) the 4 KiB sector holding that byte
+  // reads as another sector of the file. The node must refuse to start, naming the damage,
+  // or never read those bytes; its next start reads the intact bytes and must succeed.
+  void CorruptNextRead(NodeId node, bool misdirected) {
     SimDisk& disk = cluster_.disk(node);
     const std::vector<std::pair<std::string, WalGroup>> candidates = DamageableWalGroups(disk);
     if (candidates.empty()) return;
     const auto& [name, group] = candidates[faults_.UniformBelow(candidates.size())];
     const uint64_t offset = group.offset + faults_.UniformBelow(group.size_bytes);
-    disk.CorruptNextReadAt(name, offset, static_cast<uint8_t>(1 << faults_.UniformBelow(8)));
+    if (misdirected) {
+      const uint64_t source = faults_.UniformBelow(disk.FileBytes(name).size());
+      disk.MisdirectNextReadAt(name, offset, source);
+      Log(absl::StrCat("fault: the next read of ", name, " at offset ", offset, " on n", node,
+                       " returns the sector at ", source));
+    } else {
+      disk.CorruptNextReadAt(name, offset, static_cast<uint8_t>(1 << faults_.UniformBelow(8)));
+      Log(absl::StrCat("fault: the next read of ", name, " at offset ", offset, " on n", node,
+                       " returns a flipped bit"));
+    }
     read_corruption_armed_ = true;
-    Log(absl::StrCat("fault: the next read of ", name, " at offset ", offset, " on n", node,
-                     " returns a flipped bit"));
   }
 
   // A replaced disk; the durability ledger keeps what it held durably (its acknowledgements

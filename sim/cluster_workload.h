@@ -94,7 +94,7 @@ struct ClusterRunResult {
   uint64_t corruptions = 0;       // Bits flipped at rest on a down node's disk (F13).
   uint64_t refused_starts = 0;    // Starts refused for corrupt data (then the disk is replaced).
   uint64_t read_errors = 0;       // Latent sector errors armed for a restart's recovery (F14).
-  uint64_t read_corruptions = 0;  // Flipped bits a restart's recovery read (F12).
+  uint64_t read_corruptions = 0;  // Flipped bits or misdirected sectors a restart read (F12, F16).
   uint64_t wrong_disks = 0;       // Restarts on a copy of another node's disk (F21).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;

@@ -129,17 +129,32 @@ absl::StatusOr<size_t> SimDiskFile::Read(uint64_t offset, absl::Span<uint8_t> ou
   }
   const size_t count = std::min<uint64_t>(out.size(), visible_.size() - offset);
   visible_.Read(offset, absl::MakeSpan(reinterpret_cast<char*>(out.data()), count));
-  disk_.CorruptRead(name_, offset, out.first(count));
+  disk_.CorruptRead(name_, visible_, offset, out.first(count));
   return count;
 }
 
-bool SimDisk::CorruptRead(const std::string& file, uint64_t offset, absl::Span<uint8_t> out) {
+bool SimDisk::CorruptRead(const std::string& file, const SimFileBytes& bytes, uint64_t offset,
+                          absl::Span<uint8_t> out) {
   if (!read_corruption_.has_value() || read_corruption_->file != file ||
       read_corruption_->offset < offset || read_corruption_->offset - offset >= out.size()) {
     return false;
   }
-  out[read_corruption_->offset - offset] ^= read_corruption_->mask;
-  read_corruption_.reset();
+  const ReadCorruption fault = *std::exchange(read_corruption_, std::nullopt);
+  if (fault.source == kNoSource) {
+    out[fault.offset - offset] ^= fault.mask;
+    return true;
+  }
+  constexpr uint64_t kSectorBytes = 4096;
+  const uint64_t sector = fault.offset / kSectorBytes * kSectorBytes;
+  const uint64_t source_sector = fault.source / kSectorBytes * kSectorBytes;
+  const uint64_t begin = std::max(sector, offset);
+  const uint64_t end = std::min(sector + kSectorBytes, offset + out.size());
+  for (uint64_t at = begin; at < end; ++at) out[at - offset] = 0;
+  const uint64_t from = source_sector + (begin - sector);
+  if (from < bytes.size()) {
+    const uint64_t count = std::min(end - begin, bytes.size() - from);
+    bytes.Read(from, absl::MakeSpan(reinterpret_cast<char*>(out.data() + (begin - offset)), count));
+  }
   return true;
 }
 

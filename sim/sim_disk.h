@@ -106,9 +106,16 @@ class SimDisk {
   void CorruptNextReadAt(const std::string& file, uint64_t offset, uint8_t mask) {
     read_corruption_ = ReadCorruption{file, offset, mask};
   }
-  // Applies an armed read corruption to `out` (the bytes read from `file` at `offset`);
-  // true if it did.
-  bool CorruptRead(const std::string& file, uint64_t offset, absl::Span<uint8_t> out);
+  // F16, a misdirected read: the next read of `file` that covers `offset` returns, for the
+  // 4 KiB sector holding `offset`, the bytes of the sector at `source` (of the same file;
+  // zeros past its end) instead, once.
+  void MisdirectNextReadAt(const std::string& file, uint64_t offset, uint64_t source) {
+    read_corruption_ = ReadCorruption{file, offset, 0, source};
+  }
+  // Applies an armed read fault to `out`, the bytes read from `file` (whose content is
+  // `bytes`) at `offset`; true if it did.
+  bool CorruptRead(const std::string& file, const SimFileBytes& bytes, uint64_t offset,
+                   absl::Span<uint8_t> out);
   // Disarms a read corruption that no read met; true if one was armed.
   bool DisarmReadCorruption() { return std::exchange(read_corruption_, std::nullopt).has_value(); }
   Prng& prng() { return prng_; }
@@ -131,10 +138,12 @@ class SimDisk {
   absl::btree_map<std::string, uint64_t> file_syncs_in_flight_;
   bool fail_next_sync_ = false;
   bool fail_next_read_ = false;
+  static constexpr uint64_t kNoSource = ~uint64_t{0};
   struct ReadCorruption {
     std::string file;
     uint64_t offset;
-    uint8_t mask;
+    uint8_t mask;                 // F12: the byte at `offset` reads XOR this.
+    uint64_t source = kNoSource;  // F16: its sector reads as the one at `source`.
   };
   std::optional<ReadCorruption> read_corruption_;
   MemoryStateMedium state_medium_;
