@@ -913,10 +913,15 @@ class ClusterRun {
       if (cluster_.is_up(node)) continue;
       absl::Status started = cluster_.Restart(node);
       cluster_.disk(node).TakeReadFailure();
-      if (!started.ok() && !absl::IsDataLoss(started) && !absl::IsFailedPrecondition(started)) {
-        started = cluster_.Restart(node);  // A transient read error: the supervisor retries.
+      // Damaged data (DataLoss) or another node's directory (FailedPrecondition): the
+      // operator replaces the disk. Anything else was a transient read error: retry.
+      const auto refused_disk = [](const absl::Status& status) {
+        return absl::IsDataLoss(status) || absl::IsFailedPrecondition(status);
+      };
+      if (!started.ok() && !refused_disk(started)) {
+        started = cluster_.Restart(node);  // The supervisor retries.
       }
-      if (absl::IsDataLoss(started) || absl::IsFailedPrecondition(started)) {
+      if (refused_disk(started)) {
         ++result_.refused_starts;
         ReplaceDisk(node);
         started = cluster_.is_up(node) ? absl::OkStatus() : absl::InternalError("no start");

@@ -137,8 +137,7 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
 void ReplicatedEngine::AcceptIngest(uint32_t partition, Parked request) {
   Part& part = parts_[partition];
   const size_t count = request.events.size();
-  // A request larger than the bound is taken when nothing else waits: never refused forever.
-  if (pending_events_ > 0 && pending_events_ + count > options_.local.pending_events_max) {
+  if (PendingBoundExceeded(pending_events_, count, options_.local.pending_events_max)) {
     request.ingest_done(absl::ResourceExhaustedError("too many events waiting for commit"));
     return;
   }

@@ -9,6 +9,8 @@
 //   RecordUnconfirmedCrossings, AppendAlertConfirmations
 //                    the two halves of at-least-once alert records (docs/replication.md,
 //                    "Alerts") as both engines run them.
+//   PendingBoundExceeded
+//                    the owner's bound of events accepted and not yet committed.
 //   CheckpointTimer  the checkpoint policy: a checkpoint starts when enough WAL was written
 //                    since the last one or its interval passed, and something changed; a
 //                    failed checkpoint is fatal (memory would be ahead of the store).
@@ -17,6 +19,7 @@
 #ifndef UNIMETER_NODE_SERVER_ENGINE_SUPPORT_H_
 #define UNIMETER_NODE_SERVER_ENGINE_SUPPORT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -61,6 +64,13 @@ class DurableAlerts {
   uint64_t durable_offset_ = 0;
   std::deque<Noted> noted_;  // Ascending by durable_from_offset.
 };
+
+// True if `count` more events must be refused (BACKPRESSURE) while `pending` events wait
+// for commit under a bound of `pending_max`. A request larger than the bound is taken when
+// nothing waits, so no request is refused forever.
+inline bool PendingBoundExceeded(size_t pending, size_t count, size_t pending_max) {
+  return pending > 0 && pending + count > pending_max;
+}
 
 // A serving owner's duty: appends to the alert log each unconfirmed crossing of `partition`
 // it lacks (NodeStore::RecordUnconfirmed), adds the records to `alerts`, and notes the

@@ -51,8 +51,7 @@ void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events
     done(absl::ResourceExhaustedError("free disk space below the threshold"));
     return;
   }
-  // A request larger than the bound is taken when nothing else waits: never refused forever.
-  if (pending_events_ > 0 && pending_events_ + events.size() > options_.pending_events_max) {
+  if (PendingBoundExceeded(pending_events_, events.size(), options_.pending_events_max)) {
     done(absl::ResourceExhaustedError("too many events waiting for commit"));
     return;
   }
@@ -253,6 +252,10 @@ void LocalEngine::OnSynced(absl::Status status, std::array<uint64_t, kPartitionC
     }
   }
   // The next sync may run while the job applies: it covers only entries appended since.
+  StartSyncIfWanted();
+}
+
+void LocalEngine::StartSyncIfWanted() {
   if (!sync_in_flight_ && (sync_requested_ || alerts_.waiting() > 0)) {
     StartSync();
   }
@@ -267,9 +270,7 @@ void LocalEngine::RunCommitJob() {
     return;
   }
   FinishCommitJob();
-  if (!sync_in_flight_ && (sync_requested_ || alerts_.waiting() > 0)) {
-    StartSync();
-  }
+  StartSyncIfWanted();
 }
 
 bool LocalEngine::CommitSlice(uint64_t budget) {

@@ -116,6 +116,8 @@ class LocalEngine final : public Engine {
                         StatusDone done);
   void RequestSync();
   void StartSync();
+  // Starts a sync if none runs and writes or alert records wait for one.
+  void StartSyncIfWanted();
   void OnSynced(absl::Status status, std::array<uint64_t, kPartitionCount> covered,
                 size_t alerts_covered, int64_t started_ns);
   // Appends an AlertsRecorded entry for each partition whose recorded crossings are durable.
