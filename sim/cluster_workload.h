@@ -108,7 +108,10 @@ struct ClusterRunResult {
   uint64_t overload_bursts = 0;  // Episodes of extra clients flooding one node (F73).
   uint64_t backpressure = 0;     // BACKPRESSURE replies clients received.
   uint64_t reads_checked = 0;    // Reads answered during the run and judged (read_checker.h).
-  bool halted = false;           // Unrestricted mode: did not recover in time after healing.
+  // Reads owners answered under a read lease, without a confirm round (summed over the
+  // processes up at the end: a crashed process's count is lost).
+  uint64_t reads_leased = 0;
+  bool halted = false;  // Unrestricted mode: did not recover in time after healing.
   // Liveness mode: simulated time from healing the core until it served every partition.
   int64_t core_recovery_ns = -1;
   // Totals over the run (performance mode reports them per acknowledged event).

@@ -125,8 +125,9 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " fail_stops=" + std::to_string(result.fail_stops) +
              " client_crashes=" + std::to_string(result.client_crashes) +
              " overload_bursts=" + std::to_string(result.overload_bursts) +
-             " backpressure=" + std::to_string(result.backpressure) + " reads_checked=" +
-             std::to_string(result.reads_checked) + " requests=" + std::to_string(result.requests) +
+             " backpressure=" + std::to_string(result.backpressure) +
+             " reads_checked=" + std::to_string(result.reads_checked) + " reads_leased=" +
+             std::to_string(result.reads_leased) + " requests=" + std::to_string(result.requests) +
              " acked_events=" + std::to_string(result.events_acknowledged) +
              (result.halted ? " HALTED" : "") +
              (result.core_recovery_ns >= 0

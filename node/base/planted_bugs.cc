@@ -27,6 +27,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kSkipUnconfirmedAlerts, "skip-unconfirmed-alerts", 3},
       {PlantedBug::kRetryFailedSync, "retry-failed-sync", 3},
       {PlantedBug::kForwardHandledTwice, "forward-handled-twice", 3},
+      {PlantedBug::kPromiseIgnoresLeases, "promise-ignores-leases", 3},
   };
   return bugs;
 }

@@ -40,6 +40,7 @@ enum class PlantedBug : uint8_t {
   kSkipUnconfirmedAlerts,     // A new owner leaves its predecessor's unconfirmed crossings.
   kRetryFailedSync,           // A failed WAL fsync is retried, not a crash (fsyncgate).
   kForwardHandledTwice,       // An owner handles every copy of a duplicated forward.
+  kPromiseIgnoresLeases,      // A promise is told while a read lease of another epoch lasts.
 };
 
 struct PlantedBugInfo {

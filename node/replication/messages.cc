@@ -452,16 +452,24 @@ void Put(ByteWriter& w, const ReadIndex& m) { PutItems(w, m.items); }
 bool Get(ByteReader& r, ReadIndex* m) { return GetItems(r, &m->items); }
 void Put(ByteWriter& w, const ReadIndexReply& m) { PutItems(w, m.items); }
 bool Get(ByteReader& r, ReadIndexReply* m) { return GetItems(r, &m->items); }
-void Put(ByteWriter& w, const ConfirmEpoch& m) {
+// A confirm round and its answer: the round, the items and (minor version 2) the lease.
+template <typename T>
+void PutRound(ByteWriter& w, const T& m) {
   w.U64(m.round);
   PutItems(w, m.items);
+  w.I64(m.lease_ns);
 }
-bool Get(ByteReader& r, ConfirmEpoch* m) { return r.U64(&m->round) && GetItems(r, &m->items); }
-void Put(ByteWriter& w, const ConfirmEpochReply& m) {
-  w.U64(m.round);
-  PutItems(w, m.items);
+template <typename T>
+bool GetRound(ByteReader& r, T* m) {
+  if (!r.U64(&m->round) || !GetItems(r, &m->items)) return false;
+  m->lease_ns = 0;  // Absent (minor version 1): no lease.
+  if (r.left() == 0) return true;
+  return r.I64(&m->lease_ns) && m->lease_ns >= 0;
 }
-bool Get(ByteReader& r, ConfirmEpochReply* m) { return r.U64(&m->round) && GetItems(r, &m->items); }
+void Put(ByteWriter& w, const ConfirmEpoch& m) { PutRound(w, m); }
+bool Get(ByteReader& r, ConfirmEpoch* m) { return GetRound(r, m); }
+void Put(ByteWriter& w, const ConfirmEpochReply& m) { PutRound(w, m); }
+bool Get(ByteReader& r, ConfirmEpochReply* m) { return GetRound(r, m); }
 
 template <size_t I>
 bool DecodeAlternative(size_t index, ByteReader& reader, Message* message) {

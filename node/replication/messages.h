@@ -28,7 +28,8 @@
 namespace unimeter::replication {
 
 inline constexpr uint8_t kProtocolMajor = 1;
-inline constexpr uint8_t kProtocolMinor = 1;  // 1: ConfirmEpoch, ConfirmEpochReply.
+// 1: ConfirmEpoch, ConfirmEpochReply. 2: read leases in them.
+inline constexpr uint8_t kProtocolMinor = 2;
 inline constexpr NodeId kNoOwner = 0xFF;
 
 // The sender's incarnation: kFresh (new data directory, knows no cluster), kSyncing
@@ -192,9 +193,15 @@ struct ConfirmItem {
   uint32_t partition = 0;
   uint64_t epoch = 0;
 };
+//
+// Minor version 2, read leases: the round also asks for a lease of `lease_ns`. A replica
+// that confirms an item grants it for min(lease_ns, its own lease setting) from when it
+// handled the round: until then it tells no promise of another epoch of that partition
+// (docs/replication.md, "Read leases"). 0 from a minor-1 owner or replica: no lease.
 struct ConfirmEpoch {
   uint64_t round = 0;
   std::vector<ConfirmItem> items;
+  int64_t lease_ns = 0;  // Minor version 2: the lease asked for.
 };
 struct ConfirmReplyItem {
   uint32_t partition = 0;
@@ -204,6 +211,7 @@ struct ConfirmReplyItem {
 struct ConfirmEpochReply {
   uint64_t round = 0;
   std::vector<ConfirmReplyItem> items;
+  int64_t lease_ns = 0;  // Minor version 2: the lease granted with every confirmed item.
 };
 
 using Message = std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise,

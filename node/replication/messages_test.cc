@@ -107,8 +107,10 @@ TEST(MessagesTest, ConfirmRoundsRoundTrip) {
   ConfirmEpoch request;
   request.round = 41;
   request.items.push_back(ConfirmItem{255, (7ull << 32) | 2});
+  request.lease_ns = 500'000'000;
   const ConfirmEpoch decoded = std::get<ConfirmEpoch>(RoundTrip(request));
   EXPECT_EQ(decoded.round, 41u);
+  EXPECT_EQ(decoded.lease_ns, 500'000'000);
   ASSERT_EQ(decoded.items.size(), 1u);
   EXPECT_EQ(decoded.items[0].partition, 255u);
   EXPECT_EQ(decoded.items[0].epoch, (7ull << 32) | 2);
@@ -116,17 +118,32 @@ TEST(MessagesTest, ConfirmRoundsRoundTrip) {
   reply.round = 41;
   reply.items.push_back(ConfirmReplyItem{3, 9, true});
   reply.items.push_back(ConfirmReplyItem{4, 9, false});
+  reply.lease_ns = 250'000'000;
   const ConfirmEpochReply back = std::get<ConfirmEpochReply>(RoundTrip(reply));
   EXPECT_EQ(back.round, 41u);
+  EXPECT_EQ(back.lease_ns, 250'000'000);
   ASSERT_EQ(back.items.size(), 2u);
   EXPECT_TRUE(back.items[0].confirmed);
   EXPECT_FALSE(back.items[1].confirmed);
   EXPECT_EQ(back.items[1].partition, 4u);
-  // A partition number outside the 256 is refused.
-  std::vector<uint8_t> bytes = EncodeMessage(Header{}, request);
-  bytes[bytes.size() - 9] = 0x01;  // The partition's high byte (little-endian): 0x01FF.
+  // A minor-1 sender has no lease field: it asks for and grants none.
+  std::vector<uint8_t> bytes = EncodeMessage(Header{}, reply);
+  bytes.resize(bytes.size() - 8);
   Header header;
   Message message;
+  ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  EXPECT_EQ(std::get<ConfirmEpochReply>(message).lease_ns, 0);
+  EXPECT_TRUE(std::get<ConfirmEpochReply>(message).items[0].confirmed);
+  bytes = EncodeMessage(Header{}, request);
+  bytes.resize(bytes.size() - 8);
+  ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  EXPECT_EQ(std::get<ConfirmEpoch>(message).lease_ns, 0);
+  // A negative lease is malformed.
+  reply.lease_ns = -1;
+  EXPECT_FALSE(DecodeMessage(EncodeMessage(Header{}, reply), &header, &message).ok());
+  // A partition number outside the 256 is refused.
+  bytes = EncodeMessage(Header{}, request);
+  bytes[bytes.size() - 17] = 0x01;  // The partition's high byte (little-endian): 0x01FF.
   EXPECT_FALSE(DecodeMessage(bytes, &header, &message).ok());
 }
 

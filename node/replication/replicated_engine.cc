@@ -71,6 +71,15 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   confirm_sent_round_.assign(n, 0);
   confirm_in_flight_.assign(n, false);
   confirm_deadline_ns_.assign(n, 0);
+  confirm_lease_round_.assign(n, 0);
+  confirm_lease_sent_ns_.assign(n, kLongAgoNs);
+  // The previous process may have granted read leases it did not live to see end: tell no
+  // promise until any of them would have (a cluster of one grants none).
+  const int64_t leases_end_ns =
+      n == 1 ? kLongAgoNs : env_.MonotonicNowNs() + std::max<int64_t>(options_.read_lease_ns, 0);
+  for (LeaseGrant& grant : lease_grants_) {
+    grant = LeaseGrant{.epoch = 0, .until_ns = leases_end_ns, .older_until_ns = leases_end_ns};
+  }
   append_deadline_ns_.assign(n, 0);
   append_sequence_sent_.assign(n, 0);
   flush_start_.assign(n, 0);
@@ -104,6 +113,7 @@ ReplicatedEngine::~ReplicatedEngine() {
   env_.CancelTimer(tick_timer_);
   env_.CancelTimer(sweep_timer_);
   env_.CancelTimer(flush_timer_);
+  env_.CancelTimer(hold_timer_);
   env_.transport().SetReceiver(nullptr);
 }
 

@@ -23,8 +23,9 @@
 // nothing, its promises and acknowledgements count toward no quorum and it owns nothing.
 //
 // Requests for partitions this node does not own are forwarded to the owner; reads run
-// on the owner after a quorum round confirms its epoch, or on a replica once it has applied
-// the owner's confirmed commit index (reads never go back in time).
+// on the owner after a quorum round confirms its epoch (or at once while a quorum's read
+// leases from such a round last), or on a replica once it has applied the owner's confirmed
+// commit index (reads never go back in time).
 //
 // Event-loop only; every callback runs later on the loop.
 #ifndef UNIMETER_NODE_REPLICATION_REPLICATED_ENGINE_H_
@@ -40,6 +41,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "node/env/env.h"
 #include "node/replication/messages.h"
@@ -99,6 +101,15 @@ struct ReplicatedEngineOptions {
   size_t entries_per_item_max = 1024;
   size_t snapshot_chunk_bytes = 1024 * 1024;
   size_t rebalance_moves_per_tick = 16;
+  // Read leases (docs/replication.md, "Read leases"): a replica that confirms an owner's
+  // epoch in a confirm round grants it a lease this long, by the replica's clock from when
+  // it answered, during which it tells no promise of another epoch of that partition. The
+  // owner answers reads at once while a quorum's leases last, counted from when it sent the
+  // round and shortened by 1/kLeaseClockMarginDivisor for clock-rate error. A process tells
+  // no promise for this long after it starts (its previous process may have granted
+  // leases). Every member must use the same value; 0: no leases (every read waits for a
+  // round).
+  int64_t read_lease_ns = 500'000'000;
   // For checkers only (the simulator's ownership tracker); empty otherwise.
   std::function<void(const OwnershipEvent&)> ownership_observer;
 };
@@ -121,6 +132,8 @@ struct ReplicationStatus {
   uint64_t forwarded = 0;
   uint64_t messages_dropped = 0;   // Undecodable or from another major version.
   uint64_t forwards_replayed = 0;  // Forward items dropped as later copies (replay_window.h).
+  uint64_t reads_leased = 0;       // Owner reads answered under a read lease, without a round.
+  uint64_t reads_confirmed = 0;    // Owner reads answered after a confirm round or acks.
   std::string problem;             // Empty when healthy; else why this node cannot serve.
 };
 
@@ -176,6 +189,7 @@ class ReplicatedEngine final : public Engine {
     bool acked = false;                     // Has answered an item of this epoch.
     bool probe = false;            // The next message carries an item (a read confirmation round).
     uint64_t confirmed_round = 0;  // Newest confirm round the peer answered "still promised".
+    int64_t lease_until_ns = kLongAgoNs;  // The peer's read lease on this epoch ends (our clock).
     // Where a resend starts while entries are unacknowledged: the epoch's first index, or the
     // index a mismatch answer pointed at. Resending from match_index + 1 alone would go back to
     // index 1 in a new epoch (nothing acknowledged yet), below a compacted log, and turn
@@ -262,6 +276,20 @@ class ReplicatedEngine final : public Engine {
     NodeId target = 0;
     uint64_t sequence = 0;  // Of the Append it answers.
     AckItem item;
+  };
+  // Read leases this node granted as a replica, for one partition: the newest epoch granted
+  // and until when (own clock), and until when grants of older epochs (and those the
+  // previous process may have made) last.
+  struct LeaseGrant {
+    uint64_t epoch = 0;
+    int64_t until_ns = kLongAgoNs;
+    int64_t older_until_ns = kLongAgoNs;
+  };
+  // A durable promise not told yet: a lease of another epoch still holds it back.
+  struct HeldPromise {
+    NodeId owner = 0;  // This node: its own promise as a starting owner.
+    uint32_t partition = 0;
+    uint64_t epoch = 0;
   };
   struct Remote {  // A request forwarded to another node.
     uint32_t partition = 0;
@@ -374,6 +402,21 @@ class ReplicatedEngine final : public Engine {
   void SendConfirmRounds();
   void HandleConfirmEpoch(NodeId source, const ConfirmEpoch& request);
   void HandleConfirmEpochReply(NodeId source, const ConfirmEpochReply& reply);
+
+  // ---- Read leases (replicated_engine_partition.cc) ----
+  // Owner: until when a quorum's read leases on the partition's epoch last (own clock);
+  // kLongAgoNs when they do not or the partition is not served.
+  int64_t LeaseEnd(const Part& part) const;
+  // Replica: records a lease granted to `epoch`'s owner until `until_ns`.
+  void GrantLease(uint32_t partition, uint64_t epoch, int64_t until_ns);
+  // When a promise of `epoch` may be told: once every lease granted to another epoch of the
+  // partition has ended (at or before now: at once).
+  int64_t PromiseHeldUntil(uint32_t partition, uint64_t epoch) const;
+  // Tells `promise` once PromiseHeldUntil allows (at once if it does now).
+  void TellWhenFree(HeldPromise promise);
+  void ReleaseHeldPromises();
+  // A durable promise of this node to its own starting epoch counts from now.
+  void OnSelfPromised(uint32_t partition, uint64_t epoch);
   void SweepTimeouts();
   void ScheduleFlush();
   void RouteRead(uint32_t partition, ReadFunction read, int64_t deadline_ns);
@@ -451,6 +494,18 @@ class ReplicatedEngine final : public Engine {
   std::vector<uint64_t> confirm_sent_round_;  // By position: round of the last send.
   std::vector<bool> confirm_in_flight_;
   std::vector<int64_t> confirm_deadline_ns_;
+  // By position: the round of the last send and when that round was first sent to the peer
+  // (a read lease it grants counts from then: a resend of the same round is later).
+  std::vector<uint64_t> confirm_lease_round_;
+  std::vector<int64_t> confirm_lease_sent_ns_;
+  // The owner's usable lease is the granted one less this fraction: clock rates differ by
+  // far less than 1/8 (hundreds of ppm at worst), so the grantor's lease outlasts ours.
+  static constexpr int64_t kLeaseClockMarginDivisor = 8;
+  bool lease_renew_ = false;  // A read found its lease half gone: the next round renews.
+  std::array<LeaseGrant, kPartitionCount> lease_grants_;
+  absl::btree_multimap<int64_t, HeldPromise> held_promises_;  // By release time.
+  TimerId hold_timer_ = kNoTimer;
+  int64_t hold_timer_ns_ = 0;  // When hold_timer_ fires.
 
   // Forwarded requests.
   uint64_t next_request_id_ = 1;  // Drawn at random at each start.

@@ -42,13 +42,7 @@ void ReplicatedEngine::BeginEpoch(uint32_t partition, uint64_t epoch) {
     if (FailStopOnError(env_, status, "replica.meta write")) return;
     Observe(OwnershipEvent{
         .kind = OwnershipEvent::Kind::kPromised, .partition = partition, .epoch = epoch});
-    Part& part = parts_[partition];
-    if (part.role == PartRole::kStarting && part.epoch == epoch) {
-      part.self_promised = true;
-      MaybeFinishPromises(partition);
-      FlushOutboxes();
-      FlushPeers();
-    }
+    TellWhenFree(HeldPromise{.owner = env_.node_id(), .partition = partition, .epoch = epoch});
   });
   for (size_t position = 0; position < members_.size(); ++position) {
     if (members_[position] != env_.node_id()) {
@@ -102,27 +96,19 @@ void ReplicatedEngine::HandleStartEpoch(NodeId source, const StartEpoch& request
   }
   if (!refused.items.empty()) Send(source, std::move(refused));
   if (granted.empty()) return;
-  // Promises are durable before the owner hears of them.
+  // Promises are durable before the owner hears of them, and told only once no read lease
+  // this node granted to another epoch of the partition lasts.
   auto tell = [this, source, granted = std::move(granted)](absl::Status status) {
     if (FailStopOnError(env_, status, "replica.meta write")) return;
-    Promise promise;
     for (const StartEpochItem& item : granted) {
-      PromiseItem reply;
-      reply.partition = item.partition;
-      reply.epoch = item.epoch;
-      reply.promised_epoch = meta_->meta().promised_epoch[item.partition];
-      reply.granted = reply.promised_epoch == item.epoch;
-      if (reply.granted) {
+      if (meta_->meta().promised_epoch[item.partition] == item.epoch) {
         Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kPromised,
                                .partition = item.partition,
                                .epoch = item.epoch});
       }
-      reply.last_epoch = store_->last_epoch(item.partition);
-      reply.last_index = store_->last_index(item.partition);
-      reply.commit_index = store_->commit_index(item.partition);
-      promise.items.push_back(reply);
+      TellWhenFree(HeldPromise{.owner = source, .partition = item.partition, .epoch = item.epoch});
     }
-    Send(source, std::move(promise));
+    FlushOutboxes();
   };
   if (BugPlanted(PlantedBug::kPromiseBeforeDurable)) {
     meta_->Save([](absl::Status) {});
@@ -734,6 +720,22 @@ void ReplicatedEngine::FlushPeers() {
 
 void ReplicatedEngine::ConfirmAsOwner(uint32_t partition, ReadWait wait) {
   Part& part = parts_[partition];
+  const int64_t now_ns = env_.MonotonicNowNs();
+  const int64_t lease_end_ns = LeaseEnd(part);
+  if (lease_end_ns > now_ns) {
+    // No newer epoch can have committed anything: its owner lacks the promise of at least
+    // one member of the lease quorum until the leases end. Renewed in the background once
+    // half of the lease is gone, so reads under steady load never wait for a round.
+    if (lease_end_ns - now_ns < options_.read_lease_ns / 2 && !lease_renew_) {
+      lease_renew_ = true;
+      confirm_wanted_ = confirm_round_ + 1;
+      ScheduleFlush();
+    }
+    ++counters_.reads_leased;
+    if (wait.read) wait.read(&store_->state(partition));
+    if (wait.confirm) wait.confirm(store_->commit_index(partition));
+    return;
+  }
   // Either proof will do: acknowledgements of an append sent after now (peers of minor
   // version 0 answer only those) or answers to a confirm round started after now (peers
   // answer at once, not after their next log sync).
@@ -763,18 +765,28 @@ void ReplicatedEngine::SendConfirmRounds() {
       confirm_round_ = std::max(confirm_round_, confirm_wanted_);
       request.emplace();
       request->round = confirm_round_;
+      // With leases, every served partition: reads spread over many partitions then find
+      // their lease alive, renewed by the reads of any of them.
+      const bool leases = options_.read_lease_ns > 0;
       for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
         const Part& part = parts_[partition];
-        if (part.role == PartRole::kOwner && !part.owner_reads.empty()) {
+        if (part.role == PartRole::kOwner &&
+            (!part.owner_reads.empty() || (leases && part.serving))) {
           request->items.push_back(ConfirmItem{partition, part.epoch});
         }
       }
+      request->lease_ns = std::max<int64_t>(options_.read_lease_ns, 0);
+      lease_renew_ = false;
     }
     // Nothing waits (the append path answered first): the round is done without a send.
     confirm_sent_round_[position] = confirm_round_;
     if (request->items.empty()) continue;
     confirm_in_flight_[position] = true;
     confirm_deadline_ns_[position] = now_ns + options_.retransmit_ns;
+    if (confirm_lease_round_[position] != confirm_round_) {
+      confirm_lease_round_[position] = confirm_round_;
+      confirm_lease_sent_ns_[position] = now_ns;
+    }
     Send(members_[position], *request);
   }
 }
@@ -782,12 +794,17 @@ void ReplicatedEngine::SendConfirmRounds() {
 void ReplicatedEngine::HandleConfirmEpoch(NodeId source, const ConfirmEpoch& request) {
   ConfirmEpochReply reply;  // Sent at once: a round's answer never mixes with another's.
   reply.round = request.round;
+  reply.lease_ns = state_ == NodeState::kActive
+                       ? std::clamp<int64_t>(request.lease_ns, 0, options_.read_lease_ns)
+                       : 0;
+  const int64_t lease_until_ns = env_.MonotonicNowNs() + reply.lease_ns;
   for (const ConfirmItem& item : request.items) {
     // An inactive node counts toward no quorum; a promise of any other epoch means the
     // asking owner may already be superseded.
     const bool confirmed =
         state_ == NodeState::kActive && meta_->meta().promised_epoch[item.partition] == item.epoch;
     reply.items.push_back(ConfirmReplyItem{item.partition, item.epoch, confirmed});
+    if (confirmed && reply.lease_ns > 0) GrantLease(item.partition, item.epoch, lease_until_ns);
   }
   Send(source, std::move(reply));
 }
@@ -797,12 +814,118 @@ void ReplicatedEngine::HandleConfirmEpochReply(NodeId source, const ConfirmEpoch
   if (confirm_in_flight_[position] && reply.round == confirm_sent_round_[position]) {
     confirm_in_flight_[position] = false;
   }
+  // The peer granted the lease when it handled the round, after we first sent it.
+  int64_t lease_until_ns = kLongAgoNs;
+  const int64_t lease_ns = std::min(reply.lease_ns, options_.read_lease_ns);
+  if (lease_ns > 0 && reply.round == confirm_lease_round_[position]) {
+    lease_until_ns =
+        confirm_lease_sent_ns_[position] + lease_ns - lease_ns / kLeaseClockMarginDivisor;
+  }
   for (const ConfirmReplyItem& item : reply.items) {
     Part& part = parts_[item.partition];
     if (!item.confirmed || part.role != PartRole::kOwner || item.epoch != part.epoch) continue;
     PeerProgress& peer = part.peers[position];
     peer.confirmed_round = std::max(peer.confirmed_round, reply.round);
+    peer.lease_until_ns = std::max(peer.lease_until_ns, lease_until_ns);
     CheckReads(item.partition);
+  }
+}
+
+int64_t ReplicatedEngine::LeaseEnd(const Part& part) const {
+  if (options_.read_lease_ns <= 0 || part.role != PartRole::kOwner || !part.serving) {
+    return kLongAgoNs;
+  }
+  absl::InlinedVector<int64_t, 8> ends;
+  if (CountsForQuorum(env_.node_id())) ends.push_back(INT64_MAX);
+  for (size_t position = 0; position < members_.size(); ++position) {
+    const NodeId member = members_[position];
+    if (member != env_.node_id() && CountsForQuorum(member)) {
+      ends.push_back(part.peers[position].lease_until_ns);
+    }
+  }
+  if (ends.size() < quorum_) return kLongAgoNs;
+  std::nth_element(ends.begin(), ends.begin() + static_cast<ptrdiff_t>(quorum_ - 1), ends.end(),
+                   std::greater<>());
+  return ends[quorum_ - 1];
+}
+
+void ReplicatedEngine::GrantLease(uint32_t partition, uint64_t epoch, int64_t until_ns) {
+  LeaseGrant& grant = lease_grants_[partition];
+  UM_CHECK_GE(epoch, grant.epoch);  // Granted only to the promised epoch, which only grows.
+  if (epoch != grant.epoch) {
+    grant.older_until_ns = std::max(grant.older_until_ns, grant.until_ns);
+    grant.epoch = epoch;
+    grant.until_ns = until_ns;
+  } else {
+    grant.until_ns = std::max(grant.until_ns, until_ns);
+  }
+}
+
+int64_t ReplicatedEngine::PromiseHeldUntil(uint32_t partition, uint64_t epoch) const {
+  if (BugPlanted(PlantedBug::kPromiseIgnoresLeases)) return kLongAgoNs;
+  const LeaseGrant& grant = lease_grants_[partition];
+  return epoch == grant.epoch ? grant.older_until_ns
+                              : std::max(grant.older_until_ns, grant.until_ns);
+}
+
+void ReplicatedEngine::TellWhenFree(HeldPromise promise) {
+  const int64_t now_ns = env_.MonotonicNowNs();
+  const int64_t release_ns = PromiseHeldUntil(promise.partition, promise.epoch);
+  if (release_ns > now_ns) {
+    held_promises_.emplace(release_ns, promise);
+    if (hold_timer_ == kNoTimer || release_ns < hold_timer_ns_) {
+      env_.CancelTimer(hold_timer_);
+      hold_timer_ns_ = release_ns;
+      hold_timer_ = env_.StartTimer(release_ns - now_ns, [this] {
+        hold_timer_ = kNoTimer;
+        ReleaseHeldPromises();
+      });
+    }
+    return;
+  }
+  if (promise.owner == env_.node_id()) {
+    OnSelfPromised(promise.partition, promise.epoch);
+    return;
+  }
+  const int position = Position(promise.owner);
+  if (position < 0) return;
+  PromiseItem reply;
+  reply.partition = promise.partition;
+  reply.epoch = promise.epoch;
+  reply.promised_epoch = meta_->meta().promised_epoch[promise.partition];
+  reply.granted = reply.promised_epoch == promise.epoch;
+  reply.last_epoch = store_->last_epoch(promise.partition);
+  reply.last_index = store_->last_index(promise.partition);
+  reply.commit_index = store_->commit_index(promise.partition);
+  outboxes_[position].promise.items.push_back(reply);
+  ScheduleFlush();
+}
+
+void ReplicatedEngine::ReleaseHeldPromises() {
+  const int64_t now_ns = env_.MonotonicNowNs();
+  std::vector<HeldPromise> due;
+  while (!held_promises_.empty() && held_promises_.begin()->first <= now_ns) {
+    due.push_back(held_promises_.begin()->second);
+    held_promises_.erase(held_promises_.begin());
+  }
+  if (!held_promises_.empty() && hold_timer_ == kNoTimer) {
+    hold_timer_ns_ = held_promises_.begin()->first;
+    hold_timer_ = env_.StartTimer(hold_timer_ns_ - now_ns, [this] {
+      hold_timer_ = kNoTimer;
+      ReleaseHeldPromises();
+    });
+  }
+  for (const HeldPromise& promise : due) TellWhenFree(promise);  // Held again if renewed.
+  FlushOutboxes();
+}
+
+void ReplicatedEngine::OnSelfPromised(uint32_t partition, uint64_t epoch) {
+  Part& part = parts_[partition];
+  if (part.role == PartRole::kStarting && part.epoch == epoch) {
+    part.self_promised = true;
+    MaybeFinishPromises(partition);
+    FlushOutboxes();
+    FlushPeers();
   }
 }
 
@@ -819,9 +942,13 @@ void ReplicatedEngine::CheckReads(uint32_t partition) {
         ++confirmed;
       }
     }
-    if (confirmed < quorum_ && !BugPlanted(PlantedBug::kUnconfirmedOwnerReads)) break;
+    if (confirmed < quorum_ && LeaseEnd(part) <= env_.MonotonicNowNs() &&
+        !BugPlanted(PlantedBug::kUnconfirmedOwnerReads)) {
+      break;
+    }
     ReadWait done = std::move(wait);
     part.owner_reads.pop_front();
+    ++counters_.reads_confirmed;
     if (done.read) done.read(&store_->state(partition));
     if (done.confirm) done.confirm(store_->commit_index(partition));
   }

@@ -76,6 +76,15 @@ void NodeServer::RegisterMetrics() {
   metrics_.appends_refused_low_disk =
       &r.AddGauge("billing_replication_appends_refused_low_disk",
                   "Replicated entries not stored since start because free disk was low.");
+  metrics_.forwards_replayed =
+      &r.AddGauge("billing_replication_forwards_replayed",
+                  "Forwarded request copies dropped since start as already handled.");
+  metrics_.reads_leased =
+      &r.AddGauge("billing_replication_reads_leased",
+                  "Reads this node answered as owner under a read lease since start.");
+  metrics_.reads_confirmed =
+      &r.AddGauge("billing_replication_reads_confirmed",
+                  "Reads this node answered as owner after a confirm round since start.");
   engine_metrics.alerts_recorded = &r.AddCounter(
       "billing_alerts_recorded_total", "Crossing records appended to this node's alert log.");
   metrics_.alerts_pushed = &r.AddCounter("billing_alerts_pushed_total",
@@ -305,6 +314,9 @@ void NodeServer::RefreshGauges() {
     metrics_.forwarded->Set(static_cast<int64_t>(status.forwarded));
     metrics_.snapshots_installed->Set(static_cast<int64_t>(status.snapshots_installed));
     metrics_.appends_refused_low_disk->Set(static_cast<int64_t>(status.appends_refused_low_disk));
+    metrics_.forwards_replayed->Set(static_cast<int64_t>(status.forwards_replayed));
+    metrics_.reads_leased->Set(static_cast<int64_t>(status.reads_leased));
+    metrics_.reads_confirmed->Set(static_cast<int64_t>(status.reads_confirmed));
     metrics_.view_changes->Increment(status.epoch_changes - epoch_changes_reported_);
     epoch_changes_reported_ = status.epoch_changes;
   }

@@ -96,6 +96,9 @@ class NodeServer final : public NodeService {
     Gauge* forwarded;
     Gauge* snapshots_installed;
     Gauge* appends_refused_low_disk;
+    Gauge* forwards_replayed;
+    Gauge* reads_leased;
+    Gauge* reads_confirmed;
     Counter* wall_clock_steps;
     Histogram* ingest_async_duration;
     Histogram* ingest_sync_duration;
