@@ -364,7 +364,18 @@ class ReplicatedEngine final : public Engine {
   void RecordUnconfirmedAlerts(uint32_t partition);
   // Appends AlertsRecorded for each served partition whose recorded crossings are durable.
   void ConfirmRecordedAlerts();
+  // The partition is known committed up to `index`: applied slice by slice (RunCommitSlice)
+  // so that the commits one message brings do not hold the event loop for milliseconds.
   void CommitUpTo(uint32_t partition, uint64_t index);
+  // Known committed: the applied commit index or the pending target, whichever is higher
+  // (capped at the log's end: a snapshot install may have dropped the entries after it).
+  uint64_t Committed(uint32_t partition) const;
+  void QueueCommit(uint32_t partition);
+  // Applies queued commits until about options_.local.commit_events_per_slice entries and
+  // events are applied, then yields to the loop (a zero-delay timer) if any remain.
+  void RunCommitSlice();
+  // Applies up to `index` and does what follows a commit: serving, waiters, reads.
+  void ApplyCommitted(uint32_t partition, uint64_t index);
   void CheckReads(uint32_t partition);
   void Truncate(uint32_t partition, uint64_t index);
 
@@ -468,6 +479,11 @@ class ReplicatedEngine final : public Engine {
   std::array<Part, kPartitionCount> parts_;
   std::array<metering::PendingDedup, kPartitionCount> pending_dedup_;
   std::array<std::deque<Waiter>, kPartitionCount> waiters_;
+  // Commits known but not applied yet (CommitUpTo), in the order they became known.
+  std::array<uint64_t, kPartitionCount> commit_target_{};
+  std::array<bool, kPartitionCount> commit_queued_{};
+  std::deque<uint32_t> commit_queue_;
+  TimerId commit_timer_ = kNoTimer;
   size_t pending_events_ = 0;
   std::vector<Outbox> outboxes_;          // By member position.
   std::vector<LogRecord> flush_records_;  // FlushPeers' scratch list of entries to send.

@@ -310,7 +310,8 @@ AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
     ack.result = AckResult::kBusy;
     return ack;
   }
-  const uint64_t commit = store_->commit_index(partition);
+  // Committed entries never change: checked against what is known committed, applied or not.
+  const uint64_t commit = Committed(partition);
   if (item.prev_index > store_->last_index(partition)) {
     ack.result = AckResult::kMismatch;
     ack.index = store_->last_index(partition);
@@ -328,7 +329,7 @@ AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
     }
   }
   for (const WireEntry& entry : item.entries) {
-    if (entry.index <= store_->commit_index(partition)) continue;
+    if (entry.index <= commit) continue;
     if (entry.index <= store_->last_index(partition)) {
       if (store_->EpochAt(partition, entry.index) == std::optional<uint64_t>(entry.epoch)) {
         continue;
@@ -343,7 +344,7 @@ AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
   }
   const uint64_t match = item.prev_index + item.entries.size();
   const uint64_t new_commit = std::min(item.commit_index, match);
-  if (new_commit > store_->commit_index(partition)) CommitUpTo(partition, new_commit);
+  CommitUpTo(partition, new_commit);
   ack.result = AckResult::kOk;
   ack.index = match;
   if (options_.ownership_observer) {
@@ -354,6 +355,7 @@ AckItem ReplicatedEngine::ApplyItem(const AppendItem& item) {
 }
 
 void ReplicatedEngine::Truncate(uint32_t partition, uint64_t index) {
+  UM_CHECK_GE(index, Committed(partition));  // Committed entries are never rewritten.
   Part& part = parts_[partition];
   store_->TruncateAfter(partition, index);
   part.durable_index = std::min(part.durable_index, index);
@@ -416,13 +418,66 @@ void ReplicatedEngine::AdvanceCommit(uint32_t partition) {
   if (durable.size() < quorum) return;
   std::sort(durable.begin(), durable.end(), std::greater<>());
   const uint64_t index = std::min(durable[quorum - 1], store_->last_index(partition));
-  if (index <= store_->commit_index(partition)) return;
+  if (index <= Committed(partition)) return;
   // Entries of earlier epochs commit only behind one of ours.
   if (store_->EpochAt(partition, index) != std::optional<uint64_t>(part.epoch)) return;
   CommitUpTo(partition, index);
 }
 
+uint64_t ReplicatedEngine::Committed(uint32_t partition) const {
+  return std::max(store_->commit_index(partition),
+                  std::min(commit_target_[partition], store_->last_index(partition)));
+}
+
 void ReplicatedEngine::CommitUpTo(uint32_t partition, uint64_t index) {
+  if (index <= Committed(partition)) return;
+  UM_CHECK_LE(index, store_->last_index(partition));
+  commit_target_[partition] = index;
+  QueueCommit(partition);
+}
+
+void ReplicatedEngine::QueueCommit(uint32_t partition) {
+  if (!commit_queued_[partition]) {
+    commit_queued_[partition] = true;
+    commit_queue_.push_back(partition);
+  }
+  if (commit_timer_ == kNoTimer) {
+    commit_timer_ = env_.StartTimer(0, [this] {
+      commit_timer_ = kNoTimer;
+      RunCommitSlice();
+    });
+  }
+}
+
+void ReplicatedEngine::RunCommitSlice() {
+  const uint64_t budget = std::max<uint64_t>(options_.local.commit_events_per_slice, 1);
+  uint64_t spent = 0;  // Entries plus events applied.
+  while (!commit_queue_.empty() && spent < budget) {
+    const uint32_t partition = commit_queue_.front();
+    const uint64_t applied = store_->commit_index(partition);
+    const uint64_t target = Committed(partition);
+    if (target <= applied || parts_[partition].installing) {
+      // Done, or a snapshot is replacing the state: its install queues the rest again.
+      commit_queue_.pop_front();
+      commit_queued_[partition] = false;
+      continue;
+    }
+    const uint64_t index = store_->CommitIndexWithin(partition, target, budget - spent);
+    const uint64_t offset_before = store_->state(partition).next_offset();
+    ApplyCommitted(partition, index);
+    spent += (index - applied) + (store_->state(partition).next_offset() - offset_before);
+  }
+  if (!commit_queue_.empty() && commit_timer_ == kNoTimer) {
+    commit_timer_ = env_.StartTimer(0, [this] {
+      commit_timer_ = kNoTimer;
+      RunCommitSlice();
+    });
+  }
+  FlushOutboxes();
+  FlushPeers();
+}
+
+void ReplicatedEngine::ApplyCommitted(uint32_t partition, uint64_t index) {
   Part& part = parts_[partition];
   const bool owner = part.role == PartRole::kOwner;
   std::vector<AlertRecord> alerts = store_->Commit(partition, index, owner);
@@ -622,6 +677,7 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
         part.durable_index =
             std::min(std::max(part.durable_index, index), store_->last_index(partition));
         ++counters_.snapshots_installed;
+        QueueCommit(partition);  // Known committed entries after the snapshot, if any.
         finish();
       });
 }

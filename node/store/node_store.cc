@@ -389,6 +389,27 @@ std::vector<AlertRecord> NodeStore::Commit(uint32_t partition, uint64_t index, b
   return alerts;
 }
 
+uint64_t NodeStore::CommitIndexWithin(uint32_t partition, uint64_t target, uint64_t budget) const {
+  const PartitionLog& log = partitions_.at(partition);
+  const uint64_t applied = log.state->applied_index();
+  UM_CHECK_LT(applied, target);
+  UM_CHECK_LE(target, log.last_index);
+  uint64_t index = applied;
+  uint64_t cost = 0;
+  for (const Pending& pending : log.uncommitted) {
+    if (pending.index > target) break;
+    uint64_t entry_cost = 1;
+    if (pending.entry->kind() == metering::LogEntryKind::kEventBatch) {
+      entry_cost += pending.entry->batch()->events.size();
+    }
+    if (index > applied && cost + entry_cost > budget) break;
+    cost += entry_cost;
+    index = pending.index;
+  }
+  UM_CHECK_GT(index, applied);
+  return index;
+}
+
 std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index,
                                               bool record_alerts) {
   PartitionLog& log = partitions_[partition];

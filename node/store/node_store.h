@@ -162,6 +162,12 @@ class NodeStore {
   // REQUIRES: commit_index(partition) <= index <= last_index(partition).
   std::vector<AlertRecord> Commit(uint32_t partition, uint64_t index, bool record_alerts);
 
+  // How far a commit of about `budget` work goes: the highest index in
+  // (commit_index, target] whose entries cost at most `budget` to apply (one per entry plus
+  // one per event), and never less than commit_index + 1.
+  // REQUIRES: commit_index(partition) < target <= last_index(partition).
+  uint64_t CommitIndexWithin(uint32_t partition, uint64_t target, uint64_t budget) const;
+
   // Appends to this node's alert log each unconfirmed crossing of `partition`
   // (PartitionState::unconfirmed_crossings) that the log does not hold yet: an owner's duty
   // when it starts serving, so a crossing whose recording owner crashed before syncing it
