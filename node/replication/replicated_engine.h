@@ -372,7 +372,8 @@ class ReplicatedEngine final : public Engine {
   uint64_t Committed(uint32_t partition) const;
   void QueueCommit(uint32_t partition);
   // Applies queued commits until about options_.local.commit_events_per_slice entries and
-  // events are applied, then yields to the loop (a zero-delay timer) if any remain.
+  // events are applied (more when behind: kCommitBehindNs), then yields to the loop (a
+  // zero-delay timer) if any remain.
   void RunCommitSlice();
   // Applies up to `index` and does what follows a commit: serving, waiters, reads.
   void ApplyCommitted(uint32_t partition, uint64_t index);
@@ -482,6 +483,13 @@ class ReplicatedEngine final : public Engine {
   // Commits known but not applied yet (CommitUpTo), in the order they became known.
   std::array<uint64_t, kPartitionCount> commit_target_{};
   std::array<bool, kPartitionCount> commit_queued_{};
+  std::array<int64_t, kPartitionCount> commit_queued_ns_{};  // When it was queued.
+  // Slices stay small (a read waits for at most one) unless the oldest queued commit has
+  // waited this long: then they are this many times larger, so that under a burst the
+  // apply backlog (and with it the tail latency of SYNC writes) does not grow (measured:
+  // small slices only doubled sync-b500's p99, 140 -> 300 ms; 2 ms cost read latency).
+  static constexpr int64_t kCommitBehindNs = 5'000'000;
+  static constexpr uint64_t kCommitCatchUpFactor = 8;
   std::deque<uint32_t> commit_queue_;
   TimerId commit_timer_ = kNoTimer;
   size_t pending_events_ = 0;

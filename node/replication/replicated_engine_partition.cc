@@ -439,6 +439,7 @@ void ReplicatedEngine::CommitUpTo(uint32_t partition, uint64_t index) {
 void ReplicatedEngine::QueueCommit(uint32_t partition) {
   if (!commit_queued_[partition]) {
     commit_queued_[partition] = true;
+    commit_queued_ns_[partition] = env_.MonotonicNowNs();
     commit_queue_.push_back(partition);
   }
   if (commit_timer_ == kNoTimer) {
@@ -450,7 +451,11 @@ void ReplicatedEngine::QueueCommit(uint32_t partition) {
 }
 
 void ReplicatedEngine::RunCommitSlice() {
-  const uint64_t budget = std::max<uint64_t>(options_.local.commit_events_per_slice, 1);
+  uint64_t budget = std::max<uint64_t>(options_.local.commit_events_per_slice, 1);
+  if (!commit_queue_.empty() &&
+      env_.MonotonicNowNs() - commit_queued_ns_[commit_queue_.front()] > kCommitBehindNs) {
+    budget *= kCommitCatchUpFactor;  // Falling behind: larger slices until caught up.
+  }
   uint64_t spent = 0;  // Entries plus events applied.
   while (!commit_queue_.empty() && spent < budget) {
     const uint32_t partition = commit_queue_.front();
@@ -1008,6 +1013,7 @@ void ReplicatedEngine::CheckReads(uint32_t partition) {
     if (done.read) done.read(&store_->state(partition));
     if (done.confirm) done.confirm(store_->commit_index(partition));
   }
+  if (part.replica_reads.empty()) return;  // (An empty std::deque still allocates.)
   const uint64_t commit = store_->commit_index(partition);
   std::deque<ReadWait> waiting;
   std::deque<ReadWait> ready;
