@@ -404,7 +404,8 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
 void ReplicatedEngine::AdvanceCommit(uint32_t partition) {
   Part& part = parts_[partition];
   if (part.role != PartRole::kOwner) return;
-  std::vector<uint64_t> durable;
+  if (store_->last_index(partition) <= Committed(partition)) return;  // Nothing to commit.
+  absl::InlinedVector<uint64_t, 8> durable;
   for (size_t position = 0; position < members_.size(); ++position) {
     const NodeId member = members_[position];
     if (!CountsForQuorum(member)) continue;
@@ -472,14 +473,17 @@ void ReplicatedEngine::RunCommitSlice() {
     ApplyCommitted(partition, index);
     spent += (index - applied) + (store_->state(partition).next_offset() - offset_before);
   }
-  if (!commit_queue_.empty() && commit_timer_ == kNoTimer) {
-    commit_timer_ = env_.StartTimer(0, [this] {
-      commit_timer_ = kNoTimer;
-      RunCommitSlice();
-    });
+  FlushOutboxes();  // Answers to forwarded requests completed by this slice.
+  if (!commit_queue_.empty()) {
+    if (commit_timer_ == kNoTimer) {
+      commit_timer_ = env_.StartTimer(0, [this] {
+        commit_timer_ = kNoTimer;
+        RunCommitSlice();
+      });
+    }
+    return;
   }
-  FlushOutboxes();
-  FlushPeers();
+  FlushPeers();  // Caught up: tell replicas the new commit indexes.
 }
 
 void ReplicatedEngine::ApplyCommitted(uint32_t partition, uint64_t index) {
