@@ -76,6 +76,9 @@ struct ClusterRunOptions {
   uint32_t nodes = 3;
   int64_t duration_ns = 30'000'000'000;  // Simulated time with faults.
   uint32_t clients = 3;
+  // Every node's read lease (ReplicatedEngineOptions::read_lease_ns); -1: drawn from the
+  // seed, or the default in scripted scenarios.
+  int64_t read_lease_ns = -1;
   bool verbose = false;
 };
 

@@ -230,6 +230,59 @@ TEST(ReplicationScenariosTest, FrozenOldOwnerWithoutNewsNeverServesAStaleRead) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// Read leases longer than an election: the owner of account 9's partition, cut off from
+// its peers (its own clients still reach it) just after reads renewed its lease, keeps
+// answering reads under the lease while the others elect a new owner. No peer may tell the
+// new epoch its promise until the lease it granted has ended, so the new owner acknowledges
+// nothing of the partition meanwhile, and no read through the cut-off owner is stale.
+// Fails (stale reads) when promises are told at once.
+TEST(ReplicationScenariosTest, CutOffOwnerUnderALongReadLeaseNeverServesAStaleRead) {
+  int answered = 0;
+  int stale = 0;
+  ClusterRunOptions options = Options();
+  options.read_lease_ns = 4 * kSecond;
+  ClusterScenario scenario(109, options);
+  constexpr uint64_t kAccount = 9;  // Partition 9.
+  ASSERT_GE(scenario.RunUntilAllServed(10 * kSecond), 0);
+  scenario.RunFor(1 * kSecond);
+  const NodeId old_owner = scenario.OwnerOf(kAccount);
+  ASSERT_LE(old_owner, 2u);
+  auto read = [&] {
+    const uint64_t acknowledged = scenario.Acknowledged(kAccount);
+    scenario.ReadSum(old_owner, kAccount, [&, acknowledged](absl::StatusOr<uint64_t> sum) {
+      if (!sum.ok()) return;
+      ++answered;
+      if (*sum < acknowledged) ++stale;
+    });
+  };
+  for (int i = 0; i < 3; ++i) {  // The first read's round starts the lease.
+    read();
+    scenario.RunFor(100 * kMs);
+  }
+  for (NodeId other = 0; other < 3; ++other) {
+    if (other == old_owner) continue;
+    scenario.Block(old_owner, other);
+    scenario.Block(other, old_owner);
+  }
+  const int answered_before = answered;
+  const uint64_t acknowledged_at_split = scenario.Acknowledged(kAccount);
+  for (int i = 0; i < 60; ++i) {
+    read();
+    scenario.RunFor(100 * kMs);
+  }
+  EXPECT_GT(answered, answered_before) << "no read was answered under the lease";
+  EXPECT_GT(scenario.Acknowledged(kAccount), acknowledged_at_split)
+      << "the new owner never took writes of the partition";
+  for (NodeId other = 0; other < 3; ++other) {
+    if (other == old_owner) continue;
+    scenario.Unblock(old_owner, other);
+    scenario.Unblock(other, old_owner);
+  }
+  scenario.RunFor(6 * kSecond);
+  EXPECT_EQ(stale, 0) << "reads through the cut-off owner missed acknowledged writes";
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 // L6: when one of five nodes dies under load, all of its partitions (about 51) get new
 // owners within the L1 bound (5 s, docs/simulation.md "Modes").
 TEST(ReplicationScenariosTest, FailoverOfOneOfFiveNodesUnderLoadWithinTheLivenessBound) {
