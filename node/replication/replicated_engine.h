@@ -371,6 +371,7 @@ class ReplicatedEngine final : public Engine {
   // (capped at the log's end: a snapshot install may have dropped the entries after it).
   uint64_t Committed(uint32_t partition) const;
   void QueueCommit(uint32_t partition);
+  void ScheduleCommitSlice();  // A zero-delay timer for RunCommitSlice, unless one is set.
   // Applies queued commits until about options_.local.commit_events_per_slice entries and
   // events are applied (more when behind: kCommitBehindNs), then yields to the loop (a
   // zero-delay timer) if any remain.
@@ -426,6 +427,8 @@ class ReplicatedEngine final : public Engine {
   int64_t PromiseHeldUntil(uint32_t partition, uint64_t epoch) const;
   // Tells `promise` once PromiseHeldUntil allows (at once if it does now).
   void TellWhenFree(HeldPromise promise);
+  // Makes hold_timer_ fire at `release_ns` unless it fires earlier already.
+  void ArmHoldTimer(int64_t release_ns, int64_t now_ns);
   void ReleaseHeldPromises();
   // A durable promise of this node to its own starting epoch counts from now.
   void OnSelfPromised(uint32_t partition, uint64_t epoch);

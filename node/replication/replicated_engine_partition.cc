@@ -443,12 +443,15 @@ void ReplicatedEngine::QueueCommit(uint32_t partition) {
     commit_queued_ns_[partition] = env_.MonotonicNowNs();
     commit_queue_.push_back(partition);
   }
-  if (commit_timer_ == kNoTimer) {
-    commit_timer_ = env_.StartTimer(0, [this] {
-      commit_timer_ = kNoTimer;
-      RunCommitSlice();
-    });
-  }
+  ScheduleCommitSlice();
+}
+
+void ReplicatedEngine::ScheduleCommitSlice() {
+  if (commit_timer_ != kNoTimer) return;
+  commit_timer_ = env_.StartTimer(0, [this] {
+    commit_timer_ = kNoTimer;
+    RunCommitSlice();
+  });
 }
 
 void ReplicatedEngine::RunCommitSlice() {
@@ -475,12 +478,7 @@ void ReplicatedEngine::RunCommitSlice() {
   }
   FlushOutboxes();  // Answers to forwarded requests completed by this slice.
   if (!commit_queue_.empty()) {
-    if (commit_timer_ == kNoTimer) {
-      commit_timer_ = env_.StartTimer(0, [this] {
-        commit_timer_ = kNoTimer;
-        RunCommitSlice();
-      });
-    }
+    ScheduleCommitSlice();
     return;
   }
   FlushPeers();  // Caught up: tell replicas the new commit indexes.
@@ -938,14 +936,7 @@ void ReplicatedEngine::TellWhenFree(HeldPromise promise) {
   const int64_t release_ns = PromiseHeldUntil(promise.partition, promise.epoch);
   if (release_ns > now_ns) {
     held_promises_.emplace(release_ns, promise);
-    if (hold_timer_ == kNoTimer || release_ns < hold_timer_ns_) {
-      env_.CancelTimer(hold_timer_);
-      hold_timer_ns_ = release_ns;
-      hold_timer_ = env_.StartTimer(release_ns - now_ns, [this] {
-        hold_timer_ = kNoTimer;
-        ReleaseHeldPromises();
-      });
-    }
+    ArmHoldTimer(release_ns, now_ns);
     return;
   }
   if (promise.owner == env_.node_id()) {
@@ -966,6 +957,16 @@ void ReplicatedEngine::TellWhenFree(HeldPromise promise) {
   ScheduleFlush();
 }
 
+void ReplicatedEngine::ArmHoldTimer(int64_t release_ns, int64_t now_ns) {
+  if (hold_timer_ != kNoTimer && hold_timer_ns_ <= release_ns) return;
+  env_.CancelTimer(hold_timer_);
+  hold_timer_ns_ = release_ns;
+  hold_timer_ = env_.StartTimer(release_ns - now_ns, [this] {
+    hold_timer_ = kNoTimer;
+    ReleaseHeldPromises();
+  });
+}
+
 void ReplicatedEngine::ReleaseHeldPromises() {
   const int64_t now_ns = env_.MonotonicNowNs();
   std::vector<HeldPromise> due;
@@ -973,13 +974,7 @@ void ReplicatedEngine::ReleaseHeldPromises() {
     due.push_back(held_promises_.begin()->second);
     held_promises_.erase(held_promises_.begin());
   }
-  if (!held_promises_.empty() && hold_timer_ == kNoTimer) {
-    hold_timer_ns_ = held_promises_.begin()->first;
-    hold_timer_ = env_.StartTimer(hold_timer_ns_ - now_ns, [this] {
-      hold_timer_ = kNoTimer;
-      ReleaseHeldPromises();
-    });
-  }
+  if (!held_promises_.empty()) ArmHoldTimer(held_promises_.begin()->first, now_ns);
   for (const HeldPromise& promise : due) TellWhenFree(promise);  // Held again if renewed.
   FlushOutboxes();
 }
