@@ -409,15 +409,16 @@ class ClusterRun {
     return cluster_options;
   }
 
+  // Every node's read lease: the run's option, else the seed's knob, else the default.
+  int64_t ReadLeaseNs() const {
+    if (options_.read_lease_ns >= 0) return options_.read_lease_ns;
+    if (knobs_.read_lease_ns >= 0) return knobs_.read_lease_ns;
+    return replication::ReplicatedEngineOptions{}.read_lease_ns;
+  }
+
   // L1's bound: the design's, plus one read lease (a restarted node tells no promise for a
   // lease after it starts, and a lease granted before the heal holds promises back).
-  int64_t CoreOwnsAllBoundNs() const {
-    const int64_t lease_ns = options_.read_lease_ns >= 0 ? options_.read_lease_ns
-                             : knobs_.read_lease_ns >= 0
-                                 ? knobs_.read_lease_ns
-                                 : replication::ReplicatedEngineOptions{}.read_lease_ns;
-    return kCoreOwnsAllBoundNs + lease_ns;
-  }
+  int64_t CoreOwnsAllBoundNs() const { return kCoreOwnsAllBoundNs + ReadLeaseNs(); }
 
   NodeServiceFactory MakeFactory() {
     const uint32_t nodes = options_.nodes;
@@ -431,11 +432,7 @@ class ClusterRun {
       if (knobs_.pending_events_max != 0) {
         options.engine.pending_events_max = knobs_.pending_events_max;
       }
-      if (options_.read_lease_ns >= 0) {
-        options.cluster.read_lease_ns = options_.read_lease_ns;
-      } else if (knobs_.read_lease_ns >= 0) {
-        options.cluster.read_lease_ns = knobs_.read_lease_ns;
-      }
+      options.cluster.read_lease_ns = ReadLeaseNs();
       const NodeId node = env.node_id();
       ownership_.OnStart(node);  // Each call builds a new process of the node.
       options.cluster.ownership_observer = [this, node](const replication::OwnershipEvent& event) {
