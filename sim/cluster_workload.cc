@@ -398,6 +398,9 @@ class ClusterRun {
     cluster_options.network.loss_ppm = knobs_.loss_ppm;
     cluster_options.network.duplicate_ppm = knobs_.duplicate_ppm;
     cluster_options.network.corrupt_ppm = knobs_.corrupt_ppm;
+    if (options_.path_capacity_messages != 0) {
+      cluster_options.network.path_capacity_messages = options_.path_capacity_messages;
+    }
     if (knobs_.clock_noise) cluster_options.wall_noise_ns_max = kSecond;
     if (knobs_.torn_writes) {
       cluster_options.disk.crash_keeps_unsynced_ppm = 700'000;
@@ -433,6 +436,9 @@ class ClusterRun {
         options.engine.pending_events_max = knobs_.pending_events_max;
       }
       options.cluster.read_lease_ns = ReadLeaseNs();
+      if (options_.snapshot_chunk_bytes != 0) {
+        options.cluster.snapshot_chunk_bytes = options_.snapshot_chunk_bytes;
+      }
       const NodeId node = env.node_id();
       ownership_.OnStart(node);  // Each call builds a new process of the node.
       options.cluster.ownership_observer = [this, node](const replication::OwnershipEvent& event) {

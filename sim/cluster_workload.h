@@ -79,6 +79,10 @@ struct ClusterRunOptions {
   // Every node's read lease (ReplicatedEngineOptions::read_lease_ns); -1: drawn from the
   // seed, or the default in scripted scenarios.
   int64_t read_lease_ns = -1;
+  // Messages a node-to-node path holds before it drops more (NetworkOptions); 0: default.
+  uint32_t path_capacity_messages = 0;
+  // Every node's snapshot chunk size (ReplicatedEngineOptions); 0: the default.
+  size_t snapshot_chunk_bytes = 0;
   bool verbose = false;
 };
 

@@ -427,6 +427,16 @@ void Put(ByteWriter& w, const ConfirmReplyItem& m) {
 bool Get(ByteReader& r, ConfirmReplyItem* m) {
   return GetPartition(r, &m->partition) && r.U64(&m->epoch) && r.Bool(&m->confirmed);
 }
+void Put(ByteWriter& w, const SnapshotAckItem& m) {
+  w.U16(static_cast<uint16_t>(m.partition));
+  w.U64(m.epoch);
+  w.U64(m.index);
+  w.U64(m.received_bytes);
+}
+bool Get(ByteReader& r, SnapshotAckItem* m) {
+  return GetPartition(r, &m->partition) && r.U64(&m->epoch) && r.U64(&m->index) &&
+         r.U64(&m->received_bytes);
+}
 
 // Messages that are just a list of items.
 template <typename T>
@@ -466,6 +476,8 @@ bool GetRound(ByteReader& r, T* m) {
   if (r.left() == 0) return true;
   return r.I64(&m->lease_ns) && m->lease_ns >= 0;
 }
+void Put(ByteWriter& w, const SnapshotAck& m) { PutItems(w, m.items); }
+bool Get(ByteReader& r, SnapshotAck* m) { return GetItems(r, &m->items); }
 void Put(ByteWriter& w, const ConfirmEpoch& m) { PutRound(w, m); }
 bool Get(ByteReader& r, ConfirmEpoch* m) { return GetRound(r, m); }
 void Put(ByteWriter& w, const ConfirmEpochReply& m) { PutRound(w, m); }
@@ -510,6 +522,7 @@ absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Mess
   if (!reader.U8(&major) || !reader.U8(&minor) || !reader.U8(&type)) {
     return absl::InvalidArgumentError("replication message: short header");
   }
+  header->minor = minor;
   if (major != kProtocolMajor) {
     return absl::InvalidArgumentError("replication message: another major protocol version");
   }

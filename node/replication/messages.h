@@ -28,8 +28,9 @@
 namespace unimeter::replication {
 
 inline constexpr uint8_t kProtocolMajor = 1;
-// 1: ConfirmEpoch, ConfirmEpochReply. 2: read leases in them.
-inline constexpr uint8_t kProtocolMinor = 2;
+// 1: ConfirmEpoch, ConfirmEpochReply. 2: read leases in them. 3: SnapshotAck (snapshot
+// transfers paced by the receiver).
+inline constexpr uint8_t kProtocolMinor = 3;
 inline constexpr NodeId kNoOwner = 0xFF;
 
 // The sender's incarnation: kFresh (new data directory, knows no cluster), kSyncing
@@ -41,6 +42,8 @@ struct Header {
   uint64_t boot_id = 0;  // Drawn at each process start: a restart forgets volatile state.
   NodeState state = NodeState::kFresh;
   bool formed = false;
+  // Decoded: the sender's minor version. EncodeMessage always writes kProtocolMinor.
+  uint8_t minor = kProtocolMinor;
 };
 
 // Configuration group (leader election and the partition map).
@@ -145,6 +148,18 @@ struct SnapshotChunk {
   bool fetch_reply = false;
   std::vector<uint8_t> bytes;
 };
+// Minor version 3: a receiver tells a sender of minor version 3 or later how much of the
+// snapshot (partition, epoch, index) it holds, a prefix of `received_bytes`, after each chunk
+// it accepted; the sender sends the next chunks only then (docs/replication.md, "Catch-up").
+struct SnapshotAckItem {
+  uint32_t partition = 0;
+  uint64_t epoch = 0;
+  uint64_t index = 0;
+  uint64_t received_bytes = 0;
+};
+struct SnapshotAck {
+  std::vector<SnapshotAckItem> items;
+};
 
 // Requests a node forwards to partitions' owners, many per message.
 enum class ForwardKind : uint8_t { kIngest = 0, kEntry = 1 };
@@ -214,9 +229,10 @@ struct ConfirmEpochReply {
   int64_t lease_ns = 0;  // Minor version 2: the lease granted with every confirmed item.
 };
 
-using Message = std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise,
-                             Append, AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply,
-                             ReadIndex, ReadIndexReply, ConfirmEpoch, ConfirmEpochReply>;
+using Message =
+    std::variant<Heartbeat, HeartbeatAck, VoteRequest, VoteReply, StartEpoch, Promise, Append,
+                 AppendAck, Fetch, SnapshotChunk, Forward, ForwardReply, ReadIndex, ReadIndexReply,
+                 ConfirmEpoch, ConfirmEpochReply, SnapshotAck>;
 
 std::vector<uint8_t> EncodeMessage(const Header& header, const Message& message);
 absl::Status DecodeMessage(absl::Span<const uint8_t> bytes, Header* header, Message* message);

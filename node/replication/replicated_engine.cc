@@ -221,6 +221,9 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
       peer.acked = false;
       peer.snapshot_sent_ns = kLongAgoNs;
     }
+    const size_t at = static_cast<size_t>(position);
+    snapshots_out_.erase(snapshots_out_.lower_bound({at, 0}),
+                         snapshots_out_.lower_bound({at + 1, 0}));
   }
   const bool process_changed = known.boot_id != 0 && known.boot_id != header.boot_id;
   known = header;
@@ -267,6 +270,7 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
         if constexpr (std::is_same_v<T, ReadIndexReply>) HandleReadIndexReply(body);
         if constexpr (std::is_same_v<T, ConfirmEpoch>) HandleConfirmEpoch(source, body);
         if constexpr (std::is_same_v<T, ConfirmEpochReply>) HandleConfirmEpochReply(source, body);
+        if constexpr (std::is_same_v<T, SnapshotAck>) HandleSnapshotAck(source, body);
       },
       message);
   FlushOutboxes();
@@ -290,6 +294,7 @@ void ReplicatedEngine::FlushOutboxes() {
     if (!box.read_index_reply.items.empty()) {
       Send(target, std::exchange(box.read_index_reply, {}));
     }
+    if (!box.snapshot_acks.items.empty()) Send(target, std::exchange(box.snapshot_acks, {}));
   }
 }
 

@@ -127,6 +127,7 @@ struct ReplicationStatus {
   uint64_t epoch_changes = 0;
   uint64_t term_changes = 0;
   uint64_t snapshots_sent = 0;
+  uint64_t snapshot_chunks_resent = 0;  // Paced transfers: chunks sent again after a timeout.
   uint64_t snapshots_installed = 0;
   uint64_t appends_refused_low_disk = 0;  // Items with entries not stored: free disk low.
   uint64_t forwarded = 0;
@@ -227,6 +228,21 @@ class ReplicatedEngine final : public Engine {
     absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> confirm;  // Owner side of ReadIndex.
     int64_t deadline_ns = 0;
   };
+  // A snapshot being sent to a peer of minor version 3 or later: the encoded state stays
+  // fixed until the receiver holds all of it, so a lost chunk costs one chunk, not a new
+  // transfer of a state that has meanwhile moved on.
+  struct SnapshotOut {
+    std::shared_ptr<const std::vector<uint8_t>> bytes;
+    uint64_t epoch = 0;
+    uint64_t index = 0;
+    uint64_t entry_epoch = 0;
+    bool fetch_reply = false;
+    uint64_t acked_bytes = 0;  // The receiver holds this prefix.
+    uint64_t sent_bytes = 0;   // Sent up to here (since the last resend from acked_bytes).
+    uint64_t resent_at_bytes = UINT64_MAX;  // Last resend on a repeated acknowledgement.
+    int64_t progress_ns = 0;                // Started, or acked_bytes last grew.
+    int64_t sent_ns = 0;                    // Last chunk sent.
+  };
   struct SnapshotIn {
     uint64_t epoch = 0;
     uint64_t index = 0;
@@ -271,6 +287,7 @@ class ReplicatedEngine final : public Engine {
     ForwardReply forward_reply;
     ReadIndex read_index;
     ReadIndexReply read_index_reply;
+    SnapshotAck snapshot_acks;
   };
   struct PendingAck {
     NodeId target = 0;
@@ -351,10 +368,34 @@ class ReplicatedEngine final : public Engine {
   AckItem ApplyItem(const AppendItem& item);
   void HandleAppendAck(NodeId source, const AppendAck& ack);
   void HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk);
+  // Tells the sender of `chunk` (minor version 3 or later) that the snapshot it belongs to is
+  // held up to `received_bytes`.
+  void AckSnapshotChunk(NodeId source, const SnapshotChunk& chunk, uint64_t received_bytes);
+  void HandleSnapshotAck(NodeId source, const SnapshotAck& ack);
   // Sends the partition's state at its commit index and records when and how big in `peer`
-  // (the pacing SnapshotDue reads).
-  void SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply,
+  // (the pacing SnapshotDue reads). To a peer of minor version 3 or later, a transfer paced
+  // by its acknowledgements (SnapshotOut); to an older one, every chunk at once. False if
+  // the peer already has kSnapshotTransfersMax transfers running (nothing sent).
+  bool SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch, bool fetch_reply,
                     PeerProgress& peer, int64_t now_ns);
+  // Sends a running transfer's chunks past what was sent, up to kSnapshotWindowChunks
+  // beyond what the receiver acknowledged.
+  // Returns how many chunks it sent.
+  size_t SendSnapshotChunks(size_t position, uint32_t partition, SnapshotOut& out, int64_t now_ns);
+  // Sends the chunk of `out` that starts at `offset`; returns where the next one starts.
+  uint64_t SendSnapshotChunk(NodeId target, uint32_t partition, const SnapshotOut& out,
+                             uint64_t offset);
+  // Whether a paced transfer of this kind runs to `position` (callers then start none).
+  bool SnapshotRunning(size_t position, uint32_t partition, uint64_t epoch, bool fetch_reply) const;
+  // Resends chunks of `position`'s transfers that went unacknowledged for a retransmit
+  // period, from the acknowledged prefix, and drops transfers that made no progress for
+  // kSnapshotPeriods or whose epoch ended.
+  void PumpSnapshots(size_t position, int64_t now_ns);
+  bool SnapshotTransferValid(uint32_t partition, const SnapshotOut& out) const;
+  // A snapshot is complete at its receiver: acknowledge it (a replica) or go on fetching
+  // (a starting owner).
+  void FinishSnapshot(uint32_t partition, NodeId source, uint64_t index, uint64_t epoch,
+                      bool fetch_reply);
   // Whether `peer` may be sent this partition's snapshot again (see kSnapshotPeriods).
   bool SnapshotDue(const PeerProgress& peer, int64_t now_ns) const;
   void FlushPeers();
@@ -511,6 +552,12 @@ class ReplicatedEngine final : public Engine {
   // counted in the window's budget (a new owner fetching many small partitions must not
   // wait seconds for each).
   static constexpr uint64_t kSmallSnapshotBytes = 64 * 1024;
+  // Chunks a paced transfer has in flight beyond the acknowledged prefix, and transfers
+  // running to one peer at once (each holds its encoded state: memory is bounded by this).
+  static constexpr uint64_t kSnapshotWindowChunks = 2;
+  static constexpr size_t kSnapshotTransfersMax = 4;
+  // Running transfers by (position, partition); at most one per pair.
+  absl::btree_map<std::pair<size_t, uint32_t>, SnapshotOut> snapshots_out_;
   std::vector<int64_t> snapshot_window_ns_;  // By position: start of the pacing window.
   std::vector<size_t> snapshot_budget_;      // Snapshots left in the window.
   uint64_t sequence_ = 0;

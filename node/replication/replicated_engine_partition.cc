@@ -219,9 +219,12 @@ void ReplicatedEngine::HandleFetch(NodeId source, const Fetch& fetch) {
       // At most one snapshot per partition and fetcher per snapshot period: fetches repeated
       // while a slow node caught up (queued retries) must not each cost a whole partition
       // state, or catching up turns into a snapshot storm. The fetcher retries later.
-      PeerProgress& fetcher = parts_[item.partition].peers[Position(source)];
+      const int position = Position(source);
+      PeerProgress& fetcher = parts_[item.partition].peers[position];
       const int64_t now_ns = env_.MonotonicNowNs();
-      if (SnapshotDue(fetcher, now_ns)) {
+      if (SnapshotDue(fetcher, now_ns) &&
+          !SnapshotRunning(static_cast<size_t>(position), item.partition, item.epoch,
+                           /*fetch_reply=*/true)) {
         SendSnapshot(item.partition, source, item.epoch, /*fetch_reply=*/true, fetcher, now_ns);
       }
       continue;
@@ -576,28 +579,154 @@ bool ReplicatedEngine::SnapshotDue(const PeerProgress& peer, int64_t now_ns) con
   return now_ns - peer.snapshot_sent_ns >= periods * options_.retransmit_ns;
 }
 
-void ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
+bool ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t epoch,
                                     bool fetch_reply, PeerProgress& peer, int64_t now_ns) {
-  const std::vector<uint8_t> bytes = store_->state(partition).EncodeSnapshot();
-  const size_t chunk_bytes = options_.snapshot_chunk_bytes;
-  for (size_t offset = 0; offset == 0 || offset < bytes.size(); offset += chunk_bytes) {
-    SnapshotChunk chunk;
-    chunk.partition = partition;
-    chunk.epoch = epoch;
-    chunk.index = store_->commit_index(partition);
-    chunk.entry_epoch = store_->commit_epoch(partition);
-    chunk.total_bytes = bytes.size();
-    chunk.offset = offset;
-    chunk.fetch_reply = fetch_reply;
-    const size_t end = std::min(bytes.size(), offset + chunk_bytes);
-    chunk.bytes.assign(bytes.begin() + static_cast<ptrdiff_t>(offset),
-                       bytes.begin() + static_cast<ptrdiff_t>(end));
-    Send(target, std::move(chunk));
-    if (bytes.empty()) break;
+  const size_t position = static_cast<size_t>(Position(target));
+  const auto key = std::make_pair(position, partition);
+  const bool pacing = peer_header_[position].minor >= 3;
+  if (pacing && !snapshots_out_.contains(key)) {
+    size_t running = 0;
+    for (auto it = snapshots_out_.lower_bound({position, 0});
+         it != snapshots_out_.end() && it->first.first == position; ++it) {
+      ++running;
+    }
+    if (running >= kSnapshotTransfersMax) return false;  // Asked again later.
+  }
+  SnapshotOut out;
+  out.bytes =
+      std::make_shared<const std::vector<uint8_t>>(store_->state(partition).EncodeSnapshot());
+  out.epoch = epoch;
+  out.index = store_->commit_index(partition);
+  out.entry_epoch = store_->commit_epoch(partition);
+  out.fetch_reply = fetch_reply;
+  out.progress_ns = now_ns;
+  out.sent_ns = now_ns;
+  const uint64_t total_bytes = out.bytes->size();
+  // A snapshot of one chunk is sent like any message: resent whole if lost (SnapshotDue).
+  if (pacing && total_bytes > options_.snapshot_chunk_bytes) {
+    SnapshotOut& running = snapshots_out_[key] = std::move(out);  // Replaces another kind.
+    SendSnapshotChunks(position, partition, running, now_ns);
+  } else {
+    snapshots_out_.erase(key);
+    uint64_t offset = 0;  // An empty state still takes one (empty) chunk.
+    do {
+      offset = SendSnapshotChunk(target, partition, out, offset);
+    } while (offset < total_bytes);
   }
   ++counters_.snapshots_sent;
   peer.snapshot_sent_ns = now_ns;
-  peer.snapshot_sent_bytes = bytes.size();
+  peer.snapshot_sent_bytes = total_bytes;
+  return true;
+}
+
+uint64_t ReplicatedEngine::SendSnapshotChunk(NodeId target, uint32_t partition,
+                                             const SnapshotOut& out, uint64_t offset) {
+  const std::vector<uint8_t>& bytes = *out.bytes;
+  UM_CHECK(offset <= bytes.size());
+  SnapshotChunk chunk;
+  chunk.partition = partition;
+  chunk.epoch = out.epoch;
+  chunk.index = out.index;
+  chunk.entry_epoch = out.entry_epoch;
+  chunk.total_bytes = bytes.size();
+  chunk.offset = offset;
+  chunk.fetch_reply = out.fetch_reply;
+  const uint64_t end = std::min<uint64_t>(bytes.size(), offset + options_.snapshot_chunk_bytes);
+  chunk.bytes.assign(bytes.begin() + static_cast<ptrdiff_t>(offset),
+                     bytes.begin() + static_cast<ptrdiff_t>(end));
+  Send(target, std::move(chunk));
+  return end;
+}
+
+size_t ReplicatedEngine::SendSnapshotChunks(size_t position, uint32_t partition, SnapshotOut& out,
+                                            int64_t now_ns) {
+  const uint64_t total_bytes = out.bytes->size();
+  const uint64_t limit = out.acked_bytes + kSnapshotWindowChunks * options_.snapshot_chunk_bytes;
+  // Nothing left to send, unless an empty state's one (empty) chunk is due again.
+  if (out.sent_bytes >= limit || (out.sent_bytes >= total_bytes && total_bytes > 0)) return 0;
+  size_t chunks = 0;
+  do {
+    out.sent_bytes = SendSnapshotChunk(members_[position], partition, out, out.sent_bytes);
+    ++chunks;
+  } while (out.sent_bytes < total_bytes && out.sent_bytes < limit);
+  out.sent_ns = now_ns;
+  return chunks;
+}
+
+bool ReplicatedEngine::SnapshotRunning(size_t position, uint32_t partition, uint64_t epoch,
+                                       bool fetch_reply) const {
+  const auto it = snapshots_out_.find({position, partition});
+  return it != snapshots_out_.end() && it->second.epoch == epoch &&
+         it->second.fetch_reply == fetch_reply;
+}
+
+bool ReplicatedEngine::SnapshotTransferValid(uint32_t partition, const SnapshotOut& out) const {
+  if (out.fetch_reply) return meta_->meta().promised_epoch[partition] == out.epoch;
+  const Part& part = parts_[partition];
+  return part.role == PartRole::kOwner && part.epoch == out.epoch;
+}
+
+void ReplicatedEngine::PumpSnapshots(size_t position, int64_t now_ns) {
+  auto it = snapshots_out_.lower_bound({position, 0});
+  while (it != snapshots_out_.end() && it->first.first == position) {
+    const uint32_t partition = it->first.second;
+    SnapshotOut& out = it->second;
+    if (!SnapshotTransferValid(partition, out) ||
+        now_ns - out.progress_ns >= kSnapshotPeriods * options_.retransmit_ns) {
+      // The epoch ended, or the receiver stopped taking chunks (down, or it dropped the
+      // partial state): the pacing (SnapshotDue) decides when a new transfer starts.
+      it = snapshots_out_.erase(it);
+      continue;
+    }
+    if (now_ns - out.sent_ns >= options_.retransmit_ns) {
+      // Chunks or their acknowledgements were lost: send again from what the receiver holds.
+      out.sent_bytes = out.acked_bytes;
+      counters_.snapshot_chunks_resent += SendSnapshotChunks(position, partition, out, now_ns);
+    }
+    ++it;
+  }
+}
+
+void ReplicatedEngine::HandleSnapshotAck(NodeId source, const SnapshotAck& ack) {
+  const size_t position = static_cast<size_t>(Position(source));
+  const int64_t now_ns = env_.MonotonicNowNs();
+  for (const SnapshotAckItem& item : ack.items) {
+    const auto it = snapshots_out_.find({position, item.partition});
+    if (it == snapshots_out_.end()) continue;
+    SnapshotOut& out = it->second;
+    if (out.epoch != item.epoch || out.index != item.index) continue;  // Another transfer's.
+    if (item.received_bytes >= out.bytes->size()) {
+      // The receiver has it all and installs it; the pacing counts from now, so that a slow
+      // install is not answered with the same state again.
+      parts_[item.partition].peers[position].snapshot_sent_ns = now_ns;
+      snapshots_out_.erase(it);
+      continue;
+    }
+    if (item.received_bytes < out.acked_bytes) continue;  // Old news (reordered).
+    if (item.received_bytes == out.acked_bytes) {
+      // The receiver got a chunk past a gap (one lost or overtaken) or a copy: send again
+      // from what it holds, once per prefix (later answers to the same window repeat it).
+      if (out.sent_bytes > out.acked_bytes && out.resent_at_bytes != out.acked_bytes) {
+        out.resent_at_bytes = out.acked_bytes;
+        out.sent_bytes = out.acked_bytes;
+        counters_.snapshot_chunks_resent +=
+            SendSnapshotChunks(position, item.partition, out, now_ns);
+      }
+      continue;
+    }
+    out.acked_bytes = item.received_bytes;
+    out.progress_ns = now_ns;
+    out.sent_bytes = std::max(out.sent_bytes, out.acked_bytes);
+    SendSnapshotChunks(position, item.partition, out, now_ns);
+  }
+}
+
+void ReplicatedEngine::AckSnapshotChunk(NodeId source, const SnapshotChunk& chunk,
+                                        uint64_t received_bytes) {
+  const size_t position = static_cast<size_t>(Position(source));
+  if (peer_header_[position].minor < 3) return;  // It sends every chunk unasked.
+  outboxes_[position].snapshot_acks.items.push_back(SnapshotAckItem{
+      chunk.partition, chunk.epoch, chunk.index, std::min(received_bytes, chunk.total_bytes)});
 }
 
 void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk) {
@@ -621,6 +750,8 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
     return;
   }
   std::unique_ptr<SnapshotIn>& in = part.snapshot_in;
+  const bool same_transfer =
+      in != nullptr && in->source == source && in->epoch == chunk.epoch && in->index == chunk.index;
   if (chunk.offset == 0) {
     in = std::make_unique<SnapshotIn>();
     in->epoch = chunk.epoch;
@@ -629,37 +760,27 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
     in->fetch_reply = chunk.fetch_reply;
     in->source = source;
     in->total_bytes = chunk.total_bytes;
-  } else if (in == nullptr || in->source != source || in->epoch != chunk.epoch ||
-             in->index != chunk.index || in->bytes.size() != chunk.offset) {
-    return;  // A gap: the sender starts over after its timeout.
+  } else if (!same_transfer) {
+    // A chunk of a transfer this node completed (its last acknowledgement was lost): tell the
+    // sender it is done. Otherwise nothing before it is here: the sender gives up on it.
+    if (chunk.index <= store_->commit_index(partition)) {
+      AckSnapshotChunk(source, chunk, chunk.total_bytes);
+    }
+    return;
+  } else if (in->bytes.size() != chunk.offset) {
+    AckSnapshotChunk(source, chunk, in->bytes.size());  // A gap or a copy: resend from here.
+    return;
   }
   in->bytes.insert(in->bytes.end(), chunk.bytes.begin(), chunk.bytes.end());
+  AckSnapshotChunk(source, chunk, in->bytes.size());
   if (in->bytes.size() < in->total_bytes) return;
   std::unique_ptr<SnapshotIn> complete = std::move(in);
   const uint64_t index = complete->index;
   const uint64_t epoch = complete->epoch;
   const bool fetch_reply = complete->fetch_reply;
-  auto finish = [this, partition, index, epoch, fetch_reply, source] {
-    Part& part = parts_[partition];
-    const int position = Position(source);
-    if (fetch_reply) {
-      if (part.role != PartRole::kFetching || part.epoch != epoch) return;
-      ContinueFetch(partition, position, index);
-    } else {
-      AckItem ack;
-      ack.partition = partition;
-      ack.epoch = epoch;
-      ack.result = AckResult::kOk;
-      ack.index = index;
-      ack.promised_epoch = meta_->meta().promised_epoch[partition];
-      outboxes_[position].acks.items.push_back(ack);
-    }
-    CheckReads(partition);
-    FlushOutboxes();
-    FlushPeers();
-  };
   if (index <= store_->commit_index(partition)) {
-    finish();  // Already there (a resent snapshot): no need to decode it.
+    // Already there (a resent snapshot): no need to decode it.
+    FinishSnapshot(partition, source, index, epoch, fetch_reply);
     return;
   }
   absl::StatusOr<std::unique_ptr<metering::PartitionState>> state =
@@ -676,7 +797,7 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
   part.installing = true;
   store_->InstallSnapshot(
       partition, *std::move(state), complete->entry_epoch,
-      [this, partition, index, finish = std::move(finish)](absl::Status status) mutable {
+      [this, partition, index, epoch, fetch_reply, source](absl::Status status) {
         // A state store that cannot commit: crash and recover.
         if (FailStopOnError(env_, status, "snapshot install")) return;
         Part& part = parts_[partition];
@@ -685,8 +806,29 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
             std::min(std::max(part.durable_index, index), store_->last_index(partition));
         ++counters_.snapshots_installed;
         QueueCommit(partition);  // Known committed entries after the snapshot, if any.
-        finish();
+        FinishSnapshot(partition, source, index, epoch, fetch_reply);
       });
+}
+
+void ReplicatedEngine::FinishSnapshot(uint32_t partition, NodeId source, uint64_t index,
+                                      uint64_t epoch, bool fetch_reply) {
+  Part& part = parts_[partition];
+  const int position = Position(source);
+  if (fetch_reply) {
+    if (part.role != PartRole::kFetching || part.epoch != epoch) return;
+    ContinueFetch(partition, position, index);
+  } else {
+    AckItem ack;
+    ack.partition = partition;
+    ack.epoch = epoch;
+    ack.result = AckResult::kOk;
+    ack.index = index;
+    ack.promised_epoch = meta_->meta().promised_epoch[partition];
+    outboxes_[position].acks.items.push_back(ack);
+  }
+  CheckReads(partition);
+  FlushOutboxes();
+  FlushPeers();
 }
 
 void ReplicatedEngine::FlushPeers() {
@@ -695,6 +837,7 @@ void ReplicatedEngine::FlushPeers() {
   for (size_t position = 0; position < members_.size(); ++position) {
     const NodeId target = members_[position];
     if (target == env_.node_id()) continue;
+    PumpSnapshots(position, now_ns);
     if (append_in_flight_[position]) {
       if (now_ns < append_deadline_ns_[position]) continue;
       append_in_flight_[position] = false;  // Lost or slow: resend from the durable match.
@@ -744,11 +887,12 @@ void ReplicatedEngine::FlushPeers() {
           (has_entries &&
            !store_->EntriesFrom(partition, peer.next_index, options_.entries_per_item_max,
                                 options_.message_bytes_max - bytes, &records))) {
-        if (snapshot_budget > 0 && SnapshotDue(peer, now_ns)) {
+        if (snapshot_budget > 0 && SnapshotDue(peer, now_ns) &&
+            !SnapshotRunning(position, partition, part.epoch, /*fetch_reply=*/false) &&
+            SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false, peer, now_ns)) {
           // Once installed, the peer still needs an item with the commit index (a
           // resyncing node counts a partition caught up only from one).
           peer.sent_commit = 0;
-          SendSnapshot(partition, target, part.epoch, /*fetch_reply=*/false, peer, now_ns);
           if (peer.snapshot_sent_bytes > kSmallSnapshotBytes) --snapshot_budget;
         }
         continue;
