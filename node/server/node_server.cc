@@ -73,6 +73,11 @@ void NodeServer::RegisterMetrics() {
                                    "Requests forwarded to partition owners since start.");
   metrics_.snapshots_installed = &r.AddGauge("billing_replication_snapshots_installed",
                                              "Partition snapshots installed since start.");
+  metrics_.snapshots_sent = &r.AddGauge("billing_replication_snapshots_sent",
+                                        "Partition snapshot transfers started since start.");
+  metrics_.snapshot_chunks_resent =
+      &r.AddGauge("billing_replication_snapshot_chunks_resent",
+                  "Snapshot chunks sent again since start (lost or overtaken on the way).");
   metrics_.appends_refused_low_disk =
       &r.AddGauge("billing_replication_appends_refused_low_disk",
                   "Replicated entries not stored since start because free disk was low.");
@@ -313,6 +318,8 @@ void NodeServer::RefreshGauges() {
     metrics_.reachable_members->Set(status.reachable_members);
     metrics_.forwarded->Set(static_cast<int64_t>(status.forwarded));
     metrics_.snapshots_installed->Set(static_cast<int64_t>(status.snapshots_installed));
+    metrics_.snapshots_sent->Set(static_cast<int64_t>(status.snapshots_sent));
+    metrics_.snapshot_chunks_resent->Set(static_cast<int64_t>(status.snapshot_chunks_resent));
     metrics_.appends_refused_low_disk->Set(static_cast<int64_t>(status.appends_refused_low_disk));
     metrics_.forwards_replayed->Set(static_cast<int64_t>(status.forwards_replayed));
     metrics_.reads_leased->Set(static_cast<int64_t>(status.reads_leased));

@@ -95,6 +95,8 @@ class NodeServer final : public NodeService {
     Gauge* replication_lag_entries;
     Gauge* forwarded;
     Gauge* snapshots_installed;
+    Gauge* snapshots_sent;
+    Gauge* snapshot_chunks_resent;
     Gauge* appends_refused_low_disk;
     Gauge* forwards_replayed;
     Gauge* reads_leased;
