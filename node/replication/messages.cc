@@ -432,10 +432,11 @@ void Put(ByteWriter& w, const SnapshotAckItem& m) {
   w.U64(m.epoch);
   w.U64(m.index);
   w.U64(m.received_bytes);
+  w.U64(m.chunk_offset);
 }
 bool Get(ByteReader& r, SnapshotAckItem* m) {
   return GetPartition(r, &m->partition) && r.U64(&m->epoch) && r.U64(&m->index) &&
-         r.U64(&m->received_bytes);
+         r.U64(&m->received_bytes) && r.U64(&m->chunk_offset);
 }
 
 // Messages that are just a list of items.

@@ -150,12 +150,15 @@ struct SnapshotChunk {
 };
 // Minor version 3: a receiver tells a sender of minor version 3 or later how much of the
 // snapshot (partition, epoch, index) it holds, a prefix of `received_bytes`, after each chunk
-// it accepted; the sender sends the next chunks only then (docs/replication.md, "Catch-up").
+// it gets, and which chunk that was (`chunk_offset`: past the prefix, a chunk came after a
+// gap; before it, a copy); the sender sends the next chunks only then (docs/replication.md,
+// "Catch-up").
 struct SnapshotAckItem {
   uint32_t partition = 0;
   uint64_t epoch = 0;
   uint64_t index = 0;
   uint64_t received_bytes = 0;
+  uint64_t chunk_offset = 0;
 };
 struct SnapshotAck {
   std::vector<SnapshotAckItem> items;

@@ -179,14 +179,15 @@ TEST(MessagesTest, HeartbeatAckTellsHellosFromAnswers) {
 
 TEST(MessagesTest, SnapshotAckRoundTripsAndTheSendersMinorVersionIsKnown) {
   SnapshotAck ack;
-  ack.items.push_back(SnapshotAckItem{255, (5ull << 32) | 2, 901, 3 * 1024 * 1024});
-  ack.items.push_back(SnapshotAckItem{0, 1, 2, 0});
+  ack.items.push_back(SnapshotAckItem{255, (5ull << 32) | 2, 901, 3 * 1024 * 1024, 4 << 20});
+  ack.items.push_back(SnapshotAckItem{0, 1, 2, 0, 0});
   const SnapshotAck back = std::get<SnapshotAck>(RoundTrip(ack));
   ASSERT_EQ(back.items.size(), 2u);
   EXPECT_EQ(back.items[0].partition, 255u);
   EXPECT_EQ(back.items[0].epoch, (5ull << 32) | 2);
   EXPECT_EQ(back.items[0].index, 901u);
   EXPECT_EQ(back.items[0].received_bytes, 3u * 1024 * 1024);
+  EXPECT_EQ(back.items[0].chunk_offset, 4u << 20);
   EXPECT_EQ(back.items[1].received_bytes, 0u);
   // The receiver learns the sender's minor version: a minor-2 sender of chunks gets no
   // acknowledgements (it does not pace its transfers).
@@ -201,7 +202,7 @@ TEST(MessagesTest, SnapshotAckRoundTripsAndTheSendersMinorVersionIsKnown) {
   EXPECT_EQ(header.minor, 2);
   // A partition outside the 256, and a truncated item, are refused.
   bytes = EncodeMessage(Header{}, ack);
-  bytes[bytes.size() - 25] = 0x01;  // The second item's partition high byte: 0x0100.
+  bytes[bytes.size() - 33] = 0x01;  // The second item's partition high byte: 0x0100.
   EXPECT_FALSE(DecodeMessage(bytes, &header, &message).ok());
   bytes = EncodeMessage(Header{}, ack);
   bytes.resize(bytes.size() - 1);

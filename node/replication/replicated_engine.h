@@ -240,8 +240,9 @@ class ReplicatedEngine final : public Engine {
     uint64_t acked_bytes = 0;  // The receiver holds this prefix.
     uint64_t sent_bytes = 0;   // Sent up to here (since the last resend from acked_bytes).
     uint64_t resent_at_bytes = UINT64_MAX;  // Last resend on a repeated acknowledgement.
-    int64_t progress_ns = 0;                // Started, or acked_bytes last grew.
-    int64_t sent_ns = 0;                    // Last chunk sent.
+    int64_t resend_after_ns = 0;  // Silence before a resend: doubles per resend, reset by progress.
+    int64_t progress_ns = 0;      // Started, or acked_bytes last grew.
+    int64_t sent_ns = 0;          // Last chunk sent.
   };
   struct SnapshotIn {
     uint64_t epoch = 0;

@@ -601,6 +601,7 @@ bool ReplicatedEngine::SendSnapshot(uint32_t partition, NodeId target, uint64_t 
   out.fetch_reply = fetch_reply;
   out.progress_ns = now_ns;
   out.sent_ns = now_ns;
+  out.resend_after_ns = options_.retransmit_ns;
   const uint64_t total_bytes = out.bytes->size();
   // A snapshot of one chunk is sent like any message: resent whole if lost (SnapshotDue).
   if (pacing && total_bytes > options_.snapshot_chunk_bytes) {
@@ -678,8 +679,11 @@ void ReplicatedEngine::PumpSnapshots(size_t position, int64_t now_ns) {
       it = snapshots_out_.erase(it);
       continue;
     }
-    if (now_ns - out.sent_ns >= options_.retransmit_ns) {
-      // Chunks or their acknowledgements were lost: send again from what the receiver holds.
+    if (now_ns - out.sent_ns >= out.resend_after_ns) {
+      // Chunks or their acknowledgements were lost, or the receiver is slow to answer (busy
+      // installing other snapshots): send again from what it holds, waiting twice as long
+      // before the next resend unless it makes progress meanwhile.
+      out.resend_after_ns *= 2;
       out.sent_bytes = out.acked_bytes;
       counters_.snapshot_chunks_resent += SendSnapshotChunks(position, partition, out, now_ns);
     }
@@ -704,9 +708,11 @@ void ReplicatedEngine::HandleSnapshotAck(NodeId source, const SnapshotAck& ack) 
     }
     if (item.received_bytes < out.acked_bytes) continue;  // Old news (reordered).
     if (item.received_bytes == out.acked_bytes) {
-      // The receiver got a chunk past a gap (one lost or overtaken) or a copy: send again
-      // from what it holds, once per prefix (later answers to the same window repeat it).
-      if (out.sent_bytes > out.acked_bytes && out.resent_at_bytes != out.acked_bytes) {
+      // The receiver got a chunk past a gap (one lost or overtaken): send again from what it
+      // holds, once per prefix (later answers to the same window repeat it). An answer to a
+      // copy (a resend that crossed an acknowledgement) asks for nothing.
+      if (item.chunk_offset > item.received_bytes && out.sent_bytes > out.acked_bytes &&
+          out.resent_at_bytes != out.acked_bytes) {
         out.resent_at_bytes = out.acked_bytes;
         out.sent_bytes = out.acked_bytes;
         counters_.snapshot_chunks_resent +=
@@ -716,6 +722,7 @@ void ReplicatedEngine::HandleSnapshotAck(NodeId source, const SnapshotAck& ack) 
     }
     out.acked_bytes = item.received_bytes;
     out.progress_ns = now_ns;
+    out.resend_after_ns = options_.retransmit_ns;
     out.sent_bytes = std::max(out.sent_bytes, out.acked_bytes);
     SendSnapshotChunks(position, item.partition, out, now_ns);
   }
@@ -725,8 +732,9 @@ void ReplicatedEngine::AckSnapshotChunk(NodeId source, const SnapshotChunk& chun
                                         uint64_t received_bytes) {
   const size_t position = static_cast<size_t>(Position(source));
   if (peer_header_[position].minor < 3) return;  // It sends every chunk unasked.
-  outboxes_[position].snapshot_acks.items.push_back(SnapshotAckItem{
-      chunk.partition, chunk.epoch, chunk.index, std::min(received_bytes, chunk.total_bytes)});
+  outboxes_[position].snapshot_acks.items.push_back(
+      SnapshotAckItem{chunk.partition, chunk.epoch, chunk.index,
+                      std::min(received_bytes, chunk.total_bytes), chunk.offset});
 }
 
 void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& chunk) {
