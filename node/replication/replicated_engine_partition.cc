@@ -804,7 +804,7 @@ void ReplicatedEngine::HandleSnapshotChunk(NodeId source, const SnapshotChunk& c
                         source));
   part.installing = true;
   store_->InstallSnapshot(
-      partition, *std::move(state), complete->entry_epoch,
+      partition, *std::move(state), complete->bytes, complete->entry_epoch,
       [this, partition, index, epoch, fetch_reply, source](absl::Status status) {
         // A state store that cannot commit: crash and recover.
         if (FailStopOnError(env_, status, "snapshot install")) return;

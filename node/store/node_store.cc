@@ -602,13 +602,15 @@ metering::PartitionOptions NodeStore::partition_options(uint32_t partition) cons
 }
 
 void NodeStore::InstallSnapshot(uint32_t partition, std::unique_ptr<metering::PartitionState> state,
-                                uint64_t epoch, absl::AnyInvocable<void(absl::Status)> done) {
+                                absl::Span<const uint8_t> encoded, uint64_t epoch,
+                                absl::AnyInvocable<void(absl::Status)> done) {
   PartitionLog& log = partitions_.at(partition);
   const uint64_t index = state->applied_index();
   UM_CHECK_GT(index, log.state->applied_index());
   const bool keeps_suffix = EpochAt(partition, index) == std::optional<uint64_t>(epoch);
   WriteBatch batch;
-  batch.Put(PartitionKey(partition, 's'), ToString(state->EncodeSnapshot()));
+  batch.Put(PartitionKey(partition, 's'),
+            std::string(reinterpret_cast<const char*>(encoded.data()), encoded.size()));
   batch.Put(PartitionKey(partition, 'm'), EncodePartitionMeta(index, epoch));
   // The new state takes over in memory now (reads of this replica wait for commit indexes
   // anyway); nothing after it is acknowledged before `done`.

@@ -37,6 +37,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "node/env/env.h"
 #include "node/metering/log_entry.h"
 #include "node/metering/partition_state.h"
@@ -183,9 +184,12 @@ class NodeStore {
   // state->applied_index() with entry epoch `epoch`), durably: `done` runs once the
   // snapshot is in the state store (an error is fatal). Uncommitted entries after the
   // snapshot are kept if the log holds the snapshot's last entry (same epoch), else dropped.
+  // `encoded` is the snapshot `state` was decoded from: stored as it is, so the event loop
+  // does not encode a large state again.
   // REQUIRES: state->applied_index() > commit_index(partition); no other install running.
   void InstallSnapshot(uint32_t partition, std::unique_ptr<metering::PartitionState> state,
-                       uint64_t epoch, absl::AnyInvocable<void(absl::Status)> done);
+                       absl::Span<const uint8_t> encoded, uint64_t epoch,
+                       absl::AnyInvocable<void(absl::Status)> done);
   // Options for a partition state of this store (decoding snapshots from peers).
   metering::PartitionOptions partition_options(uint32_t partition) const;
 
