@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <functional>
 
 #include "node/replication/replica_meta.h"
 #include "sim/cluster_workload.h"
@@ -320,6 +321,20 @@ int64_t TransferBoundNs(uint64_t events) {
   return 2 * kSecond + bytes * kSecond / 10'000'000;
 }
 
+// Replaces `node`'s disk (a crash, then a start on an empty one) and runs until it has
+// resynced (L4): within `bound_ns` of the events the cluster held when it started.
+void ReplaceDiskAndExpectResyncWithin(ClusterScenario& scenario, NodeId node,
+                                      const std::function<int64_t(uint64_t)>& bound_ns) {
+  scenario.Crash(node);
+  scenario.RestartWiped(node);
+  const uint64_t held = scenario.AcknowledgedTotal();
+  const int64_t resync_ns = scenario.RunUntilCaughtUp(node, 60 * kSecond);
+  EXPECT_GE(resync_ns, 0) << "never resynced";
+  EXPECT_LE(resync_ns, bound_ns(held)) << held << " events held";
+  std::printf("resync: %llu events held, resynced in %lld ms\n",
+              static_cast<unsigned long long>(held), static_cast<long long>(resync_ns / kMs));
+}
+
 TEST(ReplicationScenariosTest, CatchUpAndResyncWithinBoundsProportionalToTheLag) {
   ClusterScenario scenario(112, Options());
   scenario.RunFor(3 * kSecond);
@@ -336,14 +351,7 @@ TEST(ReplicationScenariosTest, CatchUpAndResyncWithinBoundsProportionalToTheLag)
               static_cast<unsigned long long>(missed), static_cast<long long>(catch_up_ns / kMs));
 
   scenario.RunFor(5 * kSecond);
-  scenario.Crash(1);
-  scenario.RestartWiped(1);
-  const uint64_t held = scenario.AcknowledgedTotal();
-  const int64_t resync_ns = scenario.RunUntilCaughtUp(1, 60 * kSecond);
-  EXPECT_GE(resync_ns, 0) << "never resynced";
-  EXPECT_LE(resync_ns, TransferBoundNs(held)) << held << " events held";
-  std::printf("resync: %llu events held, resynced in %lld ms\n",
-              static_cast<unsigned long long>(held), static_cast<long long>(resync_ns / kMs));
+  ReplaceDiskAndExpectResyncWithin(scenario, 1, TransferBoundNs);
   ExpectExactlyOnce(scenario.Finish());
 }
 
@@ -358,14 +366,7 @@ TEST(ReplicationScenariosTest, ResyncThroughPathsThatHoldFewMessages) {
   options.snapshot_chunk_bytes = 1024;
   ClusterScenario scenario(114, options);
   scenario.RunFor(6 * kSecond);
-  scenario.Crash(2);
-  scenario.RestartWiped(2);
-  const uint64_t held = scenario.AcknowledgedTotal();
-  const int64_t resync_ns = scenario.RunUntilCaughtUp(2, 60 * kSecond);
-  EXPECT_GE(resync_ns, 0) << "never resynced";
-  EXPECT_LE(resync_ns, 20 * kSecond) << held << " events held";
-  std::printf("resync: %llu events held, resynced in %lld ms\n",
-              static_cast<unsigned long long>(held), static_cast<long long>(resync_ns / kMs));
+  ReplaceDiskAndExpectResyncWithin(scenario, 2, [](uint64_t) { return 20 * kSecond; });
   ExpectExactlyOnce(scenario.Finish());
 }
 
