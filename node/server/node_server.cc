@@ -36,6 +36,42 @@ NodeServer::~NodeServer() {
   env_.CancelTimer(map_timer_);
 }
 
+namespace {
+
+// Counters of the replicated engine exported as gauges (totals since this process started),
+// in /metrics order: one line per counter here, set from ReplicationStatus in RefreshGauges.
+struct ReplicationCounterGauge {
+  const char* name;
+  const char* help;
+  uint64_t replication::ReplicationStatus::*field;
+};
+constexpr ReplicationCounterGauge kReplicationCounterGauges[] = {
+    {"billing_replication_forwarded_requests",
+     "Requests forwarded to partition owners since start.",
+     &replication::ReplicationStatus::forwarded},
+    {"billing_replication_snapshots_installed", "Partition snapshots installed since start.",
+     &replication::ReplicationStatus::snapshots_installed},
+    {"billing_replication_snapshots_sent", "Partition snapshot transfers started since start.",
+     &replication::ReplicationStatus::snapshots_sent},
+    {"billing_replication_snapshot_chunks_resent",
+     "Snapshot chunks sent again since start (lost or overtaken on the way).",
+     &replication::ReplicationStatus::snapshot_chunks_resent},
+    {"billing_replication_appends_refused_low_disk",
+     "Replicated entries not stored since start because free disk was low.",
+     &replication::ReplicationStatus::appends_refused_low_disk},
+    {"billing_replication_forwards_replayed",
+     "Forwarded request copies dropped since start as already handled.",
+     &replication::ReplicationStatus::forwards_replayed},
+    {"billing_replication_reads_leased",
+     "Reads this node answered as owner under a read lease since start.",
+     &replication::ReplicationStatus::reads_leased},
+    {"billing_replication_reads_confirmed",
+     "Reads this node answered as owner after a confirm round since start.",
+     &replication::ReplicationStatus::reads_confirmed},
+};
+
+}  // namespace
+
 void NodeServer::RegisterMetrics() {
   MetricsRegistry& r = registry_;
   const char* ingested = "Events accepted (stored, not duplicates), owner-side, by request mode.";
@@ -69,27 +105,9 @@ void NodeServer::RegisterMetrics() {
   metrics_.replication_lag_entries =
       &r.AddGauge("billing_replication_uncommitted_entries",
                   "Entries in this node's logs not yet known committed.");
-  metrics_.forwarded = &r.AddGauge("billing_replication_forwarded_requests",
-                                   "Requests forwarded to partition owners since start.");
-  metrics_.snapshots_installed = &r.AddGauge("billing_replication_snapshots_installed",
-                                             "Partition snapshots installed since start.");
-  metrics_.snapshots_sent = &r.AddGauge("billing_replication_snapshots_sent",
-                                        "Partition snapshot transfers started since start.");
-  metrics_.snapshot_chunks_resent =
-      &r.AddGauge("billing_replication_snapshot_chunks_resent",
-                  "Snapshot chunks sent again since start (lost or overtaken on the way).");
-  metrics_.appends_refused_low_disk =
-      &r.AddGauge("billing_replication_appends_refused_low_disk",
-                  "Replicated entries not stored since start because free disk was low.");
-  metrics_.forwards_replayed =
-      &r.AddGauge("billing_replication_forwards_replayed",
-                  "Forwarded request copies dropped since start as already handled.");
-  metrics_.reads_leased =
-      &r.AddGauge("billing_replication_reads_leased",
-                  "Reads this node answered as owner under a read lease since start.");
-  metrics_.reads_confirmed =
-      &r.AddGauge("billing_replication_reads_confirmed",
-                  "Reads this node answered as owner after a confirm round since start.");
+  for (const ReplicationCounterGauge& gauge : kReplicationCounterGauges) {
+    replication_counters_.emplace_back(&r.AddGauge(gauge.name, gauge.help), gauge.field);
+  }
   engine_metrics.alerts_recorded = &r.AddCounter(
       "billing_alerts_recorded_total", "Crossing records appended to this node's alert log.");
   metrics_.alerts_pushed = &r.AddCounter("billing_alerts_pushed_total",
@@ -316,14 +334,9 @@ void NodeServer::RefreshGauges() {
     metrics_.term->Set(static_cast<int64_t>(status.term));
     metrics_.is_leader->Set(status.is_leader ? 1 : 0);
     metrics_.reachable_members->Set(status.reachable_members);
-    metrics_.forwarded->Set(static_cast<int64_t>(status.forwarded));
-    metrics_.snapshots_installed->Set(static_cast<int64_t>(status.snapshots_installed));
-    metrics_.snapshots_sent->Set(static_cast<int64_t>(status.snapshots_sent));
-    metrics_.snapshot_chunks_resent->Set(static_cast<int64_t>(status.snapshot_chunks_resent));
-    metrics_.appends_refused_low_disk->Set(static_cast<int64_t>(status.appends_refused_low_disk));
-    metrics_.forwards_replayed->Set(static_cast<int64_t>(status.forwards_replayed));
-    metrics_.reads_leased->Set(static_cast<int64_t>(status.reads_leased));
-    metrics_.reads_confirmed->Set(static_cast<int64_t>(status.reads_confirmed));
+    for (const auto& [gauge, field] : replication_counters_) {
+      gauge->Set(static_cast<int64_t>(status.*field));
+    }
     metrics_.view_changes->Increment(status.epoch_changes - epoch_changes_reported_);
     epoch_changes_reported_ = status.epoch_changes;
   }

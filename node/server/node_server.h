@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "node/base/flags.h"
@@ -93,14 +95,6 @@ class NodeServer final : public NodeService {
     Gauge* reachable_members;
     Gauge* commit_index_total;
     Gauge* replication_lag_entries;
-    Gauge* forwarded;
-    Gauge* snapshots_installed;
-    Gauge* snapshots_sent;
-    Gauge* snapshot_chunks_resent;
-    Gauge* appends_refused_low_disk;
-    Gauge* forwards_replayed;
-    Gauge* reads_leased;
-    Gauge* reads_confirmed;
     Counter* wall_clock_steps;
     Histogram* ingest_async_duration;
     Histogram* ingest_sync_duration;
@@ -133,6 +127,9 @@ class NodeServer final : public NodeService {
   const int64_t started_ns_;
   MetricsRegistry registry_;
   Metrics metrics_{};
+  // Gauges of the replicated engine's counters and the status field each shows
+  // (kReplicationCounterGauges in node_server.cc); empty until RegisterMetrics.
+  std::vector<std::pair<Gauge*, uint64_t replication::ReplicationStatus::*>> replication_counters_;
   EngineMetrics options_engine_metrics_;
   std::unique_ptr<Engine> engine_;
   replication::ReplicatedEngine* cluster_engine_ = nullptr;  // engine_, when clustered.
