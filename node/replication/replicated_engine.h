@@ -127,7 +127,8 @@ struct ReplicationStatus {
   uint64_t epoch_changes = 0;
   uint64_t term_changes = 0;
   uint64_t snapshots_sent = 0;
-  uint64_t snapshot_chunks_resent = 0;  // Paced transfers: chunks sent again after a timeout.
+  // Paced transfers: chunks sent again (silence past the resend time, or a gap reported).
+  uint64_t snapshot_chunks_resent = 0;
   uint64_t snapshots_installed = 0;
   uint64_t appends_refused_low_disk = 0;  // Items with entries not stored: free disk low.
   uint64_t forwarded = 0;
@@ -452,6 +453,9 @@ class ReplicatedEngine final : public Engine {
   // by its state, peers by the newest header heard within the election timeout.
   uint32_t SyncingMembers() const;
   void ConfirmAsOwner(uint32_t partition, ReadWait wait);
+  // Answers an owner read the proof (a lease or a confirmation) allows: the state for a
+  // read, the commit index for a ReadIndex.
+  void AnswerOwnerRead(uint32_t partition, ReadWait& wait);
   // Sends the current confirm round to every peer that has none in flight and has not been
   // sent a round as new as the newest read needs.
   void SendConfirmRounds();

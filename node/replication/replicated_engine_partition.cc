@@ -933,6 +933,11 @@ void ReplicatedEngine::FlushPeers() {
   }
 }
 
+void ReplicatedEngine::AnswerOwnerRead(uint32_t partition, ReadWait& wait) {
+  if (wait.read) wait.read(&store_->state(partition));
+  if (wait.confirm) wait.confirm(store_->commit_index(partition));
+}
+
 void ReplicatedEngine::ConfirmAsOwner(uint32_t partition, ReadWait wait) {
   Part& part = parts_[partition];
   const int64_t now_ns = env_.MonotonicNowNs();
@@ -947,8 +952,7 @@ void ReplicatedEngine::ConfirmAsOwner(uint32_t partition, ReadWait wait) {
       ScheduleFlush();
     }
     ++counters_.reads_leased;
-    if (wait.read) wait.read(&store_->state(partition));
-    if (wait.confirm) wait.confirm(store_->commit_index(partition));
+    AnswerOwnerRead(partition, wait);
     return;
   }
   // Either proof will do: acknowledgements of an append sent after now (peers of minor
@@ -1161,8 +1165,7 @@ void ReplicatedEngine::CheckReads(uint32_t partition) {
     ReadWait done = std::move(wait);
     part.owner_reads.pop_front();
     ++counters_.reads_confirmed;
-    if (done.read) done.read(&store_->state(partition));
-    if (done.confirm) done.confirm(store_->commit_index(partition));
+    AnswerOwnerRead(partition, done);
   }
   if (part.replica_reads.empty()) return;  // (An empty std::deque still allocates.)
   const uint64_t commit = store_->commit_index(partition);
