@@ -211,6 +211,7 @@ class ClusterRun {
         resyncing_(options.nodes, false),
         corrupt_(options.nodes, false),
         alert_damaged_(options.nodes, false),
+        meta_flipped_(options.nodes, false),
         frozen_for_good_(options.nodes, false) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
     targets_ = all_;
@@ -699,6 +700,16 @@ class ClusterRun {
     result_.read_corruptions += read_corrupted ? 1 : 0;
     Log(absl::StrCat("fault: restart n", node, started.ok() ? "" : ": ",
                      started.ok() ? "" : started.ToString()));
+    const bool meta_flipped = meta_flipped_[node];
+    meta_flipped_[node] = false;
+    if (meta_flipped && absl::IsDataLoss(started) &&
+        absl::StrContains(started.message(), replication::kMetaFileName)) {
+      Fail(absl::StrCat("F13/F12 (replica.meta): n", node,
+                        " refused to start over one damaged slot, which the other copy of its "
+                        "newest state covers: ",
+                        started.ToString()));
+      return;
+    }
     if (std::exchange(wrong_disk_, false) && started.ok()) {
       Fail(absl::StrCat("F21 (wrong disk): n", node,
                         " started on a copy of another node's "
@@ -741,6 +752,7 @@ class ClusterRun {
   // or never read those bytes; its next start reads the intact bytes and must succeed.
   void CorruptNextRead(NodeId node, bool misdirected) {
     SimDisk& disk = cluster_.disk(node);
+    if (!misdirected && faults_.Chance(1, 5) && FlipMetaBit(node, /*at_rest=*/false)) return;
     const std::vector<std::pair<std::string, WalGroup>> candidates = DamageableWalGroups(disk);
     if (candidates.empty()) return;
     const auto& [name, group] = candidates[faults_.UniformBelow(candidates.size())];
@@ -785,6 +797,7 @@ class ClusterRun {
   // (checked when read: a checkpoint refuses the start, a stored event fails its read).
   void CorruptAtRest(NodeId node) {
     SimDisk& disk = cluster_.disk(node);
+    if (faults_.Chance(1, 5) && FlipMetaBit(node, /*at_rest=*/true)) return;
     const std::vector<std::pair<std::string, WalGroup>> candidates = DamageableWalGroups(disk);
     MemoryStateMedium& medium = disk.state_medium();
     const bool wal = !candidates.empty() && (medium.key_count() == 0 || faults_.Chance(1, 2));
@@ -806,6 +819,49 @@ class ClusterRun {
     }
     corrupt_[node] = true;
     ++result_.corruptions;
+  }
+
+  // F13 and F12 on replica.meta: one bit of one slot flipped at rest, or returned flipped
+  // by the next read of it. Only while every written slot is intact (a torn write or an
+  // earlier flip not yet rewritten makes it a second fault on one file, beyond what the
+  // format tolerates). The node must start with its newest state (the ownership tracker
+  // holds it to every vote and promise it told, S11), never refuse: the other copy of that
+  // state is intact. False if nothing was damaged.
+  bool FlipMetaBit(NodeId node, bool at_rest) {
+    using replication::kMetaSlotBytes;
+    SimDisk& disk = cluster_.disk(node);
+    if (disk.durable_files().count(replication::kMetaFileName) == 0) return false;
+    std::string bytes = disk.FileBytes(replication::kMetaFileName);
+    std::vector<size_t> written;
+    for (size_t slot = 0; (slot + 1) * kMetaSlotBytes <= bytes.size(); ++slot) {
+      const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data()) + slot * kMetaSlotBytes;
+      if (std::all_of(begin, begin + kMetaSlotBytes, [](uint8_t byte) { return byte == 0; })) {
+        continue;
+      }
+      uint64_t sequence = 0;
+      if (!replication::DecodeMetaSlot(absl::MakeConstSpan(begin, kMetaSlotBytes), &sequence)
+               .ok()) {
+        return false;
+      }
+      written.push_back(slot);
+    }
+    if (written.size() < 2) return false;
+    const uint64_t offset = written[faults_.UniformBelow(written.size())] * kMetaSlotBytes +
+                            faults_.UniformBelow(replication::kMetaSlotUsedBytes);
+    const auto mask = static_cast<uint8_t>(1 << faults_.UniformBelow(8));
+    if (at_rest) {
+      bytes[offset] = static_cast<char>(bytes[offset] ^ mask);
+      disk.SetFileBytes(replication::kMetaFileName, bytes);
+      ++result_.corruptions;
+    } else {
+      disk.CorruptNextReadAt(replication::kMetaFileName, offset, mask);
+      read_corruption_armed_ = true;
+    }
+    meta_flipped_[node] = true;
+    Log(absl::StrCat(
+        "fault: ", at_rest ? "flip a bit of " : "the next read returns a flipped bit of ",
+        replication::kMetaFileName, " at offset ", offset, " on n", node));
+    return true;
   }
 
   // The groups of a WAL segment's bytes, padding excluded (docs/formats/wal.md: a group
@@ -1410,6 +1466,7 @@ class ClusterRun {
   std::vector<bool> resyncing_;               // Wiped, not yet seen active again.
   std::vector<bool> corrupt_;                 // Corrupted at rest, not yet restarted.
   std::vector<bool> alert_damaged_;           // A stored alert record corrupted at rest.
+  std::vector<bool> meta_flipped_;            // One replica.meta slot damaged before a start.
   std::vector<bool> frozen_for_good_;         // Liveness phase: paused, never resumed.
   bool liveness_checked_ = false;
   std::vector<NodeId> all_;

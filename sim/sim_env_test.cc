@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -191,6 +192,105 @@ TEST(SimEnv, ReplicaMetaStopsWritingAfterAFailedSync) {
   auto restarted = MakeEnv(world, 0, 2, &disk);
   auto reopened = *replication::MetaFile::Open(*restarted, &fresh);
   EXPECT_EQ(reopened->meta().term, 2u);
+}
+
+// replica.meta keeps two copies of each state, in alternate pairs of slots: one slot
+// damaged at rest (or read back damaged) must never take the node back to an older state.
+// With one slot per state (the format before version 4's layout), a flipped bit in the
+// newest slot made Open return the state before it: promises and votes already told lost.
+TEST(SimEnv, ReplicaMetaSurvivesAnyOneDamagedSlot) {
+  World world(5);
+  SimDisk disk(9, DiskOptions{});
+  int generation = 1;
+  auto open = [&](bool* fresh) {
+    auto env = MakeEnv(world, 0, generation++, &disk);
+    auto meta = replication::MetaFile::Open(*env, fresh);
+    return std::make_pair(std::move(env), std::move(meta));
+  };
+  {
+    bool fresh = false;
+    auto [env, meta] = open(&fresh);
+    ASSERT_TRUE(meta.ok() && fresh);
+    for (uint64_t term = 1; term <= 3; ++term) {
+      (*meta)->mutable_meta().term = term;
+      bool done = false;
+      (*meta)->Save([&](absl::Status status) { done = status.ok(); });
+      world.simulator.RunUntil(world.simulator.now_ns() + 100 * kMillisecond);
+      ASSERT_TRUE(done);
+    }
+  }
+  const std::string intact = disk.FileBytes(replication::kMetaFileName);
+  EXPECT_EQ(intact.size(), replication::kMetaSlotCount * replication::kMetaSlotBytes);
+  for (size_t slot = 0; slot < intact.size() / replication::kMetaSlotBytes; ++slot) {
+    std::string bytes = intact;
+    bytes[slot * replication::kMetaSlotBytes + 40] ^= 0x10;  // Inside a promised epoch.
+    disk.SetFileBytes(replication::kMetaFileName, bytes);
+    bool fresh = true;
+    auto [env, meta] = open(&fresh);
+    ASSERT_TRUE(meta.ok()) << meta.status();
+    EXPECT_FALSE(fresh);
+    EXPECT_EQ((*meta)->meta().term, 3u) << "slot " << slot << " damaged";
+  }
+  // A read that returns a flipped bit (the bytes at rest intact) is the same case.
+  disk.SetFileBytes(replication::kMetaFileName, intact);
+  disk.CorruptNextReadAt(replication::kMetaFileName, 40, 0x10);
+  {
+    bool fresh = true;
+    auto [env, meta] = open(&fresh);
+    ASSERT_TRUE(meta.ok()) << meta.status();
+    EXPECT_EQ((*meta)->meta().term, 3u);
+  }
+  // Both copies of the newest state damaged: the older pair is all that is left. Both
+  // pairs damaged: refused, never taken for a new directory.
+  std::string bytes = intact;
+  for (size_t slot = 0; slot < intact.size() / replication::kMetaSlotBytes; ++slot) {
+    bytes[slot * replication::kMetaSlotBytes + 40] ^= 0x10;
+  }
+  disk.SetFileBytes(replication::kMetaFileName, bytes);
+  bool fresh = false;
+  auto [env, meta] = open(&fresh);
+  EXPECT_TRUE(absl::IsDataLoss(meta.status())) << meta.status();
+}
+
+// A file of the two-slot layout (format versions 2 and 3) is read as it is, and the first
+// write after it fills the pair that does not hold its newest slot.
+TEST(SimEnv, ReplicaMetaReadsTheTwoSlotLayoutAndWritesAroundIt) {
+  World world(6);
+  SimDisk disk(10, DiskOptions{});
+  replication::ReplicaMeta old_state;
+  old_state.incarnation = 77;
+  old_state.term = 5;
+  std::string bytes(2 * replication::kMetaSlotBytes, '\0');
+  const std::vector<uint8_t> older = replication::EncodeMetaSlot(old_state, 8);
+  old_state.term = 6;
+  const std::vector<uint8_t> newer = replication::EncodeMetaSlot(old_state, 9);
+  std::copy(older.begin(), older.end(), bytes.begin());
+  std::copy(newer.begin(), newer.end(), bytes.begin() + replication::kMetaSlotBytes);
+  disk.SetFileBytes(replication::kMetaFileName, bytes);
+  auto env = MakeEnv(world, 0, 1, &disk);
+  bool fresh = true;
+  auto meta = *replication::MetaFile::Open(*env, &fresh);
+  EXPECT_FALSE(fresh);
+  EXPECT_EQ(meta->meta().term, 6u);
+  meta->mutable_meta().term = 7;
+  bool done = false;
+  meta->Save([&](absl::Status status) { done = status.ok(); });
+  world.simulator.RunUntil(world.simulator.now_ns() + 100 * kMillisecond);
+  ASSERT_TRUE(done);
+  const std::string after = disk.FileBytes(replication::kMetaFileName);
+  ASSERT_EQ(after.size(), 4 * replication::kMetaSlotBytes);
+  EXPECT_EQ(after.substr(0, bytes.size()), bytes);  // The old slots untouched.
+  uint64_t sequence = 0;
+  for (size_t slot : {2, 3}) {
+    auto copy = replication::DecodeMetaSlot(
+        absl::MakeConstSpan(
+            reinterpret_cast<const uint8_t*>(after.data()) + slot * replication::kMetaSlotBytes,
+            replication::kMetaSlotBytes),
+        &sequence);
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    EXPECT_EQ(copy->term, 7u);
+    EXPECT_EQ(sequence, 10u);
+  }
 }
 
 TEST(SimEnv, FullDiskFailsSyncAndKeepsNothing) {

@@ -28,6 +28,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kRetryFailedSync, "retry-failed-sync", 3},
       {PlantedBug::kForwardHandledTwice, "forward-handled-twice", 3},
       {PlantedBug::kPromiseIgnoresLeases, "promise-ignores-leases", 3},
+      {PlantedBug::kMetaSingleCopy, "meta-single-copy", 3},
   };
   return bugs;
 }

@@ -41,6 +41,7 @@ enum class PlantedBug : uint8_t {
   kRetryFailedSync,           // A failed WAL fsync is retried, not a crash (fsyncgate).
   kForwardHandledTwice,       // An owner handles every copy of a duplicated forward.
   kPromiseIgnoresLeases,      // A promise is told while a read lease of another epoch lasts.
+  kMetaSingleCopy,            // replica.meta writes one copy of each state, not two.
 };
 
 struct PlantedBugInfo {

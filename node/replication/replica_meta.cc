@@ -1,9 +1,12 @@
 #include "node/replication/replica_meta.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/checksum.h"
+#include "node/base/planted_bugs.h"
 #include "node/metering/byte_io.h"
 
 namespace unimeter::replication {
@@ -32,7 +35,7 @@ std::vector<uint8_t> EncodeMetaSlot(const ReplicaMeta& meta, uint64_t sequence) 
   }
   writer.U32(meta.node_id);
   writer.U32(Crc32c(bytes.data(), bytes.size()));
-  UM_CHECK_LE(bytes.size(), kMetaSlotBytes);
+  UM_CHECK_EQ(bytes.size(), kMetaSlotUsedBytes);
   bytes.resize(kMetaSlotBytes, 0);
   return bytes;
 }
@@ -74,15 +77,26 @@ absl::StatusOr<std::unique_ptr<MetaFile>> MetaFile::Open(Env& env, bool* fresh) 
   std::unique_ptr<MetaFile> meta_file(new MetaFile(env, std::move(*file)));
   const uint64_t size = meta_file->file_->size_bytes();
   bool found = false;
+  size_t newest_slot = 0;
+  std::vector<size_t> damaged;
   std::vector<uint8_t> slot(kMetaSlotBytes);
-  for (uint64_t offset = 0; offset + kMetaSlotBytes <= size; offset += kMetaSlotBytes) {
-    absl::StatusOr<size_t> read = meta_file->file_->Read(offset, absl::MakeSpan(slot));
+  for (size_t index = 0; (index + 1) * kMetaSlotBytes <= size; ++index) {
+    absl::StatusOr<size_t> read =
+        meta_file->file_->Read(index * kMetaSlotBytes, absl::MakeSpan(slot));
     if (!read.ok()) return read.status();
     if (*read != kMetaSlotBytes) continue;
     uint64_t sequence = 0;
     absl::StatusOr<ReplicaMeta> meta = DecodeMetaSlot(slot, &sequence);
-    if (meta.ok() && (!found || sequence > meta_file->sequence_)) {
+    if (!meta.ok()) {
+      // An all-zero slot was never written (a new file grows one pair at a time).
+      if (std::any_of(slot.begin(), slot.end(), [](uint8_t byte) { return byte != 0; })) {
+        damaged.push_back(index);
+      }
+      continue;
+    }
+    if (!found || sequence > meta_file->sequence_) {
       found = true;
+      newest_slot = index;
       meta_file->sequence_ = sequence;
       meta_file->meta_ = *meta;
     }
@@ -92,6 +106,14 @@ absl::StatusOr<std::unique_ptr<MetaFile>> MetaFile::Open(Env& env, bool* fresh) 
         "replica.meta: no intact slot; the data directory is damaged (wipe it to resync "
         "this node from its peers)");
   }
+  for (size_t index : damaged) {
+    // A torn write of a pair not yet durable, or damage at rest or on read. Either way the
+    // newest durable state is intact elsewhere: the newest pair holds two copies of it.
+    env.Log(absl::StrCat("replica.meta: slot ", index,
+                         " is damaged; using the newest intact slot (", newest_slot, ", sequence ",
+                         meta_file->sequence_, ")"));
+  }
+  meta_file->next_pair_ = found ? 1 - newest_slot / 2 % 2 : 0;
   *fresh = !found;
   return meta_file;
 }
@@ -111,16 +133,19 @@ void MetaFile::StartWrite() {
   in_flight_ = std::move(waiting_);
   waiting_.clear();
   ++sequence_;
-  const std::vector<uint8_t> slot = EncodeMetaSlot(meta_, sequence_);
-  file_->Write((sequence_ % 2) * kMetaSlotBytes, slot);
+  std::vector<uint8_t> pair = EncodeMetaSlot(meta_, sequence_);
+  if (!BugPlanted(PlantedBug::kMetaSingleCopy)) pair.insert(pair.end(), pair.begin(), pair.end());
+  file_->Write(next_pair_ * 2 * kMetaSlotBytes, pair);
   file_->Sync([this](absl::Status status) {
     writing_ = false;
     if (!status.ok()) {
-      // The slot just written may hold anything now; the other one holds the newest durable
+      // The pair just written may hold anything now; the other one holds the newest durable
       // state. Never write that one next: a torn write there would lose promises already
       // told (the simulator found one). Nothing more is written: the node fail-stops.
       --sequence_;
       failed_ = status;
+    } else {
+      next_pair_ = 1 - next_pair_;
     }
     std::vector<Done> finished = std::move(in_flight_);
     in_flight_.clear();

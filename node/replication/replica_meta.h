@@ -3,9 +3,13 @@
 // ReplicaMeta is the small replication state a node must never forget once it has told a
 // peer about it: its term and vote in the configuration group, the highest epoch promised
 // for every partition, its incarnation and whether that incarnation is active (counts
-// toward quorums). MetaFile keeps it in one disk file ("replica.meta") of two 8 KiB slots
-// written alternately, each with a sequence number and a CRC32C: a torn write damages at
-// most the slot being written, and Load picks the newest intact slot.
+// toward quorums). MetaFile keeps it in one disk file ("replica.meta") of four 8 KiB
+// slots, each with a sequence number and a CRC32C. Every write puts two identical copies of
+// the new state into one pair of slots (0-1 or 2-3) with one sync, alternating pairs, and
+// Open picks the newest intact slot. So once a write is durable, one damaged slot (a bit
+// flipped at rest, a bad read) leaves the other copy of the newest state, and a torn write
+// damages only the pair being written, never the one holding the newest durable state.
+// Files of format version 2 and 3 (two slots written alternately) are read as they are.
 //
 // Writes are coalesced: Save() while a write is in flight writes the newest state once that
 // write completes, and every caller's `done` runs when a write covering its state is
@@ -28,6 +32,10 @@ namespace unimeter::replication {
 
 inline constexpr NodeId kNoVote = 0xFFFF'FFFF;
 inline constexpr size_t kMetaSlotBytes = 8192;
+inline constexpr size_t kMetaSlotCount = 4;  // Two pairs; each write fills one pair.
+// The bytes of a slot its checksum covers, checksum included (format version 3); the rest
+// of the slot is zero.
+inline constexpr size_t kMetaSlotUsedBytes = 4138;
 // The file's name in the data directory.
 inline constexpr char kMetaFileName[] = "replica.meta";
 
@@ -59,15 +67,17 @@ class MetaFile {
 
   // Opens or creates the file. `*fresh` is true if the file held no intact slot (a new or
   // wiped data directory); the returned meta is then default with incarnation 0.
-  // DataLoss if the file exists with content but no slot is intact.
+  // DataLoss if the file exists with content but no slot is intact. A damaged slot beside
+  // an intact one is logged and otherwise harmless (its pair is written next).
   static absl::StatusOr<std::unique_ptr<MetaFile>> Open(Env& env, bool* fresh);
 
   const ReplicaMeta& meta() const { return meta_; }
   // Changes the in-memory state; durable once a Save() issued after it completes.
   ReplicaMeta& mutable_meta() { return meta_; }
-  // Writes the state to the slot not holding the newest durable one, then syncs. After a
-  // failed sync nothing more is written (every Save fails with that error): the caller
-  // fail-stops, and the slot with the newest durable state is never touched.
+  // Writes two copies of the state to the pair of slots not holding the newest durable
+  // state, then syncs. After a failed sync nothing more is written (every Save fails with
+  // that error): the caller fail-stops, and the pair with the newest durable state is never
+  // touched.
   void Save(Done done);
 
  private:
@@ -78,6 +88,7 @@ class MetaFile {
   std::unique_ptr<DiskFile> file_;
   ReplicaMeta meta_;
   uint64_t sequence_ = 0;
+  size_t next_pair_ = 0;  // 0 or 1: the pair the next write fills.
   bool writing_ = false;
   absl::Status failed_;  // The first failed sync's error; OK until then.
   std::vector<Done> in_flight_;
