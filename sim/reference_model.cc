@@ -100,6 +100,7 @@ void ReferenceModel::Apply(uint32_t partition, uint64_t index, const metering::L
       break;
     case metering::LogEntryKind::kMetricPut: {
       const metering::MetricSchema& put = entry.put().schema->schema();
+      if (!NewestRegistryChange(partition, put.code, entry.put().version)) break;
       Schema& schema = schemas_[partition][put.code];
       schema.agg_type = static_cast<uint8_t>(put.agg_type);
       schema.period_type = put.period_type;
@@ -112,6 +113,7 @@ void ReferenceModel::Apply(uint32_t partition, uint64_t index, const metering::L
       break;
     }
     case metering::LogEntryKind::kMetricDelete:
+      if (!NewestRegistryChange(partition, entry.del().code, entry.del().version)) break;
       schemas_[partition].erase(entry.del().code);
       break;
     case metering::LogEntryKind::kRetentionSweep:
@@ -124,6 +126,15 @@ void ReferenceModel::Apply(uint32_t partition, uint64_t index, const metering::L
     case metering::LogEntryKind::kAlertsRecorded:
       break;  // Ownership and alert bookkeeping: no aggregate changes.
   }
+}
+
+bool ReferenceModel::NewestRegistryChange(uint32_t partition, const std::string& code,
+                                          const metering::RegistryVersion& version) {
+  std::pair<uint64_t, uint32_t>& newest = registry_versions_[partition][code];
+  const std::pair<uint64_t, uint32_t> given{version.epoch, version.sequence};
+  if (given < newest) return false;
+  newest = given;
+  return true;
 }
 
 void ReferenceModel::ApplyEvent(uint32_t partition, const metering::BatchEvent& event) {

@@ -123,6 +123,10 @@ class ReferenceModel {
   using EventKey = std::tuple<std::string, uint64_t, int64_t, uint64_t>;
 
   void ApplyEvent(uint32_t partition, const metering::BatchEvent& event);
+  // True (and noted) if a registry change of `code` at `version` is not older than the last
+  // one the partition applied; zero versions (ordered by the log alone) always are.
+  bool NewestRegistryChange(uint32_t partition, const std::string& code,
+                            const metering::RegistryVersion& version);
   static void Update(const Schema& schema, const metering::BatchEvent& event, Aggregate& agg);
   // Product-semantics 7.1 on an unfiltered total just updated by `event`.
   void Evaluate(const Schema& schema, const metering::BatchEvent& event, Aggregate& total);
@@ -130,6 +134,10 @@ class ReferenceModel {
   absl::btree_map<uint32_t, uint64_t> last_index_;  // Per partition.
   // Per partition: code -> schema in force.
   absl::btree_map<uint32_t, absl::btree_map<std::string, Schema>> schemas_;
+  // Per partition and code, the (epoch, sequence) of the newest registry change applied:
+  // an older one arriving later is ignored (product-semantics 9: one registry).
+  absl::btree_map<uint32_t, absl::btree_map<std::string, std::pair<uint64_t, uint32_t>>>
+      registry_versions_;
   absl::btree_map<AggregateKey, Aggregate> aggregates_;
   absl::btree_map<EventKey, uint32_t> logged_;        // Event key -> times in the log.
   absl::btree_map<RefCrossing, uint32_t> crossings_;  // Crossing -> times made.

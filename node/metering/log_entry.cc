@@ -138,21 +138,22 @@ absl::StatusOr<LogEntry> DecodeBatch(ByteReader& reader) {
   return LogEntry::Events(std::move(batch));
 }
 
-absl::StatusOr<LogEntry> DecodeBody(LogEntryKind kind, ByteReader& reader) {
+absl::StatusOr<LogEntry> DecodeBody(LogEntryKind kind, const RegistryVersion& version,
+                                    ByteReader& reader) {
   switch (kind) {
     case LogEntryKind::kEventBatch:
       return DecodeBatch(reader);
     case LogEntryKind::kMetricPut: {
       absl::StatusOr<SchemaRef> schema = DecodeSchema(reader);
       if (!schema.ok()) return schema.status();
-      return LogEntry::Put(*std::move(schema));
+      return LogEntry::Put(*std::move(schema), version);
     }
     case LogEntryKind::kMetricDelete: {
       std::string code;
       if (!reader.String8(kMetricCodeBytesMax, &code) || code.empty() || HasNul(code)) {
         return absl::DataLossError("bad metric code in delete");
       }
-      return LogEntry::Delete(std::move(code));
+      return LogEntry::Delete(std::move(code), version);
     }
     case LogEntryKind::kRetentionSweep: {
       int64_t cutoff_ns = 0;
@@ -179,12 +180,12 @@ LogEntry LogEntry::Events(std::shared_ptr<const EventBatch> batch) {
   UM_CHECK(batch != nullptr);
   return LogEntry(Payload(std::move(batch)));
 }
-LogEntry LogEntry::Put(SchemaRef schema) {
+LogEntry LogEntry::Put(SchemaRef schema, RegistryVersion version) {
   UM_CHECK(schema != nullptr);
-  return LogEntry(Payload(MetricPut{std::move(schema)}));
+  return LogEntry(Payload(MetricPut{std::move(schema), version}));
 }
-LogEntry LogEntry::Delete(std::string code) {
-  return LogEntry(Payload(MetricDelete{std::move(code)}));
+LogEntry LogEntry::Delete(std::string code, RegistryVersion version) {
+  return LogEntry(Payload(MetricDelete{std::move(code), version}));
 }
 LogEntry LogEntry::Retention(int64_t cutoff_ns) {
   return LogEntry(Payload(RetentionSweep{cutoff_ns}));
@@ -213,9 +214,10 @@ bool LogEntry::operator==(const LogEntry& other) const {
     case LogEntryKind::kEventBatch:
       return *batch() == *other.batch();
     case LogEntryKind::kMetricPut:
-      return put().schema->schema() == other.put().schema->schema();
+      return put().schema->schema() == other.put().schema->schema() &&
+             put().version == other.put().version;
     case LogEntryKind::kMetricDelete:
-      return del().code == other.del().code;
+      return del().code == other.del().code && del().version == other.del().version;
     case LogEntryKind::kRetentionSweep:
       return retention().cutoff_ns == other.retention().cutoff_ns;
     case LogEntryKind::kEpochStart:
@@ -261,7 +263,16 @@ void AppendLogEntry(const LogEntry& entry, std::vector<uint8_t>* out) {
   ByteWriter writer(out);
   writer.U8(kLogEntryFormatVersion);
   writer.U8(static_cast<uint8_t>(entry.kind()));
-  writer.U16(0);
+  const RegistryVersion* version = entry.kind() == LogEntryKind::kMetricPut ? &entry.put().version
+                                   : entry.kind() == LogEntryKind::kMetricDelete
+                                       ? &entry.del().version
+                                       : nullptr;
+  const bool versioned = version != nullptr && !version->is_zero();
+  writer.U16(versioned ? kLogEntryFlagRegistryVersion : 0);
+  if (versioned) {
+    writer.U64(version->epoch);
+    writer.U32(version->sequence);
+  }
   switch (entry.kind()) {
     case LogEntryKind::kEventBatch:
       EncodeBatch(*entry.batch(), writer);
@@ -295,9 +306,23 @@ absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes) {
   if (version != kLogEntryFormatVersion) {
     return absl::DataLossError(absl::StrCat("unknown log entry version ", version));
   }
-  if (kind < 1 || kind > static_cast<uint8_t>(LogEntryKind::kAlertsRecorded) || reserved != 0)
+  if (kind < 1 || kind > static_cast<uint8_t>(LogEntryKind::kAlertsRecorded) ||
+      (reserved & ~kLogEntryFlagRegistryVersion) != 0) {
     return absl::DataLossError("bad log entry header");
-  absl::StatusOr<LogEntry> entry = DecodeBody(static_cast<LogEntryKind>(kind), reader);
+  }
+  RegistryVersion registry_version;
+  if ((reserved & kLogEntryFlagRegistryVersion) != 0) {
+    if (kind != static_cast<uint8_t>(LogEntryKind::kMetricPut) &&
+        kind != static_cast<uint8_t>(LogEntryKind::kMetricDelete)) {
+      return absl::DataLossError("registry version on an entry that is not a registry change");
+    }
+    if (!reader.U64(&registry_version.epoch) || !reader.U32(&registry_version.sequence) ||
+        registry_version.is_zero()) {
+      return absl::DataLossError("bad registry version");
+    }
+  }
+  absl::StatusOr<LogEntry> entry =
+      DecodeBody(static_cast<LogEntryKind>(kind), registry_version, reader);
   if (!entry.ok()) return entry.status();
   if (reader.left() != 0) return absl::DataLossError("trailing bytes after log entry");
   return entry;

@@ -9,6 +9,10 @@
 //                   key classes and offsets (first_offset + position).
 //   MetricPut       a full schema; later events of the partition are interpreted under it.
 //   MetricDelete    removes a schema.
+//                   Both carry the registry version the change was ordered at: a partition
+//                   applies a change only if its version is not below the one it holds for
+//                   the code, so every partition ends with the same schema whatever order
+//                   concurrent changes reach it in (docs/replication.md, "Metric registry").
 //   RetentionSweep  evicts buckets that end at or before cutoff_ns.
 //   EpochStart      a new owner's first entry; no effect on the state.
 //   AlertsRecorded  the owner's alert log durably holds every crossing of the entries up to
@@ -38,6 +42,9 @@ namespace unimeter::metering {
 
 inline constexpr uint8_t kLogEntryFormatVersion = 1;
 inline constexpr size_t kLogEntryHeaderSizeBytes = 4;
+// The header's flags field (once "reserved = 0"): a MetricPut or MetricDelete with a
+// non-zero registry version carries it (u64 epoch, u32 sequence) right after the header.
+inline constexpr uint16_t kLogEntryFlagRegistryVersion = 1;
 
 enum class LogEntryKind : uint8_t {
   kEventBatch = 1,
@@ -78,12 +85,24 @@ struct EventBatch {
   bool operator==(const EventBatch&) const = default;
 };
 
+// The order of registry changes: (epoch of partition 0 at its owner, that owner's sequence
+// within the epoch). {0, 0} (a single node, or entries written before versions existed):
+// ordered by the log alone.
+struct RegistryVersion {
+  uint64_t epoch = 0;
+  uint32_t sequence = 0;
+  bool is_zero() const { return epoch == 0 && sequence == 0; }
+  auto operator<=>(const RegistryVersion&) const = default;
+};
+
 struct MetricPut {
   SchemaRef schema;  // Never null.
+  RegistryVersion version;
 };
 
 struct MetricDelete {
   std::string code;
+  RegistryVersion version;
 };
 
 struct RetentionSweep {
@@ -109,8 +128,8 @@ class LogEntry {
                                RetentionSweep, EpochStart, AlertsRecorded>;
 
   static LogEntry Events(std::shared_ptr<const EventBatch> batch);
-  static LogEntry Put(SchemaRef schema);
-  static LogEntry Delete(std::string code);
+  static LogEntry Put(SchemaRef schema, RegistryVersion version = {});
+  static LogEntry Delete(std::string code, RegistryVersion version = {});
   static LogEntry Retention(int64_t cutoff_ns);
   static LogEntry StartOfEpoch(uint64_t epoch);
   static LogEntry RecordedAlerts(uint64_t through_index);

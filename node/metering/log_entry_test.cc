@@ -104,6 +104,38 @@ TEST(LogEntryTest, GoldenBytes) {
   EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::Retention(-2))), "01040000feffffffffffffff");
   EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::StartOfEpoch(7))), "010500000700000000000000");
   EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::RecordedAlerts(258))), "010600000201000000000000");
+  // A registry version: flag 1 in the header, then u64 epoch, u32 sequence, then the body.
+  EXPECT_EQ(Hex(EncodeLogEntry(LogEntry::Delete("api", RegistryVersion{0x100000002, 3}))),
+            "01030100"
+            "0200000001000000"
+            "03000000"
+            "03617069");
+}
+
+TEST(LogEntryTest, RegistryVersionsRoundTripAndAreChecked) {
+  for (const LogEntry& entry :
+       {LogEntry::Delete("m", RegistryVersion{5, 0}), LogEntry::Delete("m", RegistryVersion{0, 1}),
+        LogEntry::Put(GoldenPut().put().schema, RegistryVersion{7, 9})}) {
+    const std::vector<uint8_t> bytes = EncodeLogEntry(entry);
+    absl::StatusOr<LogEntry> decoded = DecodeLogEntry(bytes);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(*decoded == entry);
+    EXPECT_EQ(EncodeLogEntry(*decoded), bytes);
+  }
+  EXPECT_FALSE(LogEntry::Delete("m", RegistryVersion{5, 0}) == LogEntry::Delete("m"));
+  // A flagged zero version, a flag on another kind, an unknown flag: refused.
+  std::vector<uint8_t> bad = EncodeLogEntry(LogEntry::Delete("m", RegistryVersion{5, 0}));
+  bad[4] = 0;
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad = EncodeLogEntry(LogEntry::StartOfEpoch(7));
+  bad[2] = 1;
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad = EncodeLogEntry(LogEntry::Delete("m"));
+  bad[2] = 2;
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad = EncodeLogEntry(LogEntry::Delete("m", RegistryVersion{5, 1}));
+  bad.resize(10);  // Truncated inside the version.
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(LogEntryTest, RoundTripsEveryKind) {

@@ -230,12 +230,23 @@ void PartitionState::Apply(uint64_t index, const LogEntry& entry, ApplyOutput* o
     case LogEntryKind::kMetricPut: {
       const SchemaRef& schema = entry.put().schema;
       UM_CHECK(schema != nullptr);
-      metrics_[InternCode(schema->code())].schema = schema;
+      Metric& metric = metrics_[InternCode(schema->code())];
+      // A change ordered before the one applied last (it reached this partition late) is
+      // superseded: every partition keeps the newest change, whatever the arrival order.
+      if (entry.put().version < metric.version) break;
+      metric.schema = schema;
+      metric.version = entry.put().version;
       break;
     }
     case LogEntryKind::kMetricDelete: {
-      const std::optional<uint32_t> id = FindMetricId(entry.del().code);
-      if (id.has_value()) metrics_[*id].schema = nullptr;
+      const MetricDelete& del = entry.del();
+      std::optional<uint32_t> id = FindMetricId(del.code);
+      // A versioned delete of a code never put here is kept as a tombstone, so that an
+      // older put arriving after it cannot bring the schema back.
+      if (!id.has_value() && !del.version.is_zero()) id = InternCode(del.code);
+      if (!id.has_value() || del.version < metrics_[*id].version) break;
+      metrics_[*id].schema = nullptr;
+      metrics_[*id].version = del.version;
       break;
     }
     case LogEntryKind::kRetentionSweep:
@@ -254,7 +265,7 @@ uint32_t PartitionState::InternCode(const std::string& code) {
   if (const uint32_t* id = metric_ids_.Find(code)) return *id;
   const uint32_t id = static_cast<uint32_t>(metrics_.size());
   UM_CHECK_LT(metrics_.size(), size_t{UINT32_MAX});
-  metrics_.push_back(Metric{code, nullptr});
+  metrics_.push_back(Metric{code, nullptr, RegistryVersion{}});
   metric_ids_.Insert(code, id);
   return id;
 }

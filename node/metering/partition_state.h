@@ -185,6 +185,12 @@ class PartitionState {
 
   // Registered schemas ordered by code bytes.
   std::vector<SchemaRef> ListMetrics() const;
+  // Every code a registry change ever named, with its schema (null: deleted or never put)
+  // and the version of the last change applied for it, in interned-id order.
+  template <typename Visitor>
+  void ForEachRegistryEntry(Visitor visit) const {
+    for (const Metric& metric : metrics_) visit(metric.code, metric.schema, metric.version);
+  }
   // The registered schema of `metric_code`, or null.
   SchemaRef FindSchema(absl::string_view metric_code) const;
 
@@ -263,7 +269,8 @@ class PartitionState {
   };
   struct Metric {
     std::string code;
-    SchemaRef schema;  // Null while unregistered.
+    SchemaRef schema;         // Null while unregistered.
+    RegistryVersion version;  // Of the last registry change applied for the code.
   };
 
   // Apply helpers.

@@ -15,9 +15,11 @@ namespace unimeter::metering {
 namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x53504D55;  // "UMPS" little-endian.
-// Version 2 appends the unconfirmed crossings; version 1 (none) is still read.
-constexpr uint32_t kSnapshotVersion = 2;
+// Version 2 appends the unconfirmed crossings, version 3 the registry versions; versions 1
+// (neither) and 2 are still read.
+constexpr uint32_t kSnapshotVersion = 3;
 constexpr uint32_t kSnapshotVersionWithoutCrossings = 1;
+constexpr uint32_t kSnapshotVersionWithoutRegistryVersions = 2;
 
 template <typename Writer>
 void EncodeAgg(const AggValue& value, Writer& writer) {
@@ -135,6 +137,11 @@ void PartitionState::EncodeState(Writer& writer) const {
     writer.U64(unconfirmed.index);
     EncodeAlertCrossing(unconfirmed.crossing, writer);
   }
+  writer.U32(static_cast<uint32_t>(metrics_.size()));
+  for (const Metric& metric : metrics_) {
+    writer.U64(metric.version.epoch);
+    writer.U32(metric.version.sequence);
+  }
 }
 
 uint64_t PartitionState::Digest() const {
@@ -166,7 +173,7 @@ absl::StatusOr<std::unique_ptr<PartitionState>> PartitionState::DecodeSnapshot(
   uint32_t version = 0;
   uint32_t partition_id = 0;
   if (!reader.U32(&magic) || !reader.U32(&version) || magic != kSnapshotMagic ||
-      (version != kSnapshotVersion && version != kSnapshotVersionWithoutCrossings) ||
+      version < kSnapshotVersionWithoutCrossings || version > kSnapshotVersion ||
       !reader.U32(&partition_id)) {
     return absl::DataLossError("bad snapshot header");
   }
@@ -270,6 +277,16 @@ absl::Status PartitionState::DecodeState(ByteReader& reader, uint32_t version) {
       return absl::DataLossError("bad unconfirmed crossing in snapshot");
     }
     unconfirmed_crossings_.push_back(std::move(unconfirmed));
+  }
+  if (version == kSnapshotVersionWithoutRegistryVersions) return absl::OkStatus();
+  uint32_t versioned_count = 0;
+  if (!reader.U32(&versioned_count) || versioned_count != metrics_.size()) {
+    return absl::DataLossError("bad registry versions in snapshot");
+  }
+  for (Metric& metric : metrics_) {
+    if (!reader.U64(&metric.version.epoch) || !reader.U32(&metric.version.sequence)) {
+      return absl::DataLossError("truncated registry versions in snapshot");
+    }
   }
   return absl::OkStatus();
 }

@@ -560,8 +560,9 @@ TEST(PartitionStateTest, VersionOneSnapshotsHaveNoUnconfirmedCrossings) {
   h.Put(Schema("sum", AggregationType::kSum));
   h.Ingest({Ev("sum", 4, kT0 + 1)});
   std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
-  // Version 1 is version 2 without the trailing crossing count (0 here).
-  snapshot.resize(snapshot.size() - 4 - 8);
+  // Version 1 is version 3 without the trailing crossing count (0 here) and registry
+  // versions (a count and one version: all zero for changes made without one).
+  snapshot.resize(snapshot.size() - 4 - (4 + 12) - 8);
   snapshot[4] = 1;
   const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
   for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));
@@ -570,6 +571,55 @@ TEST(PartitionStateTest, VersionOneSnapshotsHaveNoUnconfirmedCrossings) {
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ((*decoded)->Digest(), h.state().Digest());
   EXPECT_TRUE((*decoded)->unconfirmed_crossings().empty());
+}
+
+// Registry changes carry the version they were ordered at; a partition that gets them out
+// of order (concurrent changes forwarded from different nodes) keeps the newest, so every
+// partition ends with the same registry.
+TEST(PartitionStateTest, RegistryChangesArrivingOutOfOrderKeepTheNewest) {
+  const SchemaRef sum = *CompiledSchema::Create(Schema("m", AggregationType::kSum));
+  const SchemaRef max = *CompiledSchema::Create(Schema("m", AggregationType::kMax));
+  const RegistryVersion v1{1ull << 32, 1};
+  const RegistryVersion v2{1ull << 32, 2};
+  const RegistryVersion v3{2ull << 32, 1};
+  Harness in_order;
+  in_order.Append(LogEntry::Put(sum, v1));
+  in_order.Append(LogEntry::Put(max, v2));
+  in_order.Append(LogEntry::Delete("m", v3));
+  in_order.Append(LogEntry::Put(sum, v1));  // A late copy of the first change.
+  Harness reversed;
+  reversed.Append(LogEntry::Delete("m", v3));  // The code was never put here: a tombstone.
+  reversed.Append(LogEntry::Put(max, v2));
+  reversed.Append(LogEntry::Put(sum, v1));
+  EXPECT_EQ(in_order.state().FindSchema("m"), nullptr);
+  EXPECT_EQ(reversed.state().FindSchema("m"), nullptr);
+  Harness swapped;
+  swapped.Append(LogEntry::Put(max, v2));
+  swapped.Append(LogEntry::Put(sum, v1));
+  ASSERT_NE(swapped.state().FindSchema("m"), nullptr);
+  EXPECT_EQ(swapped.state().FindSchema("m")->agg_type(), AggregationType::kMax);
+  // A newer version wins over an older one, and unversioned changes (a single node) apply in
+  // log order as before.
+  swapped.Append(LogEntry::Put(sum, v3));
+  EXPECT_EQ(swapped.state().FindSchema("m")->agg_type(), AggregationType::kSum);
+  Harness plain;
+  plain.Put(Schema("m", AggregationType::kMax));
+  plain.Put(Schema("m", AggregationType::kSum));
+  EXPECT_EQ(plain.state().FindSchema("m")->agg_type(), AggregationType::kSum);
+  plain.Delete("gone");  // Unversioned delete of an unknown code: nothing kept.
+  size_t codes = 0;
+  plain.state().ForEachRegistryEntry(
+      [&](const std::string&, const SchemaRef&, const RegistryVersion&) { ++codes; });
+  EXPECT_EQ(codes, 1u);
+  // The versions survive a snapshot, so a state installed from one keeps refusing the
+  // superseded change.
+  absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
+      PartitionState::DecodeSnapshot(swapped.options(), swapped.state().EncodeSnapshot());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->Digest(), swapped.state().Digest());
+  ApplyOutput output;
+  (*decoded)->Apply((*decoded)->applied_index() + 1, LogEntry::Put(max, v2), &output);
+  EXPECT_EQ((*decoded)->FindSchema("m")->agg_type(), AggregationType::kSum);
 }
 
 TEST(PartitionStateTest, MetricListIsOrderedByCode) {
