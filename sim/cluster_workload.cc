@@ -326,6 +326,25 @@ class ClusterRun {
                 done(value.ok() ? static_cast<uint64_t>(value->sum) : uint64_t{0});
               });
   }
+  // A registry change through `node`'s engine, following a redirect to the registry leader
+  // as a client would (once per answer, while the named node is up).
+  void PutMetric(NodeId node, metering::MetricSchema schema,
+                 absl::AnyInvocable<void(absl::Status)> done) {
+    if (!cluster_.is_up(node)) {
+      done(absl::UnavailableError(absl::StrCat("n", node, " is down")));
+      return;
+    }
+    Server(cluster_, node)
+        .engine()
+        .PutMetric(schema, [this, schema, done = std::move(done)](absl::Status status) mutable {
+          const std::optional<NodeId> leader = RedirectTarget(status);
+          if (!leader.has_value()) {
+            done(std::move(status));
+            return;
+          }
+          PutMetric(*leader, std::move(schema), std::move(done));
+        });
+  }
   bool Serves(NodeId node, uint32_t partition) {
     return cluster_.is_up(node) && Replicated(cluster_, node).serving(partition);
   }
@@ -972,6 +991,7 @@ class ClusterRun {
     if (!model_.acknowledged_failure().empty()) Fail(model_.acknowledged_failure());
     if (!durability_failure_.empty()) Fail(durability_failure_);
     if (!model_.failure().empty()) Fail(model_.failure());
+    if (!ledger_.redirect_failure.empty()) Fail(ledger_.redirect_failure);
   }
 
   void CheckNoDoubleCounting(const char* when) {
@@ -1364,9 +1384,40 @@ class ClusterRun {
     return "";
   }
 
+  // One registry (product-semantics 9): every partition of a node holds the same schema,
+  // at the same version, for every code a registry change named. Codes only events named
+  // (interned, never put) are skipped.
+  void CheckOneRegistry(const NodeStore& store, NodeId node) {
+    using Registry =
+        absl::btree_map<std::string, std::pair<metering::RegistryVersion, std::string>>;
+    auto registry_of = [&](uint32_t partition) {
+      Registry registry;
+      store.state(partition).ForEachRegistryEntry([&](const std::string& code,
+                                                      const metering::SchemaRef& schema,
+                                                      const metering::RegistryVersion& version) {
+        if (schema == nullptr && version.is_zero()) return;
+        std::vector<uint8_t> bytes;
+        if (schema != nullptr) {
+          bytes = metering::EncodeLogEntry(metering::LogEntry::Put(schema));
+        }
+        registry[code] = {version, std::string(bytes.begin(), bytes.end())};
+      });
+      return registry;
+    };
+    const Registry first = registry_of(0);
+    for (uint32_t partition = 1; partition < kPartitionCount; ++partition) {
+      if (registry_of(partition) != first) {
+        Fail(absl::StrCat("S9 (one registry): on node ", node, ", partition ", partition,
+                          " holds other schemas or versions than partition 0"));
+        return;
+      }
+    }
+  }
+
   // Replicas at the same commit index must hold identical state.
   void CheckReplicaDigests(const std::vector<NodeId>& nodes) {
     const NodeStore& first = Server(cluster_, nodes[0]).engine().store();
+    CheckOneRegistry(first, nodes[0]);
     for (NodeId node : nodes) {
       if (!result_.ok) return;
       const NodeStore& store = Server(cluster_, node).engine().store();
@@ -1400,6 +1451,7 @@ class ClusterRun {
     result_.requests = ledger_.requests;
     result_.client_crashes = ledger_.client_crashes;
     result_.backpressure = ledger_.backpressure_replies;
+    result_.redirects = ledger_.redirects;
     result_.reads_checked = read_checker_.reads_checked();
     for (NodeId node : all_) {
       if (cluster_.is_up(node))
@@ -1500,6 +1552,10 @@ uint64_t ClusterScenario::Acknowledged(uint64_t account) { return run_->Acknowle
 void ClusterScenario::ReadSum(NodeId node, uint64_t account,
                               absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done) {
   run_->ReadSum(node, account, std::move(done));
+}
+void ClusterScenario::PutMetric(NodeId node, metering::MetricSchema schema,
+                                absl::AnyInvocable<void(absl::Status)> done) {
+  run_->PutMetric(node, std::move(schema), std::move(done));
 }
 uint32_t ClusterScenario::ServedPartitions() { return run_->ServedPartitions(); }
 NodeId ClusterScenario::OwnerOf(uint32_t partition) { return run_->OwnerOf(partition); }

@@ -48,6 +48,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "node/env/env.h"
+#include "node/metering/schema.h"
 
 namespace unimeter::sim {
 
@@ -114,6 +115,7 @@ struct ClusterRunResult {
   uint64_t client_crashes = 0;   // Clients that died with a request in flight.
   uint64_t overload_bursts = 0;  // Episodes of extra clients flooding one node (F73).
   uint64_t backpressure = 0;     // BACKPRESSURE replies clients received.
+  uint64_t redirects = 0;        // REDIRECT replies clients followed (registry changes).
   uint64_t reads_checked = 0;    // Reads answered during the run and judged (read_checker.h).
   // Reads owners answered under a read lease, without a confirm round (summed over the
   // processes up at the end: a crashed process's count is lost).
@@ -159,6 +161,10 @@ class ClusterScenario {
   // read would be); `done` runs later on the simulated loop.
   void ReadSum(NodeId node, uint64_t account,
                absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done);
+  // A registry change through `node`'s engine; a redirect to the registry leader is
+  // followed. `done` runs later on the simulated loop with the outcome.
+  void PutMetric(NodeId node, metering::MetricSchema schema,
+                 absl::AnyInvocable<void(absl::Status)> done);
   // Partitions whose owner serves them (epoch committed), and the serving owner.
   uint32_t ServedPartitions();
   NodeId OwnerOf(uint32_t partition);  // > kNodeIdMax when none serves it.

@@ -127,6 +127,45 @@ TEST(ReplicationScenariosTest, VotesAndPromisesLostInACrashBeforeTheyWereDurable
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// One registry (product-semantics 9): registry changes sent at the same instant through
+// different nodes, and one cut short by the crash of the registry leader, leave every
+// partition of every node with the same schema of the code. Finish checks it (S9, one
+// registry). Before registry changes were ordered by partition 0's owner and versioned,
+// each node proposed its change to every partition itself, and partitions whose owner got
+// the two forwards in the other order kept the other schema.
+TEST(ReplicationScenariosTest, ConcurrentRegistryChangesLeaveOneRegistry) {
+  ClusterScenario scenario(118, Options());
+  scenario.RunFor(3 * kSecond);
+  metering::MetricSchema sum;
+  sum.code = "registry-test";  // No event names it.
+  sum.agg_type = metering::AggregationType::kSum;
+  metering::MetricSchema max = sum;
+  max.agg_type = metering::AggregationType::kMax;
+  int answered = 0;
+  int acknowledged = 0;
+  auto count = [&](absl::Status status) {
+    ++answered;
+    acknowledged += status.ok() ? 1 : 0;
+  };
+  // A change the registry leader proposed to some partitions only: it crashes at once.
+  const NodeId leader = scenario.OwnerOf(0);
+  ASSERT_LE(leader, 2u);
+  scenario.PutMetric(leader, sum, [](absl::Status) {});  // Never answered: it crashes.
+  scenario.RunFor(kMs);
+  scenario.Crash(leader);
+  scenario.RunFor(5 * kSecond);
+  scenario.Restart(leader);
+  scenario.RunFor(3 * kSecond);
+  for (int round = 0; round < 4; ++round) {
+    scenario.PutMetric(round % 3, round % 2 == 0 ? sum : max, count);
+    scenario.PutMetric((round + 1) % 3, round % 2 == 0 ? max : sum, count);
+    scenario.RunFor(2 * kSecond);
+  }
+  EXPECT_EQ(answered, 8);
+  EXPECT_EQ(acknowledged, 8);
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 TEST(ReplicationScenariosTest, BridgeAndAsymmetricPartitions) {
   ClusterScenario scenario(105, Options());
   scenario.RunFor(3 * kSecond);

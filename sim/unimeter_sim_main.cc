@@ -126,6 +126,7 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " client_crashes=" + std::to_string(result.client_crashes) +
              " overload_bursts=" + std::to_string(result.overload_bursts) +
              " backpressure=" + std::to_string(result.backpressure) +
+             " redirects=" + std::to_string(result.redirects) +
              " reads_checked=" + std::to_string(result.reads_checked) + " reads_leased=" +
              std::to_string(result.reads_leased) + " requests=" + std::to_string(result.requests) +
              " acked_events=" + std::to_string(result.events_acknowledged) +

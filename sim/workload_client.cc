@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/endian.h"
@@ -72,7 +73,9 @@ void WorkloadClient::Tick() {
 
 void WorkloadClient::Connect() {
   connecting_ = true;
-  env_.Connect(SimAddress(pick_node_(), kWorkloadPort),
+  const NodeId node = redirect_node_.has_value() ? *redirect_node_ : pick_node_();
+  redirect_node_.reset();
+  env_.Connect(SimAddress(node, kWorkloadPort),
                [this](absl::StatusOr<std::unique_ptr<Stream>> stream) {
                  connecting_ = false;
                  if (!stream.ok()) {
@@ -269,12 +272,39 @@ void WorkloadClient::OnData(absl::Span<const uint8_t> bytes) {
   protocol::ResponseReader::Result result;
   while ((result = replies_.Next(&frame)) == protocol::ResponseReader::Result::kFrame) {
     if (frame.header.request_id == request_id_ && in_flight_) {
+      if (static_cast<protocol::Status>(frame.header.status) == protocol::Status::kRedirect) {
+        OnRedirect(frame.payload);
+        continue;
+      }
       OnReply(static_cast<protocol::Status>(frame.header.status));
     }
   }
   if (result == protocol::ResponseReader::Result::kCorrupt) {
     Disconnect();  // The server broke framing: a checker-visible failure to resend from.
   }
+}
+
+void WorkloadClient::OnRedirect(const std::string& payload) {
+  // Only a registry change may be redirected here (every ingest names partition 0xFFFF):
+  // to the registry leader, a simulated node's address "n<id>:port". Nothing was applied:
+  // the same request goes there, as the SDKs follow one REDIRECT.
+  in_flight_ = false;
+  ++ledger_.redirects;
+  const std::string address =
+      payload.size() == 24
+          ? std::string(protocol::DecodeAddress(reinterpret_cast<const uint8_t*>(payload.data())))
+          : std::string();
+  NodeId node = 0;
+  const size_t colon = address.find(':');
+  if (!request_.metric_put || address.size() < 2 || address[0] != 'n' ||
+      colon == std::string::npos || !absl::SimpleAtoi(address.substr(1, colon - 1), &node)) {
+    ledger_.redirect_failure = absl::StrCat("S14 (client contract): a REDIRECT to '", address,
+                                            "' for a request that is never redirected or to no "
+                                            "node");
+  } else {
+    redirect_node_ = node;
+  }
+  Disconnect();
 }
 
 void WorkloadClient::OnReply(protocol::Status status) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,8 @@ struct Ledger {
   uint64_t requests = 0;
   uint64_t client_crashes = 0;
   uint64_t backpressure_replies = 0;  // BACKPRESSURE answers to ingest requests.
+  uint64_t redirects = 0;             // REDIRECT answers followed (registry changes).
+  std::string redirect_failure;       // A REDIRECT no request of this workload may get.
   // Called for each event of an ingest request as the client takes its answer (OK,
   // DUPLICATE or UNKNOWN_METRIC) as an acknowledgement: the online S14 check.
   std::function<void(const SentEvent& event, protocol::Status status)> on_acknowledged;
@@ -140,6 +143,8 @@ class WorkloadClient {
   void Send();
   void OnData(absl::Span<const uint8_t> bytes);
   void OnReply(protocol::Status status);
+  // A REDIRECT answer: the request goes again to the node it names.
+  void OnRedirect(const std::string& payload);
   // The client process dies with a request in flight; a new one connects afresh.
   void CrashMidRequest();
 
@@ -148,6 +153,7 @@ class WorkloadClient {
   const uint32_t index_;
   Ledger& ledger_;
   std::function<NodeId()> pick_node_;
+  std::optional<NodeId> redirect_node_;  // Where the next connection goes, once.
   const RequestShape shape_;
   std::unique_ptr<Stream> stream_;
   std::unique_ptr<Stream> closing_;

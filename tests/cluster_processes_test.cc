@@ -4,7 +4,9 @@
 // Afterwards every acknowledged event is counted exactly once, and every node answers the same
 // totals (each node is asked directly over its own connection).
 // Second: two of the three data directories wiped at once halt the cluster with "data loss"
-// on every node's /health.
+// on every node's /health. Third: REDIRECT on the wire (WP 7.1 step 2, 9.3) for an ingest
+// naming a partition the node does not own and for a registry change sent to a node that
+// is not the registry leader.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -290,6 +292,82 @@ TEST(ClusterProcessesTest, MajorityOfDisksLostHaltsAndReportsDataLoss) {
   EXPECT_EQ(ingester.acked_total(), acknowledged) << "acknowledged without a quorum of disks";
   EXPECT_GT(ingester.failed_attempts(), 0u);
   ingester.Abandon();
+}
+
+// The reply to `frame` from `address`, over a new raw connection.
+absl::StatusOr<protocol::ResponseFrame> Ask(const std::string& address, const std::string& frame) {
+  absl::StatusOr<std::unique_ptr<chaos::RawConnection>> connection =
+      chaos::RawConnection::Connect(address, 5'000);
+  if (!connection.ok()) return connection.status();
+  if (absl::Status sent = (*connection)->Send(frame); !sent.ok()) return sent;
+  return (*connection)->Receive(10'000);
+}
+
+std::string RedirectAddress(const protocol::ResponseFrame& reply) {
+  if (reply.payload.size() != protocol::kAddressSizeBytes) return "<bad payload>";
+  return std::string(
+      protocol::DecodeAddress(reinterpret_cast<const uint8_t*>(reply.payload.data())));
+}
+
+TEST(ClusterProcessesTest, ExplicitPartitionsAndRegistryChangesAreRedirected) {
+  std::unique_ptr<chaos::RealCluster> owned_cluster;
+  ASSERT_NO_FATAL_FAILURE(StartClusterWithSumMetric("redirects", &owned_cluster));
+  chaos::RealCluster& cluster = *owned_cluster;
+  std::string map_frame;
+  protocol::AppendEmptyRequest(static_cast<uint8_t>(protocol::Opcode::kGetPartitionMap), 1,
+                               &map_frame);
+  absl::StatusOr<protocol::ResponseFrame> map_reply = Ask(cluster.app_address(0), map_frame);
+  ASSERT_TRUE(map_reply.ok()) << map_reply.status();
+  ASSERT_EQ(map_reply->payload.size(), protocol::kPartitionMapSizeBytes);
+  const protocol::PartitionMap map =
+      protocol::DecodePartitionMap(reinterpret_cast<const uint8_t*>(map_reply->payload.data()));
+
+  // An ingest naming partition 7 sent to a node that does not own it: REDIRECT to the
+  // owner the map names, nothing stored; sent to that owner: stored.
+  const uint32_t partition = 7;
+  const std::string owner(map[partition].leader);
+  int other = -1;
+  for (int i = 0; i < kNodes && other < 0; ++i) {
+    if (cluster.app_address(i) != owner) other = i;
+  }
+  ASSERT_GE(other, 0) << owner;
+  const protocol::IngestEvent event{"m", partition, kBaseTimestampNs + 1, 5, 0, {}};
+  std::string ingest;
+  ASSERT_TRUE(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, partition, 2,
+                                            std::span(&event, 1), &ingest)
+                  .ok());
+  absl::StatusOr<protocol::ResponseFrame> redirected = Ask(cluster.app_address(other), ingest);
+  ASSERT_TRUE(redirected.ok()) << redirected.status();
+  EXPECT_EQ(redirected->header.status, static_cast<uint8_t>(protocol::Status::kRedirect));
+  EXPECT_EQ(RedirectAddress(*redirected), owner);
+  absl::StatusOr<protocol::ResponseFrame> stored = Ask(owner, ingest);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->header.status, static_cast<uint8_t>(protocol::Status::kOk));
+  const std::vector<absl::StatusOr<unsigned __int128>> sums =
+      chaos::QuerySums(cluster.app_address(other), "m", {partition}, 10'000);
+  ASSERT_TRUE(sums[0].ok()) << sums[0].status();
+  EXPECT_EQ(static_cast<uint64_t>(*sums[0]), 5u) << "the redirected request stored something";
+
+  // A registry change sent to a node that is not the registry leader (the owner of
+  // partition 0): REDIRECT to it; there it is applied.
+  const std::string leader(map[0].leader);
+  int follower = -1;
+  for (int i = 0; i < kNodes && follower < 0; ++i) {
+    if (cluster.app_address(i) != leader) follower = i;
+  }
+  ASSERT_GE(follower, 0);
+  protocol::MetricSchemaRecord schema;
+  schema.code = "redirected";
+  schema.agg_type = 1;
+  std::string put;
+  ASSERT_TRUE(protocol::AppendMetricPutRequest(3, schema, &put).ok());
+  absl::StatusOr<protocol::ResponseFrame> put_redirected = Ask(cluster.app_address(follower), put);
+  ASSERT_TRUE(put_redirected.ok()) << put_redirected.status();
+  EXPECT_EQ(put_redirected->header.status, static_cast<uint8_t>(protocol::Status::kRedirect));
+  EXPECT_EQ(RedirectAddress(*put_redirected), leader);
+  absl::StatusOr<protocol::ResponseFrame> put_done = Ask(leader, put);
+  ASSERT_TRUE(put_done.ok()) << put_done.status();
+  EXPECT_EQ(put_done->header.status, static_cast<uint8_t>(protocol::Status::kOk));
 }
 
 }  // namespace

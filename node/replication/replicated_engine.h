@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "node/env/env.h"
@@ -136,7 +137,9 @@ struct ReplicationStatus {
   uint64_t forwards_replayed = 0;  // Forward items dropped as later copies (replay_window.h).
   uint64_t reads_leased = 0;       // Owner reads answered under a read lease, without a round.
   uint64_t reads_confirmed = 0;    // Owner reads answered after a confirm round or acks.
-  std::string problem;             // Empty when healthy; else why this node cannot serve.
+  // Registry changes proposed again to partitions that lacked them (SyncRegistry).
+  uint64_t registry_changes_resent = 0;
+  std::string problem;  // Empty when healthy; else why this node cannot serve.
 };
 
 class ReplicatedEngine final : public Engine {
@@ -428,6 +431,14 @@ class ReplicatedEngine final : public Engine {
   void Dispatch(uint32_t partition, Parked request);
   void AcceptIngest(uint32_t partition, Parked request);
   void AcceptEntry(uint32_t partition, Parked request);
+  // The version of the next registry change if this node is the registry leader (serves
+  // partition 0); else a RedirectStatus naming partition 0's owner, or Unavailable.
+  absl::StatusOr<metering::RegistryVersion> NextRegistryVersion();
+  // The registry leader's anti-entropy pass (at most every kRegistrySyncIntervalNs).
+  void SyncRegistry();
+  // Propose for a registry change at `version`: SyncRegistry leaves it alone until done.
+  void ProposeRegistryChange(std::shared_ptr<const metering::LogEntry> entry,
+                             metering::RegistryVersion version, StatusDone done);
   void Propose(std::shared_ptr<const metering::LogEntry> entry, bool schema_change,
                StatusDone done);
   void RunParked(uint32_t partition);
@@ -506,6 +517,17 @@ class ReplicatedEngine final : public Engine {
   int64_t leader_contact_ns_ = kLongAgoNs;
   static constexpr int64_t kRefusalLogIntervalNs = 5'000'000'000;
   int64_t refusal_logged_ns_ = kLongAgoNs;
+  // Registry leadership (NextRegistryVersion, SyncRegistry).
+  static constexpr uint32_t kRegistryPartition = 0;
+  static constexpr int64_t kRegistrySyncIntervalNs = 1'000'000'000;
+  uint64_t registry_epoch_ = 0;
+  uint32_t registry_sequence_ = 0;
+  int64_t registry_synced_ns_ = kLongAgoNs;
+  absl::btree_set<uint32_t> registry_syncs_in_flight_;
+  absl::btree_set<metering::RegistryVersion> registry_proposing_;  // This node's, in flight.
+  // When SyncRegistry first saw each version as a partition's newest (one entry per
+  // registry change this process saw: a handful).
+  absl::btree_map<metering::RegistryVersion, int64_t> registry_seen_ns_;
   TimerId election_timer_ = kNoTimer;
   TimerId tick_timer_ = kNoTimer;
   absl::btree_map<NodeId, bool> votes_;

@@ -2,6 +2,7 @@
 // reads, timeouts.
 #include <utility>
 
+#include "absl/container/btree_map.h"
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 #include "node/base/planted_bugs.h"
@@ -43,13 +44,123 @@ void ReplicatedEngine::PutMetric(metering::MetricSchema schema, StatusDone done)
     done(compiled.status());
     return;
   }
-  Propose(std::make_shared<const metering::LogEntry>(metering::LogEntry::Put(*compiled)), true,
-          std::move(done));
+  absl::StatusOr<metering::RegistryVersion> version = NextRegistryVersion();
+  if (!version.ok()) {
+    done(version.status());
+    return;
+  }
+  ProposeRegistryChange(
+      std::make_shared<const metering::LogEntry>(metering::LogEntry::Put(*compiled, *version)),
+      *version, std::move(done));
 }
 
 void ReplicatedEngine::DeleteMetric(std::string code, StatusDone done) {
-  Propose(std::make_shared<const metering::LogEntry>(metering::LogEntry::Delete(std::move(code))),
-          true, std::move(done));
+  absl::StatusOr<metering::RegistryVersion> version = NextRegistryVersion();
+  if (!version.ok()) {
+    done(version.status());
+    return;
+  }
+  ProposeRegistryChange(std::make_shared<const metering::LogEntry>(
+                            metering::LogEntry::Delete(std::move(code), *version)),
+                        *version, std::move(done));
+}
+
+void ReplicatedEngine::ProposeRegistryChange(std::shared_ptr<const metering::LogEntry> entry,
+                                             metering::RegistryVersion version, StatusDone done) {
+  registry_proposing_.insert(version);
+  Propose(std::move(entry), true,
+          [this, version, done = std::move(done)](absl::Status status) mutable {
+            registry_proposing_.erase(version);
+            done(std::move(status));
+          });
+}
+
+absl::StatusOr<metering::RegistryVersion> ReplicatedEngine::NextRegistryVersion() {
+  // The registry leader is the node serving partition 0: the epochs of partition 0 order
+  // its successive leaders, and a leader orders its own changes. Its entry for partition 0
+  // is appended here, in that epoch (Dispatch runs it locally while serving), so a change
+  // is acknowledged only if partition 0 committed it before any newer epoch began.
+  if (serving(kRegistryPartition)) {
+    const uint64_t epoch = parts_[kRegistryPartition].epoch;
+    if (epoch != registry_epoch_) {
+      registry_epoch_ = epoch;
+      registry_sequence_ = 0;
+    }
+    UM_CHECK_LT(registry_sequence_, UINT32_MAX);
+    return metering::RegistryVersion{epoch, ++registry_sequence_};
+  }
+  const NodeId leader = map_.owner[kRegistryPartition];
+  if (leader != kNoOwner && leader != env_.node_id()) {
+    return RedirectStatus(leader, "registry changes run on the owner of partition 0");
+  }
+  return absl::UnavailableError(
+      "no node serves partition 0 (the metric registry's leader) yet; retry");
+}
+
+void ReplicatedEngine::SyncRegistry() {
+  // Anti-entropy, on the registry leader: every partition must end with the newest change
+  // of every code. A change reaches each partition through its own forward; one that some
+  // partitions never got (its proposer lost partition 0 midway, or failed on a timeout) is
+  // proposed again to them here, from this node's replicas of all partitions. Proposing
+  // twice is harmless: a partition ignores a change not newer than its own.
+  const int64_t now_ns = env_.MonotonicNowNs();
+  if (!serving(kRegistryPartition) || now_ns - registry_synced_ns_ < kRegistrySyncIntervalNs) {
+    return;
+  }
+  registry_synced_ns_ = now_ns;
+  struct Newest {
+    metering::RegistryVersion version;
+    metering::SchemaRef schema;
+  };
+  absl::btree_map<std::string, Newest> newest;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    store_->state(partition).ForEachRegistryEntry([&](const std::string& code,
+                                                      const metering::SchemaRef& schema,
+                                                      const metering::RegistryVersion& version) {
+      Newest& known = newest[code];
+      if (known.version < version) known = Newest{version, schema};
+    });
+  }
+  uint32_t resent = 0;
+  std::string example;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    if (registry_syncs_in_flight_.contains(partition)) continue;
+    absl::btree_map<std::string, metering::RegistryVersion> held;
+    store_->state(partition).ForEachRegistryEntry(
+        [&](const std::string& code, const metering::SchemaRef&,
+            const metering::RegistryVersion& version) { held[code] = version; });
+    for (const auto& [code, change] : newest) {
+      if (change.version.is_zero() || !(held[code] < change.version)) continue;
+      // A change still on its way (proposed here and not done, or seen only lately: this
+      // node's replicas apply a commit a little after the owners) is left to its forward.
+      const int64_t seen_ns = registry_seen_ns_.try_emplace(change.version, now_ns).first->second;
+      if (registry_proposing_.contains(change.version) ||
+          now_ns - seen_ns < 2 * kRegistrySyncIntervalNs) {
+        continue;
+      }
+      Parked request;
+      request.entry = std::make_shared<const metering::LogEntry>(
+          change.schema != nullptr ? metering::LogEntry::Put(change.schema, change.version)
+                                   : metering::LogEntry::Delete(code, change.version));
+      request.schema_change = true;
+      request.deadline_ns = now_ns + options_.request_timeout_ns;
+      request.status_done = [this, partition](absl::Status) {
+        registry_syncs_in_flight_.erase(partition);
+      };
+      registry_syncs_in_flight_.insert(partition);
+      ++counters_.registry_changes_resent;
+      ++resent;
+      example = absl::StrCat("'", code, "' at version ", change.version.epoch, ".",
+                             change.version.sequence, " to partition ", partition);
+      Dispatch(partition, std::move(request));
+      break;  // One change per partition in flight; the next pass sends the rest.
+    }
+  }
+  if (resent > 0) {
+    env_.Log(absl::StrCat("replication: proposing ", resent,
+                          " registry changes again to partitions that lack them (", example,
+                          ", ...)"));
+  }
 }
 
 void ReplicatedEngine::SweepRetention(int64_t cutoff_ns, StatusDone done) {
@@ -485,6 +596,7 @@ void ReplicatedEngine::SweepTimeouts() {
     }
     MaybeBootstrap();
   }
+  SyncRegistry();
   FlushOutboxes();
   FlushPeers();
   sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });

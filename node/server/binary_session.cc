@@ -175,11 +175,25 @@ void BinarySession::ReplyStatus(uint32_t request_id, const absl::Status& status)
   std::string frame;
   if (status.ok()) {
     protocol::AppendEmptyReply(Status::kOk, request_id, &frame);
+  } else if (const std::optional<NodeId> target = RedirectTarget(status); target.has_value()) {
+    return ReplyRedirect(request_id, *target);
   } else if (NothingAccepted(status)) {
     server_.metrics_.backpressure->Increment();
     protocol::AppendEmptyReply(Status::kBackpressure, request_id, &frame);
   } else {
     protocol::AppendEmptyReply(Status::kErr, request_id, &frame);
+  }
+  Reply(std::move(frame));
+}
+
+void BinarySession::ReplyRedirect(uint32_t request_id, NodeId node) {
+  // Nothing was applied. A node this one cannot name an address for (never one of its
+  // peers) gets BACKPRESSURE: the client retries, and its map refresh finds the owner.
+  const std::optional<std::string> address = server_.PeerClientAddress(node);
+  std::string frame;
+  if (!address.has_value() || !protocol::AppendRedirectReply(request_id, *address, &frame).ok()) {
+    server_.metrics_.backpressure->Increment();
+    protocol::AppendEmptyReply(Status::kBackpressure, request_id, &frame);
   }
   Reply(std::move(frame));
 }
@@ -190,6 +204,21 @@ void BinarySession::HandleIngest(const protocol::RequestHeader& header,
       protocol::IngestRequestView::Decode(header.partition, payload);
   if (!request.ok()) {
     return ReplyError(header.request_id);
+  }
+  if (!request->partition_is_auto()) {
+    // WP 7.1 step 2: an explicit partition this node does not own is redirected to its
+    // owner, nothing stored; an owner not known yet gets BACKPRESSURE. An owned one is
+    // handled like 0xFFFF (events of other partitions are forwarded).
+    const NodeId owner = server_.engine_->owner(request->partition());
+    if (owner != server_.env_.node_id()) {
+      if (owner == replication::kNoOwner) {
+        std::string frame;
+        server_.metrics_.backpressure->Increment();
+        protocol::AppendEmptyReply(Status::kBackpressure, header.request_id, &frame);
+        return Reply(std::move(frame));
+      }
+      return ReplyRedirect(header.request_id, owner);
+    }
   }
   // Convert and validate everything first: a malformed event means nothing is accepted.
   std::vector<metering::Event> events;

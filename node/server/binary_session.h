@@ -49,6 +49,8 @@ class BinarySession : public std::enable_shared_from_this<BinarySession> {
   void Dispatch(const protocol::RequestHeader& header, std::span<const uint8_t> payload);
   void Reply(std::string frame);
   void ReplyError(uint32_t request_id);
+  // REDIRECT to `node`'s client address (BACKPRESSURE if it has none).
+  void ReplyRedirect(uint32_t request_id, NodeId node);
   void ReplyStatus(uint32_t request_id, const absl::Status& status);
 
   // Runs `answer` on the state of `account_id`'s partition once the engine may answer for

@@ -11,6 +11,10 @@
 //   Unavailable / ResourceExhausted nothing from the part was accepted (BACKPRESSURE)
 //   InvalidArgument                 malformed; nothing accepted (ERR)
 //   Unknown / DeadlineExceeded      the outcome is unknown (ERR)
+// Registry changes (PutMetric, DeleteMetric) run on the registry leader (product-semantics
+// 9); elsewhere they complete with RedirectStatus(leader) (engine_support.h): nothing was
+// changed, the request
+// belongs there (REDIRECT, wire-protocol-v1 9.3).
 // Event-loop only; every callback runs later on the loop, never inside the call.
 #ifndef UNIMETER_NODE_SERVER_ENGINE_H_
 #define UNIMETER_NODE_SERVER_ENGINE_H_

@@ -4,10 +4,31 @@
 #include <memory>
 
 #include "absl/container/btree_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
 
 namespace unimeter {
+namespace {
+constexpr char kRedirectPayloadUrl[] = "type.unimeter.dev/redirect-node";
+}  // namespace
+
+absl::Status RedirectStatus(NodeId node, std::string_view what) {
+  absl::Status status = absl::FailedPreconditionError(
+      absl::StrCat(std::string(what), ": served by node ", node, " (redirect)"));
+  status.SetPayload(kRedirectPayloadUrl, absl::Cord(absl::StrCat(node)));
+  return status;
+}
+
+std::optional<NodeId> RedirectTarget(const absl::Status& status) {
+  if (!absl::IsFailedPrecondition(status)) return std::nullopt;
+  const auto payload = status.GetPayload(kRedirectPayloadUrl);  // An absl::optional.
+  NodeId node = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &node)) {
+    return std::nullopt;
+  }
+  return node;
+}
 
 void DurableAlerts::Add(const std::vector<AlertRecord>& records) {
   waiting_.insert(waiting_.end(), records.begin(), records.end());

@@ -9,6 +9,7 @@
 //   RecordUnconfirmedCrossings, AppendAlertConfirmations
 //                    the two halves of at-least-once alert records (docs/replication.md,
 //                    "Alerts") as both engines run them.
+//   RedirectStatus   how an engine says a request belongs on another node.
 //   PendingBoundExceeded
 //                    the owner's bound of events accepted and not yet committed.
 //   CheckpointTimer  the checkpoint policy: a checkpoint starts when enough WAL was written
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,6 +66,12 @@ class DurableAlerts {
   uint64_t durable_offset_ = 0;
   std::deque<Noted> noted_;  // Ascending by durable_from_offset.
 };
+
+// "Not here: send it to `node`" (nothing was applied; REDIRECT, wire-protocol-v1 9.3).
+// FailedPrecondition carrying the node id as a payload; `what` says why, for logs.
+absl::Status RedirectStatus(NodeId node, std::string_view what);
+// The node a RedirectStatus names; nullopt for every other status.
+std::optional<NodeId> RedirectTarget(const absl::Status& status);
 
 // True if `count` more events must be refused (BACKPRESSURE) while `pending` events wait
 // for commit under a bound of `pending_max`. A request larger than the bound is taken when

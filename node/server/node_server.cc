@@ -68,6 +68,9 @@ constexpr ReplicationCounterGauge kReplicationCounterGauges[] = {
     {"billing_replication_reads_confirmed",
      "Reads this node answered as owner after a confirm round since start.",
      &replication::ReplicationStatus::reads_confirmed},
+    {"billing_replication_registry_changes_resent",
+     "Metric registry changes the registry leader proposed again to partitions lacking them.",
+     &replication::ReplicationStatus::registry_changes_resent},
 };
 
 }  // namespace
@@ -455,6 +458,13 @@ protocol::PartitionMap NodeServer::BuildPartitionMap(const std::string& local_ad
     if (replicas.size() > 1) map[partition].replica1 = replicas[1];
   }
   return map;
+}
+
+std::optional<std::string> NodeServer::PeerClientAddress(NodeId node) const {
+  for (size_t i = 0; i < options_.peers.size(); ++i) {
+    if (options_.peers[i].id == node) return peer_addresses_[i];
+  }
+  return std::nullopt;
 }
 
 protocol::ClusterStatus NodeServer::BuildClusterStatus() const {

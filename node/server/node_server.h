@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -121,6 +122,8 @@ class NodeServer final : public NodeService {
   protocol::PartitionMap BuildPartitionMap(const std::string& local_address,
                                            std::string* storage) const;
   protocol::ClusterStatus BuildClusterStatus() const;
+  // A peer's client address ("host:port", from --peers); nullopt for an unknown node.
+  std::optional<std::string> PeerClientAddress(NodeId node) const;
 
   Env& env_;
   const NodeServerOptions options_;
