@@ -309,6 +309,25 @@ std::string RedirectAddress(const protocol::ResponseFrame& reply) {
       protocol::DecodeAddress(reinterpret_cast<const uint8_t*>(reply.payload.data())));
 }
 
+// Sends `frame` to a node other than the one at `target`: it must answer REDIRECT naming
+// `target`; sent there, it must be answered OK. `*redirecting` is the node that redirected.
+void ExpectRedirectedTo(const chaos::RealCluster& cluster, const std::string& target,
+                        const std::string& frame, int* redirecting) {
+  *redirecting = -1;
+  for (int i = 0; i < kNodes && *redirecting < 0; ++i) {
+    if (cluster.app_address(i) != target) *redirecting = i;
+  }
+  ASSERT_GE(*redirecting, 0) << target;
+  absl::StatusOr<protocol::ResponseFrame> redirected =
+      Ask(cluster.app_address(*redirecting), frame);
+  ASSERT_TRUE(redirected.ok()) << redirected.status();
+  EXPECT_EQ(redirected->header.status, static_cast<uint8_t>(protocol::Status::kRedirect));
+  EXPECT_EQ(RedirectAddress(*redirected), target);
+  absl::StatusOr<protocol::ResponseFrame> served = Ask(target, frame);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(served->header.status, static_cast<uint8_t>(protocol::Status::kOk));
+}
+
 TEST(ClusterProcessesTest, ExplicitPartitionsAndRegistryChangesAreRedirected) {
   std::unique_ptr<chaos::RealCluster> owned_cluster;
   ASSERT_NO_FATAL_FAILURE(StartClusterWithSumMetric("redirects", &owned_cluster));
@@ -325,24 +344,14 @@ TEST(ClusterProcessesTest, ExplicitPartitionsAndRegistryChangesAreRedirected) {
   // An ingest naming partition 7 sent to a node that does not own it: REDIRECT to the
   // owner the map names, nothing stored; sent to that owner: stored.
   const uint32_t partition = 7;
-  const std::string owner(map[partition].leader);
-  int other = -1;
-  for (int i = 0; i < kNodes && other < 0; ++i) {
-    if (cluster.app_address(i) != owner) other = i;
-  }
-  ASSERT_GE(other, 0) << owner;
   const protocol::IngestEvent event{"m", partition, kBaseTimestampNs + 1, 5, 0, {}};
   std::string ingest;
   ASSERT_TRUE(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, partition, 2,
                                             std::span(&event, 1), &ingest)
                   .ok());
-  absl::StatusOr<protocol::ResponseFrame> redirected = Ask(cluster.app_address(other), ingest);
-  ASSERT_TRUE(redirected.ok()) << redirected.status();
-  EXPECT_EQ(redirected->header.status, static_cast<uint8_t>(protocol::Status::kRedirect));
-  EXPECT_EQ(RedirectAddress(*redirected), owner);
-  absl::StatusOr<protocol::ResponseFrame> stored = Ask(owner, ingest);
-  ASSERT_TRUE(stored.ok()) << stored.status();
-  EXPECT_EQ(stored->header.status, static_cast<uint8_t>(protocol::Status::kOk));
+  int other = -1;
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectRedirectedTo(cluster, std::string(map[partition].leader), ingest, &other));
   const std::vector<absl::StatusOr<unsigned __int128>> sums =
       chaos::QuerySums(cluster.app_address(other), "m", {partition}, 10'000);
   ASSERT_TRUE(sums[0].ok()) << sums[0].status();
@@ -350,24 +359,13 @@ TEST(ClusterProcessesTest, ExplicitPartitionsAndRegistryChangesAreRedirected) {
 
   // A registry change sent to a node that is not the registry leader (the owner of
   // partition 0): REDIRECT to it; there it is applied.
-  const std::string leader(map[0].leader);
-  int follower = -1;
-  for (int i = 0; i < kNodes && follower < 0; ++i) {
-    if (cluster.app_address(i) != leader) follower = i;
-  }
-  ASSERT_GE(follower, 0);
   protocol::MetricSchemaRecord schema;
   schema.code = "redirected";
   schema.agg_type = 1;
   std::string put;
   ASSERT_TRUE(protocol::AppendMetricPutRequest(3, schema, &put).ok());
-  absl::StatusOr<protocol::ResponseFrame> put_redirected = Ask(cluster.app_address(follower), put);
-  ASSERT_TRUE(put_redirected.ok()) << put_redirected.status();
-  EXPECT_EQ(put_redirected->header.status, static_cast<uint8_t>(protocol::Status::kRedirect));
-  EXPECT_EQ(RedirectAddress(*put_redirected), leader);
-  absl::StatusOr<protocol::ResponseFrame> put_done = Ask(leader, put);
-  ASSERT_TRUE(put_done.ok()) << put_done.status();
-  EXPECT_EQ(put_done->header.status, static_cast<uint8_t>(protocol::Status::kOk));
+  int follower = -1;
+  ASSERT_NO_FATAL_FAILURE(ExpectRedirectedTo(cluster, std::string(map[0].leader), put, &follower));
 }
 
 }  // namespace
