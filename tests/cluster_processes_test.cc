@@ -366,6 +366,13 @@ TEST(ClusterProcessesTest, ExplicitPartitionsAndRegistryChangesAreRedirected) {
   ASSERT_TRUE(protocol::AppendMetricPutRequest(3, schema, &put).ok());
   int follower = -1;
   ASSERT_NO_FATAL_FAILURE(ExpectRedirectedTo(cluster, std::string(map[0].leader), put, &follower));
+  // Listed at once through the node that redirected: METRIC_LIST is read as partition 0 is.
+  std::string list;
+  protocol::AppendEmptyRequest(static_cast<uint8_t>(protocol::Opcode::kMetricList), 4, &list);
+  absl::StatusOr<protocol::ResponseFrame> listed = Ask(cluster.app_address(follower), list);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->header.status, static_cast<uint8_t>(protocol::Status::kOk));
+  EXPECT_NE(listed->payload.find("redirected"), std::string::npos);
 }
 
 }  // namespace

@@ -312,20 +312,30 @@ void BinarySession::HandleMetricDelete(uint32_t request_id, std::span<const uint
 }
 
 void BinarySession::HandleMetricList(uint32_t request_id) {
-  std::vector<protocol::MetricSchemaRecord> records;
-  for (const metering::SchemaRef& schema : server_.engine_->ListMetrics()) {
-    records.push_back(SchemaToWire(schema->schema()));
-  }
-  std::string frame;
-  if (!protocol::AppendMetricListReply(request_id, records, &frame).ok()) {
-    return ReplyError(request_id);
-  }
-  Reply(std::move(frame));
+  // Read as partition 0's state is read (WP 9.3: the registry leader answers): a list
+  // taken after a METRIC_PUT was acknowledged includes it, through whichever node it goes.
+  AnswerFromPartition(request_id, 0, false,
+                      [request_id](BinarySession& self, const metering::PartitionState& state) {
+                        std::vector<protocol::MetricSchemaRecord> records;
+                        for (const metering::SchemaRef& schema : state.ListMetrics()) {
+                          records.push_back(SchemaToWire(schema->schema()));
+                        }
+                        std::string frame;
+                        if (!protocol::AppendMetricListReply(request_id, records, &frame).ok()) {
+                          return self.ReplyError(request_id);
+                        }
+                        self.Reply(std::move(frame));
+                      });
 }
 
 void BinarySession::AnswerFromState(uint32_t request_id, uint64_t account_id, bool extension,
                                     StateAnswer answer) {
-  const uint32_t partition = static_cast<uint32_t>(account_id % kPartitionCount);
+  AnswerFromPartition(request_id, static_cast<uint32_t>(account_id % kPartitionCount), extension,
+                      std::move(answer));
+}
+
+void BinarySession::AnswerFromPartition(uint32_t request_id, uint32_t partition, bool extension,
+                                        StateAnswer answer) {
   std::weak_ptr<BinarySession> weak = weak_from_this();
   ++in_flight_;
   server_.engine_->Read(partition,

@@ -60,6 +60,9 @@ class BinarySession : public std::enable_shared_from_this<BinarySession> {
       absl::AnyInvocable<void(BinarySession& self, const metering::PartitionState& state)>;
   void AnswerFromState(uint32_t request_id, uint64_t account_id, bool extension,
                        StateAnswer answer);
+  // The same for `partition` (partition 0 holds the registry its owner leads).
+  void AnswerFromPartition(uint32_t request_id, uint32_t partition, bool extension,
+                           StateAnswer answer);
   void HandleIngest(const protocol::RequestHeader& header, std::span<const uint8_t> payload);
   void HandleMetricPut(uint32_t request_id, std::span<const uint8_t> payload);
   void HandleMetricDelete(uint32_t request_id, std::span<const uint8_t> payload);
