@@ -136,8 +136,13 @@ bool WorkloadClient::NextRequest() {
         SentEvent{account, events[i].timestamp_ns, events[i].value, metric, Outcome::kPending});
   }
   request_.end_event = ledger_.events.size();
-  UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, protocol::kPartitionAuto,
-                                            1, events, &request_.payload_frame));
+  request_.explicit_partition = shape_.one_account && prng_.Chance(1, 4);
+  const uint16_t partition =
+      request_.explicit_partition
+          ? static_cast<uint16_t>(request_account % protocol::kPartitionCount)
+          : protocol::kPartitionAuto;
+  UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync, partition, 1, events,
+                                            &request_.payload_frame));
   has_request_ = true;
   return true;
 }
@@ -285,9 +290,10 @@ void WorkloadClient::OnData(absl::Span<const uint8_t> bytes) {
 }
 
 void WorkloadClient::OnRedirect(const std::string& payload) {
-  // Only a registry change may be redirected here (every ingest names partition 0xFFFF):
-  // to the registry leader, a simulated node's address "n<id>:port". Nothing was applied:
-  // the same request goes there, as the SDKs follow one REDIRECT.
+  // A registry change (to the registry leader) or an ingest naming its partition (to its
+  // owner) may be redirected, never an ingest of partition 0xFFFF: to a simulated node's
+  // address "n<id>:port". Nothing was applied: the same request goes there, as the SDKs
+  // follow one REDIRECT.
   in_flight_ = false;
   ++ledger_.redirects;
   const std::string address =
@@ -296,8 +302,9 @@ void WorkloadClient::OnRedirect(const std::string& payload) {
           : std::string();
   NodeId node = 0;
   const size_t colon = address.find(':');
-  if (!request_.metric_put || address.size() < 2 || address[0] != 'n' ||
-      colon == std::string::npos || !absl::SimpleAtoi(address.substr(1, colon - 1), &node)) {
+  if (!(request_.metric_put || request_.explicit_partition) || address.size() < 2 ||
+      address[0] != 'n' || colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(1, colon - 1), &node)) {
     ledger_.redirect_failure = absl::StrCat("S14 (client contract): a REDIRECT to '", address,
                                             "' for a request that is never redirected or to no "
                                             "node");

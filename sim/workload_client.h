@@ -128,6 +128,9 @@ class WorkloadClient {
     size_t end_event = 0;
     std::string payload_frame;  // Without a valid request id; patched per send.
     bool metric_put = false;
+    // An ingest naming its partition (all its events are of one account), as the Go SDK
+    // may send one: a node that does not own it answers REDIRECT to the owner.
+    bool explicit_partition = false;
     bool outcome_unknown = false;  // An attempt ended without an answer, or with ERR.
   };
 
