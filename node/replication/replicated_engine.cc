@@ -384,10 +384,6 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
 // ---------------------------------------------------------------------------------------
 // Reads of local data and status.
 
-std::vector<metering::SchemaRef> ReplicatedEngine::ListMetrics() const {
-  return store_->state(0).ListMetrics();
-}
-
 absl::StatusOr<std::vector<StoredEvent>> ReplicatedEngine::ListEvents(uint64_t account_id,
                                                                       int64_t since_ns,
                                                                       int64_t until_ns,

@@ -154,7 +154,6 @@ class ReplicatedEngine final : public Engine {
   void Read(uint32_t partition, ReadFunction read) override;
   void PutMetric(metering::MetricSchema schema, StatusDone done) override;
   void DeleteMetric(std::string code, StatusDone done) override;
-  std::vector<metering::SchemaRef> ListMetrics() const override;
   absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,
                                                       int64_t until_ns, size_t limit,
                                                       uint64_t first_offset) const override;

@@ -192,8 +192,7 @@ void BinarySession::ReplyRedirect(uint32_t request_id, NodeId node) {
   const std::optional<std::string> address = server_.PeerClientAddress(node);
   std::string frame;
   if (!address.has_value() || !protocol::AppendRedirectReply(request_id, *address, &frame).ok()) {
-    server_.metrics_.backpressure->Increment();
-    protocol::AppendEmptyReply(Status::kBackpressure, request_id, &frame);
+    return ReplyStatus(request_id, absl::UnavailableError("no client address for the node"));
   }
   Reply(std::move(frame));
 }
@@ -212,10 +211,7 @@ void BinarySession::HandleIngest(const protocol::RequestHeader& header,
     const NodeId owner = server_.engine_->owner(request->partition());
     if (owner != server_.env_.node_id()) {
       if (owner == replication::kNoOwner) {
-        std::string frame;
-        server_.metrics_.backpressure->Increment();
-        protocol::AppendEmptyReply(Status::kBackpressure, header.request_id, &frame);
-        return Reply(std::move(frame));
+        return ReplyStatus(header.request_id, absl::UnavailableError("no owner known"));
       }
       return ReplyRedirect(header.request_id, owner);
     }

@@ -55,7 +55,6 @@ class Engine {
   // Registry changes: acknowledged once committed and in force at every owner.
   virtual void PutMetric(metering::MetricSchema schema, StatusDone done) = 0;
   virtual void DeleteMetric(std::string code, StatusDone done) = 0;
-  virtual std::vector<metering::SchemaRef> ListMetrics() const = 0;
 
   // Events and this node's alert log.
   virtual absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t account_id, int64_t since_ns,

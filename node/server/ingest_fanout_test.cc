@@ -53,7 +53,6 @@ class PartEngine final : public Engine {
   void Read(uint32_t, ReadFunction) override { std::abort(); }
   void PutMetric(metering::MetricSchema, StatusDone) override { std::abort(); }
   void DeleteMetric(std::string, StatusDone) override { std::abort(); }
-  std::vector<metering::SchemaRef> ListMetrics() const override { std::abort(); }
   absl::StatusOr<std::vector<StoredEvent>> ListEvents(uint64_t, int64_t, int64_t, size_t,
                                                       uint64_t) const override {
     std::abort();

@@ -173,10 +173,6 @@ void LocalEngine::AppendEverywhere(std::shared_ptr<const metering::LogEntry> ent
   RequestSync();
 }
 
-std::vector<metering::SchemaRef> LocalEngine::ListMetrics() const {
-  return store_->state(0).ListMetrics();  // Every partition log carries every schema change.
-}
-
 absl::StatusOr<std::vector<StoredEvent>> LocalEngine::ListEvents(uint64_t account_id,
                                                                  int64_t since_ns, int64_t until_ns,
                                                                  size_t limit,
