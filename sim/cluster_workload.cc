@@ -1388,19 +1388,16 @@ class ClusterRun {
   // at the same version, for every code a registry change named. Codes only events named
   // (interned, never put) are skipped.
   void CheckOneRegistry(const NodeStore& store, NodeId node) {
-    using Registry =
-        absl::btree_map<std::string, std::pair<metering::RegistryVersion, std::string>>;
+    using Registry = absl::btree_map<
+        std::string, std::pair<metering::RegistryVersion, std::optional<metering::MetricSchema>>>;
     auto registry_of = [&](uint32_t partition) {
       Registry registry;
       store.state(partition).ForEachRegistryEntry([&](const std::string& code,
                                                       const metering::SchemaRef& schema,
                                                       const metering::RegistryVersion& version) {
         if (schema == nullptr && version.is_zero()) return;
-        std::vector<uint8_t> bytes;
-        if (schema != nullptr) {
-          bytes = metering::EncodeLogEntry(metering::LogEntry::Put(schema));
-        }
-        registry[code] = {version, std::string(bytes.begin(), bytes.end())};
+        registry[code] = {version,
+                          schema == nullptr ? std::nullopt : std::optional(schema->schema())};
       });
       return registry;
     };
