@@ -124,6 +124,7 @@ void ReferenceModel::Apply(uint32_t partition, uint64_t index, const metering::L
       break;
     case metering::LogEntryKind::kEpochStart:
     case metering::LogEntryKind::kAlertsRecorded:
+    case metering::LogEntryKind::kAlertCopies:
       break;  // Ownership and alert bookkeeping: no aggregate changes.
   }
 }

@@ -138,6 +138,39 @@ absl::StatusOr<LogEntry> DecodeBatch(ByteReader& reader) {
   return LogEntry::Events(std::move(batch));
 }
 
+void EncodeAlertCopies(const AlertCopies& copies, ByteWriter& writer) {
+  UM_CHECK(!copies.records.empty());
+  UM_CHECK_LE(copies.records.size(), kAlertCopiesPerEntryMax);
+  writer.U32(copies.recorder);
+  writer.U32(static_cast<uint32_t>(copies.records.size()));
+  for (const AlertCopy& record : copies.records) {
+    writer.U64(record.offset);
+    EncodeAlertCrossing(record.crossing, writer);
+  }
+}
+
+absl::StatusOr<LogEntry> DecodeAlertCopies(ByteReader& reader) {
+  auto copies = std::make_shared<AlertCopies>();
+  uint32_t count = 0;
+  if (!reader.U32(&copies->recorder) || !reader.U32(&count)) {
+    return absl::DataLossError("truncated alert copies header");
+  }
+  if (count == 0 || count > kAlertCopiesPerEntryMax) {
+    return absl::DataLossError("bad alert copy count");
+  }
+  copies->records.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    AlertCopy& record = copies->records[i];
+    if (!reader.U64(&record.offset) || !DecodeAlertCrossing(reader, &record.crossing)) {
+      return absl::DataLossError("truncated or malformed alert copy");
+    }
+    if (i > 0 && record.offset <= copies->records[i - 1].offset) {
+      return absl::DataLossError("alert copies out of offset order");
+    }
+  }
+  return LogEntry::CopiesOfAlerts(std::move(copies));
+}
+
 absl::StatusOr<LogEntry> DecodeBody(LogEntryKind kind, const RegistryVersion& version,
                                     ByteReader& reader) {
   switch (kind) {
@@ -170,6 +203,8 @@ absl::StatusOr<LogEntry> DecodeBody(LogEntryKind kind, const RegistryVersion& ve
       if (!reader.U64(&through_index)) return absl::DataLossError("truncated alerts recorded");
       return LogEntry::RecordedAlerts(through_index);
     }
+    case LogEntryKind::kAlertCopies:
+      return DecodeAlertCopies(reader);
   }
   return absl::DataLossError("unknown entry kind");
 }
@@ -196,6 +231,11 @@ LogEntry LogEntry::RecordedAlerts(uint64_t through_index) {
   return LogEntry(Payload(AlertsRecorded{through_index}));
 }
 
+LogEntry LogEntry::CopiesOfAlerts(std::shared_ptr<const AlertCopies> copies) {
+  UM_CHECK(copies != nullptr);
+  return LogEntry(Payload(std::move(copies)));
+}
+
 LogEntryKind LogEntry::kind() const { return static_cast<LogEntryKind>(payload_.index() + 1); }
 const std::shared_ptr<const EventBatch>& LogEntry::batch() const {
   return std::get<std::shared_ptr<const EventBatch>>(payload_);
@@ -206,6 +246,9 @@ const RetentionSweep& LogEntry::retention() const { return std::get<RetentionSwe
 const EpochStart& LogEntry::epoch_start() const { return std::get<EpochStart>(payload_); }
 const AlertsRecorded& LogEntry::alerts_recorded() const {
   return std::get<AlertsRecorded>(payload_);
+}
+const AlertCopies& LogEntry::alert_copies() const {
+  return *std::get<std::shared_ptr<const AlertCopies>>(payload_);
 }
 
 bool LogEntry::operator==(const LogEntry& other) const {
@@ -224,8 +267,20 @@ bool LogEntry::operator==(const LogEntry& other) const {
       return epoch_start().epoch == other.epoch_start().epoch;
     case LogEntryKind::kAlertsRecorded:
       return alerts_recorded().through_index == other.alerts_recorded().through_index;
+    case LogEntryKind::kAlertCopies:
+      return alert_copies() == other.alert_copies();
   }
   return false;
+}
+
+bool DecodeAlertCrossing(ByteReader& reader, AlertCrossing* crossing) {
+  return reader.U64(&crossing->account_id) &&
+         reader.String8(kMetricCodeBytesMax, &crossing->metric_code) &&
+         reader.U32(&crossing->threshold_index) &&
+         crossing->threshold_index < kThresholdsPerMetricMax &&
+         reader.String8(kThresholdCodeBytesMax, &crossing->threshold_code) &&
+         reader.U64(&crossing->value_at_cross) && reader.I64(&crossing->event_timestamp_ns) &&
+         reader.U64(&crossing->event_offset);
 }
 
 uint64_t PayloadFingerprint(const std::string& metric_code, uint64_t account_id,
@@ -292,6 +347,9 @@ void AppendLogEntry(const LogEntry& entry, std::vector<uint8_t>* out) {
     case LogEntryKind::kAlertsRecorded:
       writer.U64(entry.alerts_recorded().through_index);
       break;
+    case LogEntryKind::kAlertCopies:
+      EncodeAlertCopies(entry.alert_copies(), writer);
+      break;
   }
 }
 
@@ -306,7 +364,7 @@ absl::StatusOr<LogEntry> DecodeLogEntry(absl::Span<const uint8_t> bytes) {
   if (version != kLogEntryFormatVersion) {
     return absl::DataLossError(absl::StrCat("unknown log entry version ", version));
   }
-  if (kind < 1 || kind > static_cast<uint8_t>(LogEntryKind::kAlertsRecorded) ||
+  if (kind < 1 || kind > static_cast<uint8_t>(LogEntryKind::kAlertCopies) ||
       (reserved & ~kLogEntryFlagRegistryVersion) != 0) {
     return absl::DataLossError("bad log entry header");
   }

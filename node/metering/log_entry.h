@@ -17,6 +17,9 @@
 //   EpochStart      a new owner's first entry; no effect on the state.
 //   AlertsRecorded  the owner's alert log durably holds every crossing of the entries up to
 //                   through_index: replicas stop keeping them as unconfirmed.
+//   AlertCopies     copies of records of one node's alert log, with their offsets: every
+//                   replica keeps them, so a node that lost its disk restores its alert log
+//                   from them (docs/replication.md, "Alerts").
 //
 // Payloads are immutable and shared (std::shared_ptr<const ...>), so an entry can be handed
 // to the state machine, the event store and the log without copies.
@@ -35,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "node/metering/byte_io.h"
 #include "node/metering/schema.h"
 #include "node/metering/types.h"
 
@@ -53,6 +57,7 @@ enum class LogEntryKind : uint8_t {
   kRetentionSweep = 4,
   kEpochStart = 5,
   kAlertsRecorded = 6,
+  kAlertCopies = 7,
 };
 
 // Which dedup key an accepted event registers (product-semantics 8.4).
@@ -122,10 +127,57 @@ struct AlertsRecorded {
   uint64_t through_index = 0;
 };
 
+// One threshold crossing of an unfiltered total (product-semantics 7.2).
+struct AlertCrossing {
+  uint64_t account_id = 0;
+  std::string metric_code;
+  uint32_t threshold_index = 0;
+  std::string threshold_code;
+  uint64_t value_at_cross = 0;  // SUM clamped to 2^64 - 1.
+  int64_t event_timestamp_ns = 0;
+  uint64_t event_offset = 0;
+  bool operator==(const AlertCrossing&) const = default;
+};
+
+// The fixed encoding of a crossing, shared by log entries, partition snapshots and the
+// node's alert records: u64 account_id, str8 metric_code, u32 threshold_index, str8 threshold_code,
+// u64 value_at_cross, i64 event_timestamp_ns, u64 event_offset.
+template <typename Writer>
+void EncodeAlertCrossing(const AlertCrossing& crossing, Writer& writer) {
+  writer.U64(crossing.account_id);
+  writer.String8(crossing.metric_code);
+  writer.U32(crossing.threshold_index);
+  writer.String8(crossing.threshold_code);
+  writer.U64(crossing.value_at_cross);
+  writer.I64(crossing.event_timestamp_ns);
+  writer.U64(crossing.event_offset);
+}
+// False on truncated bytes, an oversized code or a threshold index out of range.
+bool DecodeAlertCrossing(ByteReader& reader, AlertCrossing* crossing);
+
+// One record of a node's alert log: its offset there and its crossing.
+struct AlertCopy {
+  uint64_t offset = 0;
+  AlertCrossing crossing;
+  bool operator==(const AlertCopy&) const = default;
+};
+
+inline constexpr size_t kAlertCopiesPerEntryMax = 1024;
+
+// Appended by `recorder` to a partition it serves once the records are durable in its own
+// alert log; committed, they are on a majority, and every replica keeps them until
+// retention drops them. Records ascending by offset, 1..kAlertCopiesPerEntryMax of them.
+struct AlertCopies {
+  uint32_t recorder = 0;
+  std::vector<AlertCopy> records;
+  bool operator==(const AlertCopies&) const = default;
+};
+
 class LogEntry {
  public:
-  using Payload = std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete,
-                               RetentionSweep, EpochStart, AlertsRecorded>;
+  using Payload =
+      std::variant<std::shared_ptr<const EventBatch>, MetricPut, MetricDelete, RetentionSweep,
+                   EpochStart, AlertsRecorded, std::shared_ptr<const AlertCopies>>;
 
   static LogEntry Events(std::shared_ptr<const EventBatch> batch);
   static LogEntry Put(SchemaRef schema, RegistryVersion version = {});
@@ -133,6 +185,7 @@ class LogEntry {
   static LogEntry Retention(int64_t cutoff_ns);
   static LogEntry StartOfEpoch(uint64_t epoch);
   static LogEntry RecordedAlerts(uint64_t through_index);
+  static LogEntry CopiesOfAlerts(std::shared_ptr<const AlertCopies> copies);
 
   LogEntryKind kind() const;
   const Payload& payload() const { return payload_; }
@@ -143,6 +196,7 @@ class LogEntry {
   const RetentionSweep& retention() const;
   const EpochStart& epoch_start() const;
   const AlertsRecorded& alerts_recorded() const;
+  const AlertCopies& alert_copies() const;
 
   // Structural equality (schemas and batches compared by value).
   bool operator==(const LogEntry& other) const;

@@ -138,10 +138,65 @@ TEST(LogEntryTest, RegistryVersionsRoundTripAndAreChecked) {
   EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
 }
 
+LogEntry GoldenCopies() {
+  auto copies = std::make_shared<AlertCopies>();
+  copies->recorder = 2;
+  copies->records.push_back(AlertCopy{5, AlertCrossing{258, "m", 1, "t", 100, -1, 7}});
+  copies->records.push_back(AlertCopy{9, AlertCrossing{3, "api", 0, "", 0, 4, 0}});
+  return LogEntry::CopiesOfAlerts(std::move(copies));
+}
+
+TEST(LogEntryTest, AlertCopiesEncodeAsDocumented) {
+  EXPECT_EQ(Hex(EncodeLogEntry(GoldenCopies())),
+            "01070000"
+            "02000000"          // recorder
+            "02000000"          // 2 records
+            "0500000000000000"  // offset 5
+            "0201000000000000"  // account 258
+            "016d"              // metric "m"
+            "01000000"          // threshold index 1
+            "0174"              // threshold code "t"
+            "6400000000000000"  // value 100
+            "ffffffffffffffff"  // event timestamp -1
+            "0700000000000000"  // event offset 7
+            "0900000000000000"  // offset 9
+            "0300000000000000"
+            "03617069"
+            "00000000"
+            "00"
+            "0000000000000000"
+            "0400000000000000"
+            "0000000000000000");
+}
+
+TEST(LogEntryTest, AlertCopiesAreChecked) {
+  const std::vector<uint8_t> good = EncodeLogEntry(GoldenCopies());
+  for (size_t size = 4; size < good.size(); ++size) {
+    EXPECT_EQ(DecodeLogEntry(absl::MakeConstSpan(good.data(), size)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << size;
+  }
+  std::vector<uint8_t> bad = good;
+  bad[8] = 0;  // No records.
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad = good;
+  bad[8] = 0x01;  // More than the limit.
+  bad[9] = 0x04;
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  const size_t second_offset = 12 + 8 + 40;  // Header, recorder, count; one record.
+  ASSERT_EQ(good[second_offset], 9);
+  bad = good;
+  bad[second_offset] = 5;  // The same offset twice.
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+  bad = good;
+  bad[4 + 8 + 8 + 8 + 2] = 8;  // Threshold index out of range.
+  EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(LogEntryTest, RoundTripsEveryKind) {
   for (const LogEntry& entry :
        {GoldenBatch(), GoldenPut(), LogEntry::Delete("m"), LogEntry::Retention(123),
-        LogEntry::StartOfEpoch(9), LogEntry::RecordedAlerts(41)}) {
+        LogEntry::StartOfEpoch(9), LogEntry::RecordedAlerts(41), GoldenCopies()}) {
     const std::vector<uint8_t> bytes = EncodeLogEntry(entry);
     absl::StatusOr<LogEntry> decoded = DecodeLogEntry(bytes);
     ASSERT_TRUE(decoded.ok()) << decoded.status();
@@ -165,7 +220,7 @@ TEST(LogEntryTest, RejectsMalformedBytes) {
   bad = good;
   bad[1] = 9;  // Unknown kind.
   EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
-  bad[1] = 7;  // The first kind after the last known one.
+  bad[1] = 8;  // The first kind after the last known one.
   EXPECT_EQ(DecodeLogEntry(bad).status().code(), absl::StatusCode::kDataLoss);
   bad = EncodeLogEntry(LogEntry::RecordedAlerts(3));
   bad.pop_back();

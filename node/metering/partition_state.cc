@@ -257,6 +257,9 @@ void PartitionState::Apply(uint64_t index, const LogEntry& entry, ApplyOutput* o
     case LogEntryKind::kAlertsRecorded:
       ConfirmCrossings(entry.alerts_recorded().through_index);
       break;
+    case LogEntryKind::kAlertCopies:
+      KeepAlertCopies(entry.alert_copies());
+      break;
   }
   applied_index_ = index;
 }
@@ -475,7 +478,21 @@ void PartitionState::ApplyRetention(int64_t cutoff_ns, ApplyOutput* output) {
   std::erase_if(unconfirmed_crossings_, [cutoff_ns](const UnconfirmedCrossing& unconfirmed) {
     return unconfirmed.crossing.event_timestamp_ns < cutoff_ns;
   });
+  absl::erase_if(alert_copies_, [cutoff_ns](const auto& copy) {
+    return copy.second.event_timestamp_ns < cutoff_ns;
+  });
   output->retention_cutoffs_ns.push_back(cutoff_ns);
+}
+
+void PartitionState::KeepAlertCopies(const AlertCopies& copies) {
+  // A copy sent twice (its first append's outcome was unknown) is the same record: the
+  // first one is kept. Records older than the retention cutoff are not kept at all.
+  uint64_t& end = alert_copy_ends_[copies.recorder];
+  end = std::max(end, copies.records.back().offset + 1);
+  for (const AlertCopy& record : copies.records) {
+    if (record.crossing.event_timestamp_ns < retention_cutoff_ns_) continue;
+    alert_copies_.try_emplace(AlertCopyKey{copies.recorder, record.offset}, record.crossing);
+  }
 }
 
 void PartitionState::ConfirmCrossings(uint64_t through_index) {

@@ -69,34 +69,6 @@ struct Acceptance {
   IngestResult result;
 };
 
-// One threshold crossing of an unfiltered total (product-semantics 7.2).
-struct AlertCrossing {
-  uint64_t account_id = 0;
-  std::string metric_code;
-  uint32_t threshold_index = 0;
-  std::string threshold_code;
-  uint64_t value_at_cross = 0;  // SUM clamped to 2^64 - 1.
-  int64_t event_timestamp_ns = 0;
-  uint64_t event_offset = 0;
-  bool operator==(const AlertCrossing&) const = default;
-};
-
-// The fixed encoding of a crossing, shared by partition snapshots and the node's alert
-// records: u64 account_id, str8 metric_code, u32 threshold_index, str8 threshold_code,
-// u64 value_at_cross, i64 event_timestamp_ns, u64 event_offset.
-template <typename Writer>
-void EncodeAlertCrossing(const AlertCrossing& crossing, Writer& writer) {
-  writer.U64(crossing.account_id);
-  writer.String8(crossing.metric_code);
-  writer.U32(crossing.threshold_index);
-  writer.String8(crossing.threshold_code);
-  writer.U64(crossing.value_at_cross);
-  writer.I64(crossing.event_timestamp_ns);
-  writer.U64(crossing.event_offset);
-}
-// False on truncated bytes, an oversized code or a threshold index out of range.
-bool DecodeAlertCrossing(ByteReader& reader, AlertCrossing* crossing);
-
 // A crossing every replica keeps from the apply of its entry until a log entry confirms the
 // owner's alert log durably holds it (LogEntry AlertsRecorded). A new owner records the
 // crossings still unconfirmed, so a crossing lost with an owner that crashed before its
@@ -216,6 +188,13 @@ class PartitionState {
   const std::deque<UnconfirmedCrossing>& unconfirmed_crossings() const {
     return unconfirmed_crossings_;
   }
+  // Copies of alert records (LogEntry AlertCopies) by (recorder node, offset), retention
+  // applied (replicated state: in the digest and the snapshot).
+  using AlertCopyKey = std::pair<uint32_t, uint64_t>;
+  const absl::btree_map<AlertCopyKey, AlertCrossing>& alert_copies() const { return alert_copies_; }
+  // For each recorder, the offset after its highest copied record, retention or not: a
+  // restored alert log continues there, so no offset is ever given twice.
+  const absl::btree_map<uint32_t, uint64_t>& alert_copy_ends() const { return alert_copy_ends_; }
 
  private:
   struct SliceAgg {
@@ -277,6 +256,7 @@ class PartitionState {
   void ApplyBatch(const std::shared_ptr<const EventBatch>& batch, ApplyOutput* output);
   void ApplyRetention(int64_t cutoff_ns, ApplyOutput* output);
   void ConfirmCrossings(uint64_t through_index);
+  void KeepAlertCopies(const AlertCopies& copies);
   void RecordDedupKey(const BatchEvent& event, uint32_t metric_id);
   void Aggregate(const BatchEvent& event, uint32_t metric_id, const CompiledSchema& schema,
                  uint64_t offset, ApplyOutput* output);
@@ -321,6 +301,8 @@ class PartitionState {
 
   DedupIndex dedup_;
   std::deque<UnconfirmedCrossing> unconfirmed_crossings_;
+  absl::btree_map<AlertCopyKey, AlertCrossing> alert_copies_;
+  absl::btree_map<uint32_t, uint64_t> alert_copy_ends_;
 };
 
 }  // namespace unimeter::metering

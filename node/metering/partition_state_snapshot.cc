@@ -1,6 +1,7 @@
 // Digest() and the snapshot encoding of node/metering/partition_state.h
 // (docs/formats/metering_entries.md, "Snapshot").
 #include <algorithm>
+#include <iterator>
 #include <type_traits>
 #include <utility>
 
@@ -17,9 +18,10 @@ namespace {
 constexpr uint32_t kSnapshotMagic = 0x53504D55;  // "UMPS" little-endian.
 // Version 2 appends the unconfirmed crossings, version 3 the registry versions; versions 1
 // (neither) and 2 are still read.
-constexpr uint32_t kSnapshotVersion = 3;
+constexpr uint32_t kSnapshotVersion = 4;
 constexpr uint32_t kSnapshotVersionWithoutCrossings = 1;
 constexpr uint32_t kSnapshotVersionWithoutRegistryVersions = 2;
+constexpr uint32_t kSnapshotVersionWithoutAlertCopies = 3;
 
 template <typename Writer>
 void EncodeAgg(const AggValue& value, Writer& writer) {
@@ -58,16 +60,6 @@ bool DecodeSet(ByteReader& reader, absl::btree_set<uint64_t>* members) {
 }
 
 }  // namespace
-
-bool DecodeAlertCrossing(ByteReader& reader, AlertCrossing* crossing) {
-  return reader.U64(&crossing->account_id) &&
-         reader.String8(kMetricCodeBytesMax, &crossing->metric_code) &&
-         reader.U32(&crossing->threshold_index) &&
-         crossing->threshold_index < kThresholdsPerMetricMax &&
-         reader.String8(kThresholdCodeBytesMax, &crossing->threshold_code) &&
-         reader.U64(&crossing->value_at_cross) && reader.I64(&crossing->event_timestamp_ns) &&
-         reader.U64(&crossing->event_offset);
-}
 
 std::vector<uint32_t> PartitionState::SortedLiveSeries() const {
   std::vector<uint32_t> slots;
@@ -141,6 +133,17 @@ void PartitionState::EncodeState(Writer& writer) const {
   for (const Metric& metric : metrics_) {
     writer.U64(metric.version.epoch);
     writer.U32(metric.version.sequence);
+  }
+  writer.U64(alert_copies_.size());
+  for (const auto& [key, crossing] : alert_copies_) {
+    writer.U32(key.first);
+    writer.U64(key.second);
+    EncodeAlertCrossing(crossing, writer);
+  }
+  writer.U32(static_cast<uint32_t>(alert_copy_ends_.size()));
+  for (const auto& [recorder, end] : alert_copy_ends_) {
+    writer.U32(recorder);
+    writer.U64(end);
   }
 }
 
@@ -286,6 +289,42 @@ absl::Status PartitionState::DecodeState(ByteReader& reader, uint32_t version) {
   for (Metric& metric : metrics_) {
     if (!reader.U64(&metric.version.epoch) || !reader.U32(&metric.version.sequence)) {
       return absl::DataLossError("truncated registry versions in snapshot");
+    }
+  }
+  if (version == kSnapshotVersionWithoutAlertCopies) return absl::OkStatus();
+  uint64_t copy_count = 0;
+  if (!reader.U64(&copy_count) || copy_count > reader.left()) {
+    return absl::DataLossError("bad alert copy count in snapshot");
+  }
+  for (uint64_t i = 0; i < copy_count; ++i) {
+    AlertCopyKey key;
+    AlertCrossing crossing;
+    if (!reader.U32(&key.first) || !reader.U64(&key.second) ||
+        !DecodeAlertCrossing(reader, &crossing)) {
+      return absl::DataLossError("truncated alert copy in snapshot");
+    }
+    if (!alert_copies_.empty() && !(std::prev(alert_copies_.end())->first < key)) {
+      return absl::DataLossError("alert copies out of order in snapshot");
+    }
+    alert_copies_.emplace_hint(alert_copies_.end(), key, std::move(crossing));
+  }
+  uint32_t recorder_count = 0;
+  if (!reader.U32(&recorder_count) || recorder_count > reader.left()) {
+    return absl::DataLossError("bad alert copy ends in snapshot");
+  }
+  for (uint32_t i = 0; i < recorder_count; ++i) {
+    uint32_t recorder = 0;
+    uint64_t end = 0;
+    if (!reader.U32(&recorder) || !reader.U64(&end) ||
+        (!alert_copy_ends_.empty() && recorder <= alert_copy_ends_.rbegin()->first)) {
+      return absl::DataLossError("bad alert copy end in snapshot");
+    }
+    alert_copy_ends_.emplace_hint(alert_copy_ends_.end(), recorder, end);
+  }
+  for (const auto& [key, crossing] : alert_copies_) {
+    const auto end = alert_copy_ends_.find(key.first);
+    if (end == alert_copy_ends_.end() || key.second >= end->second) {
+      return absl::DataLossError("alert copy beyond its recorder's end in snapshot");
     }
   }
   return absl::OkStatus();

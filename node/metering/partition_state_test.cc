@@ -555,14 +555,88 @@ TEST(PartitionStateTest, CrossingsStayUnconfirmedUntilTheLogConfirmsThem) {
   EXPECT_TRUE(unconfirmed.empty());
 }
 
+std::shared_ptr<AlertCopies> Copies(uint32_t recorder, std::vector<uint64_t> offsets,
+                                    int64_t event_timestamp_ns) {
+  auto copies = std::make_shared<AlertCopies>();
+  copies->recorder = recorder;
+  for (uint64_t offset : offsets) {
+    copies->records.push_back(AlertCopy{
+        offset, AlertCrossing{kAccount, "sum", 0, "t", offset, event_timestamp_ns, offset}});
+  }
+  return copies;
+}
+
+TEST(PartitionStateTest, AlertCopiesAreKeptOnceUntilRetention) {
+  Harness h;
+  h.Append(LogEntry::CopiesOfAlerts(Copies(1, {0, 1, 2}, kT0 + 1)));
+  h.Append(LogEntry::CopiesOfAlerts(Copies(2, {0}, kT0 + 5)));
+  // A copy sent again after an unknown outcome: the record kept is the first one.
+  auto again = Copies(1, {2, 3}, kT0 + 5);
+  again->records[0].crossing.value_at_cross = 99;
+  h.Append(LogEntry::CopiesOfAlerts(again));
+  const auto& copies = h.state().alert_copies();
+  ASSERT_EQ(copies.size(), 5u);
+  EXPECT_EQ(copies.at({1, 2}).value_at_cross, 2u);
+  EXPECT_EQ(copies.at({1, 3}).event_timestamp_ns, kT0 + 5);
+  EXPECT_EQ(copies.begin()->first, (PartitionState::AlertCopyKey{1, 0}));
+  // Replicated state: in the digest and the snapshot.
+  const uint64_t digest = h.state().Digest();
+  absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
+      PartitionState::DecodeSnapshot(h.options(), h.state().EncodeSnapshot());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->alert_copies(), copies);
+  EXPECT_EQ((*decoded)->Digest(), digest);
+  Harness other;
+  other.Append(LogEntry::CopiesOfAlerts(Copies(1, {0, 1, 2}, kT0 + 1)));
+  EXPECT_NE(other.state().Digest(), digest);
+  // Retention drops the copies of records whose event is older than the cutoff, and a
+  // copy arriving after the sweep is not kept.
+  h.Retention(kT0 + 2);
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_EQ(copies.begin()->first, (PartitionState::AlertCopyKey{1, 3}));
+  h.Append(LogEntry::CopiesOfAlerts(Copies(3, {6}, kT0 + 1)));
+  EXPECT_EQ(copies.size(), 2u);
+  // Each recorder's end stays where its highest copy took it: offsets are never reused.
+  EXPECT_EQ(h.state().alert_copy_ends(),
+            (absl::btree_map<uint32_t, uint64_t>{{1, 4}, {2, 1}, {3, 7}}));
+}
+
+TEST(PartitionStateTest, VersionThreeSnapshotsHaveNoAlertCopies) {
+  Harness h;
+  h.Put(Schema("sum", AggregationType::kSum));
+  h.Ingest({Ev("sum", 4, kT0 + 1)});
+  std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
+  snapshot.resize(snapshot.size() - 4 - 4 - 8);  // The CRC and two counts of 0.
+  snapshot[4] = 3;
+  const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
+  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+  absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
+      PartitionState::DecodeSnapshot(h.options(), snapshot);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->Digest(), h.state().Digest());
+  // Copies out of order are refused.
+  h.Append(LogEntry::CopiesOfAlerts(Copies(1, {0, 1}, kT0 + 1)));
+  snapshot = h.state().EncodeSnapshot();
+  snapshot.resize(snapshot.size() - 4);
+  const size_t record_bytes = 4 + 8 + (8 + 4 + 4 + 2 + 8 + 8 + 8);
+  const size_t ends_bytes = 4 + (4 + 8);
+  const size_t second_offset = snapshot.size() - ends_bytes - record_bytes + 4;
+  ASSERT_EQ(snapshot[second_offset], 1);
+  snapshot[second_offset] = 0;
+  const uint32_t crc2 = Crc32c(snapshot.data(), snapshot.size());
+  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc2 >> (8 * i)));
+  EXPECT_EQ(PartitionState::DecodeSnapshot(h.options(), snapshot).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(PartitionStateTest, VersionOneSnapshotsHaveNoUnconfirmedCrossings) {
   Harness h;
   h.Put(Schema("sum", AggregationType::kSum));
   h.Ingest({Ev("sum", 4, kT0 + 1)});
   std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
-  // Version 1 is version 3 without the trailing crossing count (0 here) and registry
-  // versions (a count and one version: all zero for changes made without one).
-  snapshot.resize(snapshot.size() - 4 - (4 + 12) - 8);
+  // Version 1 is version 4 without the trailing crossing count (0 here), registry versions
+  // (a count and one version: all zero for changes made without one) and alert copy count.
+  snapshot.resize(snapshot.size() - 4 - 4 - 8 - (4 + 12) - 8);
   snapshot[4] = 1;
   const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
   for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));

@@ -242,6 +242,7 @@ struct Model {
         break;
       case LogEntryKind::kEpochStart:
       case LogEntryKind::kAlertsRecorded:
+      case LogEntryKind::kAlertCopies:
         break;  // Ownership and alert bookkeeping only.
     }
   }
