@@ -44,7 +44,7 @@ bool RunUntilAlertsDurable(Simulator& simulator, const std::vector<const Engine*
   return simulator.RunUntil(
       [&engines] {
         for (const Engine* engine : engines) {
-          if (engine->alerts_awaiting_sync() > 0) return false;
+          if (engine->alerts_unreleased() > 0) return false;
         }
         return true;
       },

@@ -6,10 +6,11 @@
 // partition of `store` (its state right now, not a routed read). The store must outlive the
 // returned function.
 //
-// NodeAlerts: every durable record of the node's alert log, as a crossing (DataLoss if a
+// NodeAlerts: every released record of the node's alert log, as a crossing (DataLoss if a
 // stored record is damaged).
 // RunUntilAlertsDurable: lets the simulation run until no engine holds alert records
-// waiting for the WAL sync that makes them durable (records are listed only then).
+// not yet released (waiting for the WAL sync, or for their copy to commit: records are
+// listed only then).
 #ifndef UNIMETER_SIM_NODE_USAGE_H_
 #define UNIMETER_SIM_NODE_USAGE_H_
 

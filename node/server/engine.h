@@ -39,7 +39,8 @@ class Engine {
   using ReadFunction =
       absl::AnyInvocable<void(absl::StatusOr<const metering::PartitionState*> state)>;
   using StatusDone = absl::AnyInvocable<void(absl::Status status)>;
-  // Alert records once they are durable, in offset order (for ALERT_PUSH).
+  // Alert records once they are released (durable, and replicated: copied to a majority),
+  // in offset order (for ALERT_PUSH).
   using AlertsDurable = absl::AnyInvocable<void(const std::vector<AlertRecord>& records)>;
 
   virtual ~Engine() = default;
@@ -65,8 +66,8 @@ class Engine {
                                                               uint64_t since_offset,
                                                               size_t limit) const = 0;
   virtual void SetAlertsDurable(AlertsDurable on_durable) = 0;
-  // Alert records made but not yet durable (ListAlerts and pushes show them once they are).
-  virtual size_t alerts_awaiting_sync() const = 0;
+  // Alert records made but not yet released (ListAlerts and pushes show them once they are).
+  virtual size_t alerts_unreleased() const = 0;
 
   // Applies a retention sweep with the given cut-off to every partition.
   virtual void SweepRetention(int64_t cutoff_ns, StatusDone done) = 0;

@@ -30,32 +30,87 @@ std::optional<NodeId> RedirectTarget(const absl::Status& status) {
   return node;
 }
 
-void DurableAlerts::Add(const std::vector<AlertRecord>& records) {
-  waiting_.insert(waiting_.end(), records.begin(), records.end());
+void DurableAlerts::Reset(uint64_t offset) {
+  UM_CHECK(waiting_.empty() && uncopied_.empty() && !copy_in_flight_);
+  released_offset_ = offset;
+  next_offset_ = offset;
 }
 
-void DurableAlerts::Synced(size_t covered, Engine::AlertsDurable& on_durable) {
+void DurableAlerts::ResetWithUncopied(uint64_t released_offset, std::vector<AlertRecord> durable,
+                                      uint64_t next_offset) {
+  Reset(released_offset);
+  UM_CHECK_LE(released_offset, next_offset);
+  next_offset_ = next_offset;
+  uncopied_.assign(durable.begin(), durable.end());
+  for (size_t i = 0; i < uncopied_.size(); ++i) {
+    UM_CHECK_GE(uncopied_[i].offset, i == 0 ? released_offset : uncopied_[i - 1].offset + 1);
+    UM_CHECK_LT(uncopied_[i].offset, next_offset);
+  }
+  if (uncopied_.empty()) released_offset_ = next_offset;
+}
+
+void DurableAlerts::Add(const std::vector<AlertRecord>& records) {
+  for (const AlertRecord& record : records) {
+    UM_CHECK_EQ(record.offset, next_offset_);
+    ++next_offset_;
+    waiting_.push_back(record);
+  }
+}
+
+void DurableAlerts::Synced(size_t covered, Engine::AlertsDurable& on_released) {
   if (covered == 0) return;
   UM_CHECK_LE(covered, waiting_.size());
-  std::vector<AlertRecord> durable(waiting_.begin(), waiting_.begin() + covered);
+  uncopied_.insert(uncopied_.end(), waiting_.begin(), waiting_.begin() + covered);
   waiting_.erase(waiting_.begin(), waiting_.begin() + covered);
-  durable_offset_ = durable.back().offset + 1;
-  if (on_durable) on_durable(durable);
+  if (!copies_required_) ReleaseUncopied(on_released);
 }
 
-void DurableAlerts::TrimToDurable(std::vector<AlertRecord>* records) const {
-  while (!records->empty() && records->back().offset >= durable_offset_) {
+std::vector<AlertRecord> DurableAlerts::StartCopy(size_t max) {
+  if (copy_in_flight_ || uncopied_.empty()) return {};
+  copy_in_flight_ = true;
+  const size_t count = std::min(max, uncopied_.size());
+  return std::vector<AlertRecord>(uncopied_.begin(), uncopied_.begin() + count);
+}
+
+void DurableAlerts::CopyDone(bool committed, uint64_t through_offset,
+                             Engine::AlertsDurable& on_released) {
+  UM_CHECK(copy_in_flight_);
+  copy_in_flight_ = false;
+  if (committed) Release(through_offset + 1, on_released);
+}
+
+void DurableAlerts::ReleaseUncopied(Engine::AlertsDurable& on_released) {
+  if (!uncopied_.empty()) Release(uncopied_.back().offset + 1, on_released);
+}
+
+void DurableAlerts::Release(uint64_t end_offset, Engine::AlertsDurable& on_released) {
+  std::vector<AlertRecord> released;
+  while (!uncopied_.empty() && uncopied_.front().offset < end_offset) {
+    released.push_back(std::move(uncopied_.front()));
+    uncopied_.pop_front();
+  }
+  if (released.empty()) return;  // A copy sent again after its records were released.
+  UM_CHECK_GE(released.front().offset, released_offset_);
+  // Up to the next record still held back (offsets retention deleted hold nothing).
+  released_offset_ = !uncopied_.empty()  ? uncopied_.front().offset
+                     : !waiting_.empty() ? waiting_.front().offset
+                                         : next_offset_;
+  if (on_released) on_released(released);
+}
+
+void DurableAlerts::TrimToReleased(std::vector<AlertRecord>* records) const {
+  while (!records->empty() && records->back().offset >= released_offset_) {
     records->pop_back();
   }
 }
 
 void DurableAlerts::NoteRecorded(uint32_t partition, uint64_t index) {
-  noted_.push_back(Noted{durable_offset_ + waiting_.size(), partition, index});
+  noted_.push_back(Noted{next_offset_, partition, index});
 }
 
 std::vector<std::pair<uint32_t, uint64_t>> DurableAlerts::TakeConfirmable() {
   absl::btree_map<uint32_t, uint64_t> through;
-  while (!noted_.empty() && noted_.front().durable_from_offset <= durable_offset_) {
+  while (!noted_.empty() && noted_.front().released_from_offset <= released_offset_) {
     uint64_t& index = through[noted_.front().partition];
     index = std::max(index, noted_.front().index);
     noted_.pop_front();

@@ -3,9 +3,10 @@
 // Pieces every Engine implementation shares (LocalEngine, replication::ReplicatedEngine):
 //
 //   DurableAlerts    alert records appended to this node's alert log wait for the WAL sync
-//                    that makes them durable before they are pushed or listed
-//                    (product-semantics 7.2); it also tells when an owner may confirm a
-//                    partition's crossings as recorded (LogEntry AlertsRecorded).
+//                    that makes them durable (and, replicated, for a committed copy) before
+//                    they are pushed or listed (product-semantics 7.2); it also tells when an
+//                    owner may confirm a partition's crossings as recorded (LogEntry
+//                    AlertsRecorded).
 //   RecordUnconfirmedCrossings, AppendAlertConfirmations
 //                    the two halves of at-least-once alert records (docs/replication.md,
 //                    "Alerts") as both engines run them.
@@ -35,36 +36,67 @@
 
 namespace unimeter {
 
+// Records go through up to three stages: appended (waiting for the WAL sync), durable on
+// this node, and released: listed, pushed, and confirmable. Without copies (one node)
+// a record is released at its sync. With copies (replicated), it is released once a
+// committed LogEntry AlertCopies holds it, so a replaced disk's alert log can be restored
+// with every record a client may have seen (docs/replication.md, "Alerts"). Copies go one
+// at a time, in offset order: the records with committed copies are always a prefix.
 class DurableAlerts {
  public:
-  // Records below `offset` are durable (at start: the store's alert count).
-  void Reset(uint64_t offset) { durable_offset_ = offset; }
+  // Records below `offset` are released (at start: the store's alert count).
+  void Reset(uint64_t offset);
+  // At start with copies: records below `released_offset` are released; `durable` (the
+  // store's records from there on, ascending; retention may have deleted some) wait for a
+  // copy, and the log continues at `next_offset`.
+  void ResetWithUncopied(uint64_t released_offset, std::vector<AlertRecord> durable,
+                         uint64_t next_offset);
+  // Released only through committed copies from now on.
+  void RequireCopies() { copies_required_ = true; }
   // Records appended to the alert log, durable after the next sync completes.
   void Add(const std::vector<AlertRecord>& records);
-  // Records waiting; a sync starting now covers this many.
+  // Records waiting for a sync; a sync starting now covers this many.
   size_t waiting() const { return waiting_.size(); }
-  // A sync that started with `covered` records waiting completed: push them.
-  void Synced(size_t covered, Engine::AlertsDurable& on_durable);
-  // Drops the records not yet durable from the end of a listing.
-  void TrimToDurable(std::vector<AlertRecord>* records) const;
+  // Records made and not yet released (waiting for a sync or a copy).
+  size_t unreleased() const { return waiting_.size() + uncopied_.size(); }
+  // A sync that started with `covered` records waiting completed: they are durable, and
+  // released (pushed through `on_released`) unless copies are required.
+  void Synced(size_t covered, Engine::AlertsDurable& on_released);
+  // The durable records a copy carries now, ascending, at most `max`; empty while a copy
+  // is in flight or nothing waits. Marks a copy in flight until CopyDone.
+  std::vector<AlertRecord> StartCopy(size_t max);
+  bool copy_in_flight() const { return copy_in_flight_; }
+  // The copy in flight committed (its records are released) or failed (they wait for the
+  // next copy).
+  void CopyDone(bool committed, uint64_t through_offset, Engine::AlertsDurable& on_released);
+  // Releases the durable records without a copy (peers too old to keep copies).
+  void ReleaseUncopied(Engine::AlertsDurable& on_released);
+  // Drops the records not yet released from the end of a listing.
+  void TrimToReleased(std::vector<AlertRecord>* records) const;
 
   // This node's alert log holds every crossing of `partition`'s entries up to `index` once
-  // the records appended so far (Add) are durable.
+  // the records appended so far (Add) are released.
   void NoteRecorded(uint32_t partition, uint64_t index);
-  // The partitions whose noted crossings became durable since the last call, each with its
+  // The partitions whose noted crossings were released since the last call, each with its
   // highest noted index, ascending by partition: the owner may now append
   // LogEntry::RecordedAlerts(index) (if it still owns the partition).
   std::vector<std::pair<uint32_t, uint64_t>> TakeConfirmable();
 
  private:
   struct Noted {
-    uint64_t durable_from_offset;  // Confirmable once durable_offset_ reaches it.
+    uint64_t released_from_offset;  // Confirmable once released_offset_ reaches it.
     uint32_t partition;
     uint64_t index;
   };
+  void Release(uint64_t end_offset, Engine::AlertsDurable& on_released);
+
+  bool copies_required_ = false;
   std::vector<AlertRecord> waiting_;
-  uint64_t durable_offset_ = 0;
-  std::deque<Noted> noted_;  // Ascending by durable_from_offset.
+  std::deque<AlertRecord> uncopied_;  // Durable, not released, ascending.
+  bool copy_in_flight_ = false;
+  uint64_t released_offset_ = 0;
+  uint64_t next_offset_ = 0;  // After the last record added.
+  std::deque<Noted> noted_;   // Ascending by released_from_offset.
 };
 
 // "Not here: send it to `node`" (nothing was applied; REDIRECT, wire-protocol-v1 9.3).
@@ -86,7 +118,7 @@ inline bool PendingBoundExceeded(size_t pending, size_t count, size_t pending_ma
 std::vector<AlertRecord> RecordUnconfirmedCrossings(NodeStore& store, DurableAlerts& alerts,
                                                     uint32_t partition);
 
-// Appends LogEntry::RecordedAlerts for each partition whose recorded crossings are durable
+// Appends LogEntry::RecordedAlerts for each partition whose recorded crossings are released
 // (DurableAlerts::TakeConfirmable) and that `serving_epoch` gives an epoch for (this node
 // serves it; else the next owner records them again: a duplicate across nodes, never a
 // loss). While a record is held only in memory (NodeStore::alerts_unlogged) confirmations

@@ -61,7 +61,7 @@ class PartEngine final : public Engine {
     std::abort();
   }
   void SetAlertsDurable(AlertsDurable) override { std::abort(); }
-  size_t alerts_awaiting_sync() const override { std::abort(); }
+  size_t alerts_unreleased() const override { std::abort(); }
   void SweepRetention(int64_t, StatusDone) override { std::abort(); }
   void Checkpoint(StatusDone) override { std::abort(); }
   void SetWritesBlocked(bool) override { std::abort(); }

@@ -185,7 +185,7 @@ absl::StatusOr<std::vector<AlertRecord>> LocalEngine::ListAlerts(uint64_t accoun
                                                                  size_t limit) const {
   absl::StatusOr<std::vector<AlertRecord>> records =
       store_->ListAlerts(account_id, since_offset, limit);
-  if (records.ok()) alerts_.TrimToDurable(&*records);  // Listed once durable (7.2).
+  if (records.ok()) alerts_.TrimToReleased(&*records);  // Listed once durable (7.2).
   return records;
 }
 

@@ -72,7 +72,7 @@ class LocalEngine final : public Engine {
                                                       uint64_t first_offset) const override;
   absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                       size_t limit) const override;
-  size_t alerts_awaiting_sync() const override { return alerts_.waiting(); }
+  size_t alerts_unreleased() const override { return alerts_.unreleased(); }
   void SetAlertsDurable(AlertsDurable on_durable) override {
     on_alerts_durable_ = std::move(on_durable);
   }

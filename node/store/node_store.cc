@@ -508,6 +508,29 @@ void NodeStore::FindRecordedUnconfirmed() {
   for (const AlertRecord& record : alerts_) note(record.crossing);
 }
 
+void NodeStore::RestoreAlerts(std::vector<AlertRecord> records, uint64_t next_offset,
+                              absl::AnyInvocable<void(absl::Status)> done) {
+  UM_CHECK(alerts_.empty());
+  UM_CHECK(!checkpoint_running_);
+  UM_CHECK(records.empty() || records.back().offset < next_offset);
+  next_offset = std::max(next_offset, alert_next_offset_);
+  WriteBatch batch;
+  for (const AlertRecord& record : records) {
+    batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
+  }
+  batch.Put(kNodeMetaKey, EncodeNodeMeta(next_offset));
+  alert_next_offset_ = next_offset;
+  store_.Commit(std::move(batch),
+                [this, next_offset, done = std::move(done)](absl::Status status) mutable {
+                  if (status.ok()) {
+                    alert_checkpointed_offset_ = next_offset;
+                    // Restored records of crossings still unconfirmed are not made again.
+                    FindRecordedUnconfirmed();
+                  }
+                  done(status);
+                });
+}
+
 void NodeStore::AppendAlert(const metering::AlertCrossing& crossing) {
   partitions_[crossing.account_id % kPartitionCount].recorded_unconfirmed.insert(
       CrossingKey::Of(crossing));

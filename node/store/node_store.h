@@ -207,6 +207,15 @@ class NodeStore {
   absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                       size_t limit) const;
   uint64_t alert_count() const { return alert_next_offset_; }
+  // A replaced disk's alert log, restored from the copies its peers keep (docs/replication.md,
+  // "Alerts"): writes `records` (ascending by offset; offsets retention deleted are absent)
+  // to the state store, and the log continues at `next_offset`. `done` runs once they are
+  // durable (an error is fatal); ListAlerts shows them from then on. Restoring the same
+  // records again (a crash before the node became active) rewrites the same keys.
+  // REQUIRES: this node recorded nothing since it opened (no record outside the state
+  // store), next_offset > the last record's offset, no checkpoint running.
+  void RestoreAlerts(std::vector<AlertRecord> records, uint64_t next_offset,
+                     absl::AnyInvocable<void(absl::Status)> done);
   // True while some alert record is held only in memory (its WAL append failed, or a
   // full disk rolled it back) until a checkpoint writes it: an owner must not confirm
   // crossings as recorded meanwhile (a crash would lose the record for good).
