@@ -29,6 +29,7 @@ const std::vector<PlantedBugInfo>& PlantedBugs() {
       {PlantedBug::kForwardHandledTwice, "forward-handled-twice", 3},
       {PlantedBug::kPromiseIgnoresLeases, "promise-ignores-leases", 3},
       {PlantedBug::kMetaSingleCopy, "meta-single-copy", 3},
+      {PlantedBug::kAlertLogNotRestored, "alert-log-not-restored", 3},
   };
   return bugs;
 }

@@ -42,6 +42,7 @@ enum class PlantedBug : uint8_t {
   kForwardHandledTwice,       // An owner handles every copy of a duplicated forward.
   kPromiseIgnoresLeases,      // A promise is told while a read lease of another epoch lasts.
   kMetaSingleCopy,            // replica.meta writes one copy of each state, not two.
+  kAlertLogNotRestored,       // A replaced disk's alert log starts empty, not from the copies.
 };
 
 struct PlantedBugInfo {

@@ -30,8 +30,10 @@ namespace unimeter::replication {
 inline constexpr uint8_t kProtocolMajor = 1;
 // 1: ConfirmEpoch, ConfirmEpochReply. 2: read leases in them. 3: SnapshotAck (snapshot
 // transfers paced by the receiver). 4: registry versions in MetricPut and MetricDelete
-// entries, partition snapshots of version 3 (a minor-3 node decodes neither).
-inline constexpr uint8_t kProtocolMinor = 4;
+// entries, partition snapshots of version 3 (a minor-3 node decodes neither). 5: AlertCopies
+// entries (sent only once every member is of minor 5), partition snapshots of version 4.
+inline constexpr uint8_t kProtocolMinor = 5;
+inline constexpr uint8_t kAlertCopiesMinor = 5;
 inline constexpr NodeId kNoOwner = 0xFF;
 
 // The sender's incarnation: kFresh (new data directory, knows no cluster), kSyncing

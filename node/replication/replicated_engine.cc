@@ -135,7 +135,7 @@ void ReplicatedEngine::Start() {
     // Durable now (a fresh directory's was only drawn): it is this directory's for good.
     Observe(OwnershipEvent{.kind = OwnershipEvent::Kind::kIncarnation, .incarnation = incarnation});
   });
-  alerts_.Reset(store_->alert_count());
+  ResetAlertCopies();
   env_.transport().SetReceiver(
       [this](NodeId source, absl::Span<const uint8_t> bytes) { OnMessage(source, bytes); });
   env_.Log(absl::StrCat("replication: member of ", members_.size(), ", quorum ", quorum_,
@@ -370,6 +370,7 @@ void ReplicatedEngine::OnSynced(absl::Status status, std::array<uint64_t, kParti
     box.items.push_back(pending.item);
   }
   alerts_.Synced(alerts_covered, on_alerts_durable_);
+  CopyAlerts();
   ConfirmRecordedAlerts();
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     if (parts_[partition].role == PartRole::kOwner) AdvanceCommit(partition);
@@ -397,7 +398,7 @@ absl::StatusOr<std::vector<AlertRecord>> ReplicatedEngine::ListAlerts(uint64_t a
                                                                       size_t limit) const {
   absl::StatusOr<std::vector<AlertRecord>> records =
       store_->ListAlerts(account_id, since_offset, limit);
-  if (records.ok()) alerts_.TrimToDurable(&*records);
+  if (records.ok()) alerts_.TrimToReleased(&*records);
   return records;
 }
 

@@ -139,6 +139,10 @@ struct ReplicationStatus {
   uint64_t reads_confirmed = 0;    // Owner reads answered after a confirm round or acks.
   // Registry changes proposed again to partitions that lacked them (SyncRegistry).
   uint64_t registry_changes_resent = 0;
+  // Alert records whose copies committed (LogEntry AlertCopies), and records of this
+  // node's alert log restored from its peers' copies after its disk was replaced.
+  uint64_t alerts_copied = 0;
+  uint64_t alerts_restored = 0;
   std::string problem;  // Empty when healthy; else why this node cannot serve.
 };
 
@@ -159,7 +163,7 @@ class ReplicatedEngine final : public Engine {
                                                       uint64_t first_offset) const override;
   absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                       size_t limit) const override;
-  size_t alerts_awaiting_sync() const override { return alerts_.waiting(); }
+  size_t alerts_unreleased() const override { return alerts_.unreleased(); }
   void SetAlertsDurable(AlertsDurable on_durable) override {
     on_alerts_durable_ = std::move(on_durable);
   }
@@ -280,6 +284,7 @@ class ReplicatedEngine final : public Engine {
     uint64_t sync_floor = UINT64_MAX;   // Lowest truncation since the running sync began.
     bool synced = false;                // Syncing node: caught up with the owner.
     uint64_t sync_target = UINT64_MAX;  // Owner's commit index to reach for `synced`.
+    uint64_t owner_epoch = 0;           // Syncing node: the highest epoch appended to it.
   };
   struct Outbox {  // Small messages to one peer, sent together once per loop turn.
     StartEpoch start_epoch;
@@ -407,8 +412,22 @@ class ReplicatedEngine final : public Engine {
   // A new owner's duty once serving: records the partition's unconfirmed crossings that
   // this node's alert log lacks and notes them for confirmation.
   void RecordUnconfirmedAlerts(uint32_t partition);
-  // Appends AlertsRecorded for each served partition whose recorded crossings are durable.
+  // Appends AlertsRecorded for each served partition whose recorded crossings are released.
   void ConfirmRecordedAlerts();
+  // Appends the next copy of durable alert records (LogEntry AlertCopies) to a partition
+  // this node serves, if none is in flight; its commit releases them. While some peer
+  // is of a minor version before kAlertCopiesMinor, records are released uncopied.
+  void CopyAlerts();
+  // A syncing node: once every partition committed an entry of its present owner's epoch
+  // (then no entry of this directory's previous incarnation is still undecided), restores
+  // the alert log from the copies in all partitions, then activates.
+  bool AlertCopiesSettled() const;
+  // At start: this node's records that no committed copy known here holds (a crash may
+  // have come between their sync and their copy's commit) are copied before they are
+  // listed again; copying one twice is harmless.
+  void ResetAlertCopies();
+  void RestoreAlertLog();
+  void Activate();  // Syncing -> active, persisted.
   // The partition is known committed up to `index`: applied slice by slice (RunCommitSlice)
   // so that the commits one message brings do not hold the event loop for milliseconds.
   void CommitUpTo(uint32_t partition, uint64_t index);
@@ -617,6 +636,7 @@ class ReplicatedEngine final : public Engine {
   std::vector<PendingAck> acks_awaiting_sync_;
   DurableAlerts alerts_;
   AlertsDurable on_alerts_durable_;
+  bool alerts_restoring_ = false;  // RestoreAlertLog's write is in flight.
   bool writes_blocked_ = false;
   std::unique_ptr<CheckpointTimer> checkpoint_timer_;
   TimerId sweep_timer_ = kNoTimer;

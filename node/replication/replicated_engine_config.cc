@@ -451,10 +451,89 @@ void ReplicatedEngine::MaybeBootstrap() {
 }
 
 void ReplicatedEngine::MaybeActivate() {
-  if (state_ != NodeState::kSyncing) return;
+  if (state_ != NodeState::kSyncing || alerts_restoring_) return;
   for (const Part& part : parts_) {
     if (!part.synced) return;
   }
+  if (!AlertCopiesSettled() || store_->checkpoint_running()) return;  // Asked again later.
+  RestoreAlertLog();
+}
+
+void ReplicatedEngine::ResetAlertCopies() {
+  alerts_.RequireCopies();
+  const uint64_t next_offset = store_->alert_count();
+  uint64_t copied_end = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    const auto& ends = store_->state(partition).alert_copy_ends();
+    const auto end = ends.find(env_.node_id());
+    if (end != ends.end()) copied_end = std::max(copied_end, end->second);
+  }
+  copied_end = std::min(copied_end, next_offset);
+  if (copied_end == next_offset) {
+    alerts_.Reset(next_offset);
+    return;
+  }
+  absl::StatusOr<std::vector<AlertRecord>> records =
+      store_->ListAlerts(/*account_id=*/0, copied_end, SIZE_MAX);
+  if (!records.ok()) {
+    // A damaged record cannot be copied; listings report it (DataLoss) as before.
+    env_.Log(absl::StrCat("replication: alert records from offset ", copied_end,
+                          " not copied: ", records.status().ToString()));
+    alerts_.Reset(next_offset);
+    return;
+  }
+  alerts_.ResetWithUncopied(copied_end, *std::move(records), next_offset);
+}
+
+bool ReplicatedEngine::AlertCopiesSettled() const {
+  // The previous incarnation appended copies only in epochs it owned. An owner streaming
+  // to this node now began its epoch after them, and once an entry of that epoch is
+  // committed, each of them is committed (and applied here) or gone for good.
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    if (store_->commit_epoch(partition) < parts_[partition].owner_epoch) return false;
+  }
+  return true;
+}
+
+void ReplicatedEngine::RestoreAlertLog() {
+  const uint32_t self = env_.node_id();
+  absl::btree_map<uint64_t, metering::AlertCrossing> mine;
+  uint64_t next_offset = 0;
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    const metering::PartitionState& state = store_->state(partition);
+    const auto end = state.alert_copy_ends().find(self);
+    if (end != state.alert_copy_ends().end()) next_offset = std::max(next_offset, end->second);
+    for (auto it = state.alert_copies().lower_bound({self, 0});
+         it != state.alert_copies().end() && it->first.first == self; ++it) {
+      mine.try_emplace(it->first.second, it->second);
+    }
+  }
+  if (BugPlanted(PlantedBug::kAlertLogNotRestored)) {
+    mine.clear();
+    next_offset = 0;
+  }
+  std::vector<AlertRecord> records;
+  records.reserve(mine.size());
+  for (auto& [offset, crossing] : mine) records.push_back(AlertRecord{offset, std::move(crossing)});
+  const size_t count = records.size();
+  alerts_restoring_ = true;
+  store_->RestoreAlerts(
+      std::move(records), next_offset, [this, count, next_offset](absl::Status status) {
+        if (FailStopOnError(env_, status, "alert log restore")) return;
+        alerts_restoring_ = false;
+        // A syncing node serves nothing, so no copy of its own is in flight; records an earlier
+        // start left waiting for a copy are in the restored log (or copied again from it).
+        UM_CHECK(!alerts_.copy_in_flight());
+        alerts_ = DurableAlerts();
+        ResetAlertCopies();
+        counters_.alerts_restored += count;
+        env_.Log(absl::StrCat("replication: alert log restored from peers' copies: ", count,
+                              " records, next offset ", next_offset));
+        Activate();
+      });
+}
+
+void ReplicatedEngine::Activate() {
   state_ = NodeState::kActive;
   meta_->mutable_meta().active = true;
   meta_->Save([this](absl::Status status) { FailStopOnError(env_, status, "replica.meta write"); });

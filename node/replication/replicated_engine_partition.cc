@@ -277,6 +277,7 @@ void ReplicatedEngine::HandleAppend(NodeId source, const Append& append) {
       if (state_ == NodeState::kSyncing && !part.synced && part.sync_target == UINT64_MAX) {
         part.sync_target = item.commit_index;
       }
+      if (state_ == NodeState::kSyncing) part.owner_epoch = std::max(part.owner_epoch, item.epoch);
       if (ack.index > part.durable_index) {
         acks_awaiting_sync_.push_back(PendingAck{source, append.sequence, ack});
         appended = true;
@@ -528,6 +529,56 @@ void ReplicatedEngine::ConfirmRecordedAlerts() {
                                                              : std::nullopt;
       },
       [this] { RequestSync(); });
+}
+
+void ReplicatedEngine::CopyAlerts() {
+  if (alerts_.copy_in_flight() || alerts_.unreleased() == alerts_.waiting()) return;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] != env_.node_id() && peer_header_[position].minor < kAlertCopiesMinor) {
+      // A peer of an older version could not decode the copy: released uncopied, as before
+      // (not restorable after a disk loss; docs/replication.md, "Mixed versions").
+      alerts_.ReleaseUncopied(on_alerts_durable_);
+      ConfirmRecordedAlerts();
+      return;
+    }
+  }
+  // A record held only in memory (its WAL append failed) waits for the checkpoint that
+  // writes it: copied now, a crash would lose it here while its offset lives on in the copy.
+  if (store_->alerts_unlogged() || writes_blocked_) return;
+  std::vector<AlertRecord> records = alerts_.StartCopy(metering::kAlertCopiesPerEntryMax);
+  if (records.empty()) return;
+  // Into the partition of the first record if this node serves it (copies spread like the
+  // accounts), else into the first one it serves; none: the sweep tries again.
+  std::optional<uint32_t> target;
+  const uint32_t first =
+      static_cast<uint32_t>(records.front().crossing.account_id % kPartitionCount);
+  for (uint32_t i = 0; i < kPartitionCount && !target.has_value(); ++i) {
+    if (serving((first + i) % kPartitionCount)) target = (first + i) % kPartitionCount;
+  }
+  const uint64_t through_offset = records.back().offset;
+  if (!target.has_value()) {
+    alerts_.CopyDone(false, through_offset, on_alerts_durable_);
+    return;
+  }
+  auto copies = std::make_shared<metering::AlertCopies>();
+  copies->recorder = env_.node_id();
+  copies->records.reserve(records.size());
+  for (AlertRecord& record : records) {
+    copies->records.push_back(metering::AlertCopy{record.offset, std::move(record.crossing)});
+  }
+  const size_t count = copies->records.size();
+  Parked request;
+  request.entry =
+      std::make_shared<const metering::LogEntry>(metering::LogEntry::CopiesOfAlerts(copies));
+  request.deadline_ns = env_.MonotonicNowNs() + options_.request_timeout_ns;
+  request.status_done = [this, through_offset, count](absl::Status status) {
+    alerts_.CopyDone(status.ok(), through_offset, on_alerts_durable_);
+    if (!status.ok()) return;  // The sweep sends them again (maybe to another partition).
+    counters_.alerts_copied += count;
+    ConfirmRecordedAlerts();
+    CopyAlerts();
+  };
+  Dispatch(*target, std::move(request));
 }
 
 void ReplicatedEngine::CompleteWaiters(uint32_t partition) {

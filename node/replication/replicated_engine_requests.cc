@@ -597,6 +597,8 @@ void ReplicatedEngine::SweepTimeouts() {
     MaybeBootstrap();
   }
   SyncRegistry();
+  CopyAlerts();     // Again after a failed copy, or once this node serves a partition.
+  MaybeActivate();  // A resync waiting for a checkpoint to end, or for a commit.
   FlushOutboxes();
   FlushPeers();
   sweep_timer_ = env_.StartTimer(options_.heartbeat_interval_ns, [this] { SweepTimeouts(); });

@@ -71,6 +71,12 @@ constexpr ReplicationCounterGauge kReplicationCounterGauges[] = {
     {"billing_replication_registry_changes_resent",
      "Metric registry changes the registry leader proposed again to partitions lacking them.",
      &replication::ReplicationStatus::registry_changes_resent},
+    {"billing_replication_alerts_copied",
+     "Alert records of this node whose copies committed to a majority since start.",
+     &replication::ReplicationStatus::alerts_copied},
+    {"billing_replication_alerts_restored",
+     "Alert records restored from peers' copies after this node's disk was replaced.",
+     &replication::ReplicationStatus::alerts_restored},
 };
 
 }  // namespace
