@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/algorithm/container.h"
+#include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -211,6 +212,7 @@ class ClusterRun {
         resyncing_(options.nodes, false),
         corrupt_(options.nodes, false),
         alert_damaged_(options.nodes, false),
+        alerts_seen_(options.nodes),
         meta_flipped_(options.nodes, false),
         frozen_for_good_(options.nodes, false) {
     for (NodeId node = 0; node < options_.nodes; ++node) all_.push_back(node);
@@ -383,6 +385,10 @@ class ClusterRun {
     return total;
   }
   // Per partition, the largest commit index on an up node other than `node`.
+  absl::StatusOr<std::vector<AlertRecord>> Alerts(NodeId node) {
+    return Server(cluster_, node).engine().ListAlerts(/*account_id=*/0, 0, SIZE_MAX);
+  }
+
   std::vector<uint64_t> CommitTargets(NodeId node) {
     std::vector<uint64_t> targets(kPartitionCount, 0);
     for (NodeId other : all_) {
@@ -521,7 +527,47 @@ class ClusterRun {
     return count;
   }
 
+  // Product-semantics 7.2: offsets are never reused or renumbered, and a replaced disk's
+  // alert log is restored with identical offsets. Every node's newly listed records are
+  // noted here at each fault step; one listed at an offset seen before with another
+  // crossing fails the seed, and CheckAlertOffsets holds the final logs to all of them.
+  void ObserveAlertLogs() {
+    for (NodeId node : all_) {
+      if (!cluster_.is_up(node) || !result_.ok) continue;
+      absl::btree_map<uint64_t, metering::AlertCrossing>& seen = alerts_seen_[node];
+      const uint64_t since = seen.empty() ? 0 : seen.rbegin()->first + 1;
+      absl::StatusOr<std::vector<AlertRecord>> records =
+          Server(cluster_, node).engine().ListAlerts(/*account_id=*/0, since, SIZE_MAX);
+      if (!records.ok()) continue;  // A damaged record: CheckAggregates judges the listing.
+      for (AlertRecord& record : *records) {
+        seen.emplace(record.offset, std::move(record.crossing));
+      }
+    }
+  }
+
+  // Every record a node listed during the run is in its final log at the same offset.
+  std::string CheckAlertOffsets(NodeId node) {
+    absl::StatusOr<std::vector<AlertRecord>> records =
+        Server(cluster_, node).engine().ListAlerts(/*account_id=*/0, 0, SIZE_MAX);
+    if (!records.ok()) return std::string();  // Judged by the caller.
+    absl::btree_map<uint64_t, const metering::AlertCrossing*> now;
+    for (const AlertRecord& record : *records) now.emplace(record.offset, &record.crossing);
+    for (const auto& [offset, crossing] : alerts_seen_[node]) {
+      const auto found = now.find(offset);
+      if (found == now.end() || !(*found->second == crossing)) {
+        return absl::StrCat("S1 (alert log kept with its offsets): node ", node,
+                            " listed a record at offset ", offset, " (account ",
+                            crossing.account_id, " ", crossing.metric_code, " threshold ",
+                            crossing.threshold_index, "), and its log now ",
+                            found == now.end() ? "lacks it" : "holds another record there",
+                            result_.wipes > 0 ? " (disks were replaced)" : "");
+      }
+    }
+    return std::string();
+  }
+
   void InjectFault() {
+    ObserveAlertLogs();
     const size_t max_disturbed = options_.mode == RunMode::kUnrestricted
                                      ? options_.nodes
                                      : options_.nodes - (options_.nodes / 2 + 1);
@@ -1319,10 +1365,13 @@ class ClusterRun {
               absl::StrCat("node ", node, ": alert log unreadable: ", log.status().ToString());
         }
       }
-      // Every crossing recorded, crashes included; not after a disk was lost or a record
-      // damaged: an alert log is not restored from peers yet (docs/simulation.md).
-      const bool complete = nodes.size() == options_.nodes && result_.wipes == 0 && !damaged;
+      // Every crossing recorded, crashes and replaced disks included (a replaced disk's log
+      // is restored from its peers' copies); not after a stored record was damaged.
+      const bool complete = nodes.size() == options_.nodes && !damaged;
       if (failure.empty()) failure = model_.CheckAlerts(logs, complete);
+      for (NodeId node : nodes) {
+        if (failure.empty()) failure = CheckAlertOffsets(node);
+      }
     }
     if (!failure.empty()) Fail(failure);
   }
@@ -1515,8 +1564,10 @@ class ClusterRun {
   std::vector<bool> resyncing_;               // Wiped, not yet seen active again.
   std::vector<bool> corrupt_;                 // Corrupted at rest, not yet restarted.
   std::vector<bool> alert_damaged_;           // A stored alert record corrupted at rest.
-  std::vector<bool> meta_flipped_;            // One replica.meta slot damaged before a start.
-  std::vector<bool> frozen_for_good_;         // Liveness phase: paused, never resumed.
+  // Per node, every alert record it listed during the run, by offset (ObserveAlertLogs).
+  std::vector<absl::btree_map<uint64_t, metering::AlertCrossing>> alerts_seen_;
+  std::vector<bool> meta_flipped_;     // One replica.meta slot damaged before a start.
+  std::vector<bool> frozen_for_good_;  // Liveness phase: paused, never resumed.
   bool liveness_checked_ = false;
   std::vector<NodeId> all_;
   std::vector<NodeId> targets_;  // The nodes clients connect to.
@@ -1577,6 +1628,9 @@ bool ClusterScenario::RunUntilSyncInFlight(NodeId node, const std::string& name,
 std::string ClusterScenario::Problem(NodeId node) { return run_->Status(node).problem; }
 uint32_t ClusterScenario::ServingPartitions(NodeId node) {
   return run_->Status(node).serving_partitions;
+}
+absl::StatusOr<std::vector<AlertRecord>> ClusterScenario::Alerts(NodeId node) {
+  return run_->Alerts(node);
 }
 ClusterRunResult ClusterScenario::Finish() { return run_->Finish(); }
 

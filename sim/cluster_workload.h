@@ -49,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "node/env/env.h"
 #include "node/metering/schema.h"
+#include "node/store/node_store.h"
 
 namespace unimeter::sim {
 
@@ -183,6 +184,8 @@ class ClusterScenario {
   std::string Problem(NodeId node);
   // What its /health reports as partitions_serving.
   uint32_t ServingPartitions(NodeId node);
+  // The node's alert log as ALERTS_LIST shows it (released records). REQUIRES: it is up.
+  absl::StatusOr<std::vector<AlertRecord>> Alerts(NodeId node);
   int64_t now_ns();
   // Heals everything, restarts down nodes, lets clients finish, checks S1/S3, S9, L1.
   ClusterRunResult Finish();

@@ -104,6 +104,34 @@ TEST(ReplicationScenariosTest, ANodeRefusesAnotherNodesDataDirectory) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// Product-semantics 7.2: the alert log survives the loss of its node's disk. Every replica
+// keeps copies of every node's records; a replaced disk restores its log from them during
+// resync, with the same offsets, and goes on after the highest.
+TEST(ReplicationScenariosTest, AReplacedDiskGetsItsAlertLogBackWithItsOffsets) {
+  ClusterScenario scenario(118, Options());
+  scenario.RunFor(6 * kSecond);
+  const absl::StatusOr<std::vector<AlertRecord>> before = scenario.Alerts(1);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_GE(before->size(), 10u) << "too few crossings recorded to show anything";
+  scenario.Crash(1);
+  scenario.RestartWiped(1);
+  ASSERT_GE(scenario.RunUntilCaughtUp(1, 30 * kSecond), 0);
+  absl::StatusOr<std::vector<AlertRecord>> after = scenario.Alerts(1);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_GE(after->size(), before->size());
+  for (size_t i = 0; i < before->size(); ++i) {
+    EXPECT_EQ((*after)[i], (*before)[i]) << "record " << i;
+  }
+  scenario.RunFor(6 * kSecond);  // Its partitions come back: it records again.
+  after = scenario.Alerts(1);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_GT(after->size(), before->size());
+  for (size_t i = 0; i < after->size(); ++i) {
+    EXPECT_EQ((*after)[i].offset, i) << "offsets are dense and none is given twice";
+  }
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 TEST(ReplicationScenariosTest, VotesAndPromisesLostInACrashBeforeTheyWereDurable) {
   // A vote or an epoch promise not persisted before a crash: a node dies while its
   // replica.meta write is in flight (the crash may lose it), then comes back. Nobody may
