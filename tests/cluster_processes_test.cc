@@ -1,8 +1,9 @@
 // Three real `unimeter` processes on loopback (tests/chaos RealCluster), clustered with --peers,
 // under continuous synchronous ingest through the C++ client library. The owner of busy partitions
 // is killed with SIGKILL, restarted, killed again, its data directory wiped and restarted again.
-// Afterwards every acknowledged event is counted exactly once, and every node answers the same
-// totals (each node is asked directly over its own connection).
+// Afterwards every acknowledged event is counted exactly once, every node answers the same
+// totals (each node is asked directly over its own connection), and the wiped node's alert
+// log is back with the same offsets.
 // Second: two of the three data directories wiped at once halt the cluster with "data loss"
 // on every node's /health. Third: REDIRECT on the wire (WP 7.1 step 2, 9.3) for an ingest
 // naming a partition the node does not own and for a registry change sent to a node that
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -143,7 +145,8 @@ class Ingester {
 void WaitFor(int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 // Starts kNodes real processes (work directory TEST_TMPDIR/`name`) and registers the SUM
-// metric "m" once the cluster has formed.
+// metric "m" (threshold "ten" at 10: one alert record per account) once the cluster has
+// formed.
 void StartClusterWithSumMetric(const std::string& name,
                                std::unique_ptr<chaos::RealCluster>* cluster) {
   const char* binary = std::getenv("UNIMETER");
@@ -166,12 +169,28 @@ void StartClusterWithSumMetric(const std::string& name,
   client::MetricSchema schema;
   schema.code = "m";
   schema.agg_type = 1;  // SUM
+  schema.thresholds.push_back(protocol::ThresholdSpec{"ten", 10, false});
   absl::Status put = absl::UnknownError("not tried");
   for (int attempt = 0; attempt < 100 && !put.ok(); ++attempt) {
     put = (*admin)->PutMetric(schema);
     if (!put.ok()) WaitFor(200);
   }
   ASSERT_TRUE(put.ok()) << put;
+}
+
+// Every record of `node`'s alert log for accounts 0..kAccounts-1 (ALERTS_LIST, WP 7.9).
+std::vector<client::AlertRecord> NodeAlerts(client::Client& client, const std::string& node) {
+  std::vector<client::AlertRecord> all;
+  for (uint64_t account = 0; account < kAccounts; ++account) {
+    absl::StatusOr<std::vector<client::AlertRecord>> records =
+        client.AlertsList(node, account, /*since_offset=*/0);
+    EXPECT_TRUE(records.ok()) << node << " account " << account << ": " << records.status();
+    if (records.ok()) all.insert(all.end(), records->begin(), records->end());
+  }
+  std::sort(all.begin(), all.end(), [](const client::AlertRecord& a, const client::AlertRecord& b) {
+    return a.offset < b.offset;
+  });
+  return all;
 }
 
 TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
@@ -205,6 +224,15 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
   ASSERT_TRUE(cluster.Start(victim).ok());
   WaitFor(5'000);
   before = ingester.acked_total();
+  // The victim's alert log (its crossings of "ten" while it owned partitions), to be
+  // restored from its peers' copies with the same offsets after its disk is replaced.
+  client::ClientOptions admin_options;
+  admin_options.seeds = seeds;
+  auto admin = client::Client::Connect(admin_options);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  const std::vector<client::AlertRecord> alerts_before =
+      NodeAlerts(**admin, cluster.app_address(victim));
+  ASSERT_FALSE(alerts_before.empty()) << "node " << victim << " recorded no crossing";
   cluster.Kill(victim);
   ASSERT_TRUE(cluster.Wipe(victim).ok());
   ASSERT_TRUE(cluster.Start(victim).ok());
@@ -233,9 +261,27 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
           << "node " << i << " account " << account;
     }
   }
-  std::printf("acknowledged %llu events, %llu failed attempts retried\n",
-              static_cast<unsigned long long>(ingester.acked_total()),
-              static_cast<unsigned long long>(ingester.failed_attempts()));
+  // The replaced disk's alert log is back, every record at its offset.
+  std::vector<client::AlertRecord> alerts_after;
+  for (int attempt = 0; attempt < 100 && alerts_after.size() < alerts_before.size(); ++attempt) {
+    if (attempt > 0) WaitFor(200);  // Restored when its resync completes.
+    alerts_after = NodeAlerts(**admin, cluster.app_address(victim));
+  }
+  ASSERT_GE(alerts_after.size(), alerts_before.size());
+  for (size_t i = 0; i < alerts_before.size(); ++i) {
+    const client::AlertRecord& was = alerts_before[i];
+    const client::AlertRecord& is = alerts_after[i];
+    EXPECT_EQ(is.offset, was.offset) << "record " << i;
+    EXPECT_EQ(is.account_id, was.account_id) << "record " << i;
+    EXPECT_EQ(is.threshold_code, was.threshold_code) << "record " << i;
+    EXPECT_EQ(is.value_at_cross, was.value_at_cross) << "record " << i;
+    EXPECT_EQ(is.event_timestamp_ns, was.event_timestamp_ns) << "record " << i;
+  }
+  std::printf(
+      "acknowledged %llu events, %llu failed attempts retried, %zu alert records "
+      "restored\n",
+      static_cast<unsigned long long>(ingester.acked_total()),
+      static_cast<unsigned long long>(ingester.failed_attempts()), alerts_before.size());
 }
 
 // Two of three data directories lost at once: the survivor may lack events the lost disks
