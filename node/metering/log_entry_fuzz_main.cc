@@ -20,7 +20,8 @@ namespace {
 constexpr const char* kCorpusDir = "node/metering/testdata/log_entry_corpus/";
 // The checked-in corpus (listed, so no directory listing is needed).
 constexpr const char* kCorpusFiles[] = {
-    "batch.bin", "put.bin", "delete.bin", "retention.bin", "truncated_batch.bin", "empty.bin"};
+    "batch.bin",           "put.bin",   "delete.bin",      "retention.bin",
+    "truncated_batch.bin", "empty.bin", "alert_copies.bin"};
 
 std::vector<uint8_t> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
