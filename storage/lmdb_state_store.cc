@@ -320,6 +320,16 @@ absl::StatusOr<std::optional<std::string>> LmdbStateStore::Get(std::string_view 
 
 absl::Status LmdbStateStore::Scan(std::string_view begin, std::string_view end,
                                   ScanVisitor visitor) {
+  return ScanMerged(begin, end, visitor, nullptr);
+}
+
+absl::Status LmdbStateStore::ScanPastDamage(std::string_view begin, std::string_view end,
+                                            ScanVisitor visitor, DamageVisitor on_damaged) {
+  return ScanMerged(begin, end, visitor, &on_damaged);
+}
+
+absl::Status LmdbStateStore::ScanMerged(std::string_view begin, std::string_view end,
+                                        ScanVisitor visitor, const DamageVisitor* on_damaged) {
   UM_CHECK(!scanning_);
   absl::StatusOr<MDB_txn*> txn = BeginRead();
   if (!txn.ok()) {
@@ -332,7 +342,7 @@ absl::Status LmdbStateStore::Scan(std::string_view begin, std::string_view end,
   } else {
     LmdbDurableCursor durable(cursor);  // Closes the cursor before EndRead.
     scanning_ = true;
-    status = MergeScan(overlay_, begin, end, durable, visitor);
+    status = MergeScan(overlay_, begin, end, durable, visitor, on_damaged);
     scanning_ = false;
   }
   EndRead();

@@ -400,6 +400,30 @@ TEST(LmdbStateStore, FlippedByteIsDataLoss) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(seen, std::vector<std::string>{"a"});
   EXPECT_EQ(GetOk(*store, "z"), "26");
+  // A reader with another copy goes on past the damage; one without stops there.
+  seen.clear();
+  std::vector<std::string> damaged;
+  auto visit = [&](std::string_view key, std::string_view) {
+    seen.emplace_back(key);
+    return true;
+  };
+  EXPECT_TRUE(store
+                  ->ScanPastDamage("", "", visit,
+                                   [&](std::string_view key, const absl::Status& damage) {
+                                     EXPECT_TRUE(absl::IsDataLoss(damage)) << damage;
+                                     damaged.emplace_back(key);
+                                     return true;
+                                   })
+                  .ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "z"}));
+  EXPECT_EQ(damaged, std::vector<std::string>{"damaged"});
+  seen.clear();
+  EXPECT_EQ(store
+                ->ScanPastDamage("", "", visit,
+                                 [](std::string_view, const absl::Status&) { return false; })
+                .code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(seen, std::vector<std::string>{"a"});
 }
 
 TEST(LmdbStateStore, ValueMovedUnderAnotherKeyIsDataLoss) {

@@ -142,10 +142,20 @@ absl::StatusOr<std::optional<std::string>> MemoryStateStore::Get(std::string_vie
 
 absl::Status MemoryStateStore::Scan(std::string_view begin, std::string_view end,
                                     ScanVisitor visitor) {
+  return ScanMerged(begin, end, visitor, nullptr);
+}
+
+absl::Status MemoryStateStore::ScanPastDamage(std::string_view begin, std::string_view end,
+                                              ScanVisitor visitor, DamageVisitor on_damaged) {
+  return ScanMerged(begin, end, visitor, &on_damaged);
+}
+
+absl::Status MemoryStateStore::ScanMerged(std::string_view begin, std::string_view end,
+                                          ScanVisitor visitor, const DamageVisitor* on_damaged) {
   UM_CHECK(!scanning_);
   MemoryDurableCursor durable(medium_.stored_);
   scanning_ = true;
-  const absl::Status status = MergeScan(overlay_, begin, end, durable, visitor);
+  const absl::Status status = MergeScan(overlay_, begin, end, durable, visitor, on_damaged);
   scanning_ = false;
   return status;
 }

@@ -115,6 +115,8 @@ class MemoryStateStore final : public StateStore {
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
   // REQUIRES: `visitor` does not call Commit on this store.
   absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) override;
+  absl::Status ScanPastDamage(std::string_view begin, std::string_view end, ScanVisitor visitor,
+                              DamageVisitor on_damaged) override;
   void Commit(WriteBatch batch, CommitDone done) override;
   // The medium's durable size (pending batches are not counted).
   uint64_t size_bytes() const override { return medium_.size_bytes(); }
@@ -129,6 +131,8 @@ class MemoryStateStore final : public StateStore {
     CommitDone done;
   };
 
+  absl::Status ScanMerged(std::string_view begin, std::string_view end, ScanVisitor visitor,
+                          const DamageVisitor* on_damaged);
   void CompleteOldest();
 
   MemoryStateMedium& medium_;

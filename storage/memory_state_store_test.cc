@@ -273,6 +273,23 @@ TEST(MemoryStateStore, CorruptValueAtRestIsDataLoss) {
   });
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(seen, std::vector<std::string>{"a"});  // Stops at the damaged value.
+  // Past the damage for a reader that can answer from another copy.
+  seen.clear();
+  std::vector<std::string> damaged;
+  EXPECT_TRUE(store
+                  .ScanPastDamage(
+                      "", "",
+                      [&](std::string_view key, std::string_view) {
+                        seen.emplace_back(key);
+                        return true;
+                      },
+                      [&](std::string_view key, const absl::Status&) {
+                        damaged.emplace_back(key);
+                        return true;
+                      })
+                  .ok());
+  EXPECT_EQ(seen, std::vector<std::string>{"a"});  // "bad" and "c" are both damaged.
+  EXPECT_EQ(damaged, (std::vector<std::string>{"bad", "c"}));
   // A newer write replaces the damaged value.
   store.Commit(Puts({{"bad", "fixed"}}), nullptr);
   EXPECT_EQ(GetOk(store, "bad"), "fixed");

@@ -49,7 +49,8 @@ const PendingOverlay::Entry* PendingOverlay::Find(std::string_view key) const {
 }
 
 absl::Status MergeScan(const PendingOverlay& overlay, std::string_view begin, std::string_view end,
-                       DurableCursor& durable, StateStore::ScanVisitor visitor) {
+                       DurableCursor& durable, StateStore::ScanVisitor visitor,
+                       const StateStore::DamageVisitor* on_damaged) {
   auto pending = overlay.LowerBound(begin);
   absl::Status status = durable.Seek(begin);
   while (status.ok()) {
@@ -75,7 +76,12 @@ absl::Status MergeScan(const PendingOverlay& overlay, std::string_view begin, st
     UM_CHECK(durable_in_range);
     const absl::StatusOr<std::string_view> value = durable.value();
     if (!value.ok()) {
-      return value.status();
+      if (on_damaged == nullptr || !absl::IsDataLoss(value.status()) ||
+          !(*on_damaged)(durable.key(), value.status())) {
+        return value.status();
+      }
+      status = durable.Next();
+      continue;
     }
     if (!visitor(durable.key(), *value)) {
       break;

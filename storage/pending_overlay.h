@@ -79,9 +79,11 @@ class DurableCursor {
 
 // Visits the merged view of `durable` and `overlay` in [begin, end) (end empty = no
 // upper bound), in ascending byte order. Stops early when `visitor` returns false, and at
-// the first error (returned). Durable values hidden by the overlay are not read.
+// the first error (returned), except a damaged value that `on_damaged` (if given) says to
+// pass. Durable values hidden by the overlay are not read.
 absl::Status MergeScan(const PendingOverlay& overlay, std::string_view begin, std::string_view end,
-                       DurableCursor& durable, StateStore::ScanVisitor visitor);
+                       DurableCursor& durable, StateStore::ScanVisitor visitor,
+                       const StateStore::DamageVisitor* on_damaged = nullptr);
 
 // Crashes unless every key of `batch` has a size in 1..StateStore::kKeySizeBytesMax
 // (a bad key size is a programmer error).

@@ -126,6 +126,8 @@ class StateStore {
   using CommitDone = absl::AnyInvocable<void(absl::Status status)>;
   // Return false to stop a scan early.
   using ScanVisitor = absl::FunctionRef<bool(std::string_view key, std::string_view value)>;
+  // A stored value whose checksum does not match (`damage` says so): true to go on past it.
+  using DamageVisitor = absl::FunctionRef<bool(std::string_view key, const absl::Status& damage)>;
 
   static constexpr size_t kKeySizeBytesMax = 511;  // LMDB's default key limit.
 
@@ -138,6 +140,10 @@ class StateStore {
   // Visits keys in [begin, end) in ascending byte order (end empty = no upper bound),
   // as of every Commit call so far. Stops at the first checksum error (DataLoss).
   virtual absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) = 0;
+  // The same, but a damaged value goes to `on_damaged`, and the scan stops there (with its
+  // DataLoss) only if that returns false. For readers that can answer from another copy.
+  virtual absl::Status ScanPastDamage(std::string_view begin, std::string_view end,
+                                      ScanVisitor visitor, DamageVisitor on_damaged) = 0;
 
   // Applies `batch` atomically: visible to Get/Scan at once (unless write-behind: then once
   // durable), durable when `done` runs
