@@ -28,6 +28,12 @@ void AppendBigEndian64(uint64_t value, std::string* out) {
   }
 }
 
+uint64_t LoadBigEndian64(const char* in) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(in[i]);
+  return value;
+}
+
 std::string PartitionKey(uint32_t partition, char suffix) {
   return absl::StrCat("p", std::string(1, static_cast<char>(partition)), std::string(1, suffix));
 }
@@ -727,6 +733,13 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
 absl::StatusOr<std::vector<AlertRecord>> NodeStore::ListAlerts(uint64_t account_id,
                                                                uint64_t since_offset,
                                                                size_t limit) const {
+  return ListAlerts(account_id, since_offset, limit,
+                    [](uint64_t) { return std::optional<metering::AlertCrossing>(); });
+}
+
+absl::StatusOr<std::vector<AlertRecord>> NodeStore::ListAlerts(uint64_t account_id,
+                                                               uint64_t since_offset, size_t limit,
+                                                               AlertRepair repair) const {
   std::vector<AlertRecord> records;
   auto matches = [&](const AlertRecord& record) {
     return record.offset >= since_offset &&
@@ -734,23 +747,44 @@ absl::StatusOr<std::vector<AlertRecord>> NodeStore::ListAlerts(uint64_t account_
   };
   if (since_offset < alert_checkpointed_offset_) {
     absl::Status decode_status = absl::OkStatus();
-    const absl::Status scan_status = store_.Scan(
+    bool more = true;
+    // A damaged record (its stored checksum or its decoding fails) is answered from an
+    // intact copy if `repair` has one; else the listing fails: never skipped silently, or
+    // the listing would look complete.
+    auto repaired = [&](std::string_view key, const std::string& why) -> bool {
+      std::optional<metering::AlertCrossing> copy;
+      if (key.size() == 9 && key[0] == 'a') {
+        const uint64_t offset = LoadBigEndian64(key.data() + 1);
+        copy = repair(offset);
+        if (copy.has_value()) {
+          const AlertRecord record{offset, *std::move(copy)};
+          if (matches(record)) records.push_back(record);
+          more = records.size() < limit;
+          return true;
+        }
+      }
+      decode_status = absl::DataLossError(
+          absl::StrCat("alert record ", absl::CHexEscape(absl::string_view(key.data(), key.size())),
+                       " is damaged: ", why));
+      return false;
+    };
+    const absl::Status scan_status = store_.ScanPastDamage(
         AlertKey(since_offset), AlertKey(alert_checkpointed_offset_),
         [&](std::string_view key, std::string_view value) {
+          if (!more) return false;  // A repaired record filled the listing.
           absl::StatusOr<AlertRecord> record =
               DecodeAlertRecord(absl::string_view(value.data(), value.size()));
           if (!record.ok()) {
-            decode_status = absl::DataLossError(absl::StrCat(
-                "alert record ", absl::CHexEscape(absl::string_view(key.data(), key.size())),
-                " is damaged: ", record.status().message()));
-            return false;
+            return repaired(key, std::string(record.status().message())) && more;
           }
           if (matches(*record)) records.push_back(*std::move(record));
           return records.size() < limit;
+        },
+        [&](std::string_view key, const absl::Status& damage) -> bool {
+          return repaired(key, std::string(damage.message()));
         });
-    // A damaged record is never skipped silently: the listing would look complete.
-    if (!scan_status.ok()) return scan_status;
     if (!decode_status.ok()) return decode_status;
+    if (!scan_status.ok()) return scan_status;
   }
   for (const AlertRecord& record : alerts_) {
     if (records.size() >= limit) {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -203,9 +204,13 @@ class NodeStore {
                                                       int64_t until_ns, size_t limit,
                                                       uint64_t first_offset = 0) const;
   // Alert records with offset >= since_offset for `account_id` (0 = all), at most `limit`.
-  // DataLoss (naming the record) if a stored record on the way is damaged.
+  // A stored record on the way that is damaged is taken from `repair` (its offset -> an
+  // intact copy, or nullopt); DataLoss (naming the record) if that has none.
+  using AlertRepair = absl::FunctionRef<std::optional<metering::AlertCrossing>(uint64_t offset)>;
   absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
                                                       size_t limit) const;
+  absl::StatusOr<std::vector<AlertRecord>> ListAlerts(uint64_t account_id, uint64_t since_offset,
+                                                      size_t limit, AlertRepair repair) const;
   uint64_t alert_count() const { return alert_next_offset_; }
   // A replaced disk's alert log, restored from the copies its peers keep (docs/replication.md,
   // "Alerts"): writes `records` (ascending by offset; offsets retention deleted are absent)

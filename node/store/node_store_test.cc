@@ -363,6 +363,56 @@ TEST_F(NodeStoreTest, ADamagedAlertRecordFailsTheListingInsteadOfVanishing) {
   const absl::StatusOr<std::vector<AlertRecord>> listed = store_->ListAlerts(0, 0, 10);
   EXPECT_EQ(listed.status().code(), absl::StatusCode::kDataLoss) << listed.status();
   EXPECT_TRUE(store_->ListAlerts(0, 1, 10).ok());  // Past the damage.
+  // With an intact copy (a cluster keeps one of every record), the copy answers.
+  const metering::AlertCrossing copy{261, "api_calls", 0, "t", 1, kNow, 0};
+  std::vector<uint64_t> asked;
+  const absl::StatusOr<std::vector<AlertRecord>> repaired =
+      store_->ListAlerts(0, 0, 10, [&](uint64_t offset) -> std::optional<metering::AlertCrossing> {
+        asked.push_back(offset);
+        return copy;
+      });
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  ASSERT_EQ(repaired->size(), 1u);
+  EXPECT_EQ((*repaired)[0], (AlertRecord{0, copy}));
+  EXPECT_EQ(asked, std::vector<uint64_t>{0});
+  // No copy: DataLoss as before.
+  EXPECT_EQ(
+      store_
+          ->ListAlerts(0, 0, 10, [](uint64_t) { return std::optional<metering::AlertCrossing>(); })
+          .status()
+          .code(),
+      absl::StatusCode::kDataLoss);
+}
+
+TEST_F(NodeStoreTest, ARestoredAlertLogKeepsItsOffsetsAndContinuesAfterThem) {
+  const metering::AlertCrossing a{5, "m", 0, "t", 1, kNow, 3};
+  const metering::AlertCrossing b{6, "m", 1, "u", 2, kNow, 4};
+  bool done = false;
+  // Offset 1 was deleted by retention; the highest copy end was 7.
+  store_->RestoreAlerts({AlertRecord{0, a}, AlertRecord{2, b}}, 7, [&](absl::Status status) {
+    EXPECT_TRUE(status.ok()) << status;
+    done = true;
+  });
+  ASSERT_TRUE(simulator_.RunUntil([&] { return done; }, simulator_.now_ns() + kSecond));
+  EXPECT_EQ(store_->alert_count(), 7u);
+  absl::StatusOr<std::vector<AlertRecord>> listed = store_->ListAlerts(0, 0, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(*listed, (std::vector<AlertRecord>{{0, a}, {2, b}}));
+  // New records continue at 7, and all of it survives a restart (WAL and state store).
+  RegisterMetric(1);
+  AppendEvents(261, 1, kNow);
+  SyncAndRun();
+  const std::vector<AlertRecord> recorded = store_->Commit(kPartition, 2, true);
+  ASSERT_EQ(recorded.size(), 1u);
+  EXPECT_EQ(recorded[0].offset, 7u);
+  SyncAndRun();
+  Restart();
+  EXPECT_EQ(store_->alert_count(), 8u);
+  listed = store_->ListAlerts(0, 0, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_EQ((*listed)[1], (AlertRecord{2, b}));
+  EXPECT_EQ((*listed)[2].offset, 7u);
 }
 
 TEST_F(NodeStoreTest, AlertRecordsRolledBackByAFullDiskWaitForACheckpoint) {
