@@ -1359,7 +1359,9 @@ class ClusterRun {
         if (log.ok()) {
           logs[node] = *std::move(log);
         } else if (alert_damaged_[node] && absl::IsDataLoss(log.status())) {
-          damaged = true;  // F13 flipped a bit of a stored record: the listing says so.
+          // F13 flipped a bit of a stored record with no copy to answer from (one released
+          // uncopied): the listing says so.
+          damaged = true;
         } else if (failure.empty()) {
           failure =
               absl::StrCat("node ", node, ": alert log unreadable: ", log.status().ToString());

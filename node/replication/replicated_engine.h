@@ -143,6 +143,8 @@ struct ReplicationStatus {
   // node's alert log restored from its peers' copies after its disk was replaced.
   uint64_t alerts_copied = 0;
   uint64_t alerts_restored = 0;
+  // Damaged stored alert records a listing answered from their copies instead.
+  uint64_t alert_records_repaired = 0;
   std::string problem;  // Empty when healthy; else why this node cannot serve.
 };
 

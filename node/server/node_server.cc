@@ -77,6 +77,9 @@ constexpr ReplicationCounterGauge kReplicationCounterGauges[] = {
     {"billing_replication_alerts_restored",
      "Alert records restored from peers' copies after this node's disk was replaced.",
      &replication::ReplicationStatus::alerts_restored},
+    {"billing_replication_alert_records_repaired",
+     "Damaged stored alert records this node listed from their replicated copies instead.",
+     &replication::ReplicationStatus::alert_records_repaired},
 };
 
 }  // namespace
