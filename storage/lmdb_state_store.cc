@@ -318,16 +318,6 @@ absl::StatusOr<std::optional<std::string>> LmdbStateStore::Get(std::string_view 
   return result;
 }
 
-absl::Status LmdbStateStore::Scan(std::string_view begin, std::string_view end,
-                                  ScanVisitor visitor) {
-  return ScanMerged(begin, end, visitor, nullptr);
-}
-
-absl::Status LmdbStateStore::ScanPastDamage(std::string_view begin, std::string_view end,
-                                            ScanVisitor visitor, DamageVisitor on_damaged) {
-  return ScanMerged(begin, end, visitor, &on_damaged);
-}
-
 absl::Status LmdbStateStore::ScanMerged(std::string_view begin, std::string_view end,
                                         ScanVisitor visitor, const DamageVisitor* on_damaged) {
   UM_CHECK(!scanning_);

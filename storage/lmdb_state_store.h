@@ -70,10 +70,6 @@ class LmdbStateStore final : public StateStore {
   ~LmdbStateStore() override;
 
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
-  // REQUIRES: `visitor` does not call Commit on this store.
-  absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) override;
-  absl::Status ScanPastDamage(std::string_view begin, std::string_view end, ScanVisitor visitor,
-                              DamageVisitor on_damaged) override;
   void Commit(WriteBatch batch, CommitDone done) override;
   // The size of data.mdb.
   uint64_t size_bytes() const override;
@@ -84,8 +80,9 @@ class LmdbStateStore final : public StateStore {
   uint64_t write_transaction_count() const { return write_transaction_count_; }
 
  private:
+  // REQUIRES: `visitor` does not call Commit on this store.
   absl::Status ScanMerged(std::string_view begin, std::string_view end, ScanVisitor visitor,
-                          const DamageVisitor* on_damaged);
+                          const DamageVisitor* on_damaged) override;
   struct Environment;  // The MDB_env and its database, shared with running IO jobs.
   struct IoJob;        // The batches of one write transaction and its result.
   struct PendingCommit {

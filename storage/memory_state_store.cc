@@ -140,16 +140,6 @@ absl::StatusOr<std::optional<std::string>> MemoryStateStore::Get(std::string_vie
   return std::string(*value);
 }
 
-absl::Status MemoryStateStore::Scan(std::string_view begin, std::string_view end,
-                                    ScanVisitor visitor) {
-  return ScanMerged(begin, end, visitor, nullptr);
-}
-
-absl::Status MemoryStateStore::ScanPastDamage(std::string_view begin, std::string_view end,
-                                              ScanVisitor visitor, DamageVisitor on_damaged) {
-  return ScanMerged(begin, end, visitor, &on_damaged);
-}
-
 absl::Status MemoryStateStore::ScanMerged(std::string_view begin, std::string_view end,
                                           ScanVisitor visitor, const DamageVisitor* on_damaged) {
   UM_CHECK(!scanning_);

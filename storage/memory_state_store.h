@@ -113,10 +113,6 @@ class MemoryStateStore final : public StateStore {
   ~MemoryStateStore() override;
 
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
-  // REQUIRES: `visitor` does not call Commit on this store.
-  absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) override;
-  absl::Status ScanPastDamage(std::string_view begin, std::string_view end, ScanVisitor visitor,
-                              DamageVisitor on_damaged) override;
   void Commit(WriteBatch batch, CommitDone done) override;
   // The medium's durable size (pending batches are not counted).
   uint64_t size_bytes() const override { return medium_.size_bytes(); }
@@ -131,8 +127,9 @@ class MemoryStateStore final : public StateStore {
     CommitDone done;
   };
 
+  // REQUIRES: `visitor` does not call Commit on this store.
   absl::Status ScanMerged(std::string_view begin, std::string_view end, ScanVisitor visitor,
-                          const DamageVisitor* on_damaged);
+                          const DamageVisitor* on_damaged) override;
   void CompleteOldest();
 
   MemoryStateMedium& medium_;

@@ -139,11 +139,15 @@ class StateStore {
 
   // Visits keys in [begin, end) in ascending byte order (end empty = no upper bound),
   // as of every Commit call so far. Stops at the first checksum error (DataLoss).
-  virtual absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) = 0;
+  absl::Status Scan(std::string_view begin, std::string_view end, ScanVisitor visitor) {
+    return ScanMerged(begin, end, visitor, nullptr);
+  }
   // The same, but a damaged value goes to `on_damaged`, and the scan stops there (with its
   // DataLoss) only if that returns false. For readers that can answer from another copy.
-  virtual absl::Status ScanPastDamage(std::string_view begin, std::string_view end,
-                                      ScanVisitor visitor, DamageVisitor on_damaged) = 0;
+  absl::Status ScanPastDamage(std::string_view begin, std::string_view end, ScanVisitor visitor,
+                              DamageVisitor on_damaged) {
+    return ScanMerged(begin, end, visitor, &on_damaged);
+  }
 
   // Applies `batch` atomically: visible to Get/Scan at once (unless write-behind: then once
   // durable), durable when `done` runs
@@ -158,6 +162,11 @@ class StateStore {
 
   // Size of the store's files in bytes (for metrics and capacity planning).
   virtual uint64_t size_bytes() const = 0;
+
+ protected:
+  // Scan's implementation: `on_damaged` null stops at the first damaged value.
+  virtual absl::Status ScanMerged(std::string_view begin, std::string_view end, ScanVisitor visitor,
+                                  const DamageVisitor* on_damaged) = 0;
 };
 
 }  // namespace unimeter

@@ -601,15 +601,23 @@ TEST(PartitionStateTest, AlertCopiesAreKeptOnceUntilRetention) {
             (absl::btree_map<uint32_t, uint64_t>{{1, 4}, {2, 1}, {3, 7}}));
 }
 
+// `state`'s snapshot as an older `version` wrote it: without the last `dropped_bytes`
+// before the CRC (the fields added since), the CRC computed again.
+std::vector<uint8_t> OlderSnapshot(const PartitionState& state, uint32_t version,
+                                   size_t dropped_bytes) {
+  std::vector<uint8_t> snapshot = state.EncodeSnapshot();
+  snapshot.resize(snapshot.size() - 4 - dropped_bytes);
+  snapshot[4] = static_cast<uint8_t>(version);
+  const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
+  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+  return snapshot;
+}
+
 TEST(PartitionStateTest, VersionThreeSnapshotsHaveNoAlertCopies) {
   Harness h;
   h.Put(Schema("sum", AggregationType::kSum));
   h.Ingest({Ev("sum", 4, kT0 + 1)});
-  std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
-  snapshot.resize(snapshot.size() - 4 - 4 - 8);  // The CRC and two counts of 0.
-  snapshot[4] = 3;
-  const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
-  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+  std::vector<uint8_t> snapshot = OlderSnapshot(h.state(), 3, 8 + 4);  // Two counts of 0.
   absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
       PartitionState::DecodeSnapshot(h.options(), snapshot);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
@@ -617,14 +625,14 @@ TEST(PartitionStateTest, VersionThreeSnapshotsHaveNoAlertCopies) {
   // Copies out of order are refused.
   h.Append(LogEntry::CopiesOfAlerts(Copies(1, {0, 1}, kT0 + 1)));
   snapshot = h.state().EncodeSnapshot();
-  snapshot.resize(snapshot.size() - 4);
   const size_t record_bytes = 4 + 8 + (8 + 4 + 4 + 2 + 8 + 8 + 8);
   const size_t ends_bytes = 4 + (4 + 8);
-  const size_t second_offset = snapshot.size() - ends_bytes - record_bytes + 4;
+  const size_t second_offset = snapshot.size() - 4 - ends_bytes - record_bytes + 4;
   ASSERT_EQ(snapshot[second_offset], 1);
   snapshot[second_offset] = 0;
-  const uint32_t crc2 = Crc32c(snapshot.data(), snapshot.size());
-  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc2 >> (8 * i)));
+  const uint32_t crc = Crc32c(snapshot.data(), snapshot.size() - 4);
+  for (int i = 0; i < 4; ++i)
+    snapshot[snapshot.size() - 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
   EXPECT_EQ(PartitionState::DecodeSnapshot(h.options(), snapshot).status().code(),
             absl::StatusCode::kDataLoss);
 }
@@ -633,13 +641,10 @@ TEST(PartitionStateTest, VersionOneSnapshotsHaveNoUnconfirmedCrossings) {
   Harness h;
   h.Put(Schema("sum", AggregationType::kSum));
   h.Ingest({Ev("sum", 4, kT0 + 1)});
-  std::vector<uint8_t> snapshot = h.state().EncodeSnapshot();
   // Version 1 is version 4 without the trailing crossing count (0 here), registry versions
-  // (a count and one version: all zero for changes made without one) and alert copy count.
-  snapshot.resize(snapshot.size() - 4 - 4 - 8 - (4 + 12) - 8);
-  snapshot[4] = 1;
-  const uint32_t crc = Crc32c(snapshot.data(), snapshot.size());
-  for (int i = 0; i < 4; ++i) snapshot.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+  // (a count and one version: all zero for changes made without one) and alert copies (two
+  // counts of 0).
+  const std::vector<uint8_t> snapshot = OlderSnapshot(h.state(), 1, 8 + (4 + 12) + 8 + 4);
   absl::StatusOr<std::unique_ptr<PartitionState>> decoded =
       PartitionState::DecodeSnapshot(h.options(), snapshot);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
