@@ -139,6 +139,8 @@ void NodeServer::RegisterMetrics() {
       &r.AddGauge("billing_agg_keys_total", "Live aggregate keys held by this node.");
   metrics_.memtable_bytes =
       &r.AddGauge("billing_memtable_bytes", "Approximate memory held by aggregates.");
+  metrics_.alert_copies = &r.AddGauge(
+      "billing_alert_copies", "Copies of alert records (of every node) this node keeps in memory.");
   metrics_.checkpoint_bytes =
       &r.AddGauge("billing_checkpoint_bytes", "Size of the latest checkpoint batch.");
   metrics_.partitions_owned =
@@ -327,10 +329,13 @@ void NodeServer::RefreshGauges() {
   metrics_.wal_offset->Set(
       static_cast<int64_t>(const_cast<NodeStore&>(store).wal().appended_position()));
   uint64_t keys = 0;
+  uint64_t alert_copies = 0;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     keys += store.state(partition).aggregate_key_count();
+    alert_copies += store.state(partition).alert_copies().size();
   }
   metrics_.agg_keys->Set(static_cast<int64_t>(keys));
+  metrics_.alert_copies->Set(static_cast<int64_t>(alert_copies));
   metrics_.memtable_bytes->Set(static_cast<int64_t>(keys * 128));  // Measured bytes per key.
   metrics_.checkpoint_bytes->Set(static_cast<int64_t>(store.stats().checkpoint_bytes));
   metrics_.node_ready->Set(ready() ? 1 : 0);

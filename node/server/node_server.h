@@ -85,6 +85,7 @@ class NodeServer final : public NodeService {
     Gauge* wal_offset;
     Gauge* alert_subscribers;
     Gauge* agg_keys;
+    Gauge* alert_copies;
     Gauge* memtable_bytes;
     Gauge* checkpoint_bytes;
     Gauge* partitions_owned;
