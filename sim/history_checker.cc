@@ -49,8 +49,9 @@ bool HistoryChecker::WantsStateDigest(uint32_t partition, uint64_t index,
 
 void HistoryChecker::OnState(uint32_t node, uint32_t partition, uint64_t index,
                              const metering::PartitionState& state) {
-  const uint64_t keys =
-      state.aggregate_key_count() + state.content_dedup_key_count() + state.idempotency_key_count();
+  // What a digest costs grows with the state: aggregates, dedup keys and alert copies.
+  const uint64_t keys = state.aggregate_key_count() + state.content_dedup_key_count() +
+                        state.idempotency_key_count() + state.alert_copies().size();
   if (WantsStateDigest(partition, index, keys)) {
     OnStateDigest(node, partition, index, state.Digest());
   }
