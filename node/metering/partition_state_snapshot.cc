@@ -16,8 +16,8 @@ namespace unimeter::metering {
 namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x53504D55;  // "UMPS" little-endian.
-// Version 2 appends the unconfirmed crossings, version 3 the registry versions; versions 1
-// (neither) and 2 are still read.
+// Version 2 appends the unconfirmed crossings, version 3 the registry versions, version 4
+// the alert copies; versions 1 to 3 are still read.
 constexpr uint32_t kSnapshotVersion = 4;
 constexpr uint32_t kSnapshotVersionWithoutCrossings = 1;
 constexpr uint32_t kSnapshotVersionWithoutRegistryVersions = 2;

@@ -399,19 +399,11 @@ absl::StatusOr<std::vector<AlertRecord>> ReplicatedEngine::ListAlerts(uint64_t a
   // A record damaged in this node's store is answered from the copy every replica keeps
   // (this one included): released records all have one.
   absl::StatusOr<std::vector<AlertRecord>> records =
-      store_->ListAlerts(account_id, since_offset, limit,
-                         [this](uint64_t offset) -> std::optional<metering::AlertCrossing> {
-                           const metering::PartitionState::AlertCopyKey key{env_.node_id(), offset};
-                           for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
-                             const auto& copies = store_->state(partition).alert_copies();
-                             const auto found = copies.find(key);
-                             if (found != copies.end()) {
-                               ++counters_.alert_records_repaired;
-                               return found->second;
-                             }
-                           }
-                           return std::nullopt;
-                         });
+      store_->ListAlerts(account_id, since_offset, limit, [this](uint64_t offset) {
+        std::optional<metering::AlertCrossing> copy = FindAlertCopy(offset);
+        if (copy.has_value()) ++counters_.alert_records_repaired;
+        return copy;
+      });
   if (records.ok()) alerts_.TrimToReleased(&*records);
   return records;
 }

@@ -428,6 +428,10 @@ class ReplicatedEngine final : public Engine {
   // have come between their sync and their copy's commit) are copied before they are
   // listed again; copying one twice is harmless.
   void ResetAlertCopies();
+  // Over this node's replicas of all partitions: the offset after its highest copied
+  // record (0 if none), and the copy of its record at `offset`.
+  uint64_t AlertCopyEnd() const;
+  std::optional<metering::AlertCrossing> FindAlertCopy(uint64_t offset) const;
   void RestoreAlertLog();
   void Activate();  // Syncing -> active, persisted.
   // The partition is known committed up to `index`: applied slice by slice (RunCommitSlice)

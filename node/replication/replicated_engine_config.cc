@@ -459,20 +459,30 @@ void ReplicatedEngine::MaybeActivate() {
   RestoreAlertLog();
 }
 
-void ReplicatedEngine::ResetAlertCopies() {
-  alerts_.RequireCopies();
-  const uint64_t next_offset = store_->alert_count();
+uint64_t ReplicatedEngine::AlertCopyEnd() const {
   uint64_t copied_end = 0;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     const auto& ends = store_->state(partition).alert_copy_ends();
     const auto end = ends.find(env_.node_id());
     if (end != ends.end()) copied_end = std::max(copied_end, end->second);
   }
-  copied_end = std::min(copied_end, next_offset);
-  if (copied_end == next_offset) {
-    alerts_.Reset(next_offset);
-    return;
+  return copied_end;
+}
+
+std::optional<metering::AlertCrossing> ReplicatedEngine::FindAlertCopy(uint64_t offset) const {
+  const metering::PartitionState::AlertCopyKey key{env_.node_id(), offset};
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    const auto& copies = store_->state(partition).alert_copies();
+    const auto found = copies.find(key);
+    if (found != copies.end()) return found->second;
   }
+  return std::nullopt;
+}
+
+void ReplicatedEngine::ResetAlertCopies() {
+  alerts_.RequireCopies();
+  const uint64_t next_offset = store_->alert_count();
+  const uint64_t copied_end = std::min(AlertCopyEnd(), next_offset);
   absl::StatusOr<std::vector<AlertRecord>> records =
       store_->ListAlerts(/*account_id=*/0, copied_end, SIZE_MAX);
   if (!records.ok()) {
@@ -498,11 +508,9 @@ bool ReplicatedEngine::AlertCopiesSettled() const {
 void ReplicatedEngine::RestoreAlertLog() {
   const uint32_t self = env_.node_id();
   absl::btree_map<uint64_t, metering::AlertCrossing> mine;
-  uint64_t next_offset = 0;
+  uint64_t next_offset = AlertCopyEnd();
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     const metering::PartitionState& state = store_->state(partition);
-    const auto end = state.alert_copy_ends().find(self);
-    if (end != state.alert_copy_ends().end()) next_offset = std::max(next_offset, end->second);
     for (auto it = state.alert_copies().lower_bound({self, 0});
          it != state.alert_copies().end() && it->first.first == self; ++it) {
       mine.try_emplace(it->first.second, it->second);
