@@ -29,8 +29,12 @@ absl::StatusOr<std::vector<RefCrossing>> NodeAlerts(const Engine& engine) {
   absl::StatusOr<std::vector<AlertRecord>> records =
       engine.ListAlerts(/*account_id=*/0, 0, SIZE_MAX);  // All.
   if (!records.ok()) return records.status();
+  return AsCrossings(*records);
+}
+
+std::vector<RefCrossing> AsCrossings(const std::vector<AlertRecord>& records) {
   std::vector<RefCrossing> crossings;
-  for (const AlertRecord& record : *records) {
+  for (const AlertRecord& record : records) {
     const metering::AlertCrossing& crossing = record.crossing;
     crossings.push_back(RefCrossing{crossing.account_id, crossing.metric_code,
                                     crossing.threshold_index, crossing.threshold_code,

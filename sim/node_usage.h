@@ -27,6 +27,8 @@ namespace unimeter::sim {
 UsageQuery NodeUsage(const NodeStore& store);
 
 absl::StatusOr<std::vector<RefCrossing>> NodeAlerts(const Engine& engine);
+// The crossings of `records`, in their order.
+std::vector<RefCrossing> AsCrossings(const std::vector<AlertRecord>& records);
 
 // At most `timeout_ns` of simulated time; false if records still wait then.
 bool RunUntilAlertsDurable(Simulator& simulator, const std::vector<const Engine*>& engines,
