@@ -3,6 +3,12 @@
 //   BM_LmdbCommit1000Puts    LMDB: one synced write transaction of 1000 puts per batch
 //                            (batches_per_second is the figure of interest).
 //   BM_LmdbGet               LMDB point Get of a durable key (read txn + checksum + copy).
+//   BM_LmdbCommitEventPuts   LMDB: a flush of stored events as the node writes them, one
+//                            batch per partition of ~1,000 events in log order, keyed by
+//                            (partition, account, offset) over 40 accounts per partition,
+//                            into a store already holding ~1 M of them; items are events
+//                            and the time is CPU time (the transaction's puts, not its
+//                            fdatasync).
 // The LMDB store writes under $TEST_TMPDIR (or /tmp); run with
 //   bazel run -c opt //storage:state_store_benchmark
 #include <benchmark/benchmark.h>
@@ -124,6 +130,53 @@ void BM_LmdbCommit1000Puts(benchmark::State& state) {
   store.reset();
 }
 BENCHMARK(BM_LmdbCommit1000Puts)->UseRealTime();
+
+std::string EventKey(uint32_t partition, uint64_t account, uint64_t offset) {
+  std::string key(18, '\0');
+  key[0] = 'e';
+  key[1] = static_cast<char>(partition);
+  for (int i = 0; i < 8; ++i) {
+    key[2 + i] = static_cast<char>(account >> (56 - 8 * i));
+    key[10 + i] = static_cast<char>(offset >> (56 - 8 * i));
+  }
+  return key;
+}
+
+void BM_LmdbCommitEventPuts(benchmark::State& state) {
+  constexpr uint32_t kPartitions = 256;
+  constexpr uint64_t kAccountsPerPartition = 40;
+  constexpr int kEventsPerBatch = 1000;
+  constexpr int kBatchesPerCommit = 16;
+  TempDirectory directory;
+  InlineIoExecutor io;
+  std::unique_ptr<LmdbStateStore> store = OpenLmdb(directory.path(), io);
+  const std::string value(60, 'v');
+  std::vector<uint64_t> next_offset(kPartitions, 0);
+  uint64_t random = 88172645463325252ULL;
+  uint32_t partition = 0;
+  // One commit of kBatchesPerCommit partitions' batches, as one IO job.
+  auto flush = [&] {
+    for (int b = 0; b < kBatchesPerCommit; ++b) {
+      WriteBatch batch;
+      for (int i = 0; i < kEventsPerBatch; ++i) {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        const uint64_t account = (random % kAccountsPerPartition) * kPartitions + partition;
+        batch.Put(EventKey(partition, account, next_offset[partition]++), value);
+      }
+      store->Commit(std::move(batch), [](absl::Status status) { UM_CHECK_OK(status); });
+      partition = (partition + 1) % kPartitions;
+    }
+    io.Drain();
+  };
+  for (int i = 0; i < 64; ++i) flush();  // ~1 M events stored before timing.
+  for (auto _ : state) flush();
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kEventsPerBatch *
+                          kBatchesPerCommit);
+  store.reset();
+}
+BENCHMARK(BM_LmdbCommitEventPuts)->Iterations(60)->Unit(benchmark::kMillisecond);
 
 void BM_LmdbGet(benchmark::State& state) {
   constexpr uint64_t kKeyCount = 100000;

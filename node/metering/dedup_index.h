@@ -88,31 +88,31 @@ inline bool WithinWindow(int64_t recorded_log_time_ns, int64_t event_log_time_ns
 //
 // Memory is the product's limit here (every key of the window on every replica), so each
 // key is stored once: entries live in an insertion-ordered FIFO, and the lookup table holds
-// only 4-byte entry numbers, hashed and compared through the FIFO (a transparent hasher),
-// about 50 bytes per content key instead of a map slot plus a FIFO copy.
+// only 8-byte slots (entry number, key hash), compared through the FIFO (a transparent
+// hasher), about 55 bytes per content key instead of a map slot plus a FIFO copy.
 template <typename Key, typename Value>
 class ExpiringIndex {
  public:
-  ExpiringIndex() : table_(0, EntryHash{this}, EntryEq{this}) {}
+  ExpiringIndex() : table_(0, EntryHash{}, EntryEq{this}) {}
   // The table's hasher points at this object.
   ExpiringIndex(const ExpiringIndex&) = delete;
   ExpiringIndex& operator=(const ExpiringIndex&) = delete;
 
   const Value* Find(const Key& key) const {
     auto it = table_.find(key);
-    return it == table_.end() ? nullptr : &EntryAt(*it).value;
+    return it == table_.end() ? nullptr : &EntryAt(it->number).value;
   }
 
   // Records `key` with `value`, whose log time is >= every earlier insertion's.
   void Insert(const Key& key, const Value& value, int64_t log_time_ns) {
     UM_CHECK(segments_.empty() || segments_.back().log_time_ns <= log_time_ns);
     UM_CHECK_LT(fifo_.size(), size_t{UINT32_MAX});
-    const uint32_t number = front_number_ + static_cast<uint32_t>(fifo_.size());
+    const Slot slot{front_number_ + static_cast<uint32_t>(fifo_.size()), KeyHash32(key)};
     fifo_.push_back(Entry{key, value});
-    auto [it, inserted] = table_.insert(number);
+    auto [it, inserted] = table_.insert(slot);
     if (!inserted) {  // An expired key accepted again: the newest wins.
       table_.erase(it);
-      table_.insert(number);
+      table_.insert(slot);
     }
     if (segments_.empty() || segments_.back().log_time_ns != log_time_ns) {
       segments_.push_back(Segment{log_time_ns, 0});
@@ -129,7 +129,7 @@ class ExpiringIndex {
       for (uint64_t i = 0; i < segment.count; ++i) {
         // Erase only if no later insertion of the same key replaced it.
         auto it = table_.find(fifo_.front().key);
-        if (it != table_.end() && *it == front_number_) table_.erase(it);
+        if (it != table_.end() && it->number == front_number_) table_.erase(it);
         fifo_.pop_front();
         ++front_number_;
       }
@@ -165,24 +165,38 @@ class ExpiringIndex {
   // Entry numbers count insertions modulo 2^32; fifo_[0] is entry front_number_.
   const Entry& EntryAt(uint32_t number) const { return fifo_[number - front_number_]; }
 
+  // A table slot: the entry number and a 32-bit hash of its key, so that growing the table
+  // rehashes without reading the FIFO (a random access per key) and a probe compares keys
+  // only when the hashes match.
+  struct Slot {
+    uint32_t number;
+    uint32_t hash;
+  };
+  static uint32_t KeyHash32(const Key& key) {
+    const uint64_t hash = absl::Hash<Key>{}(key);
+    return static_cast<uint32_t>(hash ^ (hash >> 32));
+  }
+  // Spreads a 32-bit hash over the word the table splits into probe position and tag.
+  static size_t Spread(uint32_t hash) { return hash * 0x9E3779B97F4A7C15ULL; }
+
   struct EntryHash {
     using is_transparent = void;
-    const ExpiringIndex* index;
-    size_t operator()(uint32_t number) const { return (*this)(index->EntryAt(number).key); }
-    size_t operator()(const Key& key) const { return absl::Hash<Key>{}(key); }
+    size_t operator()(const Slot& slot) const { return Spread(slot.hash); }
+    size_t operator()(const Key& key) const { return Spread(KeyHash32(key)); }
   };
   struct EntryEq {
     using is_transparent = void;
     const ExpiringIndex* index;
-    bool operator()(uint32_t a, uint32_t b) const {
-      return a == b || index->EntryAt(a).key == index->EntryAt(b).key;
+    bool operator()(const Slot& a, const Slot& b) const {
+      return a.number == b.number ||
+             (a.hash == b.hash && index->EntryAt(a.number).key == index->EntryAt(b.number).key);
     }
-    bool operator()(uint32_t a, const Key& b) const { return index->EntryAt(a).key == b; }
-    bool operator()(const Key& a, uint32_t b) const { return a == index->EntryAt(b).key; }
+    bool operator()(const Slot& a, const Key& b) const { return index->EntryAt(a.number).key == b; }
+    bool operator()(const Key& a, const Slot& b) const { return a == index->EntryAt(b.number).key; }
   };
 
   // Lookup only: never iterated, so its layout never reaches a decision or a digest.
-  absl::flat_hash_set<uint32_t, EntryHash, EntryEq> table_;  // determinism-ok: lookup only
+  absl::flat_hash_set<Slot, EntryHash, EntryEq> table_;  // determinism-ok: lookup only
   std::deque<Entry> fifo_;
   uint32_t front_number_ = 0;
   std::deque<Segment> segments_;
