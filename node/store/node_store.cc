@@ -16,7 +16,9 @@ namespace {
 using metering::ByteReader;
 using metering::ByteWriter;
 
-constexpr uint8_t kStoredEventVersion = 1;
+// Version 1 held one event per key; version 2 holds a group of one account's events.
+constexpr uint8_t kStoredEventVersion1 = 1;
+constexpr uint8_t kStoredEventGroupVersion = 2;
 constexpr uint8_t kAlertRecordVersion = 1;
 constexpr uint8_t kMetaVersion = 1;
 constexpr char kNodeMetaKey[] = "n";
@@ -70,13 +72,11 @@ std::string EncodeNodeMeta(uint64_t alert_next_offset) {
   return ToString(bytes);
 }
 
-// The stored-event encoding of `event` at `offset`, appended to `out`. `Event` is a
+// The stored-event encoding of `event` at `offset` (without a version byte). `Event` is a
 // StoredEvent or an applied metering::BatchEvent (same field names), so checkpoints encode
 // straight from the applied batches without a copy.
 template <typename Event>
-void AppendStoredEvent(uint64_t offset, const Event& event, std::vector<uint8_t>* out) {
-  ByteWriter writer(out);
-  writer.U8(kStoredEventVersion);
+void AppendStoredEventBody(uint64_t offset, const Event& event, ByteWriter& writer) {
   writer.U64(offset);
   writer.I64(event.timestamp_ns);
   writer.U64(event.account_id);
@@ -89,6 +89,38 @@ void AppendStoredEvent(uint64_t offset, const Event& event, std::vector<uint8_t>
     writer.String8(property.key);
     writer.String8(property.value);
   }
+}
+
+bool ReadStoredEventBody(ByteReader& reader, StoredEvent* event) {
+  uint8_t flags = 0;
+  uint8_t property_count = 0;
+  if (!reader.U64(&event->offset) || !reader.I64(&event->timestamp_ns) ||
+      !reader.U64(&event->account_id) ||
+      !reader.String8(metering::kMetricCodeBytesMax, &event->metric_code) ||
+      !reader.U64(&event->value) || !reader.U8(&event->operation) || !reader.U8(&flags) ||
+      (flags & ~3u) != 0 || !reader.U8(&property_count)) {
+    return false;
+  }
+  event->registered = (flags & 1) != 0;
+  event->negative_correction = (flags & 2) != 0;
+  event->properties.resize(property_count);
+  for (metering::Property& property : event->properties) {
+    if (!reader.String8(metering::kPropertyKeyBytesMax, &property.key) ||
+        !reader.String8(metering::kPropertyValueBytesMax, &property.value)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Events flush meta: version u8, offset u64 below which every event of the partition was
+// written (or deliberately left out as expired) by a flush.
+std::string EncodeEventsMeta(uint64_t stored_end_offset) {
+  std::vector<uint8_t> bytes;
+  ByteWriter writer(&bytes);
+  writer.U8(kMetaVersion);
+  writer.U64(stored_end_offset);
+  return ToString(bytes);
 }
 
 }  // namespace
@@ -128,43 +160,52 @@ std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t off
   return key;
 }
 
-std::string EncodeStoredEvent(const StoredEvent& event) {
+std::string EncodeStoredEventVersion1(const StoredEvent& event) {
   std::vector<uint8_t> bytes;
-  AppendStoredEvent(event.offset, event, &bytes);
+  ByteWriter writer(&bytes);
+  writer.U8(kStoredEventVersion1);
+  AppendStoredEventBody(event.offset, event, writer);
   return ToString(bytes);
 }
 
-absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view text) {
-  ByteReader reader(reinterpret_cast<const uint8_t*>(text.data()), text.size());
-  StoredEvent event;
+std::string EncodeStoredEvents(absl::Span<const StoredEvent> events) {
+  UM_CHECK(!events.empty());
+  UM_CHECK_LE(events.size(), kStoredGroupEventsMax);
+  std::vector<uint8_t> bytes;
+  ByteWriter writer(&bytes);
+  writer.U8(kStoredEventGroupVersion);
+  writer.U16(static_cast<uint16_t>(events.size()));
+  for (const StoredEvent& event : events) AppendStoredEventBody(event.offset, event, writer);
+  return ToString(bytes);
+}
+
+absl::Status DecodeStoredEvents(absl::string_view bytes, std::vector<StoredEvent>* events) {
+  events->clear();
+  ByteReader reader(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   uint8_t version = 0;
-  if (!reader.U8(&version) || version != kStoredEventVersion || !reader.U64(&event.offset) ||
-      !reader.I64(&event.timestamp_ns) || !reader.U64(&event.account_id) ||
-      !reader.String8(metering::kMetricCodeBytesMax, &event.metric_code) ||
-      !reader.U64(&event.value) || !reader.U8(&event.operation)) {
-    return absl::DataLossError("malformed stored event");
+  uint16_t count = 1;
+  if (!reader.U8(&version) ||
+      (version != kStoredEventVersion1 && version != kStoredEventGroupVersion) ||
+      (version == kStoredEventGroupVersion &&
+       (!reader.U16(&count) || count == 0 || count > kStoredGroupEventsMax))) {
+    return absl::DataLossError("malformed stored event group header");
   }
-  uint8_t flags = 0;
-  if (!reader.U8(&flags) || (flags & ~3u) != 0) {
-    return absl::DataLossError("malformed stored event flags");
-  }
-  event.registered = (flags & 1) != 0;
-  event.negative_correction = (flags & 2) != 0;
-  uint8_t property_count = 0;
-  if (!reader.U8(&property_count)) {
-    return absl::DataLossError("malformed stored event");
-  }
-  event.properties.resize(property_count);
-  for (metering::Property& property : event.properties) {
-    if (!reader.String8(metering::kPropertyKeyBytesMax, &property.key) ||
-        !reader.String8(metering::kPropertyValueBytesMax, &property.value)) {
-      return absl::DataLossError("malformed stored event property");
+  events->resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    StoredEvent& event = (*events)[i];
+    if (!ReadStoredEventBody(reader, &event)) {
+      return absl::DataLossError("malformed stored event");
+    }
+    // One account's events, ascending by offset.
+    if (i > 0 && (event.offset <= (*events)[i - 1].offset ||
+                  event.account_id != (*events)[i - 1].account_id)) {
+      return absl::DataLossError("malformed stored event group: order or account");
     }
   }
   if (reader.left() != 0) {
     return absl::DataLossError("malformed stored event: trailing bytes");
   }
-  return event;
+  return absl::OkStatus();
 }
 
 std::string EncodeAlertRecord(const AlertRecord& record) {
@@ -271,6 +312,22 @@ absl::Status NodeStore::LoadCheckpoint() {
     log.last_index = applied_index;
     log.last_epoch = log.commit_epoch;
     log.checkpoint_index = applied_index;
+  }
+  return LoadEventsMeta();
+}
+
+absl::Status NodeStore::LoadEventsMeta() {
+  for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
+    absl::StatusOr<std::optional<std::string>> meta = store_.Get(PartitionKey(partition, 'f'));
+    if (!meta.ok()) return meta.status();
+    if (!meta->has_value()) continue;
+    ByteReader reader(reinterpret_cast<const uint8_t*>((*meta)->data()), (*meta)->size());
+    uint8_t version = 0;
+    if (!reader.U8(&version) || version != kMetaVersion ||
+        !reader.U64(&partitions_[partition].events_stored_end) || reader.left() != 0) {
+      return absl::DataLossError(
+          absl::StrCat("state store: malformed events meta of partition ", partition));
+    }
   }
   return absl::OkStatus();
 }
@@ -679,20 +736,24 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
   if (limit == 0) {
     return events;
   }
+  // A group's key is its last offset, so the first group at or after `first_offset`'s key
+  // is the first that may hold offsets >= first_offset; groups of an account are disjoint
+  // and ascending (docs/formats/node_store.md).
   const std::string begin = StoredEventKey(partition, account_id, first_offset);
   const std::string end = StoredEventKey(partition, account_id, UINT64_MAX);
   absl::Status decode_status = absl::OkStatus();
+  std::vector<StoredEvent> group;
   absl::Status scan_status = store_.Scan(begin, end, [&](std::string_view, std::string_view value) {
-    absl::StatusOr<StoredEvent> event =
-        DecodeStoredEvent(absl::string_view(value.data(), value.size()));
-    if (!event.ok()) {
-      decode_status = event.status();
-      return false;
+    decode_status = DecodeStoredEvents(absl::string_view(value.data(), value.size()), &group);
+    if (!decode_status.ok()) return false;
+    for (StoredEvent& event : group) {
+      if (event.offset >= first_offset && event.timestamp_ns >= since_ns &&
+          event.timestamp_ns <= until_ns) {
+        events.push_back(std::move(event));
+        if (events.size() >= limit) return false;
+      }
     }
-    if (event->timestamp_ns >= since_ns && event->timestamp_ns <= until_ns) {
-      events.push_back(*event);
-    }
-    return events.size() < limit;
+    return true;
   });
   if (!scan_status.ok()) {
     return scan_status;
@@ -805,17 +866,29 @@ void NodeStore::DeleteExpiredEvents(uint32_t partition, int64_t cutoff_ns, Write
   const std::string begin = "e" + std::string(1, static_cast<char>(partition));
   const std::string end = "e" + std::string(1, static_cast<char>(partition + 1));
   uint64_t deleted = 0;
-  const absl::Status status =
-      store_.Scan(begin, partition + 1 < kPartitionCount ? end : std::string("f"),
-                  [&](std::string_view key, std::string_view value) {
-                    absl::StatusOr<StoredEvent> event =
-                        DecodeStoredEvent(absl::string_view(value.data(), value.size()));
-                    if (event.ok() && event->timestamp_ns < cutoff_ns) {
-                      batch.Delete(std::string(key));
-                      ++deleted;
-                    }
-                    return true;
-                  });
+  std::vector<StoredEvent> group;
+  std::vector<StoredEvent> kept;
+  const absl::Status status = store_.Scan(
+      begin, partition + 1 < kPartitionCount ? end : std::string("f"),
+      [&](std::string_view key, std::string_view value) {
+        // A damaged group is left for ListEvents to report.
+        if (!DecodeStoredEvents(absl::string_view(value.data(), value.size()), &group).ok()) {
+          return true;
+        }
+        kept.clear();
+        for (StoredEvent& event : group) {
+          if (event.timestamp_ns >= cutoff_ns) kept.push_back(std::move(event));
+        }
+        if (kept.size() == group.size()) return true;
+        deleted += group.size() - kept.size();
+        // The survivors keep the group's key: still >= each of their offsets.
+        if (kept.empty()) {
+          batch.Delete(key);
+        } else {
+          batch.Put(key, EncodeStoredEvents(kept));
+        }
+        return true;
+      });
   if (!status.ok()) {
     env_.Log(absl::StrCat("retention: partition ", partition, ": ", status.ToString(),
                           "; expired events stay until the next sweep"));
@@ -834,21 +907,50 @@ void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch
     DeleteExpiredEvents(partition, expired_before_ns, batch);
     log.retention_cutoffs_ns.clear();
   }
-  batch.Reserve(log.unsaved_events + 2);
-  std::string& key = encode_scratch_.key;
-  std::vector<uint8_t>& value = encode_scratch_.value;
+  // Each account's new events as groups of up to kStoredGroupEventsMax, keyed by their last
+  // offset. Events below the flushed offset are already stored (a restart replays entries
+  // a flush wrote after the last checkpoint): never written twice, in two groups.
+  std::vector<EventToStore>& to_store = encode_scratch_.events;
+  to_store.clear();
   for (const auto& applied : log.unsaved_batches) {
     for (size_t i = 0; i < applied->events.size(); ++i) {
       const metering::BatchEvent& event = applied->events[i];
-      if (event.timestamp_ns < expired_before_ns) {
-        continue;
-      }
-      key.clear();
-      value.clear();
-      AppendStoredEventKey(partition, event.account_id, applied->first_offset + i, &key);
-      AppendStoredEvent(applied->first_offset + i, event, &value);
-      batch.Put(key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size()));
+      const uint64_t offset = applied->first_offset + i;
+      if (offset < log.events_stored_end || event.timestamp_ns < expired_before_ns) continue;
+      to_store.push_back(EventToStore{event.account_id, offset, &event});
     }
+  }
+  std::sort(to_store.begin(), to_store.end(), [](const EventToStore& a, const EventToStore& b) {
+    return a.account_id != b.account_id ? a.account_id < b.account_id : a.offset < b.offset;
+  });
+  batch.Reserve(to_store.size() / 4 + 4);
+  std::string& key = encode_scratch_.key;
+  std::vector<uint8_t>& value = encode_scratch_.value;
+  for (size_t first = 0; first < to_store.size();) {
+    size_t end = first + 1;
+    while (end < to_store.size() && end - first < kStoredGroupEventsMax &&
+           to_store[end].account_id == to_store[first].account_id) {
+      ++end;
+    }
+    key.clear();
+    value.clear();
+    AppendStoredEventKey(partition, to_store[first].account_id, to_store[end - 1].offset, &key);
+    ByteWriter writer(&value);
+    writer.U8(kStoredEventGroupVersion);
+    writer.U16(static_cast<uint16_t>(end - first));
+    for (size_t i = first; i < end; ++i) {
+      AppendStoredEventBody(to_store[i].offset, *to_store[i].event, writer);
+    }
+    batch.Put(key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size()));
+    stats_.events_written += end - first;
+    ++stats_.event_groups_written;
+    first = end;
+  }
+  if (!log.unsaved_batches.empty()) {
+    const metering::EventBatch& newest = *log.unsaved_batches.back();
+    log.events_stored_end =
+        std::max(log.events_stored_end, newest.first_offset + newest.events.size());
+    batch.Put(PartitionKey(partition, 'f'), EncodeEventsMeta(log.events_stored_end));
   }
   log.checkpointing_batches.insert(log.checkpointing_batches.end(), log.unsaved_batches.begin(),
                                    log.unsaved_batches.end());

@@ -113,8 +113,10 @@ struct NodeStoreStats {
   uint64_t checkpoints = 0;
   uint64_t checkpoint_bytes = 0;  // Size of the last checkpoint's state-store batch.
   uint64_t wal_syncs = 0;
-  uint64_t events_expired = 0;  // Stored events deleted by retention.
-  uint64_t event_flushes = 0;   // Completed FlushEvents jobs.
+  uint64_t events_expired = 0;        // Stored events deleted by retention.
+  uint64_t event_flushes = 0;         // Completed FlushEvents jobs.
+  uint64_t events_written = 0;        // Events put into the state store by flushes/checkpoints.
+  uint64_t event_groups_written = 0;  // Stored-event keys (groups) those puts made.
 };
 
 class NodeStore {
@@ -289,11 +291,15 @@ class NodeStore {
     // Batches written by the running checkpoint (write-behind: not readable from the store
     // until durable), kept readable here until their commit completes.
     std::vector<std::shared_ptr<const metering::EventBatch>> checkpointing_batches;
+    // Every event with a lower offset was written by a flush (or left out as expired): a
+    // restart replays such events from the WAL but does not store them again.
+    uint64_t events_stored_end = 0;
     std::vector<int64_t> retention_cutoffs_ns;  // Applied, not yet swept from the store.
   };
 
   NodeStore(Env& env, const NodeStoreOptions& options, StateStore& store);
   absl::Status LoadCheckpoint();
+  absl::Status LoadEventsMeta();
   absl::Status Replay(const WalRecordView& record);
   std::vector<AlertRecord> ApplyUpTo(uint32_t partition, uint64_t index, bool record_alerts);
   void AppendAlert(const metering::AlertCrossing& crossing);
@@ -339,10 +345,16 @@ class NodeStore {
   uint64_t checkpoint_start_position_ = 0;
   // Reused encoding buffers (no allocation per event once grown): log entry bodies in
   // Append, stored-event keys and values in checkpoints and flushes.
+  struct EventToStore {
+    uint64_t account_id;
+    uint64_t offset;
+    const metering::BatchEvent* event;
+  };
   struct EncodeScratch {
     std::vector<uint8_t> entry;
     std::string key;
     std::vector<uint8_t> value;
+    std::vector<EventToStore> events;
   };
   EncodeScratch encode_scratch_;
   NodeStoreStats stats_;
@@ -355,8 +367,13 @@ StoredEvent ToStoredEvent(const metering::EventBatch& batch, size_t i);
 std::string StoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset);
 void AppendStoredEventKey(uint32_t partition, uint64_t account_id, uint64_t offset,
                           std::string* out);
-std::string EncodeStoredEvent(const StoredEvent& event);
-absl::StatusOr<StoredEvent> DecodeStoredEvent(absl::string_view bytes);
+// Stored events: each key holds a group of one account's events, ascending by offset,
+// keyed by the last one's offset (version 2); version 1 values (one event) are still read.
+inline constexpr size_t kStoredGroupEventsMax = 256;
+std::string EncodeStoredEvents(absl::Span<const StoredEvent> events);
+std::string EncodeStoredEventVersion1(const StoredEvent& event);
+// Replaces `*events` with the value's events; DataLoss if malformed.
+absl::Status DecodeStoredEvents(absl::string_view bytes, std::vector<StoredEvent>* events);
 std::string EncodeAlertRecord(const AlertRecord& record);
 absl::StatusOr<AlertRecord> DecodeAlertRecord(absl::string_view bytes);
 

@@ -264,6 +264,8 @@ TEST_F(NodeStoreTest, FlushedEventsLeaveMemoryAndSurviveReplayExactlyOnce) {
   EXPECT_EQ(store_->unsaved_event_count(), 0u);
   EXPECT_EQ(store_->stats().event_flushes, 1u);
   EXPECT_EQ(store_->stats().checkpoints, 0u);
+  EXPECT_EQ(store_->stats().events_written, 200u);
+  EXPECT_EQ(store_->stats().event_groups_written, 1u);               // One account: one group.
   EXPECT_EQ(store_->wal().segment_bases().size(), segments_before);  // No recycling.
   // Read from the state store alone now.
   ASSERT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 200u);
@@ -286,11 +288,49 @@ TEST_F(NodeStoreTest, FlushedEventsLeaveMemoryAndSurviveReplayExactlyOnce) {
   }
   CheckpointAndRun();
   EXPECT_EQ(store_->unsaved_event_count(), 0u);
+  // Only the 10 events the flush had not written: the replayed 200 are not stored twice.
+  EXPECT_EQ(store_->stats().events_written, 10u);
   EXPECT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 210u);
   Restart();
   EXPECT_EQ(store_->unsaved_event_count(), 0u);
   EXPECT_EQ(store_->ListEvents(5, 0, INT64_MAX, 1024)->size(), 210u);
   EXPECT_EQ(store_->Digest(), digest);
+}
+
+TEST_F(NodeStoreTest, AnAccountsEventsAreStoredInGroupsAndPagedAcrossThem) {
+  RegisterMetric(1000);
+  AppendCommittedBatches(60);  // 600 events of account 5: groups of 256, 256 and 88.
+  AppendEvents(5 + kPartitionCount, 3, kNow);  // Another account of the partition.
+  SyncAndRun();
+  CommitAll(false);
+  FlushEventsAndRun();
+  EXPECT_EQ(store_->stats().events_written, 603u);
+  EXPECT_EQ(store_->stats().event_groups_written, 4u);
+  CheckpointAndRun();
+  EXPECT_EQ(store_->stats().events_written, 603u);  // Nothing twice.
+  Restart();  // Nothing replayed: listed from the state store alone.
+  EXPECT_EQ(store_->unsaved_event_count(), 0u);
+  auto all = store_->ListEvents(5, 0, INT64_MAX, 1024);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 600u);
+  // Pages of 100 from any offset: each starts where the last ended, inside or across groups.
+  std::vector<StoredEvent> paged;
+  uint64_t next = 0;
+  while (true) {
+    auto page = store_->ListEvents(5, 0, INT64_MAX, 100, next);
+    ASSERT_TRUE(page.ok());
+    if (page->empty()) break;
+    paged.insert(paged.end(), page->begin(), page->end());
+    next = page->back().offset + 1;
+  }
+  EXPECT_EQ(paged, *all);
+  const auto from_middle = store_->ListEvents(5, 0, INT64_MAX, 5, (*all)[300].offset);
+  ASSERT_TRUE(from_middle.ok());
+  ASSERT_EQ(from_middle->size(), 5u);
+  EXPECT_EQ(from_middle->front(), (*all)[300]);
+  EXPECT_EQ(store_->ListEvents(5 + kPartitionCount, 0, INT64_MAX, 1024)->size(), 3u);
+  // A time range inside one group.
+  EXPECT_EQ(store_->ListEvents(5, kNow + 100, kNow + 109, 1024)->size(), 10u);
 }
 
 TEST_F(NodeStoreTest, AlertsRecordedOnlyByTheOwnerAndSurviveCrashes) {
@@ -470,10 +510,27 @@ TEST_F(NodeStoreTest, RetentionDeletesExpiredStoredEvents) {
 
 TEST(NodeStoreEncoding, RecordsRoundTrip) {
   StoredEvent event{7, -3, 42, "api_calls", 9, 2, true, true, {{"provider", "aws"}, {"k", ""}}};
-  EXPECT_EQ(*DecodeStoredEvent(EncodeStoredEvent(event)), event);
+  StoredEvent later{9, 5, 42, "m", 1, 0, false, false, {}};
+  std::vector<StoredEvent> decoded;
+  ASSERT_TRUE(DecodeStoredEvents(EncodeStoredEvents({event, later}), &decoded).ok());
+  EXPECT_EQ(decoded, (std::vector<StoredEvent>{event, later}));
+  // Version 1 (one event per key, written before groups) is still read.
+  ASSERT_TRUE(DecodeStoredEvents(EncodeStoredEventVersion1(event), &decoded).ok());
+  EXPECT_EQ(decoded, std::vector<StoredEvent>{event});
   AlertRecord record{3, {42, "m", 1, "t", 100, 5, 77}};
   EXPECT_EQ(*DecodeAlertRecord(EncodeAlertRecord(record)), record);
-  EXPECT_FALSE(DecodeStoredEvent("x").ok());
+  EXPECT_FALSE(DecodeStoredEvents("x", &decoded).ok());
+  // A group must hold one account's events in ascending offsets, with its count exact.
+  EXPECT_TRUE(absl::IsDataLoss(DecodeStoredEvents(EncodeStoredEvents({later, event}), &decoded)));
+  StoredEvent other_account = later;
+  other_account.account_id = 43;
+  EXPECT_TRUE(
+      absl::IsDataLoss(DecodeStoredEvents(EncodeStoredEvents({event, other_account}), &decoded)));
+  std::string short_group = EncodeStoredEvents({event, later});
+  short_group[1] = 3;  // Count (u16 little-endian) says 3: the bytes run out.
+  EXPECT_TRUE(absl::IsDataLoss(DecodeStoredEvents(short_group, &decoded)));
+  short_group[1] = 0;  // No events.
+  EXPECT_TRUE(absl::IsDataLoss(DecodeStoredEvents(short_group, &decoded)));
   std::string truncated = EncodeAlertRecord(record);
   truncated.pop_back();
   EXPECT_FALSE(DecodeAlertRecord(truncated).ok());
