@@ -90,6 +90,12 @@ inline bool WithinWindow(int64_t recorded_log_time_ns, int64_t event_log_time_ns
 // key is stored once: entries live in an insertion-ordered FIFO, and the lookup table holds
 // only 8-byte slots (entry number, key hash), compared through the FIFO (a transparent
 // hasher), about 55 bytes per content key instead of a map slot plus a FIFO copy.
+//
+// The table is built lazily: Insert only appends to the FIFO, and the first lookup after
+// insertions indexes the entries appended since (in order, so the newest of a key wins).
+// Only an owner looks keys up (when it accepts events); a replica applies the same entries
+// and keeps the FIFO (for its digest, its snapshots and a later ownership), but never pays
+// for the table until it becomes an owner and accepts.
 template <typename Key, typename Value>
 class ExpiringIndex {
  public:
@@ -99,6 +105,7 @@ class ExpiringIndex {
   ExpiringIndex& operator=(const ExpiringIndex&) = delete;
 
   const Value* Find(const Key& key) const {
+    IndexNewEntries();
     auto it = table_.find(key);
     return it == table_.end() ? nullptr : &EntryAt(it->number).value;
   }
@@ -107,13 +114,8 @@ class ExpiringIndex {
   void Insert(const Key& key, const Value& value, int64_t log_time_ns) {
     UM_CHECK(segments_.empty() || segments_.back().log_time_ns <= log_time_ns);
     UM_CHECK_LT(fifo_.size(), size_t{UINT32_MAX});
-    const Slot slot{front_number_ + static_cast<uint32_t>(fifo_.size()), KeyHash32(key)};
     fifo_.push_back(Entry{key, value});
-    auto [it, inserted] = table_.insert(slot);
-    if (!inserted) {  // An expired key accepted again: the newest wins.
-      table_.erase(it);
-      table_.insert(slot);
-    }
+    ++unindexed_;
     if (segments_.empty() || segments_.back().log_time_ns != log_time_ns) {
       segments_.push_back(Segment{log_time_ns, 0});
     }
@@ -127,28 +129,37 @@ class ExpiringIndex {
       const Segment segment = segments_.front();
       segments_.pop_front();
       for (uint64_t i = 0; i < segment.count; ++i) {
-        // Erase only if no later insertion of the same key replaced it.
-        auto it = table_.find(fifo_.front().key);
-        if (it != table_.end() && it->number == front_number_) table_.erase(it);
+        if (fifo_.size() > unindexed_) {  // The front entry is in the table.
+          // Erase only if no later insertion of the same key replaced it.
+          auto it = table_.find(fifo_.front().key);
+          if (it != table_.end() && it->number == front_number_) table_.erase(it);
+        } else {
+          --unindexed_;
+        }
         fifo_.pop_front();
         ++front_number_;
       }
     }
   }
 
-  size_t size() const { return table_.size(); }
+  // Distinct keys (indexes the table first).
+  size_t size() const {
+    IndexNewEntries();
+    return table_.size();
+  }
+  // Entries inside the window: a key recorded again after its window counts twice until
+  // its older entry is evicted.
   size_t fifo_size() const { return fifo_.size(); }
 
-  // Visits (log_time, count) segments and their keys in insertion order, each key with the
-  // value a lookup sees (a later insertion's, if it replaced this one).
+  // Visits (log_time, count) segments and their keys in insertion order. A key recorded
+  // twice is visited twice; Find gives the value a lookup sees (the newest).
   template <typename SegmentVisitor, typename KeyVisitor>
   void Visit(SegmentVisitor on_segment, KeyVisitor on_key) const {
     size_t next = 0;
     for (const Segment& segment : segments_) {
       on_segment(segment.log_time_ns, segment.count);
       for (uint64_t i = 0; i < segment.count; ++i) {
-        const Key& key = fifo_[next++].key;
-        on_key(key, Find(key));
+        on_key(fifo_[next++].key);
       }
     }
   }
@@ -164,6 +175,19 @@ class ExpiringIndex {
   };
   // Entry numbers count insertions modulo 2^32; fifo_[0] is entry front_number_.
   const Entry& EntryAt(uint32_t number) const { return fifo_[number - front_number_]; }
+
+  // Adds the FIFO's last unindexed_ entries to the table, oldest first.
+  void IndexNewEntries() const {
+    for (size_t i = fifo_.size() - unindexed_; i < fifo_.size(); ++i) {
+      const Slot slot{front_number_ + static_cast<uint32_t>(i), KeyHash32(fifo_[i].key)};
+      auto [it, inserted] = table_.insert(slot);
+      if (!inserted) {  // An expired key accepted again: the newest wins.
+        table_.erase(it);
+        table_.insert(slot);
+      }
+    }
+    unindexed_ = 0;
+  }
 
   // A table slot: the entry number and a 32-bit hash of its key, so that growing the table
   // rehashes without reading the FIFO (a random access per key) and a probe compares keys
@@ -196,7 +220,10 @@ class ExpiringIndex {
   };
 
   // Lookup only: never iterated, so its layout never reaches a decision or a digest.
-  absl::flat_hash_set<Slot, EntryHash, EntryEq> table_;  // determinism-ok: lookup only
+  // Built by lookups (a cache of the FIFO, hence mutable): entries before the last
+  // unindexed_ ones are in it.
+  mutable absl::flat_hash_set<Slot, EntryHash, EntryEq> table_;  // determinism-ok: lookup only
+  mutable size_t unindexed_ = 0;
   std::deque<Entry> fifo_;
   uint32_t front_number_ = 0;
   std::deque<Segment> segments_;
@@ -288,14 +315,14 @@ class PendingDedup {
 template <typename Writer>
 void DedupIndex::Encode(Writer& writer) const {
   uint64_t segments = 0;
-  content_.Visit([&](int64_t, uint64_t) { ++segments; }, [](const ContentKey&, const int64_t*) {});
+  content_.Visit([&](int64_t, uint64_t) { ++segments; }, [](const ContentKey&) {});
   writer.U64(segments);
   content_.Visit(
       [&](int64_t log_time_ns, uint64_t count) {
         writer.I64(log_time_ns);
         writer.U64(count);
       },
-      [&](const ContentKey& key, const int64_t*) {
+      [&](const ContentKey& key) {
         writer.U64(key.account_id);
         writer.I64(key.timestamp_ns);
         writer.U64(key.value);
@@ -303,15 +330,15 @@ void DedupIndex::Encode(Writer& writer) const {
         writer.U32(key.negative);
       });
   segments = 0;
-  idempotency_.Visit([&](int64_t, uint64_t) { ++segments; },
-                     [](const IdempotencyKey&, const IdempotencyRecord*) {});
+  idempotency_.Visit([&](int64_t, uint64_t) { ++segments; }, [](const IdempotencyKey&) {});
   writer.U64(segments);
   idempotency_.Visit(
       [&](int64_t log_time_ns, uint64_t count) {
         writer.I64(log_time_ns);
         writer.U64(count);
       },
-      [&](const IdempotencyKey& key, const IdempotencyRecord* record) {
+      [&](const IdempotencyKey& key) {
+        const IdempotencyRecord* record = idempotency_.Find(key);
         writer.U64(key.high);
         writer.U64(key.low);
         // A replaced key persists the replacing record, which is what any lookup sees.

@@ -181,8 +181,10 @@ class PartitionState {
   int64_t retention_cutoff_ns() const { return retention_cutoff_ns_; }
   // Live aggregate keys: one per (account, metric, bucket) total plus one per slice.
   uint64_t aggregate_key_count() const { return aggregate_key_count_; }
-  size_t content_dedup_key_count() const { return dedup_.content().size(); }
-  size_t idempotency_key_count() const { return dedup_.idempotency().size(); }
+  // Dedup keys recorded inside their windows (a key recorded again after its window counts
+  // twice until its older record is evicted). Builds no lookup table.
+  size_t content_dedup_key_count() const { return dedup_.content().fifo_size(); }
+  size_t idempotency_key_count() const { return dedup_.idempotency().fifo_size(); }
   // Crossings not yet confirmed as recorded, ascending by index (replicated state: in the
   // digest and the snapshot).
   const std::deque<UnconfirmedCrossing>& unconfirmed_crossings() const {
