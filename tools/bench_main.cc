@@ -5,7 +5,7 @@
 //   unimeter-bench --seeds=127.0.0.1:7001 --workers=4 --batch=100 --accounts=10000
 //                  --metrics=4 --mode=sync --duration=30 --warmup=5 [--query-workers=1]
 //                  [--pipeline=1] [--timestamps=client|server] [--keys=random|sequential]
-//                  [--json]
+//                  [--events=N] [--json]
 //
 // Registers M SUM metrics bench_0..bench_{M-1}, then runs N ingest workers, each with its own
 // Client (own connections and I/O thread). --mode picks INGEST_SYNC (durable on a majority)
@@ -52,6 +52,11 @@ const char kHelp[] = R"(Usage: unimeter-bench [flags]
   --timestamps=client|server client timestamps (deduplicated, resendable) or 0 (default client)
   --keys=random|sequential   uniform random keys, or every (account, metric) in turn (default
                              random; sequential fills all accounts x metrics aggregates once)
+  --events=N                 stop sending after about N events: each worker sends
+                             ceil(N / (workers x batch)) requests, so with --keys=sequential
+                             and N = accounts x metrics every aggregate is written once
+                             (the run still lasts --duration, and throughput is averaged
+                             over it; default 0: no limit)
   --timeout-ms=N             per-request deadline (default 10000)
   --json                     print one JSON object instead of the text summary
 )";
@@ -70,13 +75,14 @@ struct Config {
   bool client_timestamps = true;
   bool sequential_keys = false;  // --keys=sequential: every (account, metric) in turn.
   int64_t timeout_ms = 10'000;
+  int64_t events = 0;  // 0: no limit.
   bool json = false;
 };
 
 absl::StatusOr<Config> ParseConfig(const ParsedArgs& args) {
   absl::Status allowed = args.CheckAllowed(
       {"seeds", "workers", "batch", "accounts", "metrics", "mode", "pipeline", "duration", "warmup",
-       "query-workers", "timestamps", "keys", "timeout-ms", "json", "help"});
+       "query-workers", "timestamps", "keys", "timeout-ms", "events", "json", "help"});
   if (!allowed.ok()) {
     return allowed;
   }
@@ -113,6 +119,7 @@ absl::StatusOr<Config> ParseConfig(const ParsedArgs& args) {
       {"warmup", &config.warmup_s, 0, 86'400},
       {"query-workers", &config.query_workers, 0, 1024},
       {"timeout-ms", &config.timeout_ms, 1, 3'600'000},
+      {"events", &config.events, 0, INT64_MAX},
   };
   for (const IntSpec& spec : specs) {
     absl::StatusOr<int64_t> value =
@@ -177,7 +184,12 @@ void IngestWorker(const Config& config, int worker_index, const Run& run, Worker
   int64_t in_flight = 0;
   const client::DeliveryMode mode =
       config.sync ? client::DeliveryMode::kSync : client::DeliveryMode::kAsync;
-  while (!run.stop.load(std::memory_order_relaxed)) {
+  const int64_t requests_max =
+      config.events == 0
+          ? INT64_MAX
+          : (config.events + config.workers * config.batch - 1) / (config.workers * config.batch);
+  for (int64_t request = 0; request < requests_max && !run.stop.load(std::memory_order_relaxed);
+       ++request) {
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return in_flight < config.pipeline; });

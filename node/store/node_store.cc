@@ -738,22 +738,25 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
   }
   // A group's key is its last offset, so the first group at or after `first_offset`'s key
   // is the first that may hold offsets >= first_offset; groups of an account are disjoint
-  // and ascending (docs/formats/node_store.md).
+  // and ascending (docs/formats/node_store.md). Merged by offset all the same, counting
+  // each offset once: events a version-1 store held were grouped again once after the
+  // upgrade.
   const std::string begin = StoredEventKey(partition, account_id, first_offset);
   const std::string end = StoredEventKey(partition, account_id, UINT64_MAX);
   absl::Status decode_status = absl::OkStatus();
   std::vector<StoredEvent> group;
+  absl::btree_map<uint64_t, StoredEvent> merged;
   absl::Status scan_status = store_.Scan(begin, end, [&](std::string_view, std::string_view value) {
     decode_status = DecodeStoredEvents(absl::string_view(value.data(), value.size()), &group);
     if (!decode_status.ok()) return false;
     for (StoredEvent& event : group) {
       if (event.offset >= first_offset && event.timestamp_ns >= since_ns &&
           event.timestamp_ns <= until_ns) {
-        events.push_back(std::move(event));
-        if (events.size() >= limit) return false;
+        const uint64_t offset = event.offset;
+        merged.emplace(offset, std::move(event));
       }
     }
-    return true;
+    return merged.size() < limit;
   });
   if (!scan_status.ok()) {
     return scan_status;
@@ -764,11 +767,6 @@ absl::StatusOr<std::vector<StoredEvent>> NodeStore::ListEvents(uint64_t account_
   // Events not yet durable in the store: in the running checkpoint, then applied since.
   // The store may already show some of the checkpoint's (durable before its completion
   // ran), so merge by offset.
-  absl::btree_map<uint64_t, StoredEvent> merged;
-  for (StoredEvent& event : events) {
-    const uint64_t offset = event.offset;
-    merged.emplace(offset, std::move(event));
-  }
   const PartitionLog& log = partitions_[partition];
   for (const auto* list : {&log.checkpointing_batches, &log.unsaved_batches}) {
     for (const auto& batch : *list) {
