@@ -50,12 +50,12 @@ bool DedupIndex::Decode(ByteReader& reader) {
 }
 
 void PendingDedup::AddBatch(uint64_t first_offset, uint64_t end_offset, int64_t log_time_ns,
-                            std::vector<OwnerContentKey> content_keys,
+                            std::vector<ContentKey> content_keys,
                             std::vector<std::pair<IdempotencyKey, uint64_t>> idempotency_keys) {
   UM_CHECK_LT(first_offset, end_offset);
   UM_CHECK(batches_.empty() || first_offset >= batches_.back().end_offset);
   Batch batch{first_offset, end_offset, log_time_ns, std::move(content_keys), {}};
-  for (const OwnerContentKey& key : batch.content_keys) {
+  for (const ContentKey& key : batch.content_keys) {
     auto [stored, inserted] = content_.Insert(key, PendingContent{log_time_ns, first_offset});
     if (!inserted) *stored = PendingContent{log_time_ns, first_offset};
   }
@@ -70,7 +70,7 @@ void PendingDedup::AddBatch(uint64_t first_offset, uint64_t end_offset, int64_t 
 
 void PendingDedup::ForgetKeysOf(const Batch& batch) {
   // A key taken over by a newer batch belongs to that batch and stays.
-  for (const OwnerContentKey& key : batch.content_keys) {
+  for (const ContentKey& key : batch.content_keys) {
     const PendingContent* pending = content_.Find(key);
     if (pending != nullptr && pending->batch_first_offset == batch.first_offset) {
       content_.Erase(key);
@@ -84,11 +84,18 @@ void PendingDedup::ForgetKeysOf(const Batch& batch) {
   }
 }
 
+uint32_t PendingDedup::CodeId(const std::string& metric_code) {
+  const auto [id, inserted] =
+      code_ids_.Insert(metric_code, static_cast<uint32_t>(code_ids_.size()));
+  return *id;
+}
+
 void PendingDedup::RetireApplied(uint64_t applied_next_offset) {
   while (!batches_.empty() && batches_.front().end_offset <= applied_next_offset) {
     ForgetKeysOf(batches_.front());
     batches_.pop_front();
   }
+  if (batches_.empty()) code_ids_.Clear();
 }
 
 void PendingDedup::DropNewestBatch() {
@@ -99,6 +106,7 @@ void PendingDedup::DropNewestBatch() {
 
 void PendingDedup::Clear() {
   batches_.clear();
+  code_ids_.Clear();
   content_.Clear();
   idempotency_.Clear();
 }

@@ -17,7 +17,8 @@
 //   DedupIndex      the replicated index: content keys and idempotency keys, each with its
 //                   own window.
 //   PendingDedup    the owner's overlay of keys accepted but not yet applied, plus the next
-//                   offset and log time those batches imply.
+//                   offset and log time those batches imply. Its content keys name codes by
+//                   its own ids (CodeId), so no key holds a string.
 #ifndef UNIMETER_NODE_METERING_DEDUP_INDEX_H_
 #define UNIMETER_NODE_METERING_DEDUP_INDEX_H_
 
@@ -53,21 +54,6 @@ struct ContentKey {
         std::move(state),
         key.account_id * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(key.timestamp_ns),
         key.value * 0xC2B2AE3D27D4EB4FULL ^ (uint64_t{key.metric_id} << 1) ^ key.negative);
-  }
-};
-
-// The owner-side content key: codes of batches not yet applied may not have an interned id.
-struct OwnerContentKey {
-  std::string metric_code;
-  uint64_t account_id = 0;
-  int64_t timestamp_ns = 0;
-  uint64_t value = 0;
-  bool negative = false;
-  bool operator==(const OwnerContentKey&) const = default;
-  template <typename H>
-  friend H AbslHashValue(H state, const OwnerContentKey& key) {
-    return H::combine(std::move(state), key.metric_code, key.account_id, key.timestamp_ns,
-                      key.value, key.negative);
   }
 };
 
@@ -270,7 +256,12 @@ class PendingDedup {
     uint64_t batch_first_offset;
   };
 
-  const PendingContent* FindContent(const OwnerContentKey& key) const { return content_.Find(key); }
+  // The id content keys of pending batches use for `metric_code` (the partition may not
+  // have interned a code of a batch not yet applied). Stable while any batch is pending.
+  uint32_t CodeId(const std::string& metric_code);
+
+  // `key.metric_id` is a CodeId().
+  const PendingContent* FindContent(const ContentKey& key) const { return content_.Find(key); }
   const PendingIdempotency* FindIdempotency(const IdempotencyKey& key) const {
     return idempotency_.Find(key);
   }
@@ -278,7 +269,7 @@ class PendingDedup {
   // Records a batch accepted with offsets [first_offset, end_offset) at log time
   // log_time_ns. REQUIRES: first_offset >= next_offset() when not empty.
   void AddBatch(uint64_t first_offset, uint64_t end_offset, int64_t log_time_ns,
-                std::vector<OwnerContentKey> content_keys,
+                std::vector<ContentKey> content_keys,
                 std::vector<std::pair<IdempotencyKey, uint64_t>> idempotency_keys);
 
   // Forgets every batch whose events all have offsets < applied_next_offset (applied).
@@ -301,14 +292,16 @@ class PendingDedup {
     uint64_t first_offset;
     uint64_t end_offset;
     int64_t log_time_ns;
-    std::vector<OwnerContentKey> content_keys;
+    std::vector<ContentKey> content_keys;
     std::vector<IdempotencyKey> idempotency_keys;
   };
   // Erases the keys `batch` still owns.
   void ForgetKeysOf(const Batch& batch);
 
   std::deque<Batch> batches_;
-  LookupMap<OwnerContentKey, PendingContent> content_;
+  // Codes of the pending batches' content keys; forgotten whenever no batch is pending.
+  LookupMap<std::string, uint32_t> code_ids_;
+  LookupMap<ContentKey, PendingContent> content_;
   LookupMap<IdempotencyKey, PendingIdempotency> idempotency_;
 };
 

@@ -36,7 +36,7 @@ uint64_t CurrentValue(AggregationType type, const AggValue& value) {
 
 // Request-local keys seen so far in one part (duplicates within the same request).
 struct PartKeys {
-  LookupMap<OwnerContentKey, bool> content;
+  LookupMap<ContentKey, bool> content;              // metric_id: the pending batches' CodeId.
   LookupMap<IdempotencyKey, uint64_t> idempotency;  // -> fingerprint
 };
 
@@ -107,7 +107,11 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
   batch->accept_time_ns = now_ns;
   batch->first_offset = first_offset;
   PartKeys part;
-  std::vector<OwnerContentKey> content_keys;
+  std::vector<ContentKey> content_keys;
+  // The previous event's code and its ids (parts often repeat one code).
+  const std::string* previous_code = nullptr;
+  std::optional<uint32_t> metric_id;
+  uint32_t pending_code_id = 0;
   std::vector<std::pair<IdempotencyKey, uint64_t>> idempotency_keys;
   bool stored_unknown = false;
   // Sized once: most parts of a request hold a few events, where growth steps would be
@@ -118,7 +122,11 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
 
   for (size_t i = 0; i < events.size(); ++i) {
     const Event& event = events[i];
-    const std::optional<uint32_t> metric_id = FindMetricId(event.metric_code);
+    if (previous_code == nullptr || event.metric_code != *previous_code) {
+      metric_id = FindMetricId(event.metric_code);
+      pending_code_id = pending.CodeId(event.metric_code);
+      previous_code = &event.metric_code;
+    }
     EventOutcome outcome = EventOutcome::kStored;
     if (event.idempotency_key.has_value()) {
       const IdempotencyKey& key = *event.idempotency_key;
@@ -145,8 +153,8 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
         idempotency_keys.emplace_back(key, fingerprint);
       }
     } else if (event.timestamp_ns != 0) {
-      OwnerContentKey key{event.metric_code, event.account_id, event.timestamp_ns, event.value,
-                          event.negative_correction};
+      const ContentKey key{event.account_id, event.timestamp_ns, event.value, pending_code_id,
+                           event.negative_correction ? 1u : 0u};
       bool seen = part.content.Find(key) != nullptr;
       if (!seen && !BugPlanted(PlantedBug::kSkipPendingDedup)) {
         const auto* in_flight = pending.FindContent(key);
@@ -166,7 +174,7 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
         // Only later events of this part can repeat the key: the last needs no entry.
         if (i + 1 < events.size()) part.content.Insert(key, true);
         if (content_keys.empty()) content_keys.reserve(events.size() - i);
-        content_keys.push_back(std::move(key));
+        content_keys.push_back(key);
       }
     }
     result.outcomes.push_back(outcome);

@@ -366,6 +366,31 @@ TEST(PartitionStateTest, DedupWithinRequestPendingAndWindow) {
   EXPECT_EQ(h.state().content_dedup_key_count(), 0u);
 }
 
+// Keys in flight name their metric codes by ids of the pending batches, which are forgotten
+// once nothing is pending: a code is never taken for another one, in one request part,
+// across parts in flight, or after the ids were forgotten and given out again.
+TEST(PartitionStateTest, InFlightKeysOfDifferentCodesNeverCollide) {
+  Harness h;
+  h.Put(Schema("a", AggregationType::kSum));
+  h.Put(Schema("b", AggregationType::kSum));
+  Acceptance first = h.Accept({Ev("a", 5, kT0 + 1), Ev("b", 5, kT0 + 1), Ev("a", 5, kT0 + 1)});
+  EXPECT_EQ(first.result.n_stored, 2u);  // The second "a" repeats the first.
+  EXPECT_EQ(first.result.outcomes[2], EventOutcome::kDuplicate);
+  Acceptance second = h.Accept({Ev("unknown", 5, kT0 + 1), Ev("b", 5, kT0 + 1)});
+  EXPECT_EQ(second.result.n_stored, 1u);  // "b" is in flight; "unknown" is new.
+  EXPECT_EQ(second.result.outcomes[1], EventOutcome::kDuplicate);
+  h.Append(*first.entry);
+  h.Append(*second.entry);
+  // Everything applied: the next part starts the ids afresh ("b" may get "a"'s old id).
+  Acceptance third = h.Accept({Ev("b", 7, kT0 + 2)});
+  EXPECT_EQ(third.result.n_stored, 1u);
+  Acceptance fourth = h.Accept({Ev("a", 7, kT0 + 2), Ev("b", 7, kT0 + 2), Ev("a", 5, kT0 + 1)});
+  EXPECT_EQ(fourth.result.n_stored, 1u);  // Only "a" 7 is new.
+  EXPECT_EQ(fourth.result.outcomes[0], EventOutcome::kStored);
+  EXPECT_EQ(fourth.result.outcomes[1], EventOutcome::kDuplicate);
+  EXPECT_EQ(fourth.result.outcomes[2], EventOutcome::kDuplicate);
+}
+
 TEST(PartitionStateTest, IdempotencyKeysDuplicateOrConflict) {
   Harness h;
   h.Put(Schema("m", AggregationType::kSum));
