@@ -64,11 +64,14 @@ std::string EncodePartitionMeta(uint64_t applied_index, uint64_t epoch) {
   return ToString(bytes);
 }
 
-std::string EncodeNodeMeta(uint64_t alert_next_offset) {
+// A meta value holding one offset: version u8, offset u64. The node meta holds the next
+// alert offset; a partition's events meta the offset below which every event of the
+// partition was written (or deliberately left out as expired) by a flush.
+std::string EncodeOffsetMeta(uint64_t offset) {
   std::vector<uint8_t> bytes;
   ByteWriter writer(&bytes);
   writer.U8(kMetaVersion);
-  writer.U64(alert_next_offset);
+  writer.U64(offset);
   return ToString(bytes);
 }
 
@@ -111,16 +114,6 @@ bool ReadStoredEventBody(ByteReader& reader, StoredEvent* event) {
     }
   }
   return true;
-}
-
-// Events flush meta: version u8, offset u64 below which every event of the partition was
-// written (or deliberately left out as expired) by a flush.
-std::string EncodeEventsMeta(uint64_t stored_end_offset) {
-  std::vector<uint8_t> bytes;
-  ByteWriter writer(&bytes);
-  writer.U8(kMetaVersion);
-  writer.U64(stored_end_offset);
-  return ToString(bytes);
 }
 
 }  // namespace
@@ -581,7 +574,7 @@ void NodeStore::RestoreAlerts(std::vector<AlertRecord> records, uint64_t next_of
   for (const AlertRecord& record : records) {
     batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
   }
-  batch.Put(kNodeMetaKey, EncodeNodeMeta(next_offset));
+  batch.Put(kNodeMetaKey, EncodeOffsetMeta(next_offset));
   alert_next_offset_ = next_offset;
   store_.Commit(std::move(batch),
                 [this, next_offset, done = std::move(done)](absl::Status status) mutable {
@@ -948,7 +941,7 @@ void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch
     const metering::EventBatch& newest = *log.unsaved_batches.back();
     log.events_stored_end =
         std::max(log.events_stored_end, newest.first_offset + newest.events.size());
-    batch.Put(PartitionKey(partition, 'f'), EncodeEventsMeta(log.events_stored_end));
+    batch.Put(PartitionKey(partition, 'f'), EncodeOffsetMeta(log.events_stored_end));
   }
   log.checkpointing_batches.insert(log.checkpointing_batches.end(), log.unsaved_batches.begin(),
                                    log.unsaved_batches.end());
@@ -1041,7 +1034,7 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
   for (const AlertRecord& record : alerts_) {
     batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
   }
-  batch.Put(kNodeMetaKey, EncodeNodeMeta(alert_next_offset_));
+  batch.Put(kNodeMetaKey, EncodeOffsetMeta(alert_next_offset_));
   const uint64_t checkpointed_alerts = alert_next_offset_;
   // Completions run in commit order: this one runs after every partition's.
   store_.Commit(std::move(batch), [this, job, checkpointed_alerts](absl::Status status) {
