@@ -86,7 +86,7 @@ template <typename Key, typename Value>
 class ExpiringIndex {
  public:
   ExpiringIndex() : table_(0, EntryHash{}, EntryEq{this}) {}
-  // The table's hasher points at this object.
+  // The table's key comparison points at this object.
   ExpiringIndex(const ExpiringIndex&) = delete;
   ExpiringIndex& operator=(const ExpiringIndex&) = delete;
 
