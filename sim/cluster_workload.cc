@@ -385,12 +385,12 @@ class ClusterRun {
     for (uint64_t acked : ledger_.acked) total += acked;
     return total;
   }
-  // Per partition, the largest commit index on an up node other than `node`.
   // The node's released alert records from offset `since` on (ALERTS_LIST).
   absl::StatusOr<std::vector<AlertRecord>> Alerts(NodeId node, uint64_t since = 0) {
     return Server(cluster_, node).engine().ListAlerts(/*account_id=*/0, since, SIZE_MAX);
   }
 
+  // Per partition, the largest commit index on an up node other than `node`.
   std::vector<uint64_t> CommitTargets(NodeId node) {
     std::vector<uint64_t> targets(kPartitionCount, 0);
     for (NodeId other : all_) {

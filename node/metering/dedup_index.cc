@@ -85,9 +85,7 @@ void PendingDedup::ForgetKeysOf(const Batch& batch) {
 }
 
 uint32_t PendingDedup::CodeId(const std::string& metric_code) {
-  const auto [id, inserted] =
-      code_ids_.Insert(metric_code, static_cast<uint32_t>(code_ids_.size()));
-  return *id;
+  return *code_ids_.Insert(metric_code, static_cast<uint32_t>(code_ids_.size())).first;
 }
 
 void PendingDedup::RetireApplied(uint64_t applied_next_offset) {

@@ -94,6 +94,21 @@ void AppendStoredEventBody(uint64_t offset, const Event& event, ByteWriter& writ
   }
 }
 
+// A version-2 group of `count` events (1..kStoredGroupEventsMax), ascending by offset;
+// `at(i)` returns the i-th as a pair (offset, event), the event as AppendStoredEventBody
+// takes it.
+template <typename EventAt>
+void AppendStoredEventGroup(size_t count, EventAt at, ByteWriter& writer) {
+  UM_CHECK_GT(count, 0u);
+  UM_CHECK_LE(count, kStoredGroupEventsMax);
+  writer.U8(kStoredEventGroupVersion);
+  writer.U16(static_cast<uint16_t>(count));
+  for (size_t i = 0; i < count; ++i) {
+    const auto [offset, event] = at(i);
+    AppendStoredEventBody(offset, *event, writer);
+  }
+}
+
 bool ReadStoredEventBody(ByteReader& reader, StoredEvent* event) {
   uint8_t flags = 0;
   uint8_t property_count = 0;
@@ -162,13 +177,10 @@ std::string EncodeStoredEventVersion1(const StoredEvent& event) {
 }
 
 std::string EncodeStoredEvents(absl::Span<const StoredEvent> events) {
-  UM_CHECK(!events.empty());
-  UM_CHECK_LE(events.size(), kStoredGroupEventsMax);
   std::vector<uint8_t> bytes;
   ByteWriter writer(&bytes);
-  writer.U8(kStoredEventGroupVersion);
-  writer.U16(static_cast<uint16_t>(events.size()));
-  for (const StoredEvent& event : events) AppendStoredEventBody(event.offset, event, writer);
+  AppendStoredEventGroup(
+      events.size(), [&](size_t i) { return std::pair(events[i].offset, &events[i]); }, writer);
   return ToString(bytes);
 }
 
@@ -927,11 +939,10 @@ void NodeStore::FillPartitionBatch(uint32_t partition, bool snapshot, WriteBatch
     value.clear();
     AppendStoredEventKey(partition, to_store[first].account_id, to_store[end - 1].offset, &key);
     ByteWriter writer(&value);
-    writer.U8(kStoredEventGroupVersion);
-    writer.U16(static_cast<uint16_t>(end - first));
-    for (size_t i = first; i < end; ++i) {
-      AppendStoredEventBody(to_store[i].offset, *to_store[i].event, writer);
-    }
+    AppendStoredEventGroup(
+        end - first,
+        [&](size_t i) { return std::pair(to_store[first + i].offset, to_store[first + i].event); },
+        writer);
     batch.Put(key, std::string_view(reinterpret_cast<const char*>(value.data()), value.size()));
     stats_.events_written += end - first;
     ++stats_.event_groups_written;
