@@ -34,7 +34,7 @@ uint64_t CurrentValue(AggregationType type, const AggValue& value) {
   return 0;
 }
 
-// Request-local keys seen so far in one part (duplicates within the same request).
+// Keys of the events accepted so far into one batch (duplicates within the batch).
 struct PartKeys {
   LookupMap<ContentKey, bool> content;              // metric_id: the pending batches' CodeId.
   LookupMap<IdempotencyKey, uint64_t> idempotency;  // -> fingerprint
@@ -94,124 +94,155 @@ absl::Status PartitionState::ValidatePart(absl::Span<const Event> events) const 
 absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> events,
                                                         int64_t now_ns,
                                                         PendingDedup& pending) const {
-  absl::Status status = ValidatePart(events);
-  if (!status.ok()) return status;
+  const absl::Span<const Event> parts[] = {events};
+  PartsAcceptance decided = AcceptParts(parts, now_ns, pending);
+  if (!decided.results[0].ok()) return decided.results[0].status();
+  return Acceptance{std::move(decided.entry), *std::move(decided.results[0])};
+}
+
+PartsAcceptance PartitionState::AcceptParts(absl::Span<const absl::Span<const Event>> parts,
+                                            int64_t now_ns, PendingDedup& pending) const {
+  size_t events_total = 0;
+  size_t properties_total = 0;
+  for (const absl::Span<const Event> events : parts) {
+    events_total += events.size();
+    for (const Event& event : events) properties_total += event.properties.size();
+  }
+  PartsAcceptance acceptance;
+  acceptance.results.reserve(parts.size());
+  if (parts.size() > 1) {  // One part is bounded by its own validation.
+    UM_CHECK_LE(events_total, kRequestEventsMax);
+    UM_CHECK_LE(properties_total, kRequestPropertiesMax);
+  }
   pending.RetireApplied(next_offset_);
   // The log time this batch will have once applied: every pending batch applies first.
   const int64_t log_time_ns = std::max({log_time_ns_, pending.log_time_ns(), now_ns});
   const uint64_t first_offset = std::max(next_offset_, pending.next_offset());
 
-  Acceptance acceptance;
-  IngestResult& result = acceptance.result;
   auto batch = std::make_shared<EventBatch>();
   batch->accept_time_ns = now_ns;
   batch->first_offset = first_offset;
-  PartKeys part;
+  PartKeys seen;  // Keys of the events accepted so far, in any part.
   std::vector<ContentKey> content_keys;
   // The previous event's code and its ids (parts often repeat one code).
   const std::string* previous_code = nullptr;
   std::optional<uint32_t> metric_id;
   uint32_t pending_code_id = 0;
   std::vector<std::pair<IdempotencyKey, uint64_t>> idempotency_keys;
-  bool stored_unknown = false;
-  // Sized once: most parts of a request hold a few events, where growth steps would be
-  // most of the allocations.
-  result.outcomes.reserve(events.size());
-  batch->events.reserve(events.size());
-  if (events.size() > 1) part.content.Reserve(events.size());
+  // Sized once: most parts hold a few events, where growth steps would be most of the
+  // allocations.
+  batch->events.reserve(events_total);
+  if (events_total > 1) seen.content.Reserve(events_total);
+  size_t events_left = events_total;  // Not yet decided, in this part and the later ones.
+  size_t stamp_base = 0;              // Events in the parts before this one.
 
-  for (size_t i = 0; i < events.size(); ++i) {
-    const Event& event = events[i];
-    if (previous_code == nullptr || event.metric_code != *previous_code) {
-      metric_id = FindMetricId(event.metric_code);
-      pending_code_id = pending.CodeId(event.metric_code);
-      previous_code = &event.metric_code;
-    }
-    EventOutcome outcome = EventOutcome::kStored;
-    if (event.idempotency_key.has_value()) {
-      const IdempotencyKey& key = *event.idempotency_key;
-      const uint64_t fingerprint =
-          PayloadFingerprint(event.metric_code, event.account_id, event.timestamp_ns, event.value,
-                             event.operation, event.negative_correction, event.properties);
-      std::optional<uint64_t> seen;
-      if (const uint64_t* local = part.idempotency.Find(key)) {
-        seen = *local;
-      } else if (const auto* in_flight = pending.FindIdempotency(key);
-                 in_flight != nullptr && !BugPlanted(PlantedBug::kSkipPendingDedup) &&
-                 WithinWindow(in_flight->record.log_time_ns, log_time_ns,
-                              options_.idempotency_window_ns)) {
-        seen = in_flight->record.fingerprint;
-      } else if (const IdempotencyRecord* applied = dedup_.idempotency().Find(key);
-                 applied != nullptr &&
-                 WithinWindow(applied->log_time_ns, log_time_ns, options_.idempotency_window_ns)) {
-        seen = applied->fingerprint;
-      }
-      if (seen.has_value()) {
-        outcome = *seen == fingerprint ? EventOutcome::kDuplicate : EventOutcome::kConflict;
-      } else {
-        if (i + 1 < events.size()) part.idempotency.Insert(key, fingerprint);
-        idempotency_keys.emplace_back(key, fingerprint);
-      }
-    } else if (event.timestamp_ns != 0) {
-      const ContentKey key{event.account_id, event.timestamp_ns, event.value, pending_code_id,
-                           event.negative_correction ? 1u : 0u};
-      bool seen = part.content.Find(key) != nullptr;
-      if (!seen && !BugPlanted(PlantedBug::kSkipPendingDedup)) {
-        const auto* in_flight = pending.FindContent(key);
-        seen = in_flight != nullptr &&
-               WithinWindow(in_flight->log_time_ns, log_time_ns, options_.dedup_window_ns);
-      }
-      if (!seen && metric_id.has_value()) {
-        const ContentKey applied_key{event.account_id, event.timestamp_ns, event.value, *metric_id,
-                                     event.negative_correction ? 1u : 0u};
-        const int64_t* recorded = dedup_.content().Find(applied_key);
-        seen =
-            recorded != nullptr && WithinWindow(*recorded, log_time_ns, options_.dedup_window_ns);
-      }
-      if (seen) {
-        outcome = EventOutcome::kDuplicate;
-      } else {
-        // Only later events of this part can repeat the key: the last needs no entry.
-        if (i + 1 < events.size()) part.content.Insert(key, true);
-        if (content_keys.empty()) content_keys.reserve(events.size() - i);
-        content_keys.push_back(key);
-      }
-    }
-    result.outcomes.push_back(outcome);
-    if (outcome == EventOutcome::kDuplicate) {
-      ++result.n_duplicates;
+  for (const absl::Span<const Event> events : parts) {
+    absl::Status status = ValidatePart(events);
+    if (!status.ok()) {
+      acceptance.results.push_back(std::move(status));
+      events_left -= events.size();
+      stamp_base += events.size();
       continue;
     }
-    if (outcome == EventOutcome::kConflict) {
-      ++result.n_conflicts;
-      continue;
+    IngestResult result;
+    result.outcomes.reserve(events.size());
+    bool stored_unknown = false;
+    for (size_t i = 0; i < events.size(); ++i) {
+      const Event& event = events[i];
+      --events_left;  // Only later events can repeat a key: the last needs no entry.
+      if (previous_code == nullptr || event.metric_code != *previous_code) {
+        metric_id = FindMetricId(event.metric_code);
+        pending_code_id = pending.CodeId(event.metric_code);
+        previous_code = &event.metric_code;
+      }
+      EventOutcome outcome = EventOutcome::kStored;
+      if (event.idempotency_key.has_value()) {
+        const IdempotencyKey& key = *event.idempotency_key;
+        const uint64_t fingerprint =
+            PayloadFingerprint(event.metric_code, event.account_id, event.timestamp_ns, event.value,
+                               event.operation, event.negative_correction, event.properties);
+        std::optional<uint64_t> seen_fingerprint;
+        if (const uint64_t* local = seen.idempotency.Find(key)) {
+          seen_fingerprint = *local;
+        } else if (const auto* in_flight = pending.FindIdempotency(key);
+                   in_flight != nullptr && !BugPlanted(PlantedBug::kSkipPendingDedup) &&
+                   WithinWindow(in_flight->record.log_time_ns, log_time_ns,
+                                options_.idempotency_window_ns)) {
+          seen_fingerprint = in_flight->record.fingerprint;
+        } else if (const IdempotencyRecord* applied = dedup_.idempotency().Find(key);
+                   applied != nullptr && WithinWindow(applied->log_time_ns, log_time_ns,
+                                                      options_.idempotency_window_ns)) {
+          seen_fingerprint = applied->fingerprint;
+        }
+        if (seen_fingerprint.has_value()) {
+          outcome =
+              *seen_fingerprint == fingerprint ? EventOutcome::kDuplicate : EventOutcome::kConflict;
+        } else {
+          if (events_left > 0) seen.idempotency.Insert(key, fingerprint);
+          idempotency_keys.emplace_back(key, fingerprint);
+        }
+      } else if (event.timestamp_ns != 0) {
+        const ContentKey key{event.account_id, event.timestamp_ns, event.value, pending_code_id,
+                             event.negative_correction ? 1u : 0u};
+        bool duplicate = seen.content.Find(key) != nullptr;
+        if (!duplicate && !BugPlanted(PlantedBug::kSkipPendingDedup)) {
+          const auto* in_flight = pending.FindContent(key);
+          duplicate = in_flight != nullptr &&
+                      WithinWindow(in_flight->log_time_ns, log_time_ns, options_.dedup_window_ns);
+        }
+        if (!duplicate && metric_id.has_value()) {
+          const ContentKey applied_key{event.account_id, event.timestamp_ns, event.value,
+                                       *metric_id, event.negative_correction ? 1u : 0u};
+          const int64_t* recorded = dedup_.content().Find(applied_key);
+          duplicate =
+              recorded != nullptr && WithinWindow(*recorded, log_time_ns, options_.dedup_window_ns);
+        }
+        if (duplicate) {
+          outcome = EventOutcome::kDuplicate;
+        } else {
+          if (events_left > 0) seen.content.Insert(key, true);
+          if (content_keys.empty()) content_keys.reserve(events_left + 1);
+          content_keys.push_back(key);
+        }
+      }
+      result.outcomes.push_back(outcome);
+      if (outcome == EventOutcome::kDuplicate) {
+        ++result.n_duplicates;
+        continue;
+      }
+      if (outcome == EventOutcome::kConflict) {
+        ++result.n_conflicts;
+        continue;
+      }
+      BatchEvent accepted;
+      accepted.account_id = event.account_id;
+      accepted.metric_code = event.metric_code;
+      accepted.value = event.value;
+      accepted.server_stamped = event.timestamp_ns == 0;
+      accepted.timestamp_ns =
+          accepted.server_stamped ? StampedTimestamp(now_ns, stamp_base + i) : event.timestamp_ns;
+      accepted.operation = event.operation;
+      accepted.registered = metric_id.has_value() && metrics_[*metric_id].schema != nullptr;
+      accepted.negative_correction = event.negative_correction;
+      accepted.idempotency_key = event.idempotency_key;
+      accepted.dedup_class = event.idempotency_key.has_value() ? DedupClass::kIdempotency
+                             : accepted.server_stamped         ? DedupClass::kNone
+                                                               : DedupClass::kContent;
+      accepted.properties = event.properties;
+      stored_unknown = stored_unknown || !accepted.registered;
+      batch->events.push_back(std::move(accepted));
+      ++result.n_stored;
+      result.last_offset = first_offset + batch->events.size() - 1;
     }
-    BatchEvent accepted;
-    accepted.account_id = event.account_id;
-    accepted.metric_code = event.metric_code;
-    accepted.value = event.value;
-    accepted.server_stamped = event.timestamp_ns == 0;
-    accepted.timestamp_ns =
-        accepted.server_stamped ? StampedTimestamp(now_ns, i) : event.timestamp_ns;
-    accepted.operation = event.operation;
-    accepted.registered = metric_id.has_value() && metrics_[*metric_id].schema != nullptr;
-    accepted.negative_correction = event.negative_correction;
-    accepted.idempotency_key = event.idempotency_key;
-    accepted.dedup_class = event.idempotency_key.has_value() ? DedupClass::kIdempotency
-                           : accepted.server_stamped         ? DedupClass::kNone
-                                                             : DedupClass::kContent;
-    accepted.properties = event.properties;
-    stored_unknown = stored_unknown || !accepted.registered;
-    batch->events.push_back(std::move(accepted));
-    ++result.n_stored;
-    result.last_offset = first_offset + batch->events.size() - 1;
+    if (result.n_stored == 0 && result.n_duplicates > 0) {
+      result.status = IngestStatus::kDuplicate;
+    } else if (stored_unknown) {
+      result.status = IngestStatus::kUnknownMetric;
+    }
+    stamp_base += events.size();
+    acceptance.results.push_back(std::move(result));
   }
 
-  if (result.n_stored == 0 && result.n_duplicates > 0) {
-    result.status = IngestStatus::kDuplicate;
-  } else if (stored_unknown) {
-    result.status = IngestStatus::kUnknownMetric;
-  }
   if (!batch->events.empty()) {
     pending.AddBatch(first_offset, first_offset + batch->events.size(), log_time_ns,
                      std::move(content_keys), std::move(idempotency_keys));

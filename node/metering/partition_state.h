@@ -6,8 +6,9 @@
 //
 // Owner side:  AcceptEvents() takes the decisions of product-semantics 8.1-8.4 for one part
 //              of a request (timestamps, dedup, registered-or-unknown, offsets) and returns
-//              the EventBatch entry to append plus the ingest result. It does not change
-//              the state: the entry takes effect when the log commits and Apply() runs.
+//              the EventBatch entry to append plus the ingest result; AcceptParts() does
+//              the same for several parts with one entry. Neither changes the state: the
+//              entry takes effect when the log commits and Apply() runs.
 // Every replica: Apply() folds one committed entry into the state (aggregates, COUNT_UNIQUE
 //              sets, thresholds, dedup index, schemas, retention) and emits what the node
 //              must persist or record (stored events, alert crossings, retention cut-offs).
@@ -69,6 +70,12 @@ struct Acceptance {
   IngestResult result;
 };
 
+// Several parts decided together (PartitionState::AcceptParts): one entry, one result each.
+struct PartsAcceptance {
+  std::optional<LogEntry> entry;  // Every part's stored events, in part order; nullopt if none.
+  std::vector<absl::StatusOr<IngestResult>> results;  // One per part, in part order.
+};
+
 // A crossing every replica keeps from the apply of its entry until a log entry confirms the
 // owner's alert log durably holds it (LogEntry AlertsRecorded). A new owner records the
 // crossings still unconfirmed, so a crossing lost with an owner that crashed before its
@@ -128,6 +135,18 @@ class PartitionState {
   // exactly this owner's batches that are appended but not applied.
   absl::StatusOr<Acceptance> AcceptEvents(absl::Span<const Event> events, int64_t now_ns,
                                           PendingDedup& pending) const;
+
+  // AcceptEvents for several parts (of different requests) at once, with one EventBatch
+  // entry for all of them: the per-entry costs of the log, replication and apply are paid
+  // once. Each part is decided exactly as if AcceptEvents took the parts one after the
+  // other at `now_ns` (an earlier part's keys make a later part's events duplicates; an
+  // invalid part gets its InvalidArgument and takes no offsets), except that a part's
+  // server-stamped events are stamped now_ns + (events in the parts before it) + position,
+  // so that stamps of different requests differ as they would a few nanoseconds apart.
+  // REQUIRES: as AcceptEvents; the parts hold at most kRequestEventsMax events and
+  // kRequestPropertiesMax properties together (the bounds of one entry).
+  PartsAcceptance AcceptParts(absl::Span<const absl::Span<const Event>> parts, int64_t now_ns,
+                              PendingDedup& pending) const;
 
   // ---- Every replica ----
 

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "node/base/checksum.h"
+#include "node/base/random.h"
 #include "node/metering/hashes.h"
 
 namespace unimeter::metering {
@@ -389,6 +390,98 @@ TEST(PartitionStateTest, InFlightKeysOfDifferentCodesNeverCollide) {
   EXPECT_EQ(fourth.result.outcomes[0], EventOutcome::kStored);
   EXPECT_EQ(fourth.result.outcomes[1], EventOutcome::kDuplicate);
   EXPECT_EQ(fourth.result.outcomes[2], EventOutcome::kDuplicate);
+}
+
+// AcceptParts decides several parts with one entry exactly as AcceptEvents would decide
+// them one after the other (keys in the same batch, in flight and applied; conflicts;
+// invalid parts taking no offsets), except the server stamps, which continue across parts.
+TEST(PartitionStateTest, PartsAcceptedTogetherDecideAsOneAfterAnother) {
+  Harness together;
+  Harness apart;
+  for (Harness* h : {&together, &apart}) {
+    h->Put(Schema("m", AggregationType::kSum));
+    h->Put(Schema("n", AggregationType::kCount));
+  }
+  Prng random(20261127);
+  auto pick = [&random](uint32_t n) { return static_cast<uint32_t>(random.UniformBelow(n)); };
+  auto random_event = [&]() {
+    const char* codes[] = {"m", "n", "unknown"};
+    Event event = Ev(codes[pick(3)], 1 + pick(3), pick(4) == 0 ? 0 : kT0 + pick(6));
+    if (pick(4) == 0) {
+      event.idempotency_key = IdempotencyKey{1, pick(4)};
+      event.value = 1 + pick(2);  // Same key, other payload: a conflict.
+    }
+    return event;
+  };
+  std::vector<LogEntry> together_in_flight;
+  std::vector<LogEntry> apart_in_flight;
+  size_t stored = 0;
+  size_t duplicates = 0;
+  size_t conflicts = 0;
+  size_t invalid = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::vector<std::vector<Event>> parts(1 + pick(5));
+    for (std::vector<Event>& part : parts) {
+      part.resize(pick(7));
+      for (Event& event : part) event = random_event();
+      if (!part.empty() && pick(10) == 0) part[0].account_id = kPartition + 1;  // Invalid.
+    }
+    const int64_t now_ns = kT0 + round * kSecond;
+    std::vector<absl::Span<const Event>> spans(parts.begin(), parts.end());
+    PartsAcceptance decided = together.state().AcceptParts(spans, now_ns, together.pending());
+    ASSERT_EQ(decided.results.size(), parts.size());
+    std::vector<BatchEvent> expected;
+    size_t stamp_base = 0;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      absl::StatusOr<Acceptance> alone =
+          apart.state().AcceptEvents(parts[p], now_ns, apart.pending());
+      ASSERT_EQ(alone.ok(), decided.results[p].ok()) << "round " << round << " part " << p;
+      if (!alone.ok()) {
+        ++invalid;
+        stamp_base += parts[p].size();
+        continue;
+      }
+      const IngestResult& result = *decided.results[p];
+      EXPECT_EQ(result.outcomes, alone->result.outcomes) << "round " << round << " part " << p;
+      EXPECT_EQ(result.n_stored, alone->result.n_stored);
+      EXPECT_EQ(result.n_duplicates, alone->result.n_duplicates);
+      EXPECT_EQ(result.n_conflicts, alone->result.n_conflicts);
+      EXPECT_EQ(result.status, alone->result.status);
+      EXPECT_EQ(result.last_offset, alone->result.last_offset);
+      stored += result.n_stored;
+      duplicates += result.n_duplicates;
+      conflicts += result.n_conflicts;
+      if (alone->entry.has_value()) {
+        for (BatchEvent event : alone->entry->batch()->events) {
+          if (event.server_stamped) event.timestamp_ns += static_cast<int64_t>(stamp_base);
+          expected.push_back(std::move(event));
+        }
+        apart_in_flight.push_back(*alone->entry);
+      }
+      stamp_base += parts[p].size();
+    }
+    ASSERT_EQ(decided.entry.has_value(), !expected.empty());
+    if (decided.entry.has_value()) {
+      EXPECT_EQ(decided.entry->batch()->events, expected) << "round " << round;
+      EXPECT_EQ(decided.entry->batch()->accept_time_ns, now_ns);
+      together_in_flight.push_back(*decided.entry);
+    }
+    if (pick(3) == 0) continue;  // Leave this round in flight.
+    for (const LogEntry& entry : together_in_flight) together.Append(entry);
+    for (const LogEntry& entry : apart_in_flight) apart.Append(entry);
+    together_in_flight.clear();
+    apart_in_flight.clear();
+    EXPECT_EQ(together.state().next_offset(), apart.state().next_offset());
+    EXPECT_EQ(together.Usage("m").sum, apart.Usage("m").sum);
+    EXPECT_EQ(together.Usage("n").count, apart.Usage("n").count);
+    EXPECT_EQ(together.state().content_dedup_key_count(), apart.state().content_dedup_key_count());
+    EXPECT_EQ(together.state().idempotency_key_count(), apart.state().idempotency_key_count());
+  }
+  // Every kind of decision was taken many times.
+  EXPECT_GT(stored, 300u);
+  EXPECT_GT(duplicates, 300u);
+  EXPECT_GT(conflicts, 20u);
+  EXPECT_GT(invalid, 20u);
 }
 
 TEST(PartitionStateTest, IdempotencyKeysDuplicateOrConflict) {
