@@ -121,7 +121,8 @@ struct ClusterRunResult {
   // Reads owners answered under a read lease, without a confirm round (summed over the
   // processes up at the end: a crashed process's count is lost).
   uint64_t reads_leased = 0;
-  bool halted = false;  // Unrestricted mode: did not recover in time after healing.
+  uint64_t parts_combined = 0;  // Ingest parts accepted into shared entries (nodes up at the end).
+  bool halted = false;          // Unrestricted mode: did not recover in time after healing.
   // Liveness mode: simulated time from healing the core until it served every partition.
   int64_t core_recovery_ns = -1;
   // Totals over the run (performance mode reports them per acknowledged event).

@@ -127,10 +127,11 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " overload_bursts=" + std::to_string(result.overload_bursts) +
              " backpressure=" + std::to_string(result.backpressure) +
              " redirects=" + std::to_string(result.redirects) +
-             " reads_checked=" + std::to_string(result.reads_checked) + " reads_leased=" +
-             std::to_string(result.reads_leased) + " requests=" + std::to_string(result.requests) +
-             " acked_events=" + std::to_string(result.events_acknowledged) +
-             (result.halted ? " HALTED" : "") +
+             " reads_checked=" + std::to_string(result.reads_checked) +
+             " reads_leased=" + std::to_string(result.reads_leased) +
+             " parts_combined=" + std::to_string(result.parts_combined) +
+             " requests=" + std::to_string(result.requests) + " acked_events=" +
+             std::to_string(result.events_acknowledged) + (result.halted ? " HALTED" : "") +
              (result.core_recovery_ns >= 0
                   ? " core_recovery_ms=" + std::to_string(result.core_recovery_ns / 1'000'000)
                   : "") +

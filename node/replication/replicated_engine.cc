@@ -113,6 +113,7 @@ ReplicatedEngine::~ReplicatedEngine() {
   env_.CancelTimer(tick_timer_);
   env_.CancelTimer(sweep_timer_);
   env_.CancelTimer(flush_timer_);
+  env_.CancelTimer(accept_timer_);
   env_.CancelTimer(hold_timer_);
   env_.CancelTimer(commit_timer_);
   env_.transport().SetReceiver(nullptr);

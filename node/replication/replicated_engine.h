@@ -111,6 +111,10 @@ struct ReplicatedEngineOptions {
   // leases). Every member must use the same value; 0: no leases (every read waits for a
   // round).
   int64_t read_lease_ns = 500'000'000;
+  // How long an owner stages ingest parts before it accepts them together as one entry per
+  // partition. 0 (production): the end of the loop turn, which is long enough on a busy
+  // node. The simulator draws longer ones, where one request arrives per turn.
+  int64_t accept_delay_ns = 0;
   // For checkers only (the simulator's ownership tracker); empty otherwise.
   std::function<void(const OwnershipEvent&)> ownership_observer;
 };
@@ -133,10 +137,11 @@ struct ReplicationStatus {
   uint64_t snapshots_installed = 0;
   uint64_t appends_refused_low_disk = 0;  // Items with entries not stored: free disk low.
   uint64_t forwarded = 0;
-  uint64_t messages_dropped = 0;   // Undecodable or from another major version.
-  uint64_t forwards_replayed = 0;  // Forward items dropped as later copies (replay_window.h).
-  uint64_t reads_leased = 0;       // Owner reads answered under a read lease, without a round.
-  uint64_t reads_confirmed = 0;    // Owner reads answered after a confirm round or acks.
+  uint64_t messages_dropped = 0;       // Undecodable or from another major version.
+  uint64_t forwards_replayed = 0;      // Forward items dropped as later copies (replay_window.h).
+  uint64_t reads_leased = 0;           // Owner reads answered under a read lease, without a round.
+  uint64_t ingest_parts_combined = 0;  // Ingest parts accepted as owner into an entry with others.
+  uint64_t reads_confirmed = 0;        // Owner reads answered after a confirm round or acks.
   // Registry changes proposed again to partitions that lacked them (SyncRegistry).
   uint64_t registry_changes_resent = 0;
   // Alert records whose copies committed (LogEntry AlertCopies), and records of this
@@ -278,6 +283,8 @@ class ReplicatedEngine final : public Engine {
     std::deque<ReadWait> owner_reads;
     std::deque<ReadWait> replica_reads;
     std::deque<Parked> parked;
+    // Ingest parts this owner accepts together at the end of the loop turn (AcceptStaged).
+    std::vector<Parked> staged;
     std::deque<std::pair<ReadFunction, int64_t>> unrouted_reads;  // (read, deadline).
     int schema_changes_in_flight = 0;
     bool installing = false;
@@ -453,7 +460,15 @@ class ReplicatedEngine final : public Engine {
 
   // ---- Requests (replicated_engine_requests.cc) ----
   void Dispatch(uint32_t partition, Parked request);
+  // Stages an ingest part for AcceptStaged, or refuses it at once (BACKPRESSURE).
   void AcceptIngest(uint32_t partition, Parked request);
+  // Accepts every staged part: the parts one partition got in a loop turn become one log
+  // entry (AcceptParts; up to an entry's bounds), so a busy owner pays the per-entry costs
+  // of the log, replication and apply once for many requests. Runs from accept_timer_
+  // (the end of the turn, or options.accept_delay_ns later), before a flush to the peers.
+  void AcceptStaged();
+  // Accepts parts [begin, end) of `requests` of a served partition as one entry.
+  void AcceptTogether(uint32_t partition, std::vector<Parked>& requests, size_t begin, size_t end);
   void AcceptEntry(uint32_t partition, Parked request);
   // The version of the next registry change if this node is the registry leader (serves
   // partition 0); else a RedirectStatus naming partition 0's owner, or Unavailable.
@@ -515,6 +530,8 @@ class ReplicatedEngine final : public Engine {
   void OnSelfPromised(uint32_t partition, uint64_t epoch);
   void SweepTimeouts();
   void ScheduleFlush();
+  // Starts accept_timer_ (AcceptStaged, then the flushes) unless it runs already.
+  void ScheduleAccept();
   void RouteRead(uint32_t partition, ReadFunction read, int64_t deadline_ns);
   void FailWaiters(uint32_t partition, const absl::Status& status);
 
@@ -588,8 +605,9 @@ class ReplicatedEngine final : public Engine {
   std::deque<uint32_t> commit_queue_;
   TimerId commit_timer_ = kNoTimer;
   size_t pending_events_ = 0;
-  std::vector<Outbox> outboxes_;          // By member position.
-  std::vector<LogRecord> flush_records_;  // FlushPeers' scratch list of entries to send.
+  std::vector<uint32_t> staged_partitions_;  // Partitions with staged parts, first staged first.
+  std::vector<Outbox> outboxes_;             // By member position.
+  std::vector<LogRecord> flush_records_;     // FlushPeers' scratch list of entries to send.
   std::vector<bool> append_in_flight_;
   std::vector<int64_t> append_deadline_ns_;
   std::vector<uint64_t> append_sequence_sent_;
@@ -648,6 +666,7 @@ class ReplicatedEngine final : public Engine {
   TimerId sweep_timer_ = kNoTimer;
   mutable ReplicationStatus counters_;
   TimerId flush_timer_ = kNoTimer;
+  TimerId accept_timer_ = kNoTimer;
 };
 
 }  // namespace unimeter::replication

@@ -248,6 +248,8 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
 void ReplicatedEngine::AcceptIngest(uint32_t partition, Parked request) {
   Part& part = parts_[partition];
   const size_t count = request.events.size();
+  // Staged parts do not count: they are not accepted yet, and counting them would refuse a
+  // part larger than the bound forever while smaller ones arrive every turn.
   if (PendingBoundExceeded(pending_events_, count, options_.local.pending_events_max)) {
     request.ingest_done(absl::ResourceExhaustedError("too many events waiting for commit"));
     return;
@@ -256,57 +258,103 @@ void ReplicatedEngine::AcceptIngest(uint32_t partition, Parked request) {
     part.parked.push_back(std::move(request));  // Accepted under the new schema once applied.
     return;
   }
-  absl::StatusOr<metering::Acceptance> acceptance = store_->state(partition).AcceptEvents(
-      request.events, env_.WallNowNs(), pending_dedup_[partition]);
-  if (!acceptance.ok()) {
-    request.ingest_done(acceptance.status());
-    return;
+  if (part.staged.empty()) staged_partitions_.push_back(partition);
+  part.staged.push_back(std::move(request));
+  ScheduleAccept();
+}
+
+void ReplicatedEngine::AcceptStaged() {
+  // Parts answered below may stage new ones (a callback sending the next request): those
+  // wait for the next accept timer, which staging starts.
+  std::vector<uint32_t> partitions = std::exchange(staged_partitions_, {});
+  for (const uint32_t partition : partitions) {
+    Part& part = parts_[partition];
+    std::vector<Parked> requests = std::exchange(part.staged, {});
+    if (!serving(partition) || part.schema_changes_in_flight > 0 || writes_blocked_) {
+      // The partition moved, a schema change began or the disk filled since staging: route
+      // the parts again, in their order.
+      for (Parked& request : requests) Dispatch(partition, std::move(request));
+      continue;
+    }
+    for (size_t begin = 0; begin < requests.size();) {
+      const size_t end = EntryPartsEnd(
+          begin,
+          requests.size(), [&requests](size_t i) -> const auto& { return requests[i].events; });
+      AcceptTogether(partition, requests, begin, end);
+      begin = end;
+    }
   }
-  if (!acceptance->entry.has_value()) {
-    // Nothing new to store. A duplicate verdict may rest on entries not committed yet:
-    // answer once everything appended so far has committed (if they are lost instead, the
-    // waiter fails with an unknown outcome and the client resends).
-    const uint64_t last = store_->last_index(partition);
-    if (last == store_->commit_index(partition) || request.mode == IngestMode::kAsync ||
-        BugPlanted(PlantedBug::kEarlyDuplicateVerdict)) {
-      request.ingest_done(std::move(acceptance->result));
+}
+
+void ReplicatedEngine::AcceptTogether(uint32_t partition, std::vector<Parked>& requests,
+                                      size_t begin, size_t end) {
+  Part& part = parts_[partition];
+  std::vector<absl::Span<const metering::Event>> spans;
+  spans.reserve(end - begin);
+  for (size_t i = begin; i < end; ++i) spans.emplace_back(requests[i].events);
+  metering::PartsAcceptance decided =
+      store_->state(partition).AcceptParts(spans, env_.WallNowNs(), pending_dedup_[partition]);
+  if (end - begin > 1) counters_.ingest_parts_combined += end - begin;
+  uint64_t index = 0;
+  if (decided.entry.has_value()) {
+    index = store_->last_index(partition) + 1;
+    const absl::Status appended =
+        store_->Append(partition, index, part.epoch,
+                       std::make_shared<const metering::LogEntry>(*std::move(decided.entry)));
+    if (!appended.ok()) {
+      // Nothing of the entry was accepted, and a part judged a duplicate of another part's
+      // event would rest on it: every part gets BACKPRESSURE.
+      pending_dedup_[partition].DropNewestBatch();
+      const absl::Status full =
+          absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message()));
+      for (size_t i = begin; i < end; ++i) {
+        const absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
+        requests[i].ingest_done(result.ok() ? full : result.status());
+      }
       return;
+    }
+    if (metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
+  }
+  const uint64_t last = store_->last_index(partition);
+  for (size_t i = begin; i < end; ++i) {
+    Parked& request = requests[i];
+    absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
+    if (!result.ok()) {
+      request.ingest_done(result.status());
+      continue;
     }
     Waiter waiter;
     waiter.partition = partition;
-    waiter.index = last;
     waiter.epoch = part.epoch;
-    waiter.result = std::move(acceptance->result);
-    waiter.ingest_done = std::move(request.ingest_done);
+    if (result->n_stored == 0) {
+      // Nothing new to store. A duplicate verdict may rest on entries not committed yet
+      // (this turn's entry among them): answer once everything appended so far has
+      // committed (if they are lost instead, the waiter fails with an unknown outcome and
+      // the client resends).
+      if (last == store_->commit_index(partition) || request.mode == IngestMode::kAsync ||
+          BugPlanted(PlantedBug::kEarlyDuplicateVerdict)) {
+        request.ingest_done(*std::move(result));
+        continue;
+      }
+      waiter.index = last;
+      waiter.result = *std::move(result);
+      waiter.ingest_done = std::move(request.ingest_done);
+      waiters_[partition].push_back(std::move(waiter));
+      continue;
+    }
+    waiter.index = index;
+    waiter.mode = request.mode;
+    waiter.events = request.events.size();
+    pending_events_ += waiter.events;
+    if (request.mode == IngestMode::kAsync) {
+      request.ingest_done(*result);  // The ASYNC acknowledgement point.
+    } else {
+      waiter.result = *std::move(result);
+      waiter.ingest_done = std::move(request.ingest_done);
+    }
     waiters_[partition].push_back(std::move(waiter));
-    return;
   }
-  const uint64_t index = store_->last_index(partition) + 1;
-  const absl::Status appended =
-      store_->Append(partition, index, part.epoch,
-                     std::make_shared<const metering::LogEntry>(*std::move(acceptance->entry)));
-  if (!appended.ok()) {
-    pending_dedup_[partition].DropNewestBatch();
-    request.ingest_done(
-        absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message())));
-    return;
-  }
-  if (metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
-  Waiter waiter;
-  waiter.partition = partition;
-  waiter.index = index;
-  waiter.epoch = part.epoch;
-  waiter.mode = request.mode;
-  waiter.events = count;
-  pending_events_ += count;
-  if (request.mode == IngestMode::kAsync) {
-    request.ingest_done(acceptance->result);  // The ASYNC acknowledgement point.
-  } else {
-    waiter.result = std::move(acceptance->result);
-    waiter.ingest_done = std::move(request.ingest_done);
-  }
-  waiters_[partition].push_back(std::move(waiter));
-  RequestSync();
+  if (index != 0) RequestSync();
 }
 
 void ReplicatedEngine::AcceptEntry(uint32_t partition, Parked request) {
@@ -532,6 +580,16 @@ void ReplicatedEngine::ScheduleFlush() {
   flush_timer_ = env_.StartTimer(0, [this] {
     flush_timer_ = kNoTimer;
     FlushOutboxes();
+    FlushPeers();
+  });
+}
+
+void ReplicatedEngine::ScheduleAccept() {
+  if (accept_timer_ != kNoTimer) return;
+  accept_timer_ = env_.StartTimer(options_.accept_delay_ns, [this] {
+    accept_timer_ = kNoTimer;
+    AcceptStaged();
+    FlushOutboxes();  // Answers to forwarded parts refused at once.
     FlushPeers();
   });
 }

@@ -13,6 +13,26 @@ namespace {
 constexpr char kRedirectPayloadUrl[] = "type.unimeter.dev/redirect-node";
 }  // namespace
 
+size_t EntryPartsEnd(size_t begin, size_t count,
+                     absl::FunctionRef<const std::vector<metering::Event>&(size_t)> events_of) {
+  UM_CHECK_LT(begin, count);
+  size_t end = begin;
+  size_t events = 0;
+  size_t properties = 0;
+  for (; end < count; ++end) {
+    const std::vector<metering::Event>& part = events_of(end);
+    size_t part_properties = 0;
+    for (const metering::Event& event : part) part_properties += event.properties.size();
+    if (end > begin && (events + part.size() > metering::kRequestEventsMax ||
+                        properties + part_properties > metering::kRequestPropertiesMax)) {
+      break;
+    }
+    events += part.size();
+    properties += part_properties;
+  }
+  return end;
+}
+
 absl::Status RedirectStatus(NodeId node, std::string_view what) {
   absl::Status status = absl::FailedPreconditionError(
       absl::StrCat(std::string(what), ": served by node ", node, " (redirect)"));

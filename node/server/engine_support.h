@@ -13,6 +13,8 @@
 //   RedirectStatus   how an engine says a request belongs on another node.
 //   PendingBoundExceeded
 //                    the owner's bound of events accepted and not yet committed.
+//   EntryPartsEnd    which of the ingest parts an owner staged in a loop turn one log entry
+//                    takes (PartitionState::AcceptParts).
 //   CheckpointTimer  the checkpoint policy: a checkpoint starts when enough WAL was written
 //                    since the last one or its interval passed, and something changed; a
 //                    failed checkpoint is fatal (memory would be ahead of the store).
@@ -111,6 +113,13 @@ std::optional<NodeId> RedirectTarget(const absl::Status& status);
 inline bool PendingBoundExceeded(size_t pending, size_t count, size_t pending_max) {
   return pending > 0 && pending + count > pending_max;
 }
+
+// Staged ingest parts [begin, result) go into one entry: consecutive parts while their events
+// and properties together stay within the bounds of one entry (kRequestEventsMax,
+// kRequestPropertiesMax); a part over the bounds goes alone (its validation refuses it).
+// `events_of(i)` is part i's events. REQUIRES: begin < count.
+size_t EntryPartsEnd(size_t begin, size_t count,
+                     absl::FunctionRef<const std::vector<metering::Event>&(size_t)> events_of);
 
 // A serving owner's duty: appends to the alert log each unconfirmed crossing of `partition`
 // it lacks (NodeStore::RecordUnconfirmed), adds the records to `alerts`, and notes the

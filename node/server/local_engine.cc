@@ -42,7 +42,10 @@ LocalEngine::LocalEngine(Env& env, LocalEngineOptions options, EngineMetrics met
                          std::unique_ptr<NodeStore> store)
     : env_(env), options_(std::move(options)), metrics_(metrics), store_(std::move(store)) {}
 
-LocalEngine::~LocalEngine() { env_.CancelTimer(commit_timer_); }
+LocalEngine::~LocalEngine() {
+  env_.CancelTimer(commit_timer_);
+  env_.CancelTimer(accept_timer_);
+}
 
 void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
                          IngestDone done) {
@@ -51,6 +54,8 @@ void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events
     done(absl::ResourceExhaustedError("free disk space below the threshold"));
     return;
   }
+  // Staged parts do not count: they are not accepted yet, and counting them would refuse a
+  // part larger than the bound forever while smaller ones arrive every turn.
   if (PendingBoundExceeded(pending_events_, events.size(), options_.pending_events_max)) {
     done(absl::ResourceExhaustedError("too many events waiting for commit"));
     return;
@@ -59,59 +64,108 @@ void LocalEngine::Ingest(uint32_t partition, std::vector<metering::Event> events
     deferred_.push_back(DeferredIngest{partition, std::move(events), mode, std::move(done)});
     return;
   }
-  AcceptNow(partition, std::move(events), mode, std::move(done));
+  Stage(DeferredIngest{partition, std::move(events), mode, std::move(done)});
 }
 
-void LocalEngine::AcceptNow(uint32_t partition, std::vector<metering::Event> events,
-                            IngestMode mode, IngestDone done) {
-  const metering::PartitionState& state = store_->state(partition);
-  absl::StatusOr<metering::Acceptance> acceptance =
-      state.AcceptEvents(events, env_.WallNowNs(), pending_dedup_[partition]);
-  if (!acceptance.ok()) {
-    done(acceptance.status());
-    return;
+void LocalEngine::Stage(DeferredIngest ingest) {
+  std::vector<DeferredIngest>& staged = staged_[ingest.partition];
+  if (staged.empty()) staged_partitions_.push_back(ingest.partition);
+  staged.push_back(std::move(ingest));
+  if (accept_timer_ != kNoTimer) return;
+  accept_timer_ = env_.StartTimer(0, [this] {
+    accept_timer_ = kNoTimer;
+    AcceptStaged();
+  });
+}
+
+void LocalEngine::AcceptStaged() {
+  // Parts answered below may stage new ones: those wait for the next timer.
+  std::vector<uint32_t> partitions = std::exchange(staged_partitions_, {});
+  for (const uint32_t partition : partitions) {
+    std::vector<DeferredIngest> parts = std::exchange(staged_[partition], {});
+    if (writes_blocked_) {
+      for (DeferredIngest& part : parts) {
+        part.done(absl::ResourceExhaustedError("free disk space below the threshold"));
+      }
+      continue;
+    }
+    if (schema_changes_in_flight_ > 0) {  // Began since staging: accepted once applied.
+      for (DeferredIngest& part : parts) deferred_.push_back(std::move(part));
+      continue;
+    }
+    for (size_t begin = 0; begin < parts.size();) {
+      const size_t end = EntryPartsEnd(
+          begin, parts.size(), [&parts](size_t i) -> const auto& { return parts[i].events; });
+      AcceptTogether(parts, begin, end);
+      begin = end;
+    }
   }
-  if (!acceptance->entry.has_value()) {
-    // Nothing stored (all duplicates). The verdict may rest on entries not yet durable:
-    // answer once they are (if a full disk drops them, this request fails with them).
-    const uint64_t last = store_->last_index(partition);
-    if (last == store_->commit_index(partition) || mode == IngestMode::kAsync) {
-      done(std::move(acceptance->result));
+}
+
+void LocalEngine::AcceptTogether(std::vector<DeferredIngest>& parts, size_t begin, size_t end) {
+  const uint32_t partition = parts[begin].partition;
+  std::vector<absl::Span<const metering::Event>> spans;
+  spans.reserve(end - begin);
+  for (size_t i = begin; i < end; ++i) spans.emplace_back(parts[i].events);
+  metering::PartsAcceptance decided =
+      store_->state(partition).AcceptParts(spans, env_.WallNowNs(), pending_dedup_[partition]);
+  uint64_t index = 0;
+  if (decided.entry.has_value()) {
+    index = store_->last_index(partition) + 1;
+    const absl::Status appended =
+        store_->Append(partition, index, kLocalEpoch,
+                       std::make_shared<metering::LogEntry>(*std::move(decided.entry)));
+    if (!appended.ok()) {
+      // Nothing of the entry was accepted, and a part judged a duplicate of another part's
+      // event would rest on it: every part gets BACKPRESSURE.
+      pending_dedup_[partition].DropNewestBatch();
+      const absl::Status full =
+          absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message()));
+      for (size_t i = begin; i < end; ++i) {
+        const absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
+        parts[i].done(result.ok() ? full : result.status());
+      }
       return;
     }
+    if (metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
+  }
+  const uint64_t last = store_->last_index(partition);
+  for (size_t i = begin; i < end; ++i) {
+    DeferredIngest& part = parts[i];
+    absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
+    if (!result.ok()) {
+      part.done(result.status());
+      continue;
+    }
     Waiter waiter;
-    waiter.entries.push_back({partition, last});
-    waiter.mode = IngestMode::kSync;
-    waiter.result = std::move(acceptance->result);
-    waiter.ingest_done = std::move(done);
+    if (result->n_stored == 0) {
+      // Nothing stored (all duplicates). The verdict may rest on entries not yet durable
+      // (this turn's entry among them): answer once they are (if a full disk drops them,
+      // this request fails with them).
+      if (last == store_->commit_index(partition) || part.mode == IngestMode::kAsync) {
+        part.done(*std::move(result));
+        continue;
+      }
+      waiter.entries.push_back({partition, last});
+      waiter.mode = IngestMode::kSync;
+      waiter.result = *std::move(result);
+      waiter.ingest_done = std::move(part.done);
+      waiters_.push_back(std::move(waiter));
+      continue;
+    }
+    waiter.entries.push_back({partition, index});
+    waiter.mode = part.mode;
+    waiter.events = part.events.size();
+    pending_events_ += waiter.events;
+    if (part.mode == IngestMode::kAsync || BugPlanted(PlantedBug::kAckBeforeFsync)) {
+      part.done(*result);  // Accepted into the pipeline: the ASYNC acknowledgement point.
+    } else {
+      waiter.result = *std::move(result);
+      waiter.ingest_done = std::move(part.done);
+    }
     waiters_.push_back(std::move(waiter));
-    return;
   }
-  const uint64_t index = store_->last_index(partition) + 1;
-  const absl::Status appended =
-      store_->Append(partition, index, kLocalEpoch,
-                     std::make_shared<metering::LogEntry>(*std::move(acceptance->entry)));
-  if (!appended.ok()) {
-    pending_dedup_[partition].DropNewestBatch();  // Nothing of it was accepted.
-    done(absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message())));
-    return;
-  }
-  if (metrics_.wal_writes != nullptr) {
-    metrics_.wal_writes->Increment();
-  }
-  Waiter waiter;
-  waiter.entries.push_back({partition, index});
-  waiter.mode = mode;
-  waiter.events = events.size();
-  pending_events_ += waiter.events;
-  if (mode == IngestMode::kAsync || BugPlanted(PlantedBug::kAckBeforeFsync)) {
-    done(acceptance->result);  // Accepted into the pipeline: the ASYNC acknowledgement point.
-  } else {
-    waiter.result = std::move(acceptance->result);
-    waiter.ingest_done = std::move(done);
-  }
-  waiters_.push_back(std::move(waiter));
-  RequestSync();
+  if (index != 0) RequestSync();
 }
 
 void LocalEngine::Read(uint32_t partition, ReadFunction read) {
@@ -369,7 +423,7 @@ void LocalEngine::RunDeferredIngests() {
   while (!deferred_.empty() && schema_changes_in_flight_ == 0) {
     DeferredIngest ingest = std::move(deferred_.front());
     deferred_.pop_front();
-    AcceptNow(ingest.partition, std::move(ingest.events), ingest.mode, std::move(ingest.done));
+    Stage(std::move(ingest));
   }
 }
 

@@ -3,11 +3,12 @@
 // LocalEngine runs every partition on this node alone: the dev-mode cluster of one, where
 // a quorum is one node, so an entry is committed once it is durable here.
 //
-// Pipeline (group commit, no added latency when idle): Ingest accepts a part at once
-// (dedup, timestamps, offsets decided by the partition state), appends the entry to the
-// WAL, acknowledges ASYNC immediately, and asks for a sync. If no sync is in flight one
-// starts now; otherwise one more starts as soon as the current one completes, covering
-// everything appended meanwhile (one fdatasync for many requests). When a sync completes,
+// Pipeline (group commit, no added latency when idle): Ingest stages a part; at the end of
+// the loop turn (a zero-delay timer) the parts each partition got are accepted together
+// (dedup, timestamps, offsets decided by the partition state, PartitionState::AcceptParts)
+// as one entry appended to the WAL, ASYNC parts are acknowledged, and a sync is asked for. If no
+// sync is in flight one starts now; otherwise one more starts as soon as the current one completes,
+// covering everything appended meanwhile (one fdatasync for many requests). When a sync completes,
 // the covered entries are committed and applied and the SYNC requests they carry are
 // acknowledged. Alert records made by those commits are pushed after the sync that makes
 // them durable.
@@ -16,7 +17,8 @@
 // in flight wait for it (an owner accepts events only under applied schemas).
 //
 // Bounds: at most options.pending_events_max events accepted and not yet committed (or one
-// request of any size when none are); more get ResourceExhausted (BACKPRESSURE). A full disk rolls
+// request of any size when none are), checked as a part arrives (the parts staged in one
+// loop turn may pass it together); more get ResourceExhausted (BACKPRESSURE). A full disk rolls
 // the WAL back: the affected entries are truncated, SYNC requests get ResourceExhausted (nothing
 // accepted) and ASYNC ones were accepted and are lost (the documented ASYNC window). Any other sync
 // error crashes the node.
@@ -108,8 +110,12 @@ class LocalEngine final : public Engine {
 
   LocalEngine(Env& env, LocalEngineOptions options, EngineMetrics metrics,
               std::unique_ptr<NodeStore> store);
-  void AcceptNow(uint32_t partition, std::vector<metering::Event> events, IngestMode mode,
-                 IngestDone done);
+  // Stages a part for AcceptStaged (the checks of Ingest passed).
+  void Stage(DeferredIngest ingest);
+  // Accepts every staged part, one entry per partition (up to an entry's bounds).
+  void AcceptStaged();
+  // Accepts parts [begin, end) of `parts`, all of one partition, as one entry.
+  void AcceptTogether(std::vector<DeferredIngest>& parts, size_t begin, size_t end);
   // Appends `entry` to every partition log and waits for all of them to commit.
   void AppendEverywhere(std::shared_ptr<const metering::LogEntry> entry, bool schema_change,
                         StatusDone done);
@@ -141,6 +147,9 @@ class LocalEngine final : public Engine {
   std::array<metering::PendingDedup, kPartitionCount> pending_dedup_;
   std::deque<Waiter> waiters_;
   std::deque<DeferredIngest> deferred_;
+  std::array<std::vector<DeferredIngest>, kPartitionCount> staged_;  // Parts by partition.
+  std::vector<uint32_t> staged_partitions_;  // With staged parts, first staged first.
+  TimerId accept_timer_ = kNoTimer;
   DurableAlerts alerts_;
   AlertsDurable on_alerts_durable_;
   size_t pending_events_ = 0;

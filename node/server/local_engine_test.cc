@@ -99,14 +99,50 @@ TEST_F(LocalEngineTest, GroupCommitAcknowledgesSyncAtCommitAndAsyncAtAcceptance)
                     ASSERT_TRUE(result.ok());
                     ++async_acks;
                   });
+  EXPECT_EQ(async_acks, 0);  // Staged until the end of the loop turn.
+  const uint64_t entries_before = engine_->store().stats().entries_appended;
+  RunFor(0);                 // The end of the turn: parts accepted, one entry per partition.
   EXPECT_EQ(async_acks, 1);  // At acceptance, before any fsync.
   EXPECT_EQ(sync_acks, 0);   // Only after the commit.
+  EXPECT_EQ(engine_->store().stats().entries_appended - entries_before, 7u);
   RunFor(kSecond);
   EXPECT_EQ(sync_acks, 50);
   // The first request started a sync at once; everything that arrived meanwhile shared the
   // next one (a few more for commit marks and alert records at most).
   EXPECT_LE(disk_.stats().syncs - syncs_before, 4u);
   EXPECT_EQ(Sum(3), 70u + 5u);  // Requests 3, 10, 17, ... 45 (7 x 10) plus the ASYNC 5.
+}
+
+// The parts a partition gets in one loop turn are decided as if one came after the other
+// (an earlier part's events make a later part's duplicates) and appended as one entry.
+TEST_F(LocalEngineTest, PartsOfOneTurnShareAnEntryAndDeduplicateEachOther) {
+  PutSum("m");
+  const uint64_t entries_before = engine_->store().stats().entries_appended;
+  std::vector<absl::StatusOr<metering::IngestResult>> results;
+  auto record = [&](absl::StatusOr<metering::IngestResult> result) {
+    results.push_back(std::move(result));
+  };
+  engine_->Ingest(5, Events(5, 3, kT0), IngestMode::kSync, record);      // kT0 .. kT0 + 2
+  engine_->Ingest(5, Events(5, 3, kT0 + 1), IngestMode::kSync, record);  // Two repeats, one new.
+  engine_->Ingest(5, Events(5, 2, kT0), IngestMode::kAsync, record);     // Repeats only.
+  engine_->Ingest(6, Events(6, 1, kT0), IngestMode::kSync, record);      // Another partition.
+  RunFor(0);
+  EXPECT_EQ(engine_->store().stats().entries_appended - entries_before, 2u);
+  ASSERT_EQ(results.size(), 1u);  // The ASYNC part, answered at acceptance.
+  ASSERT_TRUE(results[0].ok());
+  EXPECT_EQ(results[0]->status, metering::IngestStatus::kDuplicate);
+  EXPECT_EQ(results[0]->n_duplicates, 2u);
+  RunFor(kSecond);
+  ASSERT_EQ(results.size(), 4u);
+  ASSERT_TRUE(results[1].ok() && results[2].ok() && results[3].ok());
+  EXPECT_EQ(results[1]->n_stored, 3u);
+  EXPECT_EQ(results[1]->last_offset, 2u);
+  EXPECT_EQ(results[2]->n_stored, 1u);
+  EXPECT_EQ(results[2]->n_duplicates, 2u);
+  EXPECT_EQ(results[2]->last_offset, 3u);
+  EXPECT_EQ(results[3]->n_stored, 1u);
+  EXPECT_EQ(Sum(5), 4u);
+  EXPECT_EQ(Sum(6), 1u);
 }
 
 TEST_F(LocalEngineTest, IngestsWaitForAnInFlightSchemaChange) {
@@ -170,6 +206,7 @@ TEST_F(LocalEngineTest, PendingBoundRefusesOnlyWhileOthersWait) {
   absl::Status big = absl::UnknownError("no answer");
   engine_->Ingest(1, Events(1, 25, kT0), IngestMode::kSync,
                   [&](absl::StatusOr<metering::IngestResult> r) { big = r.status(); });
+  RunFor(0);  // The end of the loop turn: accepted (parts are counted once accepted).
   // While those 25 wait for their commit, one more event exceeds the bound: refused.
   absl::Status extra = absl::UnknownError("no answer");
   engine_->Ingest(2, Events(2, 1, kT0), IngestMode::kSync,
