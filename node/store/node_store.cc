@@ -23,6 +23,12 @@ constexpr uint8_t kAlertRecordVersion = 1;
 constexpr uint8_t kMetaVersion = 1;
 constexpr char kNodeMetaKey[] = "n";
 
+// What an applied entry weighs against retained_events_max: its events, at least 1.
+size_t TailWeight(const metering::LogEntry& entry) {
+  if (entry.kind() != metering::LogEntryKind::kEventBatch) return 1;
+  return std::max<size_t>(1, entry.batch()->events.size());
+}
+
 // Appends `value` big-endian, so keys sort by it.
 void AppendBigEndian64(uint64_t value, std::string* out) {
   for (int i = 0; i < 8; ++i) {
@@ -500,8 +506,12 @@ std::vector<AlertRecord> NodeStore::ApplyUpTo(uint32_t partition, uint64_t index
     }
     ++stats_.entries_applied;
     log.commit_epoch = pending.epoch;
+    log.applied_tail_events += TailWeight(*pending.entry);
     log.applied_tail.push_back(LogRecord{pending.index, pending.epoch, pending.entry});
-    while (log.applied_tail.size() > options_.retained_entries_max) {
+    while (
+        log.applied_tail.size() > options_.retained_entries_max ||
+        (log.applied_tail.size() > 1 && log.applied_tail_events > options_.retained_events_max)) {
+      log.applied_tail_events -= TailWeight(*log.applied_tail.front().entry);
       log.applied_tail.pop_front();
     }
     log.unsaved_batches.insert(log.unsaved_batches.end(), output.stored_batches.begin(),
@@ -721,6 +731,7 @@ void NodeStore::InstallSnapshot(uint32_t partition, std::unique_ptr<metering::Pa
   log.state = std::move(state);
   log.commit_epoch = epoch;
   log.applied_tail.clear();
+  log.applied_tail_events = 0;
   ForgetConfirmed(partition);
   store_.Commit(std::move(batch),
                 [this, partition, index, done = std::move(done)](absl::Status status) mutable {

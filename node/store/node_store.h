@@ -60,8 +60,11 @@ struct NodeStoreOptions {
   int64_t idempotency_window_ns = metering::kIdempotencyWindowNanosDefault;
   WalOptions wal;
   // Applied entries kept in memory per partition for replicas to catch up from (older ones
-  // are sent as a snapshot of the partition state).
+  // are sent as a snapshot of the partition state): at most this many entries, and beyond
+  // the newest entry at most retained_events_max events (an entry holds up to 1,024: the
+  // parts an owner accepted together in one loop turn), which bounds the memory they hold.
   size_t retained_entries_max = 512;
+  size_t retained_events_max = 2048;
   // Called for every entry as it is applied to a partition state, at commit and in WAL
   // replay, in index order per partition, with the state after the apply. It must not call
   // back into the store. For checkers only (the simulator's canonical history and replica
@@ -284,6 +287,7 @@ class NodeStore {
     uint64_t commit_epoch = 0;      // Epoch of the entry at the applied index.
     std::deque<Pending> uncommitted;
     std::deque<LogRecord> applied_tail;  // The newest applied entries (catch-up source).
+    size_t applied_tail_events = 0;      // Their events (TailWeight).
     // Applied batches whose events are not yet in a checkpoint (shared with the log
     // entries: no per-event copy on the apply path).
     std::vector<std::shared_ptr<const metering::EventBatch>> unsaved_batches;

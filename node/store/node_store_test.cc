@@ -210,6 +210,23 @@ TEST_F(NodeStoreTest, CheckpointRecyclesTheWalAndKeepsEverything) {
   EXPECT_EQ(store_->ListAlerts(0, 2, 256)->size(), 1u);
 }
 
+// The applied entries kept for catch-up hold at most retained_events_max (2048) events
+// beyond the newest: entries that carry many requests' parts do not make the tail grow with
+// them. Older indexes are answered "not here" (the peer gets a snapshot).
+TEST_F(NodeStoreTest, TheCatchUpTailIsBoundedByEventsAsWellAsEntries) {
+  RegisterMetric(0);
+  AppendCommittedBatches(300);  // Indexes 2..301, 10 events each.
+  const uint64_t last = store_->last_index(kPartition);
+  ASSERT_EQ(last, 301u);
+  std::vector<LogRecord> records;
+  EXPECT_TRUE(store_->EntriesFrom(kPartition, last - 203, 1000, SIZE_MAX, &records));
+  EXPECT_EQ(records.size(), 204u);  // 2,040 events.
+  EXPECT_TRUE(store_->EpochAt(kPartition, last - 203).has_value());
+  records.clear();
+  EXPECT_FALSE(store_->EntriesFrom(kPartition, last - 204, 1000, SIZE_MAX, &records));
+  EXPECT_FALSE(store_->EpochAt(kPartition, last - 204).has_value());
+}
+
 TEST_F(NodeStoreTest, EventsStayListedExactlyOnceWhileACheckpointRuns) {
   RegisterMetric(1000);
   AppendCommittedBatches(20);
