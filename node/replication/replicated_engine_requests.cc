@@ -292,33 +292,15 @@ void ReplicatedEngine::AcceptTogether(uint32_t partition, std::vector<Parked>& r
   std::vector<absl::Span<const metering::Event>> spans;
   spans.reserve(end - begin);
   for (size_t i = begin; i < end; ++i) spans.emplace_back(requests[i].events);
-  metering::PartsAcceptance decided =
-      store_->state(partition).AcceptParts(spans, env_.WallNowNs(), pending_dedup_[partition]);
+  AppendedParts appended = AcceptAndAppend(*store_, pending_dedup_[partition], partition,
+                                           part.epoch, spans, env_.WallNowNs());
   if (end - begin > 1) counters_.ingest_parts_combined += end - begin;
-  uint64_t index = 0;
-  if (decided.entry.has_value()) {
-    index = store_->last_index(partition) + 1;
-    const absl::Status appended =
-        store_->Append(partition, index, part.epoch,
-                       std::make_shared<const metering::LogEntry>(*std::move(decided.entry)));
-    if (!appended.ok()) {
-      // Nothing of the entry was accepted, and a part judged a duplicate of another part's
-      // event would rest on it: every part gets BACKPRESSURE.
-      pending_dedup_[partition].DropNewestBatch();
-      const absl::Status full =
-          absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message()));
-      for (size_t i = begin; i < end; ++i) {
-        const absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
-        requests[i].ingest_done(result.ok() ? full : result.status());
-      }
-      return;
-    }
-    if (metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
-  }
+  const uint64_t index = appended.index;
+  if (index != 0 && metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
   const uint64_t last = store_->last_index(partition);
   for (size_t i = begin; i < end; ++i) {
     Parked& request = requests[i];
-    absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
+    absl::StatusOr<metering::IngestResult>& result = appended.results[i - begin];
     if (!result.ok()) {
       request.ingest_done(result.status());
       continue;

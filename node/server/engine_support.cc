@@ -33,6 +33,30 @@ size_t EntryPartsEnd(size_t begin, size_t count,
   return end;
 }
 
+AppendedParts AcceptAndAppend(NodeStore& store, metering::PendingDedup& pending, uint32_t partition,
+                              uint64_t epoch,
+                              absl::Span<const absl::Span<const metering::Event>> parts,
+                              int64_t now_ns) {
+  metering::PartsAcceptance decided = store.state(partition).AcceptParts(parts, now_ns, pending);
+  AppendedParts appended{std::move(decided.results), 0};
+  if (!decided.entry.has_value()) return appended;
+  const uint64_t index = store.last_index(partition) + 1;
+  const absl::Status status =
+      store.Append(partition, index, epoch,
+                   std::make_shared<const metering::LogEntry>(*std::move(decided.entry)));
+  if (status.ok()) {
+    appended.index = index;
+    return appended;
+  }
+  pending.DropNewestBatch();
+  const absl::Status full =
+      absl::ResourceExhaustedError(absl::StrCat("log full: ", status.message()));
+  for (absl::StatusOr<metering::IngestResult>& result : appended.results) {
+    if (result.ok()) result = full;
+  }
+  return appended;
+}
+
 absl::Status RedirectStatus(NodeId node, std::string_view what) {
   absl::Status status = absl::FailedPreconditionError(
       absl::StrCat(std::string(what), ": served by node ", node, " (redirect)"));

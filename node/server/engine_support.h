@@ -121,6 +121,20 @@ inline bool PendingBoundExceeded(size_t pending, size_t count, size_t pending_ma
 size_t EntryPartsEnd(size_t begin, size_t count,
                      absl::FunctionRef<const std::vector<metering::Event>&(size_t)> events_of);
 
+// Staged parts of one partition decided together (PartitionState::AcceptParts at `now_ns`)
+// and their entry appended at the partition's next index under `epoch`.
+struct AppendedParts {
+  std::vector<absl::StatusOr<metering::IngestResult>> results;  // One per part.
+  uint64_t index = 0;  // The entry's index; 0 if nothing was appended.
+};
+// If the log is full nothing was accepted: the pending batch is dropped and every part that
+// was not refused already gets ResourceExhausted (BACKPRESSURE; a part judged a duplicate
+// of another part's event would rest on the lost entry), and index is 0.
+AppendedParts AcceptAndAppend(NodeStore& store, metering::PendingDedup& pending, uint32_t partition,
+                              uint64_t epoch,
+                              absl::Span<const absl::Span<const metering::Event>> parts,
+                              int64_t now_ns);
+
 // A serving owner's duty: appends to the alert log each unconfirmed crossing of `partition`
 // it lacks (NodeStore::RecordUnconfirmed), adds the records to `alerts`, and notes the
 // partition's crossings up to its commit index for confirmation. Returns the records.

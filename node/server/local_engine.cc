@@ -107,32 +107,14 @@ void LocalEngine::AcceptTogether(std::vector<DeferredIngest>& parts, size_t begi
   std::vector<absl::Span<const metering::Event>> spans;
   spans.reserve(end - begin);
   for (size_t i = begin; i < end; ++i) spans.emplace_back(parts[i].events);
-  metering::PartsAcceptance decided =
-      store_->state(partition).AcceptParts(spans, env_.WallNowNs(), pending_dedup_[partition]);
-  uint64_t index = 0;
-  if (decided.entry.has_value()) {
-    index = store_->last_index(partition) + 1;
-    const absl::Status appended =
-        store_->Append(partition, index, kLocalEpoch,
-                       std::make_shared<metering::LogEntry>(*std::move(decided.entry)));
-    if (!appended.ok()) {
-      // Nothing of the entry was accepted, and a part judged a duplicate of another part's
-      // event would rest on it: every part gets BACKPRESSURE.
-      pending_dedup_[partition].DropNewestBatch();
-      const absl::Status full =
-          absl::ResourceExhaustedError(absl::StrCat("log full: ", appended.message()));
-      for (size_t i = begin; i < end; ++i) {
-        const absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
-        parts[i].done(result.ok() ? full : result.status());
-      }
-      return;
-    }
-    if (metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
-  }
+  AppendedParts appended = AcceptAndAppend(*store_, pending_dedup_[partition], partition,
+                                           kLocalEpoch, spans, env_.WallNowNs());
+  const uint64_t index = appended.index;
+  if (index != 0 && metrics_.wal_writes != nullptr) metrics_.wal_writes->Increment();
   const uint64_t last = store_->last_index(partition);
   for (size_t i = begin; i < end; ++i) {
     DeferredIngest& part = parts[i];
-    absl::StatusOr<metering::IngestResult>& result = decided.results[i - begin];
+    absl::StatusOr<metering::IngestResult>& result = appended.results[i - begin];
     if (!result.ok()) {
       part.done(result.status());
       continue;
