@@ -103,14 +103,14 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
 PartsAcceptance PartitionState::AcceptParts(absl::Span<const absl::Span<const Event>> parts,
                                             int64_t now_ns, PendingDedup& pending) const {
   size_t events_total = 0;
-  size_t properties_total = 0;
-  for (const absl::Span<const Event> events : parts) {
-    events_total += events.size();
-    for (const Event& event : events) properties_total += event.properties.size();
-  }
+  for (const absl::Span<const Event> events : parts) events_total += events.size();
   PartsAcceptance acceptance;
   acceptance.results.reserve(parts.size());
   if (parts.size() > 1) {  // One part is bounded by its own validation.
+    size_t properties_total = 0;
+    for (const absl::Span<const Event> events : parts) {
+      for (const Event& event : events) properties_total += event.properties.size();
+    }
     UM_CHECK_LE(events_total, kRequestEventsMax);
     UM_CHECK_LE(properties_total, kRequestPropertiesMax);
   }
