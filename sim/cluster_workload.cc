@@ -320,6 +320,18 @@ class ClusterRun {
       cluster_.Resume(node);
     }
   }
+  // Leaves `free_bytes` of the node's disk free, or (nullopt) frees the disk again.
+  void SetDiskFree(NodeId node, std::optional<uint64_t> free_bytes) {
+    SimDisk& disk = cluster_.disk(node);
+    full_[node] = free_bytes.has_value();
+    if (!full_[node]) {
+      disk.options().capacity_bytes = DiskOptions{}.capacity_bytes;
+      Log(absl::StrCat("fault: space freed on the disk of n", node));
+      return;
+    }
+    disk.options().capacity_bytes = disk.used_bytes() + *free_bytes;
+    Log(absl::StrCat("fault: the disk of n", node, " is full"));
+  }
   uint64_t Acknowledged(uint64_t account) const { return ledger_.acked.at(account); }
   // A routed read of the account's SUM through `node`'s engine (as its front door would),
   // answered later on the simulated loop.
@@ -748,18 +760,13 @@ class ClusterRun {
   // above, its log writes fill the rest, fail, and it crashes itself (and may not restart
   // until space is freed).
   void ToggleDiskFull(NodeId node, size_t max_disturbed) {
-    SimDisk& disk = cluster_.disk(node);
     if (full_[node]) {
-      disk.options().capacity_bytes = DiskOptions{}.capacity_bytes;
-      full_[node] = false;
-      Log(absl::StrCat("fault: space freed on the disk of n", node));
+      SetDiskFree(node, std::nullopt);
       return;
     }
     if (Disturbed(node) || DisturbedCount() >= max_disturbed) return;
-    disk.options().capacity_bytes = disk.used_bytes() + faults_.UniformBelow(2 * 1024 * 1024);
-    full_[node] = true;
+    SetDiskFree(node, faults_.UniformBelow(2 * 1024 * 1024));
     ++result_.disk_full;
-    Log(absl::StrCat("fault: the disk of n", node, " is full"));
   }
 
   // Restarts a node that is down; a start that fails (a full disk) leaves it down.
@@ -1618,6 +1625,9 @@ void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }
 void ClusterScenario::Pause(NodeId node) { run_->SetPaused(node, true); }
 void ClusterScenario::Resume(NodeId node) { run_->SetPaused(node, false); }
+void ClusterScenario::SetDiskFull(NodeId node, bool full) {
+  run_->SetDiskFree(node, full ? std::optional<uint64_t>(768 * 1024) : std::nullopt);
+}
 uint64_t ClusterScenario::Acknowledged(uint64_t account) { return run_->Acknowledged(account); }
 void ClusterScenario::ReadSum(NodeId node, uint64_t account,
                               absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done) {

@@ -157,6 +157,9 @@ class ClusterScenario {
   void Unblock(NodeId from, NodeId to);
   void Pause(NodeId node);  // SIGSTOP until Resume.
   void Resume(NodeId node);
+  // Leaves `node` 768 KiB of free disk (below its --min-free-disk-mb of 1 MiB: it refuses
+  // writes once its disk check runs), or frees its disk again.
+  void SetDiskFull(NodeId node, bool full);
   // Events of `account` acknowledged to clients so far.
   uint64_t Acknowledged(uint64_t account);
   // Reads the account's SUM through `node`'s engine (routed and confirmed as a client's

@@ -186,6 +186,7 @@ void Put(ByteWriter& w, const HeartbeatAck& m) {
   for (uint64_t index : m.commit_index) w.U64(index);
   w.U8(m.hello ? 1 : 0);
   w.I64(m.echo_ns);
+  w.U8(m.writes_blocked ? 1 : 0);
 }
 bool Get(ByteReader& r, HeartbeatAck* m) {
   if (!r.U64(&m->term)) return false;
@@ -194,9 +195,12 @@ bool Get(ByteReader& r, HeartbeatAck* m) {
   }
   m->hello = false;  // Absent (minor version 0): an answer, of unknown age.
   m->echo_ns = 0;
+  m->writes_blocked = false;  // Absent (minor version below 6).
   if (r.left() == 0) return true;
   if (!r.Bool(&m->hello)) return false;
-  return r.left() == 0 || r.I64(&m->echo_ns);
+  if (r.left() == 0) return true;
+  if (!r.I64(&m->echo_ns)) return false;
+  return r.left() == 0 || r.Bool(&m->writes_blocked);
 }
 void Put(ByteWriter& w, const VoteRequest& m) {
   w.U64(m.term);

@@ -32,7 +32,8 @@ inline constexpr uint8_t kProtocolMajor = 1;
 // transfers paced by the receiver). 4: registry versions in MetricPut and MetricDelete
 // entries, partition snapshots of version 3 (a minor-3 node decodes neither). 5: AlertCopies
 // entries (sent only once every member is of minor 5), partition snapshots of version 4.
-inline constexpr uint8_t kProtocolMinor = 5;
+// 6: `writes_blocked` in HeartbeatAck (a minor-5 member's acks decode as not blocked).
+inline constexpr uint8_t kProtocolMinor = 6;
 inline constexpr uint8_t kAlertCopiesMinor = 5;
 inline constexpr NodeId kNoOwner = 0xFF;
 
@@ -68,6 +69,10 @@ struct HeartbeatAck {
   // also hears the leader; a minor-0 sender's acks decode as answers.
   bool hello = false;
   int64_t echo_ns = 0;  // Minor version 1: the answered heartbeat's sent_ns.
+  // Minor version 6: the member's free disk is below its threshold, so it refuses writes
+  // and stores no replicated entries; the leader moves its partitions to members that can
+  // take writes (docs/replication.md, "Ownership").
+  bool writes_blocked = false;
 };
 struct VoteRequest {
   uint64_t term = 0;

@@ -157,11 +157,19 @@ TEST(MessagesTest, HeartbeatAckTellsHellosFromAnswers) {
   EXPECT_TRUE(back.hello);
   EXPECT_EQ(back.echo_ns, 777);
   EXPECT_EQ(back.commit_index[255], 12u);
-  // A minor-0 sender has no flag byte and no echo: its acks are answers of unknown age.
+  EXPECT_FALSE(back.writes_blocked);
+  hello.writes_blocked = true;
+  EXPECT_TRUE(std::get<HeartbeatAck>(RoundTrip(hello)).writes_blocked);
+  // A minor-5 sender has no writes_blocked byte: it takes writes.
   std::vector<uint8_t> bytes = EncodeMessage(Header{}, hello);
-  bytes.resize(bytes.size() - 9);
+  bytes.resize(bytes.size() - 1);
   Header header;
   Message message;
+  ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  EXPECT_FALSE(std::get<HeartbeatAck>(message).writes_blocked);
+  EXPECT_EQ(std::get<HeartbeatAck>(message).echo_ns, 777);
+  // A minor-0 sender has no flag byte and no echo: its acks are answers of unknown age.
+  bytes.resize(bytes.size() - 9);
   ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
   EXPECT_FALSE(std::get<HeartbeatAck>(message).hello);
   EXPECT_EQ(std::get<HeartbeatAck>(message).echo_ns, 0);

@@ -65,6 +65,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   peer_header_.assign(n, Header{});
   forwards_seen_.assign(n, ReplayWindow());
   restarted_.assign(n, false);
+  peer_writes_blocked_.assign(n, false);
   peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
   outboxes_.resize(n);
   append_in_flight_.assign(n, false);
@@ -457,7 +458,8 @@ ReplicationStatus ReplicatedEngine::status() const {
         "lost disks: restore from a backup (docs/operations.md)");
   } else if (writes_blocked_) {
     status.problem =
-        "free disk below the threshold: refusing writes and not storing replicated entries";
+        "free disk below the threshold: refusing writes and not storing replicated entries "
+        "(its partitions move to members that take writes)";
   } else if (state_ == NodeState::kSyncing) {
     status.problem = "resyncing from peers after a disk replacement";
   } else if (status.reachable_members < quorum_) {

@@ -175,7 +175,10 @@ class ReplicatedEngine final : public Engine {
     on_alerts_durable_ = std::move(on_durable);
   }
   void SweepRetention(int64_t cutoff_ns, StatusDone done) override;
-  void SetWritesBlocked(bool blocked) override { writes_blocked_ = blocked; }
+  // While set, also refuses replicated entries and tells the leader (HeartbeatAck), which
+  // moves this node's partitions to members that take writes; requests for partitions it
+  // does not own are still forwarded to their owners.
+  void SetWritesBlocked(bool blocked) override;
   uint32_t node_count() const override { return static_cast<uint32_t>(members_.size()); }
   NodeId owner(uint32_t partition) const override;
   bool ready() const override;
@@ -576,7 +579,12 @@ class ReplicatedEngine final : public Engine {
   Heartbeat map_;
   uint32_t epoch_sequence_ = 0;
   std::vector<int64_t> last_heard_ns_;  // By member position (any message).
-  std::vector<int64_t> live_since_ns_;  // Leader: heartbeat acks without a gap.
+  // Leader: heartbeat acks without a gap, and (for settling) since the member last said its
+  // writes are blocked.
+  std::vector<int64_t> live_since_ns_;
+  // The member's last HeartbeatAck said its free disk is below its threshold (by position;
+  // kept whatever this node's role, so a new leader knows at once).
+  std::vector<bool> peer_writes_blocked_;
   // Leader: the last answer to its own heartbeats, by position. A member is live for
   // ownership only while it answers (it hears us too): one that can send but not receive
   // is heard (last_heard_ns_) but must lose its partitions.
@@ -662,6 +670,8 @@ class ReplicatedEngine final : public Engine {
   AlertsDurable on_alerts_durable_;
   bool alerts_restoring_ = false;  // RestoreAlertLog's write is in flight.
   bool writes_blocked_ = false;
+  // Monotonic time writes_blocked_ last cleared (settling, as live_since_ns_ for peers).
+  int64_t writes_unblocked_ns_ = kLongAgoNs;
   std::unique_ptr<CheckpointTimer> checkpoint_timer_;
   TimerId sweep_timer_ = kNoTimer;
   mutable ReplicationStatus counters_;

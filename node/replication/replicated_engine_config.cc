@@ -176,32 +176,40 @@ void ReplicatedEngine::LeaderTick() {
 
 void ReplicatedEngine::AssignOwners(bool new_term) {
   const int64_t now_ns = env_.MonotonicNowNs();
-  std::vector<NodeId> live;
-  std::vector<bool> settled;
+  std::vector<NodeId> live;   // Answering active members, in member order.
+  std::vector<NodeId> able;   // Those of them that take writes.
+  std::vector<bool> settled;  // By `able`: taking writes for rebalance_settle_ns.
   for (size_t position = 0; position < members_.size(); ++position) {
     const NodeId member = members_[position];
     const bool self = member == env_.node_id();
     const bool heard = self || Answering(position, now_ns);
-    if (heard && CountsForQuorum(member)) {
-      live.push_back(member);
-      settled.push_back(self ||
-                        (live_since_ns_[position] != INT64_MIN &&
-                         now_ns - live_since_ns_[position] >= options_.rebalance_settle_ns));
-    }
+    if (!heard || !CountsForQuorum(member)) continue;
+    live.push_back(member);
+    if (self ? writes_blocked_ : peer_writes_blocked_[position]) continue;
+    able.push_back(member);
+    const int64_t since_ns = self ? writes_unblocked_ns_ : live_since_ns_[position];
+    settled.push_back(since_ns != INT64_MIN && now_ns - since_ns >= options_.rebalance_settle_ns);
   }
   if (live.empty()) return;
+  if (able.empty()) {
+    // No live member takes writes (every free disk is low): none could commit, so
+    // ownership follows liveness alone until one can.
+    able = live;
+    settled.assign(able.size(), true);
+  }
   auto is_live = [&](NodeId node) { return std::binary_search(live.begin(), live.end(), node); };
-  // Partition p belongs to member p mod N; while that member is down or not active, to
-  // the live member (p / N) mod L, which spreads a dead member's partitions evenly and
-  // leaves the survivors' own partitions where they are.
+  auto is_able = [&](NodeId node) { return std::binary_search(able.begin(), able.end(), node); };
+  // Partition p belongs to member p mod N; while that member is down, not active or
+  // refusing writes (its free disk is low), to the able member (p / N) mod A, which spreads
+  // its partitions evenly and leaves the others' own partitions where they are.
   const size_t n = members_.size();
   auto target_of = [&](uint32_t partition) {
     const NodeId preferred = members_[partition % n];
-    return is_live(preferred) ? preferred : live[(partition / n) % live.size()];
+    return is_able(preferred) ? preferred : able[(partition / n) % able.size()];
   };
   auto settled_node = [&](NodeId node) {
-    const auto it = std::lower_bound(live.begin(), live.end(), node);
-    return settled[static_cast<size_t>(it - live.begin())];
+    const auto it = std::lower_bound(able.begin(), able.end(), node);
+    return settled[static_cast<size_t>(it - able.begin())];
   };
   auto commit_of = [&](NodeId node, uint32_t partition) {
     return node == env_.node_id() ? store_->commit_index(partition)
@@ -212,6 +220,7 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
   uint32_t sequence = epoch_sequence_ + 1;
   size_t moves = 0;
   absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> failovers;  // (from, to) -> count.
+  absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> handovers;
   absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> rebalances;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     const NodeId current = map_.owner[partition];
@@ -229,6 +238,9 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
     if (!is_live(current)) {
       next = target;  // Failover: one configuration change for all of a dead node's.
       if (current != kNoOwner) ++failovers[{current, next}];
+    } else if (!is_able(current)) {
+      next = target;  // Handover: a live owner that refuses writes serves nobody's.
+      ++handovers[{current, next}];
     } else if (target != current && settled_node(target) &&
                moves < options_.rebalance_moves_per_tick &&
                commit_of(target, partition) + kCaughtUpSlackEntries >=
@@ -262,6 +274,10 @@ void ReplicatedEngine::AssignOwners(bool new_term) {
     for (const auto& [move, count] : failovers) {
       absl::StrAppend(&summary, "; failover of ", count, " partitions from unreachable n",
                       move.first, " to n", move.second);
+    }
+    for (const auto& [move, count] : handovers) {
+      absl::StrAppend(&summary, "; handover of ", count, " partitions from n", move.first,
+                      " (free disk low, refusing writes) to n", move.second);
     }
     for (const auto& [move, count] : rebalances) {
       absl::StrAppend(&summary, "; rebalance of ", count, " partitions from n", move.first,
@@ -302,9 +318,15 @@ void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat
   Send(source, ack);
 }
 
+void ReplicatedEngine::SetWritesBlocked(bool blocked) {
+  if (writes_blocked_ && !blocked) writes_unblocked_ns_ = env_.MonotonicNowNs();
+  writes_blocked_ = blocked;
+}
+
 HeartbeatAck ReplicatedEngine::CommitReport(bool hello) const {
   HeartbeatAck report;
   report.hello = hello;
+  report.writes_blocked = writes_blocked_;
   report.term = meta_->meta().term;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     report.commit_index[partition] = store_->commit_index(partition);
@@ -317,17 +339,22 @@ bool ReplicatedEngine::Answering(size_t position, int64_t now_ns) const {
 }
 
 void ReplicatedEngine::HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack) {
+  const int position = Position(source);
+  peer_writes_blocked_[position] = ack.writes_blocked;  // A fact whatever the terms.
   if (ack.term > meta_->meta().term) {
     BecomeFollower(ack.term, kNoVote);
     return;
   }
   if (role_ != Role::kLeader || ack.term != meta_->meta().term) return;
-  const int position = Position(source);
+  const int64_t now_ns = env_.MonotonicNowNs();
   peer_commit_[position] = ack.commit_index;
+  if (ack.writes_blocked && live_since_ns_[position] != INT64_MIN) {
+    // Its partitions move back only once it has taken writes for rebalance_settle_ns.
+    live_since_ns_[position] = now_ns;
+  }
   if (ack.hello) return;
   // When the answered heartbeat left (a minor-0 member echoes nothing: now). An answer that
   // took seconds to arrive proves the member was live then, not now.
-  const int64_t now_ns = env_.MonotonicNowNs();
   const int64_t answered_ns = ack.echo_ns > 0 && ack.echo_ns <= now_ns ? ack.echo_ns : now_ns;
   answered_ns_[position] = std::max(answered_ns_[position], answered_ns);
   if (live_since_ns_[position] == INT64_MIN) live_since_ns_[position] = now_ns;

@@ -198,12 +198,12 @@ void ReplicatedEngine::Propose(std::shared_ptr<const metering::LogEntry> entry, 
 }
 
 void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
-  if (writes_blocked_) {
-    FailRequest(request, absl::ResourceExhaustedError("free disk space below the threshold"));
-    return;
-  }
   Part& part = parts_[partition];
   if (serving(partition)) {
+    if (writes_blocked_) {  // The leader moves the partition away meanwhile.
+      FailRequest(request, absl::ResourceExhaustedError("free disk space below the threshold"));
+      return;
+    }
     if (request.entry != nullptr) {
       AcceptEntry(partition, std::move(request));
     } else {
@@ -240,6 +240,10 @@ void ReplicatedEngine::Dispatch(uint32_t partition, Parked request) {
   if (request.forwarded && owner != env_.node_id()) {
     FailRequest(request, absl::UnavailableError(absl::StrCat(
                              "node ", env_.node_id(), " does not own partition ", partition)));
+    return;
+  }
+  if (writes_blocked_) {  // Forwarded above when an owner is reachable: it stores them.
+    FailRequest(request, absl::ResourceExhaustedError("free disk space below the threshold"));
     return;
   }
   part.parked.push_back(std::move(request));  // Until an owner serves the partition.
