@@ -190,6 +190,8 @@ class IoLoop {
   bool push_wanted_ = false;
   bool refresh_requested_ = false;
   std::shared_ptr<const PartitionMap> map_;
+  // map_'s distinct leaders in partition order (Candidates' fallbacks); set with map_.
+  std::shared_ptr<const std::vector<std::string>> map_leaders_;
   AlertCallback alert_callback_;
 
   // Loop thread only.
@@ -231,6 +233,7 @@ void IoLoop::Start() {
 }
 
 void IoLoop::Submit(CallSpec spec) {
+  bool wake = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (!spec.internal) {
@@ -246,10 +249,15 @@ void IoLoop::Submit(CallSpec spec) {
       }
       ++pending_calls_;
     }
+    // Only the first submission since the loop last took them wakes it: the loop takes
+    // every queued one at once, so later ones would cost a system call and a wake-up each.
+    wake = submissions_.empty();
     submissions_.push_back(std::move(spec));
   }
-  const uint64_t one = 1;
-  UM_CHECK_EQ(write(wake_fd_, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+  if (wake) {
+    const uint64_t one = 1;
+    UM_CHECK_EQ(write(wake_fd_, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+  }
 }
 
 std::shared_ptr<const PartitionMap> IoLoop::map() const {
@@ -282,8 +290,16 @@ absl::Status IoLoop::InstallMap(std::span<const uint8_t> payload) {
     return decoded.status();
   }
   auto map = std::make_shared<const PartitionMap>(*std::move(decoded));
+  auto leaders = std::make_shared<std::vector<std::string>>();
+  for (const PartitionMapEntry& entry : *map) {
+    if (!entry.leader.empty() &&
+        std::find(leaders->begin(), leaders->end(), entry.leader) == leaders->end()) {
+      leaders->push_back(entry.leader);
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   map_ = std::move(map);
+  map_leaders_ = std::move(leaders);
   return absl::OkStatus();
 }
 
@@ -385,9 +401,9 @@ void IoLoop::PollOnce() {
     return;
   }
   if (fds[0].revents != 0) {
-    uint64_t value = 0;
-    while (read(wake_fd_, &value, sizeof(value)) > 0) {
-    }
+    uint64_t value = 0;  // One read takes the whole count and resets it.
+    const ssize_t taken = read(wake_fd_, &value, sizeof(value));
+    UM_CHECK(taken == static_cast<ssize_t>(sizeof(value)) || errno == EAGAIN);
   }
   HandleConnectionEvents(fds, addresses);
 }
@@ -441,7 +457,13 @@ std::vector<std::string> IoLoop::Candidates(const Call& call) const {
     add(call.spec.node);
     return list;
   }
-  std::shared_ptr<const PartitionMap> current = map();
+  std::shared_ptr<const PartitionMap> current;
+  std::shared_ptr<const std::vector<std::string>> leaders;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current = map_;
+    leaders = map_leaders_;
+  }
   if (current != nullptr) {
     if (call.spec.route == Route::kPartition) {
       const PartitionMapEntry& entry = (*current)[call.spec.partition % wire::kPartitionCount];
@@ -449,8 +471,8 @@ std::vector<std::string> IoLoop::Candidates(const Call& call) const {
       add(entry.replica0);
       add(entry.replica1);
     }
-    for (const PartitionMapEntry& entry : *current) {
-      add(entry.leader);
+    for (const std::string& leader : *leaders) {
+      add(leader);
     }
   }
   for (const std::string& seed : options_.seeds) {
