@@ -96,6 +96,12 @@ class ExpiringIndex {
     return it == table_.end() ? nullptr : &EntryAt(it->number).value;
   }
 
+  // Starts loading the table memory Find(key) reads (a hint; indexes the table first).
+  void Prefetch(const Key& key) const {
+    IndexNewEntries();
+    table_.prefetch(key);
+  }
+
   // Records `key` with `value`, whose log time is >= every earlier insertion's.
   void Insert(const Key& key, const Value& value, int64_t log_time_ns) {
     UM_CHECK(segments_.empty() || segments_.back().log_time_ns <= log_time_ns);

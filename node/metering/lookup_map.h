@@ -32,6 +32,12 @@ class LookupMap {
     return it == map_.end() ? nullptr : &it->second;
   }
 
+  // Starts loading the memory a lookup of `key` reads (a hint; no effect on contents).
+  template <typename Query>
+  void Prefetch(const Query& key) const {
+    map_.prefetch(key);
+  }
+
   // Inserts `value` under `key` unless present. Returns the stored value and whether it
   // was inserted. The pointer is valid until the next insertion or erasure.
   std::pair<Value*, bool> Insert(const Key& key, Value value) {

@@ -2,6 +2,7 @@
 #include "node/metering/partition_state.h"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -100,6 +101,29 @@ absl::StatusOr<Acceptance> PartitionState::AcceptEvents(absl::Span<const Event> 
   return Acceptance{std::move(decided.entry), *std::move(decided.results[0])};
 }
 
+void PartitionState::PrefetchDedupLookups(absl::Span<const absl::Span<const Event>> parts,
+                                          absl::Span<const absl::Status> validity) const {
+  const std::string* previous_code = nullptr;
+  std::optional<uint32_t> metric_id;
+  for (size_t part = 0; part < parts.size(); ++part) {
+    if (!validity[part].ok()) continue;
+    for (const Event& event : parts[part]) {
+      if (event.idempotency_key.has_value()) {
+        dedup_.idempotency().Prefetch(*event.idempotency_key);
+        continue;
+      }
+      if (event.timestamp_ns == 0) continue;
+      if (previous_code == nullptr || event.metric_code != *previous_code) {
+        metric_id = FindMetricId(event.metric_code);
+        previous_code = &event.metric_code;
+      }
+      if (!metric_id.has_value()) continue;
+      dedup_.content().Prefetch(ContentKey{event.account_id, event.timestamp_ns, event.value,
+                                           *metric_id, event.negative_correction ? 1u : 0u});
+    }
+  }
+}
+
 PartsAcceptance PartitionState::AcceptParts(absl::Span<const absl::Span<const Event>> parts,
                                             int64_t now_ns, PendingDedup& pending) const {
   size_t events_total = 0;
@@ -115,6 +139,9 @@ PartsAcceptance PartitionState::AcceptParts(absl::Span<const absl::Span<const Ev
     UM_CHECK_LE(properties_total, kRequestPropertiesMax);
   }
   pending.RetireApplied(next_offset_);
+  absl::InlinedVector<absl::Status, 16> validity;
+  for (const absl::Span<const Event> events : parts) validity.push_back(ValidatePart(events));
+  PrefetchDedupLookups(parts, validity);
   // The log time this batch will have once applied: every pending batch applies first.
   const int64_t log_time_ns = std::max({log_time_ns_, pending.log_time_ns(), now_ns});
   const uint64_t first_offset = std::max(next_offset_, pending.next_offset());
@@ -136,10 +163,10 @@ PartsAcceptance PartitionState::AcceptParts(absl::Span<const absl::Span<const Ev
   size_t events_left = events_total;  // Not yet decided, in this part and the later ones.
   size_t stamp_base = 0;              // Events in the parts before this one.
 
-  for (const absl::Span<const Event> events : parts) {
-    absl::Status status = ValidatePart(events);
-    if (!status.ok()) {
-      acceptance.results.push_back(std::move(status));
+  for (size_t part = 0; part < parts.size(); ++part) {
+    const absl::Span<const Event> events = parts[part];
+    if (!validity[part].ok()) {
+      acceptance.results.push_back(std::move(validity[part]));
       events_left -= events.size();
       stamp_base += events.size();
       continue;
@@ -319,20 +346,29 @@ void PartitionState::ApplyBatch(const std::shared_ptr<const EventBatch>& batch,
   log_time_ns_ = std::max(log_time_ns_, batch->accept_time_ns);
   // Expire before recording: a key accepted again after its window replaces nothing live.
   dedup_.Expire(log_time_ns_, options_.dedup_window_ns, options_.idempotency_window_ns);
+  const size_t count = batch->events.size();
+  std::array<uint32_t, kRequestEventsMax> metric_ids;
   uint32_t metric_id = 0;
   const std::string* previous_code = nullptr;
-  for (size_t i = 0; i < batch->events.size(); ++i) {
-    const BatchEvent& event = batch->events[i];
-    if (previous_code == nullptr || event.metric_code != *previous_code) {
-      metric_id = InternCode(event.metric_code);
-      previous_code = &event.metric_code;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string& code = batch->events[i].metric_code;
+    if (previous_code == nullptr || code != *previous_code) {
+      metric_id = InternCode(code);
+      previous_code = &code;
     }
-    RecordDedupKey(event, metric_id);
+    metric_ids[i] = metric_id;
+  }
+  std::array<uint32_t, kRequestEventsMax> slots;
+  LookUpSeriesAhead(batch->events, absl::MakeConstSpan(metric_ids.data(), count),
+                    absl::MakeSpan(slots.data(), count));
+  for (size_t i = 0; i < count; ++i) {
+    const BatchEvent& event = batch->events[i];
+    RecordDedupKey(event, metric_ids[i]);
     // Aggregate only what the owner accepted as registered, under the schema the log says
     // is in force now (the owner never accepts events while a schema change is in flight).
-    const SchemaRef& schema = metrics_[metric_id].schema;
+    const SchemaRef& schema = metrics_[metric_ids[i]].schema;
     if (event.registered && schema != nullptr) {
-      Aggregate(event, metric_id, *schema, batch->first_offset + i, output);
+      Aggregate(event, metric_ids[i], slots[i], *schema, batch->first_offset + i, output);
     }
   }
   next_offset_ = batch->first_offset + batch->events.size();
@@ -380,6 +416,26 @@ PartitionState::Series& PartitionState::FindOrCreateSeries(uint64_t account_id,
   return series;
 }
 
+void PartitionState::LookUpSeriesAhead(const std::vector<BatchEvent>& events,
+                                       absl::Span<const uint32_t> metric_ids,
+                                       absl::Span<uint32_t> slots) const {
+  auto aggregated = [&](size_t i) {
+    return events[i].registered && metrics_[metric_ids[i]].schema != nullptr;
+  };
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (aggregated(i)) series_index_.Prefetch(SeriesKey{events[i].account_id, metric_ids[i]});
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    slots[i] = kNoSlot;
+    if (!aggregated(i)) continue;
+    const uint32_t* slot = series_index_.Find(SeriesKey{events[i].account_id, metric_ids[i]});
+    if (slot == nullptr) continue;
+    slots[i] = *slot;
+    const char* bytes = reinterpret_cast<const char*>(&series_[*slot]);
+    for (size_t line = 0; line < sizeof(Series); line += 64) __builtin_prefetch(bytes + line);
+  }
+}
+
 PartitionState::Bucket& PartitionState::FindOrCreateBucket(Series& series,
                                                            const BucketRange& range) {
   auto& buckets = series.buckets;
@@ -407,9 +463,12 @@ AggValue& PartitionState::FindOrCreateSlice(Bucket& bucket, uint64_t slice_id) {
   return it->value;
 }
 
-void PartitionState::Aggregate(const BatchEvent& event, uint32_t metric_id,
+void PartitionState::Aggregate(const BatchEvent& event, uint32_t metric_id, uint32_t series_slot,
                                const CompiledSchema& schema, uint64_t offset, ApplyOutput* output) {
-  Series& series = FindOrCreateSeries(event.account_id, metric_id);
+  // A slot looked up ahead stays valid: applying a batch only adds series.
+  Series& series = series_slot == kNoSlot ? FindOrCreateSeries(event.account_id, metric_id)
+                                          : series_[series_slot];
+  UM_CHECK(series.live && series.account_id == event.account_id && series.metric_id == metric_id);
   Bucket& bucket = FindOrCreateBucket(series, schema.BucketFor(event.timestamp_ns));
   const AggregationType type = schema.agg_type();
   UpdateValue(type, event, bucket, /*is_total=*/true, 0, bucket.total);

@@ -279,19 +279,32 @@ class PartitionState {
   void ConfirmCrossings(uint64_t through_index);
   void KeepAlertCopies(const AlertCopies& copies);
   void RecordDedupKey(const BatchEvent& event, uint32_t metric_id);
-  void Aggregate(const BatchEvent& event, uint32_t metric_id, const CompiledSchema& schema,
-                 uint64_t offset, ApplyOutput* output);
+  // `series_slot`: the series' slot if known (ApplyBatch looked it up ahead), else kNoSlot.
+  void Aggregate(const BatchEvent& event, uint32_t metric_id, uint32_t series_slot,
+                 const CompiledSchema& schema, uint64_t offset, ApplyOutput* output);
   void UpdateValue(AggregationType type, const BatchEvent& event, Bucket& bucket, bool is_total,
                    uint64_t slice_id, AggValue& value);
   void EvaluateThresholds(const CompiledSchema& schema, const BatchEvent& event, uint64_t offset,
                           AggValue& total, ApplyOutput* output) const;
   uint32_t InternCode(const std::string& code);
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
   Series& FindOrCreateSeries(uint64_t account_id, uint32_t metric_id);
+  // Looks up the series of every event of `events` that will be aggregated (metric_ids[i]
+  // is event i's) into slots[i] (kNoSlot if it does not exist yet), first prefetching the
+  // index and then the series, so the lookups of one entry wait for memory together, not
+  // one after another.
+  void LookUpSeriesAhead(const std::vector<BatchEvent>& events,
+                         absl::Span<const uint32_t> metric_ids, absl::Span<uint32_t> slots) const;
   Bucket& FindOrCreateBucket(Series& series, const BucketRange& range);
   AggValue& FindOrCreateSlice(Bucket& bucket, uint64_t slice_id);
 
   // Owner helpers.
   absl::Status ValidatePart(absl::Span<const Event> events) const;
+  // Prefetches the applied dedup tables' memory that AcceptParts will read for the valid
+  // `parts` (validity[i] is part i's ValidatePart), so its lookups of one entry wait for
+  // memory together, not one after another.
+  void PrefetchDedupLookups(absl::Span<const absl::Span<const Event>> parts,
+                            absl::Span<const absl::Status> validity) const;
   std::optional<uint32_t> FindMetricId(absl::string_view code) const;
 
   // Query helpers.

@@ -287,6 +287,120 @@ BENCHMARK(BM_ContentKeysAcrossPartitions)
     ->Iterations(3)
     ->Unit(benchmark::kMillisecond);
 
+// Applying as a loaded node does: 256 partitions, each entry holding the events one loop
+// turn accepted for one partition (about 20: eight 500-event requests over 10,000 accounts
+// spread over ~250 partitions), five SUM metrics, client timestamps (content dedup keys).
+// Every entry goes to a random partition, so each finds its series, buckets and dedup index
+// cold, as on the node (where the working set is far larger than the caches). The
+// partitions first hold 2 M keys; the timed entries continue the stream. Arg 0: the
+// entries are applied; arg 1: the owner accepts their events as one part each (new keys,
+// looked up in the filled dedup tables; nothing applied). Items: events.
+void BM_ApplyAcrossPartitions(benchmark::State& bench) {
+  const bool accept = bench.range(0) != 0;
+  constexpr size_t kEntryEvents = 20;
+  constexpr size_t kWarmupEntries = 100'000;
+  constexpr size_t kTimedEntries = 20'000;
+  static constexpr const char* kCodes[] = {"m0", "m1", "m2", "m3", "m4"};
+  Prng prng(21);
+  std::vector<std::unique_ptr<PartitionState>> states;
+  std::vector<uint64_t> indexes(kPartitionCount, 0);
+  std::vector<uint64_t> offsets(kPartitionCount, 1);
+  for (uint32_t p = 0; p < kPartitionCount; ++p) {
+    PartitionOptions options;
+    options.partition_id = p;
+    states.push_back(std::make_unique<PartitionState>(options));
+    ApplyOutput output;
+    for (const char* code : kCodes) {
+      MetricSchema schema = SumSchema(false);
+      schema.code = code;
+      states[p]->Apply(++indexes[p], LogEntry::Put(*CompiledSchema::Create(schema)), &output);
+    }
+  }
+  int64_t ts = kT0;
+  int64_t accept_ns = kT0;
+  auto make_entry = [&](uint32_t* partition) {
+    *partition = static_cast<uint32_t>(prng.UniformBelow(kPartitionCount));
+    auto batch = std::make_shared<EventBatch>();
+    accept_ns += 50'000;  // 20 events per 50 us: 400,000 events/s.
+    batch->accept_time_ns = accept_ns;
+    batch->first_offset = offsets[*partition];
+    batch->events.resize(kEntryEvents);
+    for (BatchEvent& event : batch->events) {
+      event.account_id = *partition + kPartitionCount * prng.UniformBelow(kAccounts / 256);
+      event.metric_code = kCodes[prng.UniformBelow(5)];
+      event.value = 1 + prng.UniformBelow(1000);
+      event.timestamp_ns = ++ts;
+      event.registered = true;
+      event.dedup_class = DedupClass::kContent;
+    }
+    offsets[*partition] += kEntryEvents;
+    return LogEntry::Events(std::move(batch));
+  };
+  ApplyOutput output;
+  for (size_t e = 0; e < kWarmupEntries; ++e) {
+    uint32_t partition = 0;
+    const LogEntry entry = make_entry(&partition);
+    output.Clear();
+    states[partition]->Apply(++indexes[partition], entry, &output);
+  }
+  std::vector<std::pair<uint32_t, LogEntry>> timed;
+  timed.reserve(kTimedEntries);
+  for (size_t e = 0; e < kTimedEntries; ++e) {
+    uint32_t partition = 0;
+    LogEntry entry = make_entry(&partition);
+    timed.emplace_back(partition, std::move(entry));
+  }
+  std::vector<std::vector<Event>> parts;
+  if (accept) {
+    // The owner's lookup tables are built as it accepts: one accept each builds them.
+    PendingDedup warm;
+    for (uint32_t p = 0; p < kPartitionCount; ++p) {
+      Event event;
+      event.account_id = p;
+      event.metric_code = kCodes[0];
+      event.value = 1;
+      event.timestamp_ns = kT0 - 1;
+      benchmark::DoNotOptimize(states[p]->AcceptEvents({&event, 1}, accept_ns, warm));
+      warm.Clear();
+    }
+    for (const auto& [partition, entry] : timed) {
+      std::vector<Event>& events = parts.emplace_back();
+      for (const BatchEvent& batch_event : entry.batch()->events) {
+        Event& event = events.emplace_back();
+        event.account_id = batch_event.account_id;
+        event.metric_code = batch_event.metric_code;
+        event.value = batch_event.value;
+        event.timestamp_ns = batch_event.timestamp_ns;
+      }
+    }
+  }
+  PendingDedup pending;
+  for (auto _ : bench) {
+    for (size_t e = 0; e < timed.size(); ++e) {
+      const auto& [partition, entry] = timed[e];
+      if (accept) {
+        absl::StatusOr<Acceptance> acceptance =
+            states[partition]->AcceptEvents(parts[e], accept_ns, pending);
+        if (!acceptance.ok() || acceptance->result.n_duplicates != 0) {
+          bench.SkipWithError("events refused or taken for duplicates");
+          return;
+        }
+        pending.Clear();
+        continue;
+      }
+      output.Clear();
+      states[partition]->Apply(++indexes[partition], entry, &output);
+    }
+  }
+  bench.SetItemsProcessed(bench.iterations() * static_cast<int64_t>(kTimedEntries * kEntryEvents));
+}
+BENCHMARK(BM_ApplyAcrossPartitions)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Repetitions(5)
+    ->Unit(benchmark::kMillisecond);
+
 // The canonical encoding of one 500-event batch (done once per entry for the WAL, and for
 // every replication message that carries it). Arg: 1 = two properties per event.
 void BM_EncodeEventBatch(benchmark::State& bench) {
