@@ -1227,11 +1227,18 @@ class ClusterRun {
     return outside;
   }
 
-  // A node outside the core keeps being down, frozen or cut off; a node that was fine gets
-  // one of those, or can send but never receive (L5: it must not unsettle the core).
+  // A node outside the core keeps being down, frozen, cut off or short of disk; a node that
+  // was fine gets one of those, or can send but never receive (L5: it must not unsettle the
+  // core). A node short of disk stays reachable and may even lead: it refuses writes and
+  // replicated entries (or crashes once its log fills the disk), so the core must own its
+  // partitions.
   void MakeFaultPermanent(NodeId node) {
     if (!cluster_.is_up(node)) {
       Log(absl::StrCat("liveness: n", node, " stays down"));
+      return;
+    }
+    if (full_[node]) {
+      Log(absl::StrCat("liveness: the disk of n", node, " stays full"));
       return;
     }
     if (cluster_.is_paused(node)) {
@@ -1248,7 +1255,7 @@ class ClusterRun {
       Log(absl::StrCat("liveness: n", node, " stays cut off (nothing it sends arrives)"));
       return;
     }
-    switch (faults_.UniformBelow(4)) {
+    switch (faults_.UniformBelow(5)) {
       case 0:
         cluster_.Crash(node);
         Log(absl::StrCat("liveness: crash n", node, " for good"));
@@ -1257,6 +1264,11 @@ class ClusterRun {
         cluster_.Pause(node);
         frozen_for_good_[node] = true;
         Log(absl::StrCat("liveness: freeze n", node, " for good"));
+        break;
+      case 2:
+        // Below --min-free-disk-mb (1 MiB): the next disk check (within a second) finds it.
+        SetDiskFree(node, 512 * 1024);
+        Log(absl::StrCat("liveness: the disk of n", node, " stays full"));
         break;
       default: {
         const bool send_only = faults_.Chance(1, 2);

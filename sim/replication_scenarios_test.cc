@@ -51,8 +51,8 @@ TEST(ReplicationScenariosTest, FailoverOfAllOfOneNodesPartitionsUnderLoad) {
 // partitions return once space is freed and it has caught up.
 TEST(ReplicationScenariosTest, AnOwnerWhoseDiskFillsHandsItsPartitionsOver) {
   ClusterScenario scenario(113, Options());
-  // The nodes check their free disk every 5 s from their start, so the check at 5 s finds
-  // the disk full before the load fills the rest (a node whose WAL write fails on a full
+  // The nodes check their free disk every second from their start, so the check at 5 s
+  // finds the disk full before the load fills the rest (a node whose WAL write fails on a full
   // disk crashes on purpose: another path, exercised by the seeds).
   scenario.RunFor(5 * kSecond - 10 * kMs);
 

@@ -41,7 +41,8 @@ struct NodeServerOptions {
   size_t connections_max = 1024;
   size_t requests_in_flight_max = 4096;  // Per connection; more get BACKPRESSURE.
   int64_t retention_sweep_interval_ns = 3'600'000'000'000;
-  int64_t disk_check_interval_ns = 5'000'000'000;
+  // One statfs per check; a low disk is found (and its partitions handed over) this soon.
+  int64_t disk_check_interval_ns = 1'000'000'000;
   // While free disk is low, how soon it is checked again: writes resume this soon after
   // space is freed (one statfs per check).
   int64_t low_disk_check_interval_ns = 250'000'000;

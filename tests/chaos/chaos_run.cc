@@ -138,16 +138,30 @@ absl::Status ChaosRun::SetUp() {
   return absl::OkStatus();
 }
 
+namespace {
+// A numeric field of a /health body; -1 if absent.
+int64_t HealthField(const std::string& body, const std::string& name) {
+  const size_t at = body.find(absl::StrCat("\"", name, "\":"));
+  return at == std::string::npos ? -1 : std::atoll(body.c_str() + at + name.size() + 3);
+}
+}  // namespace
+
 // /health of a member that is ready, owns about 1/N of the partitions and serves them all.
 bool ChaosRun::ServesItsShare(int node) const {
   absl::StatusOr<std::pair<int, std::string>> health = cluster_->Health(node);
   if (!health.ok() || health->first != 200) return false;
-  auto field = [&](const std::string& name) -> int64_t {
-    const size_t at = health->second.find(absl::StrCat("\"", name, "\":"));
-    return at == std::string::npos ? -1 : std::atoll(health->second.c_str() + at + name.size() + 3);
-  };
-  const int64_t owned = field("partitions_owned");
-  return owned >= 256 / cluster_->size() - 2 && field("partitions_serving") == owned;
+  const int64_t owned = HealthField(health->second, "partitions_owned");
+  return owned >= 256 / cluster_->size() - 2 &&
+         HealthField(health->second, "partitions_serving") == owned;
+}
+
+int64_t ChaosRun::WaitOwnsNothing(int node, int64_t within_ms) const {
+  for (int64_t waited_ms = 0; waited_ms <= within_ms; waited_ms += 200) {
+    absl::StatusOr<std::pair<int, std::string>> health = cluster_->Health(node);
+    if (health.ok() && HealthField(health->second, "partitions_owned") == 0) return waited_ms;
+    SleepMs(200);
+  }
+  return -1;
 }
 
 void ChaosRun::RollingRestart(int64_t timeout_ms) {
@@ -207,7 +221,24 @@ void ChaosRun::Apply(const FaultStep& step) {
                        : "",
                    ", hold ", step.hold_ms, " ms"));
   Inject(step, node, other);
-  SleepMs(step.hold_ms);
+  if (step.kind == FaultKind::kFillDisk) {
+    // Found by the node's disk check (every second), told to the leader, handed over.
+    constexpr int64_t kHandoverWithinMs = 5'000;
+    const int64_t hold_ms = std::max(step.hold_ms, kHandoverWithinMs);
+    const int64_t took_ms = WaitOwnsNothing(node, kHandoverWithinMs);
+    if (took_ms < 0) {
+      workload_->history().AddAnomaly(absl::StrCat("fill-disk: node ", node,
+                                                   " still owns partitions ", kHandoverWithinMs,
+                                                   " ms after its disk filled"));
+    } else {
+      Log(absl::StrCat("fill-disk: node ", node, " handed its partitions over in ", took_ms,
+                       " ms"));
+    }
+    const int64_t waited_ms = took_ms < 0 ? kHandoverWithinMs : took_ms;
+    SleepMs(std::max<int64_t>(hold_ms - waited_ms, 0));
+  } else {
+    SleepMs(step.hold_ms);
+  }
   ReapCrashes();
   Recover(step, node, other);
   Log(absl::StrCat("recovered from ", FaultName(step.kind)));

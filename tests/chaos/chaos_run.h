@@ -91,7 +91,8 @@ class ChaosRun {
   // The cluster under test (valid after SetUp, until destruction): logs, HTTP, addresses.
   const RealCluster& cluster() const { return *cluster_; }
   // Injects the fault, holds it, recovers, and checks that the cluster is healthy and making
-  // progress again within the settle time (liveness anomalies otherwise).
+  // progress again within the settle time (liveness anomalies otherwise). A node whose disk
+  // is filled must also hand all its partitions over while it is held (for at least 5 s).
   void Apply(const FaultStep& step);
   // Stops the workload, heals everything, restarts stopped nodes, waits for convergence and
   // runs the final check.
@@ -112,6 +113,9 @@ class ChaosRun {
   void CheckProgress(const std::string& when, int64_t within_ms);
   void ReapCrashes();
   bool ServesItsShare(int node) const;
+  // Waits up to `within_ms` until `node`'s /health says it owns no partition; how long
+  // that took, or -1.
+  int64_t WaitOwnsNothing(int node, int64_t within_ms) const;
   void FinalCheck();
 
   ChaosOptions options_;
