@@ -308,6 +308,40 @@ class ClusterRun {
                      "'s disk: ", started.ToString()));
     return started;
   }
+  void BackUpDisk(NodeId node) {
+    auto backup = std::make_unique<SimDisk>(0, DiskOptions{});
+    backup->CopyDurableFrom(cluster_.disk(node));
+    backups_[node] = std::move(backup);
+  }
+  absl::Status RestartWithLogFromBackup(NodeId node) {
+    UM_CHECK(!cluster_.is_up(node));
+    SimDisk& disk = cluster_.disk(node);
+    const SimDisk& backup = *backups_.at(node);
+    std::vector<std::string> names;
+    for (const auto& [name, bytes] : disk.durable_files()) names.push_back(name);
+    for (const std::string& name : names) {
+      if (name != replication::kMetaFileName && backup.durable_files().count(name) == 0) {
+        disk.RemoveFile(name);
+      }
+    }
+    for (const auto& [name, bytes] : backup.durable_files()) {
+      if (name != replication::kMetaFileName) disk.SetFileBytes(name, bytes.ToString());
+    }
+    const absl::Status started = cluster_.Restart(node);
+    Log(absl::StrCat(
+        "fault: restart n", node,
+        " with its log as backed up earlier and its replica.meta as it is: ", started.ToString()));
+    return started;
+  }
+  uint64_t PeersLostAcknowledged() {
+    uint64_t total = 0;
+    for (NodeId node : all_) {
+      if (cluster_.is_up(node)) {
+        total += Replicated(cluster_, node).status().peers_lost_acknowledged;
+      }
+    }
+    return total;
+  }
   void Block(NodeId from, NodeId to, bool blocked) {
     cluster_.network().SetBlocked(from, to, blocked);
     if (blocked) ++result_.splits;
@@ -1600,7 +1634,8 @@ class ClusterRun {
   Prng faults_;
   Prng pick_;
   std::vector<bool> isolated_;
-  std::vector<bool> full_;                    // The node's disk is (nearly) full.
+  std::vector<bool> full_;                                     // The node's disk is (nearly) full.
+  absl::btree_map<NodeId, std::unique_ptr<SimDisk>> backups_;  // BackUpDisk.
   std::vector<int64_t> clock_step_total_ns_;  // Sum of the wall-clock steps, per node.
   std::vector<bool> resyncing_;               // Wiped, not yet seen active again.
   std::vector<bool> corrupt_;                 // Corrupted at rest, not yet restarted.
@@ -1633,6 +1668,11 @@ void ClusterScenario::RestartWiped(NodeId node) { run_->Restart(node, true); }
 absl::Status ClusterScenario::RestartOnDiskOf(NodeId node, NodeId other) {
   return run_->RestartOnDiskOf(node, other);
 }
+void ClusterScenario::BackUpDisk(NodeId node) { run_->BackUpDisk(node); }
+absl::Status ClusterScenario::RestartWithLogFromBackup(NodeId node) {
+  return run_->RestartWithLogFromBackup(node);
+}
+uint64_t ClusterScenario::PeersLostAcknowledged() { return run_->PeersLostAcknowledged(); }
 void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }
 void ClusterScenario::Pause(NodeId node) { run_->SetPaused(node, true); }

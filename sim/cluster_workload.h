@@ -153,6 +153,15 @@ class ClusterScenario {
   // Starts `node` on a copy of `other`'s disk (F21); what the start returned. The node's
   // own data is lost either way. REQUIRES: `node` is down.
   absl::Status RestartOnDiskOf(NodeId node, NodeId other);
+  // Keeps a copy of what `node`'s disk holds durably now.
+  void BackUpDisk(NodeId node);
+  // Starts `node` with its log files as its last BackUpDisk left them, its state store and
+  // replica.meta as they are: a disk that lost synced writes of the log (one that ignores
+  // flushes). What the start returned. REQUIRES: `node` is down and was backed up.
+  absl::Status RestartWithLogFromBackup(NodeId node);
+  // Over the nodes that are up: partitions in which a peer came back holding less than it
+  // had acknowledged (ReplicationStatus::peers_lost_acknowledged).
+  uint64_t PeersLostAcknowledged();
   void Block(NodeId from, NodeId to);  // One direction; Unblock heals it.
   void Unblock(NodeId from, NodeId to);
   void Pause(NodeId node);  // SIGSTOP until Resume.

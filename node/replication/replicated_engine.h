@@ -141,7 +141,10 @@ struct ReplicationStatus {
   uint64_t forwards_replayed = 0;      // Forward items dropped as later copies (replay_window.h).
   uint64_t reads_leased = 0;           // Owner reads answered under a read lease, without a round.
   uint64_t ingest_parts_combined = 0;  // Ingest parts accepted as owner into an entry with others.
-  uint64_t reads_confirmed = 0;        // Owner reads answered after a confirm round or acks.
+  // Partitions in which a peer came back holding fewer entries than it had acknowledged as
+  // durable (its disk lost synced writes: an old backup, a disk that ignores syncs).
+  uint64_t peers_lost_acknowledged = 0;
+  uint64_t reads_confirmed = 0;  // Owner reads answered after a confirm round or acks.
   // Registry changes proposed again to partitions that lacked them (SyncRegistry).
   uint64_t registry_changes_resent = 0;
   // Alert records whose copies committed (LogEntry AlertCopies), and records of this
@@ -214,6 +217,9 @@ class ReplicatedEngine final : public Engine {
     // every timeout into a snapshot transfer.
     uint64_t resend_index = 1;
     uint64_t ResendIndex() const { return std::max(match_index + 1, resend_index); }
+    // The peer process (boot id) that acknowledged match_index: a later process that holds
+    // less lost entries it had made durable (NoteLostAcknowledged).
+    uint64_t match_boot_id = 0;
   };
   struct Waiter {
     uint32_t partition = 0;
@@ -421,6 +427,10 @@ class ReplicatedEngine final : public Engine {
   bool SnapshotDue(const PeerProgress& peer, int64_t now_ns) const;
   void FlushPeers();
   void AdvanceCommit(uint32_t partition);
+  // A restarted peer answered that it holds `partition` only up to `held_index`, below what
+  // its previous process acknowledged as durable in this epoch: counts it, tells the
+  // operator, and sends the entries again from where it is.
+  void NoteLostAcknowledged(NodeId peer_id, uint32_t partition, uint64_t held_index);
   // A new owner's duty once serving: records the partition's unconfirmed crossings that
   // this node's alert log lacks and notes them for confirmation.
   void RecordUnconfirmedAlerts(uint32_t partition);
@@ -561,6 +571,7 @@ class ReplicatedEngine final : public Engine {
   int64_t leader_contact_ns_ = kLongAgoNs;
   static constexpr int64_t kRefusalLogIntervalNs = 5'000'000'000;
   int64_t refusal_logged_ns_ = kLongAgoNs;
+  int64_t lost_acknowledged_logged_ns_ = kLongAgoNs;  // NoteLostAcknowledged: a line per 5 s.
   // Registry leadership (NextRegistryVersion, SyncRegistry).
   static constexpr uint32_t kRegistryPartition = 0;
   static constexpr int64_t kRegistrySyncIntervalNs = 1'000'000'000;

@@ -375,10 +375,14 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
     PeerProgress& peer = part.peers[position];
     switch (item.result) {
       case AckResult::kOk:
+        if (item.index > peer.match_index) peer.match_boot_id = peer_header_[position].boot_id;
         peer.match_index = std::max(peer.match_index, item.index);
         peer.next_index = std::max(peer.next_index, item.index + 1);
         break;
       case AckResult::kMismatch:
+        if (item.index < peer.match_index && peer.match_boot_id != peer_header_[position].boot_id) {
+          NoteLostAcknowledged(source, item.partition, item.index);
+        }
         peer.next_index = std::min(item.index, peer.next_index - 1) + 1;
         peer.next_index = std::max(peer.next_index, peer.match_index + 1);
         peer.resend_index = peer.next_index;
@@ -403,6 +407,31 @@ void ReplicatedEngine::HandleAppendAck(NodeId source, const AppendAck& ack) {
     AdvanceCommit(item.partition);
     CheckReads(item.partition);
   }
+}
+
+void ReplicatedEngine::NoteLostAcknowledged(NodeId peer_id, uint32_t partition,
+                                            uint64_t held_index) {
+  // A durable acknowledgement survives any restart: a later process that lacks the entries
+  // runs on a disk that lost synced writes. Entries may have committed on its word, so they
+  // must reach it again; resending only above its acknowledged match, as for an intact
+  // restart, would be refused forever (its log ends below). Its match drops to what it
+  // holds; the commit index never goes back.
+  const int position = Position(peer_id);
+  PeerProgress& peer = parts_[partition].peers[position];
+  ++counters_.peers_lost_acknowledged;
+  const int64_t now_ns = env_.MonotonicNowNs();
+  if (now_ns - lost_acknowledged_logged_ns_ >= kRefusalLogIntervalNs) {
+    lost_acknowledged_logged_ns_ = now_ns;
+    env_.Log(absl::StrCat("replication: node ", peer_id, " restarted holding partition ", partition,
+                          " only up to index ", held_index, " after acknowledging ",
+                          peer.match_index,
+                          " as durable: its data directory lost synced writes (an old backup of "
+                          "it? a disk that ignores syncs?); sending the entries again. Check or "
+                          "replace that disk (docs/operations.md)"));
+  }
+  peer.match_index = held_index;
+  peer.match_boot_id = peer_header_[position].boot_id;
+  peer.resend_index = held_index + 1;
 }
 
 void ReplicatedEngine::AdvanceCommit(uint32_t partition) {

@@ -65,6 +65,10 @@ constexpr ReplicationCounterGauge kReplicationCounterGauges[] = {
     {"billing_replication_reads_leased",
      "Reads this node answered as owner under a read lease since start.",
      &replication::ReplicationStatus::reads_leased},
+    {"billing_replication_peers_lost_acknowledged",
+     "Times a restarted peer held fewer entries of a partition than it had acknowledged as "
+     "durable (its disk lost synced writes).",
+     &replication::ReplicationStatus::peers_lost_acknowledged},
     {"billing_replication_ingest_parts_combined",
      "Ingest parts this node accepted as owner into a log entry shared with other parts.",
      &replication::ReplicationStatus::ingest_parts_combined},
