@@ -283,14 +283,19 @@ void NodeServer::PushMapIfChanged() {
 
 void NodeServer::CheckFreeDisk() {
   absl::StatusOr<uint64_t> free_bytes = env_.FreeDiskBytes();
-  const bool low = free_bytes.ok() &&
-                   *free_bytes < static_cast<uint64_t>(options_.min_free_disk_mb) * 1024 * 1024;
+  // Hysteresis: once low, writes resume only above the threshold plus an eighth of it (at
+  // least 1 MiB), so a disk hovering around the threshold does not flip the node, and in a
+  // cluster its partitions (docs/replication.md, "Ownership"), at every check.
+  const uint64_t min_bytes = static_cast<uint64_t>(options_.min_free_disk_mb) * 1024 * 1024;
+  const uint64_t resume_bytes =
+      min_bytes == 0 ? 0 : min_bytes + std::max<uint64_t>(min_bytes / 8, 1024 * 1024);
+  const bool low = free_bytes.ok() && *free_bytes < (disk_low_ ? resume_bytes : min_bytes);
   engine_->SetWritesBlocked(low);
   if (low && !disk_low_) {
     env_.Log(absl::StrCat("free disk below ", options_.min_free_disk_mb,
                           " MiB: refusing writes with BACKPRESSURE"));
   } else if (!low && disk_low_) {
-    env_.Log(absl::StrCat("free disk back above ", options_.min_free_disk_mb,
+    env_.Log(absl::StrCat("free disk back above ", resume_bytes / (1024 * 1024),
                           " MiB: taking writes again"));
   }
   disk_low_ = low;

@@ -81,12 +81,12 @@ class TestClient {
 
 class NodeServerTest : public ::testing::Test {
  protected:
-  NodeServerTest()
-      : cluster_(11, Options(), [](Env& env) {
+  explicit NodeServerTest(int64_t min_free_disk_mb = 0)
+      : cluster_(11, Options(), [min_free_disk_mb](Env& env) {
           NodeServerOptions options;
           options.port = 7001;
           options.http_port = 0;
-          options.min_free_disk_mb = 0;
+          options.min_free_disk_mb = min_free_disk_mb;
           return std::make_unique<NodeServer>(env, options);
         }) {
     UM_CHECK_OK(cluster_.StartAll());
@@ -260,6 +260,46 @@ TEST_F(NodeServerTest, ExtensionErrorsCarryAMessageAndServerInfoListsCapabilitie
   EXPECT_EQ(client_->Call(next_id_++, frame + "xyz").first,
             static_cast<uint8_t>(protocol::Status::kErr));
   EXPECT_EQ(Sum(1, "m"), 0u);
+}
+
+// A node whose free disk dropped below --min-free-disk-mb (8 MiB here) takes writes again
+// only above the threshold plus an eighth of it (at least 1 MiB): a disk hovering around the
+// threshold must not flip the node, and in a cluster its partitions, at every check.
+class NodeServerLowDiskTest : public NodeServerTest {
+ protected:
+  NodeServerLowDiskTest() : NodeServerTest(8) {}
+
+  // Leaves `free_kib` KiB of the node's disk free and lets two checks run (every 250 ms
+  // while low, every second otherwise).
+  void LeaveFree(uint64_t free_kib) {
+    sim::SimDisk& disk = cluster_.disk(0);
+    disk.options().capacity_bytes = disk.used_bytes() + free_kib * 1024;
+    cluster_.simulator().RunUntil([] { return false; },
+                                  cluster_.simulator().now_ns() + 2 * kSecond + 100'000'000);
+  }
+
+  uint8_t IngestStatus(uint64_t account) {
+    std::vector<protocol::IngestEvent> events = {
+        protocol::IngestEvent{"gb", account, kT0 + static_cast<int64_t>(account), 1, 0, {}}};
+    std::string frame;
+    UM_CHECK_OK(protocol::AppendIngestRequest(protocol::Opcode::kIngestSync,
+                                              protocol::kPartitionAuto, next_id_, events, &frame));
+    return client_->Call(next_id_++, frame).first;
+  }
+};
+
+TEST_F(NodeServerLowDiskTest, WritesResumeOnlyAboveTheThresholdAndAMargin) {
+  PutSumMetric("gb");
+  const auto backpressure = static_cast<uint8_t>(protocol::Status::kBackpressure);
+  EXPECT_EQ(IngestStatus(1), 0);
+  LeaveFree(4 * 1024);
+  EXPECT_EQ(IngestStatus(2), backpressure);
+  LeaveFree(8 * 1024 + 512);  // Above the threshold, within the margin.
+  EXPECT_EQ(IngestStatus(3), backpressure);
+  LeaveFree(64 * 1024);
+  EXPECT_EQ(IngestStatus(4), 0);
+  LeaveFree(7 * 1024);
+  EXPECT_EQ(IngestStatus(5), backpressure);
 }
 
 }  // namespace
