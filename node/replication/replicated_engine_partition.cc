@@ -414,8 +414,8 @@ void ReplicatedEngine::NoteLostAcknowledged(NodeId peer_id, uint32_t partition,
   // A durable acknowledgement survives any restart: a later process that lacks the entries
   // runs on a disk that lost synced writes. Entries may have committed on its word, so they
   // must reach it again; resending only above its acknowledged match, as for an intact
-  // restart, would be refused forever (its log ends below). Its match drops to what it
-  // holds; the commit index never goes back.
+  // restart, is refused (its log ends below) until something else starts the partition
+  // over for it. Its match drops to what it holds; the commit index never goes back.
   const int position = Position(peer_id);
   PeerProgress& peer = parts_[partition].peers[position];
   ++counters_.peers_lost_acknowledged;
