@@ -333,6 +333,26 @@ class ClusterRun {
         " with its log as backed up earlier and its replica.meta as it is: ", started.ToString()));
     return started;
   }
+  absl::Status RestartFromBackup(NodeId node) {
+    UM_CHECK(!cluster_.is_up(node));
+    alert_damaged_[node] = false;
+    durability_.OnWipe(node);  // What it held durably was durable when it acknowledged it.
+    ownership_.OnRestoredFromBackup(node);
+    cluster_.disk(node).CopyDurableFrom(*backups_.at(node));
+    const absl::Status started = cluster_.Restart(node);
+    Log(absl::StrCat("fault: restart n", node,
+                     " on its whole data directory as backed up earlier: ", started.ToString()));
+    return started;
+  }
+  uint64_t DirectoriesWentBack() {
+    uint64_t total = 0;
+    for (NodeId node : all_) {
+      if (cluster_.is_up(node)) {
+        total += Replicated(cluster_, node).status().directories_went_back;
+      }
+    }
+    return total;
+  }
   uint64_t PeersLostAcknowledged() {
     uint64_t total = 0;
     for (NodeId node : all_) {
@@ -1672,6 +1692,10 @@ void ClusterScenario::BackUpDisk(NodeId node) { run_->BackUpDisk(node); }
 absl::Status ClusterScenario::RestartWithLogFromBackup(NodeId node) {
   return run_->RestartWithLogFromBackup(node);
 }
+absl::Status ClusterScenario::RestartFromBackup(NodeId node) {
+  return run_->RestartFromBackup(node);
+}
+uint64_t ClusterScenario::DirectoriesWentBack() { return run_->DirectoriesWentBack(); }
 uint64_t ClusterScenario::PeersLostAcknowledged() { return run_->PeersLostAcknowledged(); }
 void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }

@@ -159,6 +159,12 @@ class ClusterScenario {
   // replica.meta as they are: a disk that lost synced writes of the log (one that ignores
   // flushes). What the start returned. REQUIRES: `node` is down and was backed up.
   absl::Status RestartWithLogFromBackup(NodeId node);
+  // Starts `node` on its whole data directory as its last BackUpDisk left it (an operator
+  // restoring an old backup); what the start returned. REQUIRES: as above.
+  absl::Status RestartFromBackup(NodeId node);
+  // Over the nodes that are up: times a node found its directory went back in time
+  // (ReplicationStatus::directories_went_back).
+  uint64_t DirectoriesWentBack();
   // Over the nodes that are up: partitions in which a peer came back holding less than it
   // had acknowledged (ReplicationStatus::peers_lost_acknowledged).
   uint64_t PeersLostAcknowledged();

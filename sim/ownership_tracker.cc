@@ -33,6 +33,11 @@ void OwnershipTracker::OnWipe(NodeId node) {
   state.vote = {0, replication::kNoVote};
 }
 
+void OwnershipTracker::OnRestoredFromBackup(NodeId node) {
+  UM_CHECK_LT(node, nodes_.size());
+  nodes_[node].went_back = true;
+}
+
 void OwnershipTracker::Fail(std::string failure) {
   if (failure_.empty()) failure_ = std::move(failure);
 }
@@ -84,7 +89,15 @@ void OwnershipTracker::OnIncarnation(NodeId node, const OwnershipEvent& event) {
         slot == node ? " of its own replaced disk" : absl::StrCat(" of n", slot, "'s disk")));
     return;
   }
-  if (state.incarnation != 0 && state.incarnation != event.incarnation) {
+  if (state.went_back && state.incarnation != 0 && state.incarnation != event.incarnation) {
+    // The node found its restored disk older than what it told and starts over on it as a
+    // new member that promised nothing, as on a replaced disk.
+    ++state.disk;
+    state.promised.assign(kPartitionCount, 0);
+    state.vote = {0, replication::kNoVote};
+    state.went_back = false;
+    incarnations_[event.incarnation] = std::make_pair(node, state.disk);
+  } else if (state.incarnation != 0 && state.incarnation != event.incarnation) {
     Fail(absl::StrCat("S13 (one disk incarnation per node slot): n", node,
                       " restarted with incarnation ", event.incarnation, " on the disk of ",
                       state.incarnation, " that was never replaced"));
@@ -105,6 +118,7 @@ void OwnershipTracker::OnVoted(NodeId node, const OwnershipEvent& event) {
 }
 
 void OwnershipTracker::OnRestoredVote(NodeId node, const OwnershipEvent& event) {
+  if (nodes_[node].went_back) return;  // Older than what it told: expected (OnRestoredFromBackup).
   const std::pair<uint64_t, NodeId>& last = nodes_[node].vote;
   if (event.term < last.first || (event.term == last.first && event.candidate != last.second)) {
     Fail(absl::StrCat("S11 (promises survive restarts): n", node, " restarted in term ", event.term,
@@ -115,6 +129,7 @@ void OwnershipTracker::OnRestoredVote(NodeId node, const OwnershipEvent& event) 
 
 void OwnershipTracker::OnRestoredPromise(NodeId node, const OwnershipEvent& event) {
   UM_CHECK_LT(event.partition, kPartitionCount);
+  if (nodes_[node].went_back) return;  // As in OnRestoredVote.
   const uint64_t promised = nodes_[node].promised[event.partition];
   if (event.epoch < promised) {
     Fail(absl::StrCat("S11 (promises survive restarts): n", node, " restarted with epoch ",

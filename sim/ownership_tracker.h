@@ -15,7 +15,10 @@
 //   S13  one map per (term, map version); a process acts on maps in increasing
 //        (term, version) order; each node slot is bound to one disk incarnation at a time:
 //        a restart keeps it unless the disk was replaced, a replaced disk brings a new one,
-//        and no incarnation ever appears on two slots (a node on another's directory).
+//        and no incarnation ever appears on two slots (a node on another's directory). A
+//        disk restored from an old copy of itself must move to a new incarnation (the node
+//        finds it went back, meta_history.h) before its process votes or promises anything
+//        that contradicts what the disk's earlier processes told.
 // O(log n) per event; deterministic (ordered containers only).
 #ifndef UNIMETER_SIM_OWNERSHIP_TRACKER_H_
 #define UNIMETER_SIM_OWNERSHIP_TRACKER_H_
@@ -39,6 +42,11 @@ class OwnershipTracker {
   void OnStart(NodeId node);
   // `node`'s disk was replaced: what it promised on the old one is gone with it.
   void OnWipe(NodeId node);
+  // `node`'s disk was restored from an earlier copy of itself: what the next process reads
+  // back may be older than what it told (not a violation), but everything it says is still
+  // checked against what the disk's processes told, until it reports a new incarnation,
+  // which then ends the disk as a replacement would.
+  void OnRestoredFromBackup(NodeId node);
   // Checks `event`, reported by `node`, against everything reported before.
   void OnEvent(NodeId node, const replication::OwnershipEvent& event);
 
@@ -61,6 +69,7 @@ class OwnershipTracker {
     // waits for the WAL sync only): a crash may lose the promise but keep the entries.
     std::vector<uint64_t> accepted;
     uint64_t incarnation = 0;  // Of the current disk, once a process reported it (0: not yet).
+    bool went_back = false;    // OnRestoredFromBackup, until a new incarnation.
   };
   struct Establisher {
     NodeId node = 0;

@@ -32,13 +32,15 @@ OwnershipTracker Started(uint32_t nodes) {
 // One step of a history: an event reported by `node`, or its restart, or its disk's
 // replacement.
 struct Step {
-  enum class What { kEvent, kRestart, kWipe };
+  enum class What { kEvent, kRestart, kWipe, kRestore };
   NodeId node = 0;
   OwnershipEvent event;
   What what = What::kEvent;
 };
 Step Restart(NodeId node) { return Step{node, {}, Step::What::kRestart}; }
 Step Wipe(NodeId node) { return Step{node, {}, Step::What::kWipe}; }
+// The disk restored from an old copy of itself, then a restart.
+Step Restore(NodeId node) { return Step{node, {}, Step::What::kRestore}; }
 
 // The tracker's verdict on `steps`, run on three started nodes.
 std::string FailureAfter(const std::vector<Step>& steps) {
@@ -53,6 +55,10 @@ std::string FailureAfter(const std::vector<Step>& steps) {
         break;
       case Step::What::kWipe:
         tracker.OnWipe(step.node);
+        tracker.OnStart(step.node);
+        break;
+      case Step::What::kRestore:
+        tracker.OnRestoredFromBackup(step.node);
         tracker.OnStart(step.node);
         break;
     }
@@ -185,6 +191,33 @@ TEST(OwnershipTrackerTest, FlagsAnIncarnationOnTwoSlotsOrChangedWithoutANewDisk)
   // A new incarnation on a disk never replaced.
   EXPECT_TRUE(Has(FailureAfter({{1, Incarnation(21)}, Restart(1), {1, Incarnation(23)}}),
                   "never replaced"));
+}
+
+// A disk restored from an old copy of itself reads back less than it told (expected), must
+// not contradict what it told while on it, and may start over as a new incarnation.
+TEST(OwnershipTrackerTest, ARestoredDiskIsHeldToWhatItToldUntilItsNewIncarnation) {
+  const std::vector<Step> told = {{2, Incarnation(31)},
+                                  {2, Vote(5, 0)},
+                                  {2, Epoch(Kind::kPromised, 1, 30)},
+                                  Restore(2),
+                                  {2, OwnershipEvent{.kind = Kind::kRestoredVote, .term = 3}},
+                                  {2, Epoch(Kind::kRestoredPromise, 1, 20)},
+                                  {2, Incarnation(31)}};
+  EXPECT_EQ(FailureAfter(told), "");
+  std::vector<Step> revoted = told;
+  revoted.push_back({2, Vote(5, 1)});
+  EXPECT_TRUE(Has(FailureAfter(revoted), "voted for n0 and then for n1 in term 5"));
+  std::vector<Step> repromised = told;
+  repromised.push_back({2, Epoch(Kind::kPromised, 1, 25)});
+  EXPECT_TRUE(Has(FailureAfter(repromised), "after promising epoch 30"));
+  // Found: a new incarnation on the same disk promised nothing yet.
+  std::vector<Step> started_over = told;
+  started_over.push_back({2, Incarnation(32)});
+  started_over.push_back({2, Vote(5, 1)});
+  started_over.push_back({2, Epoch(Kind::kPromised, 1, 25)});
+  EXPECT_EQ(FailureAfter(started_over), "");
+  // Without a restore, a new incarnation on the same disk is a violation, as before.
+  EXPECT_TRUE(Has(FailureAfter({{2, Incarnation(31)}, Restart(2), {2, Incarnation(32)}}), "S13"));
 }
 
 }  // namespace

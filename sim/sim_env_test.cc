@@ -176,10 +176,13 @@ TEST(SimEnv, ReplicaMetaStopsWritingAfterAFailedSync) {
     meta->Save([&](absl::Status status) { results.push_back(status); });
     world.simulator.RunUntil(world.simulator.now_ns() + 100 * kMillisecond);
   };
+  EXPECT_EQ(meta->opened_sequence(), 0u);
   save(1);
   save(2);
+  EXPECT_EQ(meta->durable_sequence(), 2u);
   disk.FailNextSync();
   save(3);
+  EXPECT_EQ(meta->durable_sequence(), 2u);  // The failed write's is not durable.
   const uint64_t writes = disk.stats().writes;
   save(4);  // The node would have fail-stopped; the file must not be written again.
   ASSERT_EQ(results.size(), 4u);
@@ -192,6 +195,9 @@ TEST(SimEnv, ReplicaMetaStopsWritingAfterAFailedSync) {
   auto restarted = MakeEnv(world, 0, 2, &disk);
   auto reopened = *replication::MetaFile::Open(*restarted, &fresh);
   EXPECT_EQ(reopened->meta().term, 2u);
+  // A later process opens at the newest durable write (meta_history.h relies on it).
+  EXPECT_EQ(reopened->opened_sequence(), 2u);
+  EXPECT_EQ(reopened->durable_sequence(), 2u);
 }
 
 // replica.meta keeps two copies of each state, in alternate pairs of slots: one slot

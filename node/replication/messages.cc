@@ -187,6 +187,11 @@ void Put(ByteWriter& w, const HeartbeatAck& m) {
   w.U8(m.hello ? 1 : 0);
   w.I64(m.echo_ns);
   w.U8(m.writes_blocked ? 1 : 0);
+  w.U64(m.meta_start);
+  w.U64(m.meta_durable);
+  w.U64(m.echo.incarnation);
+  w.U64(m.echo.start);
+  w.U64(m.echo.earlier);
 }
 bool Get(ByteReader& r, HeartbeatAck* m) {
   if (!r.U64(&m->term)) return false;
@@ -196,11 +201,18 @@ bool Get(ByteReader& r, HeartbeatAck* m) {
   m->hello = false;  // Absent (minor version 0): an answer, of unknown age.
   m->echo_ns = 0;
   m->writes_blocked = false;  // Absent (minor version below 6).
+  m->meta_start = 0;          // Absent (minor version below 7).
+  m->meta_durable = 0;
+  m->echo = MetaEcho{};
   if (r.left() == 0) return true;
   if (!r.Bool(&m->hello)) return false;
   if (r.left() == 0) return true;
   if (!r.I64(&m->echo_ns)) return false;
-  return r.left() == 0 || r.Bool(&m->writes_blocked);
+  if (r.left() == 0) return true;
+  if (!r.Bool(&m->writes_blocked)) return false;
+  if (r.left() == 0) return true;
+  return r.U64(&m->meta_start) && r.U64(&m->meta_durable) && r.U64(&m->echo.incarnation) &&
+         r.U64(&m->echo.start) && r.U64(&m->echo.earlier);
 }
 void Put(ByteWriter& w, const VoteRequest& m) {
   w.U64(m.term);

@@ -23,6 +23,7 @@
 #include "absl/types/span.h"
 #include "node/env/env.h"
 #include "node/metering/partition_state.h"
+#include "node/replication/meta_history.h"
 #include "node/store/node_store.h"
 
 namespace unimeter::replication {
@@ -33,7 +34,10 @@ inline constexpr uint8_t kProtocolMajor = 1;
 // entries, partition snapshots of version 3 (a minor-3 node decodes neither). 5: AlertCopies
 // entries (sent only once every member is of minor 5), partition snapshots of version 4.
 // 6: `writes_blocked` in HeartbeatAck (a minor-5 member's acks decode as not blocked).
-inline constexpr uint8_t kProtocolMinor = 6;
+// 7: replica.meta sequences and their echo in HeartbeatAck (an older member's acks carry
+// none: it confirms every restarted member and learns nothing of their directories).
+inline constexpr uint8_t kProtocolMinor = 7;
+inline constexpr uint8_t kMetaEchoMinor = 7;
 inline constexpr uint8_t kAlertCopiesMinor = 5;
 inline constexpr NodeId kNoOwner = 0xFF;
 
@@ -73,6 +77,13 @@ struct HeartbeatAck {
   // and stores no replicated entries; the leader moves its partitions to members that can
   // take writes (docs/replication.md, "Ownership").
   bool writes_blocked = false;
+  // Minor version 7 (docs/replication.md, "Data directories that went back"): the sender's
+  // replica.meta write sequence its process opened, and the newest one it made durable
+  // since (0: none yet, nothing to record).
+  uint64_t meta_start = 0;
+  uint64_t meta_durable = 0;
+  // Minor version 7: what the sender recorded of the receiver's processes (MetaEcho).
+  MetaEcho echo;
 };
 struct VoteRequest {
   uint64_t term = 0;

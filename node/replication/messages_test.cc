@@ -153,18 +153,35 @@ TEST(MessagesTest, HeartbeatAckTellsHellosFromAnswers) {
   hello.hello = true;
   hello.commit_index[255] = 12;
   hello.echo_ns = 777;
-  const HeartbeatAck back = std::get<HeartbeatAck>(RoundTrip(hello));
+  HeartbeatAck back = std::get<HeartbeatAck>(RoundTrip(hello));
   EXPECT_TRUE(back.hello);
   EXPECT_EQ(back.echo_ns, 777);
   EXPECT_EQ(back.commit_index[255], 12u);
   EXPECT_FALSE(back.writes_blocked);
   hello.writes_blocked = true;
   EXPECT_TRUE(std::get<HeartbeatAck>(RoundTrip(hello)).writes_blocked);
-  // A minor-5 sender has no writes_blocked byte: it takes writes.
+  hello.meta_start = 40;
+  hello.meta_durable = 43;
+  hello.echo = MetaEcho{.incarnation = 9, .start = 31, .earlier = 30};
+  back = std::get<HeartbeatAck>(RoundTrip(hello));
+  EXPECT_EQ(back.meta_start, 40u);
+  EXPECT_EQ(back.meta_durable, 43u);
+  EXPECT_EQ(back.echo, (MetaEcho{9, 31, 30}));
+  // A minor-6 sender announces no replica.meta sequences and echoes nothing.
   std::vector<uint8_t> bytes = EncodeMessage(Header{}, hello);
-  bytes.resize(bytes.size() - 1);
+  bytes.resize(bytes.size() - 40);
   Header header;
   Message message;
+  ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
+  EXPECT_TRUE(std::get<HeartbeatAck>(message).writes_blocked);
+  EXPECT_EQ(std::get<HeartbeatAck>(message).meta_durable, 0u);
+  EXPECT_EQ(std::get<HeartbeatAck>(message).echo, MetaEcho{});
+  // Cut inside the sequences: malformed.
+  std::vector<uint8_t> cut = EncodeMessage(Header{}, hello);
+  cut.resize(cut.size() - 12);
+  EXPECT_FALSE(DecodeMessage(cut, &header, &message).ok());
+  // A minor-5 sender has no writes_blocked byte: it takes writes.
+  bytes.resize(bytes.size() - 1);
   ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());
   EXPECT_FALSE(std::get<HeartbeatAck>(message).writes_blocked);
   EXPECT_EQ(std::get<HeartbeatAck>(message).echo_ns, 777);

@@ -114,6 +114,8 @@ absl::StatusOr<std::unique_ptr<MetaFile>> MetaFile::Open(Env& env, bool* fresh) 
                          meta_file->sequence_, ")"));
   }
   meta_file->next_pair_ = found ? 1 - newest_slot / 2 % 2 : 0;
+  meta_file->opened_sequence_ = meta_file->sequence_;
+  meta_file->durable_sequence_ = meta_file->sequence_;
   *fresh = !found;
   return meta_file;
 }
@@ -136,7 +138,7 @@ void MetaFile::StartWrite() {
   std::vector<uint8_t> pair = EncodeMetaSlot(meta_, sequence_);
   if (!BugPlanted(PlantedBug::kMetaSingleCopy)) pair.insert(pair.end(), pair.begin(), pair.end());
   file_->Write(next_pair_ * 2 * kMetaSlotBytes, pair);
-  file_->Sync([this](absl::Status status) {
+  file_->Sync([this, written = sequence_](absl::Status status) {
     writing_ = false;
     if (!status.ok()) {
       // The pair just written may hold anything now; the other one holds the newest durable
@@ -146,6 +148,7 @@ void MetaFile::StartWrite() {
       failed_ = status;
     } else {
       next_pair_ = 1 - next_pair_;
+      durable_sequence_ = written;
     }
     std::vector<Done> finished = std::move(in_flight_);
     in_flight_.clear();

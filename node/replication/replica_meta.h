@@ -72,6 +72,13 @@ class MetaFile {
   static absl::StatusOr<std::unique_ptr<MetaFile>> Open(Env& env, bool* fresh);
 
   const ReplicaMeta& meta() const { return meta_; }
+  // Write sequence numbers: every write's is one above the last (failed writes reuse
+  // theirs). `opened_sequence()` is the newest intact one Open found (0: none),
+  // `durable_sequence()` the newest write known durable (the opened one until a write
+  // completes). On a disk that keeps synced writes, every write an earlier process made
+  // durable is at or below the sequence a later process opens.
+  uint64_t opened_sequence() const { return opened_sequence_; }
+  uint64_t durable_sequence() const { return durable_sequence_; }
   // Changes the in-memory state; durable once a Save() issued after it completes.
   ReplicaMeta& mutable_meta() { return meta_; }
   // Writes two copies of the state to the pair of slots not holding the newest durable
@@ -88,6 +95,8 @@ class MetaFile {
   std::unique_ptr<DiskFile> file_;
   ReplicaMeta meta_;
   uint64_t sequence_ = 0;
+  uint64_t opened_sequence_ = 0;
+  uint64_t durable_sequence_ = 0;
   size_t next_pair_ = 0;  // 0 or 1: the pair the next write fills.
   bool writing_ = false;
   absl::Status failed_;  // The first failed sync's error; OK until then.

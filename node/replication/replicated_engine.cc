@@ -66,6 +66,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   forwards_seen_.assign(n, ReplayWindow());
   restarted_.assign(n, false);
   peer_writes_blocked_.assign(n, false);
+  peer_meta_.assign(n, PeerMetaRecord{});
   peer_commit_.assign(n, std::array<uint64_t, kPartitionCount>{});
   outboxes_.resize(n);
   append_in_flight_.assign(n, false);
@@ -104,6 +105,11 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   // this process (the simulator found one acknowledging another request's events).
   next_request_id_ = env_.prng().NextU64() | 1;
   state_ = m.active ? NodeState::kActive : (m.formed ? NodeState::kSyncing : NodeState::kFresh);
+  header_incarnation_ = m.incarnation;
+  meta_start_ = meta_->opened_sequence();
+  // An active directory may have gone back in time: a quorum must confirm it first. A
+  // syncing or fresh one counts toward no quorum anyway.
+  confirmed_ = state_ != NodeState::kActive || n == 1;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     parts_[partition].durable_index = store_->last_index(partition);
   }
@@ -116,6 +122,7 @@ ReplicatedEngine::~ReplicatedEngine() {
   env_.CancelTimer(flush_timer_);
   env_.CancelTimer(accept_timer_);
   env_.CancelTimer(hold_timer_);
+  env_.CancelTimer(held_timer_);
   env_.CancelTimer(commit_timer_);
   env_.transport().SetReceiver(nullptr);
 }
@@ -176,7 +183,7 @@ size_t ReplicatedEngine::QuorumSize() const {
 
 void ReplicatedEngine::Send(NodeId target, const Message& message) {
   Header header;
-  header.incarnation = meta_->meta().incarnation;
+  header.incarnation = header_incarnation_;
   header.boot_id = boot_id_;
   header.state = state_;
   header.formed = meta_->meta().formed;
@@ -252,6 +259,10 @@ void ReplicatedEngine::OnMessage(NodeId source, absl::Span<const uint8_t> bytes)
     } else {
       MaybeBootstrap();
     }
+  }
+  if (!confirmed_ && HeldUntilConfirmed(message)) {
+    Hold(source, bytes);
+    return;
   }
   std::visit(
       [this, source](const auto& body) {
@@ -461,7 +472,15 @@ ReplicationStatus ReplicatedEngine::status() const {
         "free disk below the threshold: refusing writes and not storing replicated entries "
         "(its partitions move to members that take writes)";
   } else if (state_ == NodeState::kSyncing) {
-    status.problem = "resyncing from peers after a disk replacement";
+    status.problem = counters_.directories_went_back > 0
+                         ? "resyncing from peers: this data directory went back in time (an old "
+                           "backup, or a disk that lost synced writes)"
+                         : "resyncing from peers after a disk replacement";
+  } else if (!confirmed_) {
+    status.problem = absl::StrCat(
+        "restarted: waiting for ", quorum_ - 1 - confirmed_by_.size(),
+        " more members to confirm this data directory is current (it votes, promises and "
+        "stores nothing until then)");
   } else if (status.reachable_members < quorum_) {
     status.problem = absl::StrCat("no quorum: reaches ", status.reachable_members, " of ",
                                   members_.size(), " members, needs ", quorum_);

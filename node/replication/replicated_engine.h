@@ -46,6 +46,7 @@
 #include "absl/functional/function_ref.h"
 #include "node/env/env.h"
 #include "node/replication/messages.h"
+#include "node/replication/meta_history.h"
 #include "node/replication/replay_window.h"
 #include "node/replication/replica_meta.h"
 #include "node/server/engine.h"
@@ -144,6 +145,13 @@ struct ReplicationStatus {
   // Partitions in which a peer came back holding fewer entries than it had acknowledged as
   // durable (its disk lost synced writes: an old backup, a disk that ignores syncs).
   uint64_t peers_lost_acknowledged = 0;
+  // Times this node found its data directory older than what its peers heard from it
+  // (meta_history.h) and resynced as a new incarnation.
+  uint64_t directories_went_back = 0;
+  // Messages held while this process waited for its directory to be confirmed current
+  // (promises asked, appends, snapshot chunks): handled once it is, or dropped beyond
+  // the bound or when it went back (their senders send them again).
+  uint64_t messages_held_back = 0;
   uint64_t reads_confirmed = 0;  // Owner reads answered after a confirm round or acks.
   // Registry changes proposed again to partitions that lacked them (SyncRegistry).
   uint64_t registry_changes_resent = 0;
@@ -369,8 +377,22 @@ class ReplicatedEngine final : public Engine {
   void AssignOwners(bool new_term);
   void HandleHeartbeat(NodeId source, const Heartbeat& heartbeat);
   void HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack);
-  // This node's term and commit indexes, as a heartbeat answer or (`hello`) an announcement.
-  HeartbeatAck CommitReport(bool hello) const;
+  // This node's term, commit indexes and replica.meta sequences, as a heartbeat answer or
+  // (`hello`) an announcement to `target`, with what this node recorded of its processes.
+  HeartbeatAck CommitReport(bool hello, NodeId target) const;
+  // Records the meta sequences a member announced and judges its echo of this process's:
+  // confirms the directory once a quorum (this node included) echoed it, or resyncs.
+  void NoteMetaHistory(size_t position, const HeartbeatAck& ack);
+  // A peer heard of replica.meta writes of this directory that it lacks: the directory went
+  // back in time. Gives up every role and resyncs from peers as a new incarnation.
+  void DirectoryWentBack(NodeId peer, const MetaEcho& echo);
+  // Until a quorum confirmed this process's directory current (meta_history.h), an active
+  // node votes in nothing, promises nothing and takes no entries: these messages wait in
+  // held_ (up to kHeldMessagesMax / kHeldBytesMax; later ones are dropped) and are handled
+  // once it is confirmed, as if the network had delayed them.
+  bool HeldUntilConfirmed(const Message& message) const;
+  void Hold(NodeId source, absl::Span<const uint8_t> bytes);
+  void HandleHeld();
   // Leader: the member at `position` answered a heartbeat sent within the election timeout.
   bool Answering(size_t position, int64_t now_ns) const;
   void HandleVoteRequest(NodeId source, const VoteRequest& request);
@@ -564,6 +586,21 @@ class ReplicatedEngine final : public Engine {
   size_t quorum_ = 1;
   NodeState state_ = NodeState::kFresh;
   uint64_t boot_id_ = 0;
+  // The incarnation in this node's message headers: the meta's, except while the write of
+  // a new one (DirectoryWentBack) is in flight, so that peers never see an incarnation a
+  // crash could take back.
+  uint64_t header_incarnation_ = 0;
+  // replica.meta history (meta_history.h): the sequence this process opened, whether a
+  // quorum confirmed it current, who did, and what each member announced (by position).
+  uint64_t meta_start_ = 0;
+  bool confirmed_ = true;
+  absl::btree_set<NodeId> confirmed_by_;
+  std::vector<PeerMetaRecord> peer_meta_;
+  static constexpr size_t kHeldMessagesMax = 4096;
+  static constexpr size_t kHeldBytesMax = 64 << 20;
+  std::deque<std::pair<NodeId, std::vector<uint8_t>>> held_;
+  size_t held_bytes_ = 0;
+  TimerId held_timer_ = kNoTimer;
 
   // Configuration group.
   Role role_ = Role::kFollower;

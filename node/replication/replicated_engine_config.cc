@@ -56,7 +56,7 @@ void ReplicatedEngine::ResetElectionTimer() {
 
 void ReplicatedEngine::OnElectionTimeout() {
   ResetElectionTimer();
-  if (role_ == Role::kLeader || state_ != NodeState::kActive) return;
+  if (role_ == Role::kLeader || state_ != NodeState::kActive || !confirmed_) return;
   StartElection(/*pre_vote=*/true);
 }
 
@@ -313,7 +313,7 @@ void ReplicatedEngine::HandleHeartbeat(NodeId source, const Heartbeat& heartbeat
       BugPlanted(PlantedBug::kApplyStaleMap)) {
     ApplyMap(heartbeat);
   }
-  HeartbeatAck ack = CommitReport(/*hello=*/false);
+  HeartbeatAck ack = CommitReport(/*hello=*/false, source);
   ack.echo_ns = heartbeat.sent_ns;
   Send(source, ack);
 }
@@ -323,10 +323,17 @@ void ReplicatedEngine::SetWritesBlocked(bool blocked) {
   writes_blocked_ = blocked;
 }
 
-HeartbeatAck ReplicatedEngine::CommitReport(bool hello) const {
+HeartbeatAck ReplicatedEngine::CommitReport(bool hello, NodeId target) const {
   HeartbeatAck report;
   report.hello = hello;
   report.writes_blocked = writes_blocked_;
+  report.meta_start = meta_start_;
+  // Announced once this process made a write durable (meta_history.h: a later process
+  // opens at or above it, so two processes never announce one start).
+  const uint64_t durable = meta_->durable_sequence();
+  report.meta_durable = durable > meta_start_ ? durable : 0;
+  const int position = Position(target);
+  if (position >= 0) report.echo = peer_meta_[position].Echo();
   report.term = meta_->meta().term;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     report.commit_index[partition] = store_->commit_index(partition);
@@ -341,6 +348,7 @@ bool ReplicatedEngine::Answering(size_t position, int64_t now_ns) const {
 void ReplicatedEngine::HandleHeartbeatAck(NodeId source, const HeartbeatAck& ack) {
   const int position = Position(source);
   peer_writes_blocked_[position] = ack.writes_blocked;  // A fact whatever the terms.
+  NoteMetaHistory(position, ack);
   if (ack.term > meta_->meta().term) {
     BecomeFollower(ack.term, kNoVote);
     return;
@@ -367,7 +375,7 @@ void ReplicatedEngine::HandleVoteRequest(NodeId source, const VoteRequest& reque
   const bool leader_alive =
       role_ == Role::kLeader ||
       (leader_ != kNoVote && now_ns - leader_contact_ns_ < options_.election_timeout_ns);
-  const bool eligible = state_ == NodeState::kActive && CountsForQuorum(source);
+  const bool eligible = state_ == NodeState::kActive && confirmed_ && CountsForQuorum(source);
   if (request.pre_vote) {
     Send(source,
          VoteReply{request.term, true, eligible && !leader_alive && request.term > meta.term});
@@ -430,7 +438,10 @@ void ReplicatedEngine::ApplyMap(const Heartbeat& map) {
   const bool active = state_ == NodeState::kActive;
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     Part& part = parts_[partition];
-    if (map_.owner[partition] == env_.node_id() && !active) {
+    if (map_.owner[partition] == env_.node_id() && active && !confirmed_) {
+      // Begun at the first map after a quorum confirmed this directory current. Its
+      // replica.meta covers every epoch its earlier processes began, else it went back.
+    } else if (map_.owner[partition] == env_.node_id() && !active) {
       // A map from before this data directory was wiped still names this node. An
       // incarnation that is not active owns nothing, and its predecessor may have begun
       // this very epoch and left entries of it on peers: never begin it here (the leader
@@ -483,6 +494,15 @@ void ReplicatedEngine::MaybeActivate() {
     if (!part.synced) return;
   }
   if (!AlertCopiesSettled() || store_->checkpoint_running()) return;  // Asked again later.
+  if (store_->alerts_in_memory()) {
+    // Records its own WAL still holds (a directory that went back in time, not a wiped
+    // one): into the state store first, where the restored copies join them.
+    store_->Checkpoint([this](absl::Status status) {
+      if (FailStopOnError(env_, status, "checkpoint before the alert log restore")) return;
+      MaybeActivate();
+    });
+    return;
+  }
   RestoreAlertLog();
 }
 

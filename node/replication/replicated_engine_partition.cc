@@ -1093,15 +1093,14 @@ void ReplicatedEngine::SendConfirmRounds() {
 void ReplicatedEngine::HandleConfirmEpoch(NodeId source, const ConfirmEpoch& request) {
   ConfirmEpochReply reply;  // Sent at once: a round's answer never mixes with another's.
   reply.round = request.round;
-  reply.lease_ns = state_ == NodeState::kActive
-                       ? std::clamp<int64_t>(request.lease_ns, 0, options_.read_lease_ns)
-                       : 0;
+  // An inactive node (or one not yet confirmed current) counts toward no quorum.
+  const bool voting = state_ == NodeState::kActive && confirmed_;
+  reply.lease_ns = voting ? std::clamp<int64_t>(request.lease_ns, 0, options_.read_lease_ns) : 0;
   const int64_t lease_until_ns = env_.MonotonicNowNs() + reply.lease_ns;
   for (const ConfirmItem& item : request.items) {
     // An inactive node counts toward no quorum; a promise of any other epoch means the
     // asking owner may already be superseded.
-    const bool confirmed =
-        state_ == NodeState::kActive && meta_->meta().promised_epoch[item.partition] == item.epoch;
+    const bool confirmed = voting && meta_->meta().promised_epoch[item.partition] == item.epoch;
     reply.items.push_back(ConfirmReplyItem{item.partition, item.epoch, confirmed});
     if (confirmed && reply.lease_ns > 0) GrantLease(item.partition, item.epoch, lease_until_ns);
   }

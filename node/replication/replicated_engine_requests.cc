@@ -634,9 +634,8 @@ void ReplicatedEngine::SweepTimeouts() {
   {
     // Announce ourselves every tick: new members bootstrap from it, leaders see us, and
     // every node knows which owners are reachable even when no data flows.
-    const HeartbeatAck hello = CommitReport(/*hello=*/true);
     for (NodeId member : members_) {
-      if (member != env_.node_id()) Send(member, hello);
+      if (member != env_.node_id()) Send(member, CommitReport(/*hello=*/true, member));
     }
     MaybeBootstrap();
   }

@@ -69,6 +69,14 @@ constexpr ReplicationCounterGauge kReplicationCounterGauges[] = {
      "Times a restarted peer held fewer entries of a partition than it had acknowledged as "
      "durable (its disk lost synced writes).",
      &replication::ReplicationStatus::peers_lost_acknowledged},
+    {"billing_replication_directories_went_back",
+     "Times this node found its data directory older than what its peers had heard from it "
+     "(an old backup, a disk that lost synced writes) and resynced as a new incarnation.",
+     &replication::ReplicationStatus::directories_went_back},
+    {"billing_replication_messages_held_back",
+     "Promise requests, appends and snapshot chunks held while this process waited for its "
+     "data directory to be confirmed current after a restart.",
+     &replication::ReplicationStatus::messages_held_back},
     {"billing_replication_ingest_parts_combined",
      "Ingest parts this node accepted as owner into a log entry shared with other parts.",
      &replication::ReplicationStatus::ingest_parts_combined},

@@ -230,6 +230,8 @@ class NodeStore {
   // full disk rolled it back) until a checkpoint writes it: an owner must not confirm
   // crossings as recorded meanwhile (a crash would lose the record for good).
   bool alerts_unlogged() const { return unlogged_alerts_below_ > alert_checkpointed_offset_; }
+  // True while some alert record is not in the state store yet (a checkpoint writes it).
+  bool alerts_in_memory() const { return !alerts_.empty(); }
 
   // ---- Checkpoints ----
   // Writes every partition whose applied index moved, the stored events and alert records

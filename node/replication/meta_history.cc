@@ -1,0 +1,45 @@
+#include "node/replication/meta_history.h"
+
+#include <algorithm>
+
+namespace unimeter::replication {
+
+void PeerMetaRecord::Note(uint64_t incarnation, uint64_t boot_id, uint64_t start,
+                          uint64_t durable) {
+  if (durable == 0) return;
+  if (incarnation != incarnation_) {
+    // A new incarnation (a replaced disk) has no history. A late announcement of an old one
+    // (after a newer one was seen) starts the record over too: that can delay a
+    // confirmation or miss a finding, never cause a false one.
+    *this = PeerMetaRecord{};
+    incarnation_ = incarnation;
+    boot_id_ = boot_id;
+    start_ = start;
+    newest_durable_ = durable;
+    return;
+  }
+  if (start > start_) {
+    earlier_ = std::max(earlier_, newest_durable_);
+    boot_id_ = boot_id;
+    start_ = start;
+    newest_durable_ = durable;
+  } else if (start < start_) {
+    earlier_ = std::max(earlier_, durable);
+  } else if (boot_id != boot_id_) {
+    earlier_ = std::max({earlier_, newest_durable_, durable});
+  } else {
+    newest_durable_ = std::max(newest_durable_, durable);
+  }
+}
+
+MetaEcho PeerMetaRecord::Echo() const {
+  return MetaEcho{.incarnation = incarnation_, .start = start_, .earlier = earlier_};
+}
+
+EchoVerdict JudgeEcho(const MetaEcho& echo, uint64_t incarnation, uint64_t start) {
+  if (echo.incarnation != incarnation || echo.start < start) return EchoVerdict::kNotYet;
+  if (echo.start > start || echo.earlier > start) return EchoVerdict::kWentBack;
+  return EchoVerdict::kConfirmed;
+}
+
+}  // namespace unimeter::replication
