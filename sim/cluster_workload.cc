@@ -87,7 +87,10 @@ struct Knobs {
   size_t pending_events_max = 0;  // 0: the production default.
   bool read_corruption = true;    // A restart's recovery reads a flipped bit (F12).
   bool wrong_disks = true;        // A node restarts on a copy of another node's disk (F21).
-  uint32_t corrupt_ppm = 0;       // Messages corrupted in flight (F34: the checksum drops them).
+  // A node restarts on an old copy of its own whole disk (F21's other half): the copy is
+  // taken now and then while it runs.
+  bool old_backups = true;
+  uint32_t corrupt_ppm = 0;  // Messages corrupted in flight (F34: the checksum drops them).
   // Read lease of every node (ReplicatedEngineOptions::read_lease_ns); -1: the default.
   // Leases longer than an election make promise holds decide who may serve after a split.
   int64_t read_lease_ns = -1;
@@ -110,7 +113,7 @@ struct Knobs {
         " graceful_stops=", graceful_stops, " overload=", overload,
         overload ? absl::StrCat(" pending_max=", pending_events_max) : "",
         " read_corruption=", read_corruption, " wrong_disks=", wrong_disks,
-        " corrupt_ppm=", corrupt_ppm,
+        " old_backups=", old_backups, " corrupt_ppm=", corrupt_ppm,
         read_lease_ns >= 0 ? absl::StrCat(" lease_ms=", read_lease_ns / kMillisecond) : "",
         " accept_delay_us=", accept_delay_ns / 1000);
   }
@@ -165,6 +168,7 @@ Knobs DrawKnobs(uint64_t seed) {
   if (prng.Chance(2, 3)) {
     knobs.accept_delay_ns = static_cast<int64_t>(prng.UniformRange(0, 3 * kMillisecond));
   }
+  knobs.old_backups = prng.Chance(1, 4);  // Last again, for the same reason.
   return knobs;
 }
 
@@ -176,6 +180,7 @@ Knobs NoFaults() {
   knobs.fsync_errors = knobs.disk_full = knobs.clogs = knobs.resets = knobs.reads = false;
   knobs.bridges = knobs.corruption = knobs.read_errors = knobs.clock_noise = false;
   knobs.graceful_stops = knobs.overload = knobs.read_corruption = knobs.wrong_disks = false;
+  knobs.old_backups = false;
   return knobs;
 }
 
@@ -315,6 +320,8 @@ class ClusterRun {
   }
   absl::Status RestartWithLogFromBackup(NodeId node) {
     UM_CHECK(!cluster_.is_up(node));
+    durability_.OnWipe(node);  // What it held durably was durable when it acknowledged it.
+    ownership_.OnRestoredFromBackup(node);  // It may find it went back (new incarnation).
     SimDisk& disk = cluster_.disk(node);
     const SimDisk& backup = *backups_.at(node);
     std::vector<std::string> names;
@@ -649,6 +656,10 @@ class ClusterRun {
                                      : options_.nodes - (options_.nodes / 2 + 1);
     const NodeId node = static_cast<NodeId>(faults_.UniformBelow(options_.nodes));
     const uint64_t roll = faults_.UniformBelow(100);
+    if (knobs_.old_backups && cluster_.is_up(node) && faults_.Chance(1, 8)) {
+      BackUpDisk(node);  // Maybe restored at a later restart (RestoreOldBackup).
+      Log(absl::StrCat("fault: keep a copy of n", node, "'s disk as it is durably now"));
+    }
     if (roll < 12 && knobs_.crashes && cluster_.is_up(node) && !Disturbed(node) &&
         DisturbedCount() < max_disturbed) {
       if (knobs_.graceful_stops && faults_.Chance(1, 3)) {
@@ -713,6 +724,9 @@ class ClusterRun {
       } else if (knobs_.wrong_disks && others_have_data && !resyncing_[node] && OthersFine(node) &&
                  faults_.Chance(1, 6)) {
         GiveWrongDisk(node);
+      } else if (knobs_.old_backups && backups_.count(node) > 0 && others_have_data &&
+                 !resyncing_[node] && OthersFine(node) && faults_.Chance(1, 3)) {
+        RestoreOldBackup(node);
       }
       RestartNode(node);
     } else if (roll < 46 && knobs_.pauses && cluster_.is_up(node) && !Disturbed(node) &&
@@ -865,6 +879,21 @@ class ClusterRun {
       if (read_corrupted && !corrupt_[node]) return;
       if (OthersFine(node)) ReplaceDisk(node);  // Else it stays down until a later step.
     }
+  }
+
+  // F21's other half: the down node's disk goes back to a copy of itself taken earlier
+  // (an operator restoring an old backup). Its replica.meta may hold older votes and
+  // promises than it told: the node must find that (its peers heard of newer writes) and
+  // resync as a new incarnation, or, if nothing it told is missing, go on as it is.
+  void RestoreOldBackup(NodeId node) {
+    alert_damaged_[node] = false;
+    durability_.OnWipe(node);  // What it held durably was durable when it acknowledged it.
+    ownership_.OnRestoredFromBackup(node);
+    cluster_.disk(node).CopyDurableFrom(*backups_.at(node));
+    backups_.erase(node);
+    resyncing_[node] = true;  // Without part of its data: no other data loss meanwhile.
+    ++result_.old_backups;
+    Log(absl::StrCat("fault: n", node, "'s disk goes back to the copy taken earlier"));
   }
 
   // F21, a wrong disk: the down node's disk becomes a copy of another node's (an operator

@@ -105,6 +105,7 @@ struct ClusterRunResult {
   uint64_t read_errors = 0;       // Latent sector errors armed for a restart's recovery (F14).
   uint64_t read_corruptions = 0;  // Flipped bits or misdirected sectors a restart read (F12, F16).
   uint64_t wrong_disks = 0;       // Restarts on a copy of another node's disk (F21).
+  uint64_t old_backups = 0;       // Restarts on an old copy of the node's own disk (F21).
   uint64_t pauses = 0;
   uint64_t clock_steps = 0;
   uint64_t slow_disks = 0;  // Episodes of a node's fsync latency raised 25-250x.

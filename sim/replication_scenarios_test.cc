@@ -465,20 +465,21 @@ TEST(ReplicationScenariosTest, CatchUpAndResyncWithinBoundsProportionalToTheLag)
   ExpectExactlyOnce(scenario.Finish());
 }
 
-// A replica restarts with a log that lost synced writes (its log files as they were 4 s
-// earlier, its state store and replica.meta as they are: a disk that ignores flushes). The
-// owners whose epoch it acknowledged entries in see it hold less than it acknowledged as
-// durable: they count it, say so, and send the entries again from where it holds them, so
-// it catches up within L3's bound for what it lost. Before, resends started above its
-// log's end and were refused; here it caught up only after 2.5 s, beyond that bound, by a
-// path not traced.
+// A replica restarts with a log that lost its last synced writes (its log files as they
+// were 30 ms earlier, its state store and replica.meta as they are: a disk that ignores
+// flushes), too recent for any announcement of its WAL to have reached its peers, so it
+// does not find that itself. The owners whose epoch it acknowledged entries in see it hold
+// less than it acknowledged as durable: they count it, say so, and send the entries again
+// from where it holds them, so it catches up within L3's bound for what it lost. Before,
+// resends started above its log's end and were refused; with a 4 s loss it caught up only
+// after 2.5 s, beyond that bound, by a path not traced.
 TEST(ReplicationScenariosTest, AReplicaThatLostAcknowledgedEntriesGetsThemAgain) {
   ClusterScenario scenario(114, Options());
   scenario.RunFor(3 * kSecond);
   const NodeId victim = 2;
   scenario.BackUpDisk(victim);
   const uint64_t backed_up = scenario.AcknowledgedTotal();
-  scenario.RunFor(4 * kSecond);
+  scenario.RunFor(30 * kMs);
   scenario.Crash(victim);
   const uint64_t lost_at_most = scenario.AcknowledgedTotal() - backed_up;
   ASSERT_TRUE(scenario.RestartWithLogFromBackup(victim).ok());
@@ -486,13 +487,33 @@ TEST(ReplicationScenariosTest, AReplicaThatLostAcknowledgedEntriesGetsThemAgain)
   EXPECT_GE(caught_up_ns, 0) << "n" << victim << " never caught up";
   EXPECT_LE(caught_up_ns, TransferBoundNs(lost_at_most)) << lost_at_most << " events at most";
   EXPECT_GT(scenario.PeersLostAcknowledged(), 0u);
+  EXPECT_EQ(scenario.DirectoriesWentBack(), 0u);
   std::printf("lost acknowledged entries: noticed in %llu partitions, caught up in %lld ms\n",
               static_cast<unsigned long long>(scenario.PeersLostAcknowledged()),
               static_cast<long long>(caught_up_ns / kMs));
-  // Its alert log lost the records of the lost log tail too, which only a replaced disk
-  // gets back from the peers' copies: the operator replaces it, as the owners' log line asks.
+  // Its alert log lost the records of the lost log tail too, which only a new incarnation
+  // gets back from the peers' copies: the operator replaces the disk, as the owners' log
+  // line asks.
   scenario.Crash(victim);
   scenario.RestartWiped(victim);
+  EXPECT_GE(scenario.RunUntilCaughtUp(victim, 60 * kSecond), 0) << "never resynced";
+  ExpectExactlyOnce(scenario.Finish());
+}
+
+// The same with 4 s of synced log writes lost: its peers heard its WAL announced as durable
+// beyond what it holds, so the node finds it itself (its replica.meta is intact), resyncs
+// as a new incarnation and gets its alert log back from the copies, with no disk
+// replacement (the run's checks include S1 over every crossing).
+TEST(ReplicationScenariosTest, ANodeFindsItsLogWentBackAndResyncs) {
+  ClusterScenario scenario(114, Options());
+  scenario.RunFor(3 * kSecond);
+  const NodeId victim = 2;
+  scenario.BackUpDisk(victim);
+  scenario.RunFor(4 * kSecond);
+  scenario.Crash(victim);
+  ASSERT_TRUE(scenario.RestartWithLogFromBackup(victim).ok());
+  scenario.RunFor(kSecond);
+  EXPECT_EQ(scenario.DirectoriesWentBack(), 1u) << "n" << victim << " ran on its old log";
   EXPECT_GE(scenario.RunUntilCaughtUp(victim, 60 * kSecond), 0) << "never resynced";
   ExpectExactlyOnce(scenario.Finish());
 }

@@ -116,6 +116,7 @@ SeedResult RunSeed(uint64_t seed, const RunFlags& flags) {
              " read_errors=" + std::to_string(result.read_errors) +
              " read_corruptions=" + std::to_string(result.read_corruptions) +
              " wrong_disks=" + std::to_string(result.wrong_disks) +
+             " old_backups=" + std::to_string(result.old_backups) +
              " corrupted_messages=" + std::to_string(result.messages_corrupted) + " pauses=" +
              std::to_string(result.pauses) + " clock_steps=" + std::to_string(result.clock_steps) +
              " slow_disks=" + std::to_string(result.slow_disks) +

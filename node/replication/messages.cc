@@ -189,9 +189,11 @@ void Put(ByteWriter& w, const HeartbeatAck& m) {
   w.U8(m.writes_blocked ? 1 : 0);
   w.U64(m.meta_start);
   w.U64(m.meta_durable);
+  w.U64(m.wal_durable);
   w.U64(m.echo.incarnation);
   w.U64(m.echo.start);
   w.U64(m.echo.earlier);
+  w.U64(m.echo.wal_earlier);
 }
 bool Get(ByteReader& r, HeartbeatAck* m) {
   if (!r.U64(&m->term)) return false;
@@ -203,6 +205,7 @@ bool Get(ByteReader& r, HeartbeatAck* m) {
   m->writes_blocked = false;  // Absent (minor version below 6).
   m->meta_start = 0;          // Absent (minor version below 7).
   m->meta_durable = 0;
+  m->wal_durable = 0;
   m->echo = MetaEcho{};
   if (r.left() == 0) return true;
   if (!r.Bool(&m->hello)) return false;
@@ -211,8 +214,9 @@ bool Get(ByteReader& r, HeartbeatAck* m) {
   if (r.left() == 0) return true;
   if (!r.Bool(&m->writes_blocked)) return false;
   if (r.left() == 0) return true;
-  return r.U64(&m->meta_start) && r.U64(&m->meta_durable) && r.U64(&m->echo.incarnation) &&
-         r.U64(&m->echo.start) && r.U64(&m->echo.earlier);
+  return r.U64(&m->meta_start) && r.U64(&m->meta_durable) && r.U64(&m->wal_durable) &&
+         r.U64(&m->echo.incarnation) && r.U64(&m->echo.start) && r.U64(&m->echo.earlier) &&
+         r.U64(&m->echo.wal_earlier);
 }
 void Put(ByteWriter& w, const VoteRequest& m) {
   w.U64(m.term);

@@ -77,11 +77,12 @@ struct HeartbeatAck {
   // and stores no replicated entries; the leader moves its partitions to members that can
   // take writes (docs/replication.md, "Ownership").
   bool writes_blocked = false;
-  // Minor version 7 (docs/replication.md, "Data directories that went back"): the sender's
-  // replica.meta write sequence its process opened, and the newest one it made durable
-  // since (0: none yet, nothing to record).
+  // Minor version 7 (docs/replication.md, "Directories that went back"): the sender's
+  // replica.meta write sequence its process opened, the newest one it made durable since
+  // (0: none yet, nothing to record), and the WAL position up to which it is durable.
   uint64_t meta_start = 0;
   uint64_t meta_durable = 0;
+  uint64_t wal_durable = 0;
   // Minor version 7: what the sender recorded of the receiver's processes (MetaEcho).
   MetaEcho echo;
 };

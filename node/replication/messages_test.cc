@@ -162,14 +162,16 @@ TEST(MessagesTest, HeartbeatAckTellsHellosFromAnswers) {
   EXPECT_TRUE(std::get<HeartbeatAck>(RoundTrip(hello)).writes_blocked);
   hello.meta_start = 40;
   hello.meta_durable = 43;
-  hello.echo = MetaEcho{.incarnation = 9, .start = 31, .earlier = 30};
+  hello.wal_durable = 1 << 20;
+  hello.echo = MetaEcho{.incarnation = 9, .start = 31, .earlier = 30, .wal_earlier = 4096};
   back = std::get<HeartbeatAck>(RoundTrip(hello));
   EXPECT_EQ(back.meta_start, 40u);
   EXPECT_EQ(back.meta_durable, 43u);
-  EXPECT_EQ(back.echo, (MetaEcho{9, 31, 30}));
+  EXPECT_EQ(back.wal_durable, 1u << 20);
+  EXPECT_EQ(back.echo, (MetaEcho{9, 31, 30, 4096}));
   // A minor-6 sender announces no replica.meta sequences and echoes nothing.
   std::vector<uint8_t> bytes = EncodeMessage(Header{}, hello);
-  bytes.resize(bytes.size() - 40);
+  bytes.resize(bytes.size() - 56);
   Header header;
   Message message;
   ASSERT_TRUE(DecodeMessage(bytes, &header, &message).ok());

@@ -6,18 +6,20 @@
 // entries they acknowledged; acting on it could break every quorum argument.
 //
 // The facts used: every replica.meta write has a sequence number one above the last
-// (MetaFile), and on a disk that keeps synced writes, every write an earlier process made
-// durable is at or below the sequence a later process opens. Each process of a node
-// announces, in its HeartbeatAcks, the sequence it opened (`start`) and the newest one it
-// made durable. Each peer keeps a PeerMetaRecord of those announcements per member and
-// echoes it back to that member in its own HeartbeatAcks; the member judges the echo
-// against its own start (JudgeEcho).
+// (MetaFile), and the WAL a global position up to which it is durable; on a disk that keeps
+// synced writes, every write an earlier process made durable is at or below what a later
+// process opens, for both. Each process of a node announces, in its HeartbeatAcks, the
+// meta sequence it opened (`start`, which also orders the processes: each writes its meta
+// once before it announces anything) and the newest meta sequence and WAL position it made
+// durable. Each peer keeps a PeerMetaRecord of those announcements per member and echoes it
+// back to that member in its own HeartbeatAcks; the member judges the echo against what it
+// opened (JudgeEcho).
 //
-// What it catches: a directory older than the newest replica.meta write a live peer heard
-// announced by an earlier process (writes happen at every vote, term change, promise and
-// epoch begun, so a backup older than the last of those is found). What it misses: writes
-// of the last announcement interval (heartbeat_interval_ns) before the old process died,
-// and everything peers forgot by restarting themselves (records are kept in memory only).
+// What it catches: a directory older than the newest replica.meta write or WAL sync a live
+// peer heard announced by an earlier process (the WAL syncs continuously under load, and
+// the meta at every vote, term change, promise and epoch begun). What it misses: writes of
+// the last announcement interval (heartbeat_interval_ns) before the old process died, and
+// everything peers forgot by restarting themselves (records are kept in memory only).
 #ifndef UNIMETER_NODE_REPLICATION_META_HISTORY_H_
 #define UNIMETER_NODE_REPLICATION_META_HISTORY_H_
 
@@ -29,28 +31,33 @@ namespace unimeter::replication {
 // `incarnation` (0: nothing recorded).
 struct MetaEcho {
   uint64_t incarnation = 0;
-  uint64_t start = 0;    // The newest process's opened sequence.
-  uint64_t earlier = 0;  // The newest write any earlier process announced as durable.
+  uint64_t start = 0;        // The newest process's opened meta sequence.
+  uint64_t earlier = 0;      // The newest meta write any earlier process announced as durable.
+  uint64_t wal_earlier = 0;  // The highest durable WAL position any earlier process announced.
   bool operator==(const MetaEcho&) const = default;
 };
 
 class PeerMetaRecord {
  public:
   // An announcement from the member's process `boot_id` of incarnation `incarnation`: it
-  // opened sequence `start` and made `durable` durable since (0: nothing yet; ignored).
+  // opened meta sequence `start`, made `durable` durable since (0: nothing yet; ignored)
+  // and its WAL durable up to `wal_durable`.
   // Announcements may arrive late and out of order: one from a process with an older start
   // counts as an earlier process's. Two processes with the same start are impossible on a
   // disk that keeps synced writes (each process writes once before it announces), so
   // everything either announced counts as earlier.
-  void Note(uint64_t incarnation, uint64_t boot_id, uint64_t start, uint64_t durable);
+  void Note(uint64_t incarnation, uint64_t boot_id, uint64_t start, uint64_t durable,
+            uint64_t wal_durable);
   MetaEcho Echo() const;
 
  private:
   uint64_t incarnation_ = 0;
   uint64_t boot_id_ = 0;  // The newest process's.
   uint64_t start_ = 0;
-  uint64_t newest_durable_ = 0;  // The newest process's newest announcement.
+  uint64_t newest_durable_ = 0;  // The newest process's newest announcements.
+  uint64_t newest_wal_durable_ = 0;
   uint64_t earlier_ = 0;
+  uint64_t wal_earlier_ = 0;
 };
 
 enum class EchoVerdict {
@@ -59,8 +66,10 @@ enum class EchoVerdict {
   kWentBack,   // The peer heard of writes this directory lacks.
 };
 
-// Judges a peer's echo for this process: incarnation `incarnation`, opened `start`.
-EchoVerdict JudgeEcho(const MetaEcho& echo, uint64_t incarnation, uint64_t start);
+// Judges a peer's echo for this process: incarnation `incarnation`, opened meta sequence
+// `start` and WAL position `wal_start`.
+EchoVerdict JudgeEcho(const MetaEcho& echo, uint64_t incarnation, uint64_t start,
+                      uint64_t wal_start);
 
 }  // namespace unimeter::replication
 

@@ -107,6 +107,7 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   state_ = m.active ? NodeState::kActive : (m.formed ? NodeState::kSyncing : NodeState::kFresh);
   header_incarnation_ = m.incarnation;
   meta_start_ = meta_->opened_sequence();
+  wal_start_ = store_->wal_durable_position();
   // An active directory may have gone back in time: a quorum must confirm it first. A
   // syncing or fresh one counts toward no quorum anyway.
   confirmed_ = state_ != NodeState::kActive || n == 1;

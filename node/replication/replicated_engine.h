@@ -593,6 +593,7 @@ class ReplicatedEngine final : public Engine {
   // replica.meta history (meta_history.h): the sequence this process opened, whether a
   // quorum confirmed it current, who did, and what each member announced (by position).
   uint64_t meta_start_ = 0;
+  uint64_t wal_start_ = 0;  // The WAL's durable position when this process opened it.
   bool confirmed_ = true;
   absl::btree_set<NodeId> confirmed_by_;
   std::vector<PeerMetaRecord> peer_meta_;

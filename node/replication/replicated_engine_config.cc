@@ -332,6 +332,7 @@ HeartbeatAck ReplicatedEngine::CommitReport(bool hello, NodeId target) const {
   // opens at or above it, so two processes never announce one start).
   const uint64_t durable = meta_->durable_sequence();
   report.meta_durable = durable > meta_start_ ? durable : 0;
+  report.wal_durable = store_->wal_durable_position();
   const int position = Position(target);
   if (position >= 0) report.echo = peer_meta_[position].Echo();
   report.term = meta_->meta().term;

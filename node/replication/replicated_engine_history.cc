@@ -37,12 +37,14 @@ void ReplicatedEngine::HandleHeld() {
 
 void ReplicatedEngine::NoteMetaHistory(size_t position, const HeartbeatAck& ack) {
   const Header& header = peer_header_[position];  // This message's.
-  peer_meta_[position].Note(header.incarnation, header.boot_id, ack.meta_start, ack.meta_durable);
+  peer_meta_[position].Note(header.incarnation, header.boot_id, ack.meta_start, ack.meta_durable,
+                            ack.wal_durable);
   if (state_ != NodeState::kActive) return;
   // A member of an older minor version records nothing: it confirms every process.
-  const EchoVerdict verdict = header.minor < kMetaEchoMinor
-                                  ? EchoVerdict::kConfirmed
-                                  : JudgeEcho(ack.echo, meta_->meta().incarnation, meta_start_);
+  const EchoVerdict verdict =
+      header.minor < kMetaEchoMinor
+          ? EchoVerdict::kConfirmed
+          : JudgeEcho(ack.echo, meta_->meta().incarnation, meta_start_, wal_start_);
   if (verdict == EchoVerdict::kWentBack) {
     DirectoryWentBack(members_[position], ack.echo);
     return;
@@ -64,7 +66,8 @@ void ReplicatedEngine::DirectoryWentBack(NodeId peer, const MetaEcho& echo) {
   env_.Log(absl::StrCat(
       "replication: this data directory went back in time: node ", peer,
       " heard this node announce replica.meta write ", std::max(echo.start, echo.earlier),
-      ", but this process opened write ", meta_start_,
+      " and WAL position ", echo.wal_earlier, ", but this process opened write ", meta_start_,
+      " and WAL position ", wal_start_,
       " (restored from an old backup? a disk that lost synced writes?). Its votes, promises "
       "and log may be older than what peers were told: resyncing from peers as a new "
       "incarnation. Check that disk (docs/operations.md)"));

@@ -872,6 +872,8 @@ absl::StatusOr<std::vector<AlertRecord>> NodeStore::ListAlerts(uint64_t account_
   return records;
 }
 
+uint64_t NodeStore::wal_durable_position() const { return wal_->durable_position(); }
+
 uint64_t NodeStore::wal_bytes_since_checkpoint() const {
   return wal_->appended_position() - checkpoint_start_position_;
 }

@@ -252,6 +252,9 @@ class NodeStore {
   uint64_t unsaved_event_count() const { return unsaved_event_count_; }
   // WAL bytes appended since the last checkpoint started (to decide when to checkpoint).
   uint64_t wal_bytes_since_checkpoint() const;
+  // The WAL's global position up to which everything is durable: never lower in a later
+  // process than in an earlier one on a disk that keeps synced writes (meta_history.h).
+  uint64_t wal_durable_position() const;
 
   Wal& wal() { return *wal_; }
   const NodeStoreStats& stats() const { return stats_; }
