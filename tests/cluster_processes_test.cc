@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -193,6 +195,30 @@ std::vector<client::AlertRecord> NodeAlerts(client::Client& client, const std::s
   return all;
 }
 
+// Every node answers every account's total itself: equal to what was acknowledged.
+void ExpectEveryNodeAnswersTheAcknowledgedTotals(const chaos::RealCluster& cluster,
+                                                 const std::vector<uint64_t>& acked) {
+  std::vector<uint64_t> accounts;
+  for (uint64_t account = 0; account < kAccounts; ++account) accounts.push_back(account);
+  for (int i = 0; i < kNodes; ++i) {
+    std::vector<absl::StatusOr<unsigned __int128>> sums;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      sums = chaos::QuerySums(cluster.app_address(i), "m", accounts, 10'000);
+      bool all_equal = true;
+      for (uint64_t account = 0; account < kAccounts; ++account) {
+        all_equal = all_equal && sums[account].ok() && *sums[account] == acked[account];
+      }
+      if (all_equal) break;
+      WaitFor(200);
+    }
+    for (uint64_t account = 0; account < kAccounts; ++account) {
+      ASSERT_TRUE(sums[account].ok()) << "node " << i << ": " << sums[account].status();
+      EXPECT_EQ(static_cast<uint64_t>(*sums[account]), acked[account])
+          << "node " << i << " account " << account;
+    }
+  }
+}
+
 TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
   std::unique_ptr<chaos::RealCluster> owned_cluster;
   ASSERT_NO_FATAL_FAILURE(StartClusterWithSumMetric("cluster", &owned_cluster));
@@ -241,26 +267,7 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
   ingester.Stop();
   const std::vector<uint64_t> acked = ingester.acked();
 
-  // Every node answers every account's total itself: equal to what was acknowledged.
-  std::vector<uint64_t> accounts;
-  for (uint64_t account = 0; account < kAccounts; ++account) accounts.push_back(account);
-  for (int i = 0; i < kNodes; ++i) {
-    std::vector<absl::StatusOr<unsigned __int128>> sums;
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      sums = chaos::QuerySums(cluster.app_address(i), "m", accounts, 10'000);
-      bool all_equal = true;
-      for (uint64_t account = 0; account < kAccounts; ++account) {
-        all_equal = all_equal && sums[account].ok() && *sums[account] == acked[account];
-      }
-      if (all_equal) break;
-      WaitFor(200);
-    }
-    for (uint64_t account = 0; account < kAccounts; ++account) {
-      ASSERT_TRUE(sums[account].ok()) << "node " << i << ": " << sums[account].status();
-      EXPECT_EQ(static_cast<uint64_t>(*sums[account]), acked[account])
-          << "node " << i << " account " << account;
-    }
-  }
+  ExpectEveryNodeAnswersTheAcknowledgedTotals(cluster, acked);
   // The replaced disk's alert log is back, every record at its offset.
   std::vector<client::AlertRecord> alerts_after;
   for (int attempt = 0; attempt < 100 && alerts_after.size() < alerts_before.size(); ++attempt) {
@@ -282,6 +289,55 @@ TEST(ClusterProcessesTest, OwnerKilledRestartedAndWipedLosesNothing) {
       "restored\n",
       static_cast<unsigned long long>(ingester.acked_total()),
       static_cast<unsigned long long>(ingester.failed_attempts()), alerts_before.size());
+}
+
+// The value of a counter in `node`'s /metrics, or -1 if it cannot be read.
+int64_t MetricValue(const chaos::RealCluster& cluster, int node, const std::string& name) {
+  absl::StatusOr<std::string> reply = chaos::HttpGet(cluster.http_address(node), "/metrics", 2'000);
+  if (!reply.ok()) return -1;
+  const size_t at = reply->find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::atoll(reply->c_str() + at + name.size() + 2);
+}
+
+// A node started on an old copy of its own data directory (taken while it was stopped, as
+// an operator's backup would be), after it ran on for seconds under load and took its
+// partitions back: its peers heard of newer replica.meta writes and WAL syncs, so it finds
+// its directory went back, resyncs from them as a new incarnation, and afterwards every
+// node answers every acknowledged total.
+TEST(ClusterProcessesTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
+  std::unique_ptr<chaos::RealCluster> owned_cluster;
+  ASSERT_NO_FATAL_FAILURE(StartClusterWithSumMetric("old_backup", &owned_cluster));
+  chaos::RealCluster& cluster = *owned_cluster;
+  Ingester ingester(cluster.seeds());
+  ingester.Start();
+  WaitFor(3'000);
+  ASSERT_GT(ingester.acked_total(), 0u) << "no progress before any fault";
+  const int victim = 2;
+  ASSERT_TRUE(cluster.Stop(victim).ok());
+  const std::string backup = cluster.data_dir(victim) + ".backup";
+  std::filesystem::copy(cluster.data_dir(victim), backup, std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(cluster.Start(victim).ok());
+  WaitFor(6'000);  // It takes its partitions back (new epochs) and acknowledges entries.
+  const uint64_t before = ingester.acked_total();
+  cluster.Kill(victim);
+  ASSERT_TRUE(cluster.Wipe(victim).ok());
+  std::filesystem::copy(backup, cluster.data_dir(victim), std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(cluster.Start(victim).ok());
+  int64_t found = -1;
+  for (int attempt = 0; attempt < 100 && found < 1; ++attempt) {
+    WaitFor(100);
+    found = MetricValue(cluster, victim, "billing_replication_directories_went_back");
+  }
+  EXPECT_EQ(found, 1) << "node " << victim << " ran on its old directory";
+  EXPECT_TRUE(cluster.WaitHealthy(30'000).ok()) << "node " << victim << " never resynced";
+  WaitFor(2'000);
+  EXPECT_GT(ingester.acked_total(), before) << "no progress after the restore";
+  ingester.Stop();
+  ExpectEveryNodeAnswersTheAcknowledgedTotals(cluster, ingester.acked());
+  std::printf("old backup: found (billing_replication_directories_went_back %lld), %llu events\n",
+              static_cast<long long>(found),
+              static_cast<unsigned long long>(ingester.acked_total()));
 }
 
 // Two of three data directories lost at once: the survivor may lack events the lost disks

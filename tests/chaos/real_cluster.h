@@ -60,6 +60,7 @@ class RealCluster {
   bool has_disk_images() const { return options_.disk_image_mb > 0; }
   const std::string& app_address(int node) const { return nodes_[node].app_address; }
   const std::string& http_address(int node) const { return nodes_[node].http_address; }
+  const std::string& data_dir(int node) const { return nodes_[node].data_dir; }
   std::vector<std::string> seeds() const;
   const std::string& log_path(int node) const { return nodes_[node].log_path; }
 
