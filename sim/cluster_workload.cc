@@ -342,30 +342,16 @@ class ClusterRun {
   }
   absl::Status RestartFromBackup(NodeId node) {
     UM_CHECK(!cluster_.is_up(node));
-    alert_damaged_[node] = false;
-    durability_.OnWipe(node);  // What it held durably was durable when it acknowledged it.
-    ownership_.OnRestoredFromBackup(node);
-    cluster_.disk(node).CopyDurableFrom(*backups_.at(node));
+    RestoreOldBackup(node);
     const absl::Status started = cluster_.Restart(node);
-    Log(absl::StrCat("fault: restart n", node,
-                     " on its whole data directory as backed up earlier: ", started.ToString()));
+    Log(absl::StrCat("fault: restart n", node, ": ", started.ToString()));
     return started;
   }
-  uint64_t DirectoriesWentBack() {
+  // Over the nodes that are up (a crashed process's counts are lost).
+  uint64_t SumOverUpNodes(uint64_t replication::ReplicationStatus::*counter) {
     uint64_t total = 0;
     for (NodeId node : all_) {
-      if (cluster_.is_up(node)) {
-        total += Replicated(cluster_, node).status().directories_went_back;
-      }
-    }
-    return total;
-  }
-  uint64_t PeersLostAcknowledged() {
-    uint64_t total = 0;
-    for (NodeId node : all_) {
-      if (cluster_.is_up(node)) {
-        total += Replicated(cluster_, node).status().peers_lost_acknowledged;
-      }
+      if (cluster_.is_up(node)) total += Replicated(cluster_, node).status().*counter;
     }
     return total;
   }
@@ -1724,8 +1710,12 @@ absl::Status ClusterScenario::RestartWithLogFromBackup(NodeId node) {
 absl::Status ClusterScenario::RestartFromBackup(NodeId node) {
   return run_->RestartFromBackup(node);
 }
-uint64_t ClusterScenario::DirectoriesWentBack() { return run_->DirectoriesWentBack(); }
-uint64_t ClusterScenario::PeersLostAcknowledged() { return run_->PeersLostAcknowledged(); }
+uint64_t ClusterScenario::DirectoriesWentBack() {
+  return run_->SumOverUpNodes(&replication::ReplicationStatus::directories_went_back);
+}
+uint64_t ClusterScenario::PeersLostAcknowledged() {
+  return run_->SumOverUpNodes(&replication::ReplicationStatus::peers_lost_acknowledged);
+}
 void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }
 void ClusterScenario::Pause(NodeId node) { run_->SetPaused(node, true); }

@@ -79,30 +79,37 @@ void OwnershipTracker::OnEvent(NodeId node, const OwnershipEvent& event) {
 
 void OwnershipTracker::OnIncarnation(NodeId node, const OwnershipEvent& event) {
   NodeState& state = nodes_[node];
-  const auto [first, inserted] =
-      incarnations_.try_emplace(event.incarnation, std::make_pair(node, state.disk));
-  if (!inserted && first->second != std::make_pair(node, state.disk)) {
-    const auto [slot, disk] = first->second;
+  const auto seen = incarnations_.find(event.incarnation);
+  const bool fresh = seen == incarnations_.end();
+  if (!fresh && seen->second != std::make_pair(node, state.disk)) {
+    const auto [slot, disk] = seen->second;
+    if (state.went_back && slot == node) {
+      // A copy of one of this slot's earlier disks (a backup from before a replacement):
+      // held to what the slot's current disk told, like any restored disk.
+      seen->second = std::make_pair(node, state.disk);
+      state.incarnation = event.incarnation;
+      return;
+    }
     Fail(absl::StrCat(
         "S13 (one disk incarnation per node slot): n", node, " runs incarnation ",
         event.incarnation,
         slot == node ? " of its own replaced disk" : absl::StrCat(" of n", slot, "'s disk")));
     return;
   }
-  if (state.went_back && state.incarnation != 0 && state.incarnation != event.incarnation) {
+  if (state.went_back && fresh && state.incarnation != 0) {
     // The node found its restored disk older than what it told and starts over on it as a
     // new member that promised nothing, as on a replaced disk.
     ++state.disk;
     state.promised.assign(kPartitionCount, 0);
     state.vote = {0, replication::kNoVote};
     state.went_back = false;
-    incarnations_[event.incarnation] = std::make_pair(node, state.disk);
   } else if (state.incarnation != 0 && state.incarnation != event.incarnation) {
     Fail(absl::StrCat("S13 (one disk incarnation per node slot): n", node,
                       " restarted with incarnation ", event.incarnation, " on the disk of ",
                       state.incarnation, " that was never replaced"));
     return;
   }
+  incarnations_[event.incarnation] = std::make_pair(node, state.disk);
   state.incarnation = event.incarnation;
 }
 

@@ -16,9 +16,10 @@
 //        (term, version) order; each node slot is bound to one disk incarnation at a time:
 //        a restart keeps it unless the disk was replaced, a replaced disk brings a new one,
 //        and no incarnation ever appears on two slots (a node on another's directory). A
-//        disk restored from an old copy of itself must move to a new incarnation (the node
-//        finds it went back, meta_history.h) before its process votes or promises anything
-//        that contradicts what the disk's earlier processes told.
+//        disk restored from an old copy of itself (maybe of one of the slot's earlier disks,
+//        with that disk's incarnation) must move to a new incarnation (the node finds it
+//        went back, meta_history.h) before its process votes or promises anything that
+//        contradicts what the slot's current disk told.
 // O(log n) per event; deterministic (ordered containers only).
 #ifndef UNIMETER_SIM_OWNERSHIP_TRACKER_H_
 #define UNIMETER_SIM_OWNERSHIP_TRACKER_H_

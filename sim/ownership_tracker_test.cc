@@ -216,6 +216,17 @@ TEST(OwnershipTrackerTest, ARestoredDiskIsHeldToWhatItToldUntilItsNewIncarnation
   started_over.push_back({2, Vote(5, 1)});
   started_over.push_back({2, Epoch(Kind::kPromised, 1, 25)});
   EXPECT_EQ(FailureAfter(started_over), "");
+  // A copy from before the disk was replaced brings its old incarnation back: allowed on a
+  // restored disk, and held to what the replacement told.
+  std::vector<Step> resurrected = {{2, Incarnation(31)}, Wipe(2),    {2, Incarnation(33)},
+                                   {2, Vote(6, 0)},      Restore(2), {2, Incarnation(31)}};
+  EXPECT_EQ(FailureAfter(resurrected), "");
+  resurrected.push_back({2, Vote(6, 1)});
+  EXPECT_TRUE(Has(FailureAfter(resurrected), "voted for n0 and then for n1 in term 6"));
+  EXPECT_TRUE(Has(
+      FailureAfter(
+          {{2, Incarnation(31)}, Wipe(2), {2, Incarnation(33)}, Restart(2), {2, Incarnation(31)}}),
+      "of its own replaced disk"));
   // Without a restore, a new incarnation on the same disk is a violation, as before.
   EXPECT_TRUE(Has(FailureAfter({{2, Incarnation(31)}, Restart(2), {2, Incarnation(32)}}), "S13"));
 }

@@ -548,6 +548,29 @@ TEST(ReplicationScenariosTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// A copy of a node's disk from before that disk was replaced: it comes back with the
+// incarnation the replacement superseded. Its peers remember replaced incarnations, so it
+// is found (whatever its sequences say) and resyncs as a new incarnation. Before, peers
+// took it for a new incarnation with no history, and it served on the old directory (the
+// drawn fault's seed 115701265 failed S13 that way).
+TEST(ReplicationScenariosTest, ACopyFromBeforeADiskReplacementIsFound) {
+  ClusterScenario scenario(116, Options());
+  scenario.RunFor(3 * kSecond);
+  const NodeId victim = 1;
+  scenario.BackUpDisk(victim);
+  scenario.RunFor(kSecond);
+  scenario.Crash(victim);
+  scenario.RestartWiped(victim);
+  EXPECT_GE(scenario.RunUntilCaughtUp(victim, 60 * kSecond), 0) << "never resynced";
+  scenario.RunFor(2 * kSecond);
+  scenario.Crash(victim);
+  ASSERT_TRUE(scenario.RestartFromBackup(victim).ok());
+  scenario.RunFor(kSecond);
+  EXPECT_EQ(scenario.DirectoriesWentBack(), 1u) << "n" << victim << " ran on the old disk";
+  EXPECT_GE(scenario.RunUntilCaughtUp(victim, 60 * kSecond), 0) << "never resynced again";
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 // A resync while node-to-node paths hold few messages, as under an overload burst (the
 // five-minute seed 324: owners sent all of a snapshot's chunks at once, a full path dropped
 // some, and every later attempt was of a newer state, so large partitions never arrived).

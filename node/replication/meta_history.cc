@@ -11,7 +11,13 @@ void PeerMetaRecord::Note(uint64_t incarnation, uint64_t boot_id, uint64_t start
     // A new incarnation (a replaced disk) has no history. A late announcement of an old one
     // (after a newer one was seen) starts the record over too: that can delay a
     // confirmation or miss a finding, never cause a false one.
-    *this = PeerMetaRecord{};
+    const bool superseded = Superseded(incarnation, boot_id);
+    if (incarnation_ != 0) {
+      retired_[retired_next_ % kRetiredMax] = Retired{incarnation_, boot_id_};
+      ++retired_next_;
+    }
+    superseded_ = superseded;
+    earlier_ = wal_earlier_ = 0;
     incarnation_ = incarnation;
     boot_id_ = boot_id;
     start_ = start;
@@ -38,9 +44,18 @@ void PeerMetaRecord::Note(uint64_t incarnation, uint64_t boot_id, uint64_t start
   }
 }
 
+bool PeerMetaRecord::Superseded(uint64_t incarnation, uint64_t boot_id) const {
+  for (const Retired& retired : retired_) {
+    if (retired.incarnation == incarnation && incarnation != 0 && retired.boot_id != boot_id) {
+      return true;
+    }
+  }
+  return false;
+}
+
 MetaEcho PeerMetaRecord::Echo() const {
   return MetaEcho{.incarnation = incarnation_,
-                  .start = start_,
+                  .start = superseded_ ? kSuperseded : start_,
                   .earlier = earlier_,
                   .wal_earlier = wal_earlier_};
 }

@@ -23,15 +23,21 @@
 #ifndef UNIMETER_NODE_REPLICATION_META_HISTORY_H_
 #define UNIMETER_NODE_REPLICATION_META_HISTORY_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace unimeter::replication {
 
 // What a peer recorded of one member's processes, for the member's incarnation
 // `incarnation` (0: nothing recorded).
+inline constexpr uint64_t kSuperseded = UINT64_MAX;
+
 struct MetaEcho {
   uint64_t incarnation = 0;
-  uint64_t start = 0;        // The newest process's opened meta sequence.
+  // The newest process's opened meta sequence; kSuperseded: a process of an incarnation
+  // that a later one (a replaced disk) superseded, which can only be a directory restored
+  // from a copy older than the replacement.
+  uint64_t start = 0;
   uint64_t earlier = 0;      // The newest meta write any earlier process announced as durable.
   uint64_t wal_earlier = 0;  // The highest durable WAL position any earlier process announced.
   bool operator==(const MetaEcho&) const = default;
@@ -45,12 +51,25 @@ class PeerMetaRecord {
   // Announcements may arrive late and out of order: one from a process with an older start
   // counts as an earlier process's. Two processes with the same start are impossible on a
   // disk that keeps synced writes (each process writes once before it announces), so
-  // everything either announced counts as earlier.
+  // everything either announced counts as earlier. An incarnation never comes back once a
+  // later one replaced it: a new process of one of the last kRetiredMax replaced ones is
+  // echoed as superseded (a late announcement of its last process is not).
   void Note(uint64_t incarnation, uint64_t boot_id, uint64_t start, uint64_t durable,
             uint64_t wal_durable);
   MetaEcho Echo() const;
 
  private:
+  static constexpr size_t kRetiredMax = 4;
+  struct Retired {
+    uint64_t incarnation = 0;
+    uint64_t boot_id = 0;  // Its last process's.
+  };
+  // Whether a process `boot_id` of `incarnation` is a new process of a replaced one.
+  bool Superseded(uint64_t incarnation, uint64_t boot_id) const;
+
+  Retired retired_[kRetiredMax];  // A ring: the last kRetiredMax replaced incarnations.
+  size_t retired_next_ = 0;
+  bool superseded_ = false;  // The recorded incarnation is a replaced one come back.
   uint64_t incarnation_ = 0;
   uint64_t boot_id_ = 0;  // The newest process's.
   uint64_t start_ = 0;

@@ -80,5 +80,21 @@ TEST(MetaHistoryTest, AWalOlderThanAnEarlierProcessesSyncsIsFound) {
   EXPECT_EQ(JudgeEcho(record.Echo(), kIncarnation, 6, 90'000), EchoVerdict::kConfirmed);
 }
 
+// A copy of a disk from before it was replaced comes back with the old incarnation: found,
+// whatever its sequences; a late announcement of the old incarnation's last process is not
+// a new process of it.
+TEST(MetaHistoryTest, AnIncarnationThatWasReplacedNeverComesBack) {
+  PeerMetaRecord record;
+  record.Note(kIncarnation, 1, 5, 9, 9000);
+  record.Note(kIncarnation + 1, 2, 0, 1, 1000);  // The disk was replaced.
+  record.Note(kIncarnation, 1, 5, 9, 9000);      // Late, from the old disk's last process.
+  EXPECT_EQ(JudgeEcho(record.Echo(), kIncarnation, 5, 5000), EchoVerdict::kConfirmed);
+  record.Note(kIncarnation + 1, 2, 0, 2, 2000);
+  EXPECT_EQ(JudgeEcho(record.Echo(), kIncarnation + 1, 0, 0), EchoVerdict::kConfirmed);
+  record.Note(kIncarnation, 3, 9, 10, 9000);  // A new process on a copy of the old disk.
+  EXPECT_EQ(record.Echo().start, kSuperseded);
+  EXPECT_EQ(JudgeEcho(record.Echo(), kIncarnation, 9, 9000), EchoVerdict::kWentBack);
+}
+
 }  // namespace
 }  // namespace unimeter::replication

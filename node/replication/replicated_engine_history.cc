@@ -63,11 +63,17 @@ void ReplicatedEngine::NoteMetaHistory(size_t position, const HeartbeatAck& ack)
 void ReplicatedEngine::DirectoryWentBack(NodeId peer, const MetaEcho& echo) {
   ReplicaMeta& meta = meta_->mutable_meta();
   ++counters_.directories_went_back;
+  const std::string heard =
+      echo.start == kSuperseded
+          ? absl::StrCat(
+                "saw this directory's incarnation replaced by a newer one (a replaced "
+                "disk), so this is a copy from before that")
+          : absl::StrCat("heard this node announce replica.meta write ",
+                         std::max(echo.start, echo.earlier), " and WAL position ", echo.wal_earlier,
+                         ", but this process opened write ", meta_start_, " and WAL position ",
+                         wal_start_);
   env_.Log(absl::StrCat(
-      "replication: this data directory went back in time: node ", peer,
-      " heard this node announce replica.meta write ", std::max(echo.start, echo.earlier),
-      " and WAL position ", echo.wal_earlier, ", but this process opened write ", meta_start_,
-      " and WAL position ", wal_start_,
+      "replication: this data directory went back in time: node ", peer, " ", heard,
       " (restored from an old backup? a disk that lost synced writes?). Its votes, promises "
       "and log may be older than what peers were told: resyncing from peers as a new "
       "incarnation. Check that disk (docs/operations.md)"));
