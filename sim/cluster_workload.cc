@@ -46,6 +46,9 @@ constexpr uint64_t kTagMetrics = 0x4500;
 // below the 39 that WorkloadClient's event numbering allows.
 constexpr uint32_t kBurstClients = 8;
 constexpr int64_t kNormalSyncMeanNs = DiskOptions{}.sync_latency_mean_ns;
+// Free disk left to a node whose disk stays full in the liveness phase: below the
+// --min-free-disk-mb of 1 MiB the workload runs nodes with, so it refuses writes.
+constexpr uint64_t kLivenessFreeBytes = 512 * 1024;
 constexpr int64_t kClockStepTotalMaxNs = 120 * kSecond;
 // Liveness bounds (docs/simulation.md, "Modes"). L1: the design's "three election
 // timeouts" with ours randomised up to 2 s: the slowest path (an old leader that can send
@@ -921,9 +924,10 @@ class ClusterRun {
     read_corruption_armed_ = true;
   }
 
-  // A replaced disk; the durability ledger keeps what it held durably (its acknowledgements
-  // may still be in flight).
+  // A replaced disk, new and empty (not full); the durability ledger keeps what it held
+  // durably (its acknowledgements may still be in flight).
   void WipeDisk(NodeId node) {
+    if (full_[node]) SetDiskFree(node, std::nullopt);
     alert_damaged_[node] = false;
     durability_.OnWipe(node);
     ownership_.OnWipe(node);
@@ -1201,10 +1205,13 @@ class ClusterRun {
   }
 
   // A wiped node stays "resyncing" until it is seen up and active again.
+  // A node restored from an old backup starts active but holds its data only once its
+  // peers confirmed its directory current (or, finding it went back, it resynced).
   void NoteResyncs() {
     for (NodeId node : all_) {
-      if (resyncing_[node] && cluster_.is_up(node) &&
-          Replicated(cluster_, node).status().incarnation == replication::NodeState::kActive) {
+      if (!resyncing_[node] || !cluster_.is_up(node)) continue;
+      const replication::ReplicationStatus status = Replicated(cluster_, node).status();
+      if (status.incarnation == replication::NodeState::kActive && status.directory_confirmed) {
         resyncing_[node] = false;
       }
     }
@@ -1307,6 +1314,12 @@ class ClusterRun {
       return;
     }
     if (full_[node]) {
+      // A disk-full episode may have left more than the threshold free (the node then
+      // writes until its log fills the disk): below it, the node refuses writes for good.
+      SimDisk& disk = cluster_.disk(node);
+      if (disk.options().capacity_bytes > disk.used_bytes() + kLivenessFreeBytes) {
+        SetDiskFree(node, kLivenessFreeBytes);
+      }
       Log(absl::StrCat("liveness: the disk of n", node, " stays full"));
       return;
     }
@@ -1336,7 +1349,7 @@ class ClusterRun {
         break;
       case 2:
         // Below --min-free-disk-mb (1 MiB): the next disk check (within a second) finds it.
-        SetDiskFree(node, 512 * 1024);
+        SetDiskFree(node, kLivenessFreeBytes);
         Log(absl::StrCat("liveness: the disk of n", node, " stays full"));
         break;
       default: {

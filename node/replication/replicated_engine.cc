@@ -437,6 +437,7 @@ bool ReplicatedEngine::ready() const {
 ReplicationStatus ReplicatedEngine::status() const {
   ReplicationStatus status = counters_;
   status.incarnation = state_;
+  status.directory_confirmed = confirmed_;
   status.term = meta_->meta().term;
   status.leader = leader_;
   status.is_leader = role_ == Role::kLeader;

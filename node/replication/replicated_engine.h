@@ -123,6 +123,9 @@ struct ReplicatedEngineOptions {
 // What /health, CLUSTER_STATUS and /metrics report.
 struct ReplicationStatus {
   NodeState incarnation = NodeState::kFresh;
+  // False while a restarted active node waits for its peers to confirm its data directory
+  // is not older than what they heard from it (meta_history.h); it then acts on nothing.
+  bool directory_confirmed = true;
   uint64_t term = 0;
   NodeId leader = kNoVote;
   bool is_leader = false;
