@@ -442,6 +442,19 @@ class ClusterRun {
     }
     return kNodeIdMax + 1;
   }
+  NodeId Leader() {
+    NodeId leader = kNodeIdMax + 1;
+    uint64_t leader_term = 0;
+    for (NodeId node : all_) {
+      if (!cluster_.is_up(node)) continue;
+      const replication::ReplicationStatus status = Replicated(cluster_, node).status();
+      if (status.is_leader && status.term > leader_term) {
+        leader = node;
+        leader_term = status.term;
+      }
+    }
+    return leader;
+  }
   Simulator& simulator() { return cluster_.simulator(); }
   bool RunUntilSyncInFlight(NodeId node, const std::string& name, int64_t limit_ns) {
     Simulator& simulator = cluster_.simulator();
@@ -1747,6 +1760,7 @@ void ClusterScenario::PutMetric(NodeId node, metering::MetricSchema schema,
 }
 uint32_t ClusterScenario::ServedPartitions() { return run_->ServedPartitions(); }
 NodeId ClusterScenario::OwnerOf(uint32_t partition) { return run_->OwnerOf(partition); }
+NodeId ClusterScenario::Leader() { return run_->Leader(); }
 int64_t ClusterScenario::now_ns() { return run_->simulator().now_ns(); }
 int64_t ClusterScenario::RunUntilAllServed(int64_t limit_ns) {
   const int64_t start_ns = now_ns();

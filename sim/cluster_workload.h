@@ -189,6 +189,8 @@ class ClusterScenario {
   // Partitions whose owner serves them (epoch committed), and the serving owner.
   uint32_t ServedPartitions();
   NodeId OwnerOf(uint32_t partition);  // > kNodeIdMax when none serves it.
+  // The up node that leads the highest term it knows of; > kNodeIdMax when none leads.
+  NodeId Leader();
   // Runs until all 256 partitions are served; the simulated ns it took, or -1 past limit.
   int64_t RunUntilAllServed(int64_t limit_ns);
   // Runs until `node` is active and has committed, in every partition, at least what the

@@ -422,6 +422,79 @@ TEST(ReplicationScenariosTest, FailoverOfOneOfFiveNodesUnderLoadWithinTheLivenes
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// Design scenario 5: the leader that issues partition maps is cut off, then a data owner
+// dies. Cut off both ways, or (`send_only`) still heard by the others but hearing nothing
+// (so they see a live leader, and it sees nobody). It may still believe it leads; maps it
+// issues alone must not take effect: the ownership tracker fails the run on an owner
+// change no newer map names or a map version acted on after a newer one, and the old
+// leader may serve nothing. The others elect a new leader and serve every partition (the
+// dead owner's and the old leader's) within the L1 bound; the old leader rejoins under
+// the newer map without taking over. Without CheckQuorum (a leader that reaches no quorum
+// resigns) the send-only cut leaves every partition unserved.
+void CutOffTheLeaderAndKillAnOwner(uint64_t seed, bool send_only) {
+  ClusterRunOptions options = Options();
+  options.nodes = 5;
+  ClusterScenario scenario(seed, options);
+  ASSERT_GE(scenario.RunUntilAllServed(10 * kSecond), 0);
+  scenario.RunFor(2 * kSecond);
+  const NodeId old_leader = scenario.Leader();
+  ASSERT_LT(old_leader, 5u);
+  NodeId victim = old_leader;
+  for (uint32_t partition = 0; partition < 256 && victim == old_leader; ++partition) {
+    victim = scenario.OwnerOf(partition);
+  }
+  ASSERT_NE(victim, old_leader);
+  const auto cut = [&](bool blocked) {
+    for (NodeId other = 0; other < 5; ++other) {
+      if (other == old_leader) continue;
+      blocked ? scenario.Block(other, old_leader) : scenario.Unblock(other, old_leader);
+      if (!send_only)
+        blocked ? scenario.Block(old_leader, other) : scenario.Unblock(old_leader, other);
+    }
+  };
+  cut(true);
+  scenario.RunFor(200 * kMs);
+  scenario.Crash(victim);
+  const uint64_t acknowledged = scenario.AcknowledgedTotal();
+  // Counted from the others' own reports, which need a reachable quorum.
+  const auto served_by_majority = [&] {
+    uint32_t served = 0;
+    for (NodeId node = 0; node < 5; ++node) {
+      if (node != old_leader && node != victim) served += scenario.ServingPartitions(node);
+    }
+    return served;
+  };
+  int64_t took_ns = 0;
+  while (served_by_majority() < 256 && took_ns < 10 * kSecond) {
+    scenario.RunFor(50 * kMs);
+    took_ns += 50 * kMs;
+  }
+  EXPECT_EQ(served_by_majority(), 256u) << "not served within 10 s";
+  EXPECT_LE(took_ns, 5 * kSecond);
+  std::printf("leader n%u cut off%s, owner n%u dead: every partition served again in %lld ms\n",
+              old_leader, send_only ? " (it can send)" : "", victim,
+              static_cast<long long>(took_ns / kMs));
+  const NodeId new_leader = scenario.Leader();
+  EXPECT_NE(new_leader, old_leader);
+  EXPECT_NE(new_leader, victim);
+  scenario.RunFor(3 * kSecond);
+  EXPECT_EQ(scenario.ServingPartitions(old_leader), 0u) << "the cut-off leader serves";
+  EXPECT_GT(scenario.AcknowledgedTotal(), acknowledged + 1000) << "no progress";
+  cut(false);
+  scenario.Restart(victim);
+  scenario.RunFor(3 * kSecond);
+  EXPECT_EQ(scenario.Leader(), new_leader) << "the old leader took over again";
+  ExpectExactlyOnce(scenario.Finish());
+}
+
+TEST(ReplicationScenariosTest, ACutOffLeaderAndADeadOwnerLeaveOneMap) {
+  CutOffTheLeaderAndKillAnOwner(117, /*send_only=*/false);
+}
+
+TEST(ReplicationScenariosTest, ALeaderThatHearsNobodyAndADeadOwnerLeaveOneMap) {
+  CutOffTheLeaderAndKillAnOwner(118, /*send_only=*/true);
+}
+
 // L3 and L4: a node that was down under load catches up, and one with a replaced disk
 // resyncs, within a bound proportional to what it lacks, at no less than 10 MB/s of
 // simulated transfer plus 2 s (detection, elections, snapshot pacing). What it lacks is
