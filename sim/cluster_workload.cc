@@ -17,6 +17,7 @@
 #include "node/base/check.h"
 #include "node/base/endian.h"
 #include "node/base/random.h"
+#include "node/replication/messages.h"
 #include "node/replication/replicated_engine.h"
 #include "node/server/node_server.h"
 #include "sim/durability_ledger.h"
@@ -93,6 +94,11 @@ struct Knobs {
   // A node restarts on an old copy of its own whole disk (F21's other half): the copy is
   // taken now and then while it runs.
   bool old_backups = true;
+  // A mixed cluster (a rolling upgrade): node `old_minor_slot % nodes` sends messages of
+  // protocol minor `old_minor` (6; 0: none). Not 5: a minor-5 member cannot say its disk
+  // is low, so it keeps partitions it refuses writes for, which fails L1 by design.
+  uint8_t old_minor = 0;
+  uint32_t old_minor_slot = 0;
   uint32_t corrupt_ppm = 0;  // Messages corrupted in flight (F34: the checksum drops them).
   // Read lease of every node (ReplicatedEngineOptions::read_lease_ns); -1: the default.
   // Leases longer than an election make promise holds decide who may serve after a split.
@@ -118,7 +124,7 @@ struct Knobs {
         " read_corruption=", read_corruption, " wrong_disks=", wrong_disks,
         " old_backups=", old_backups, " corrupt_ppm=", corrupt_ppm,
         read_lease_ns >= 0 ? absl::StrCat(" lease_ms=", read_lease_ns / kMillisecond) : "",
-        " accept_delay_us=", accept_delay_ns / 1000);
+        " accept_delay_us=", accept_delay_ns / 1000, " old_minor=", old_minor);
   }
 };
 
@@ -172,6 +178,10 @@ Knobs DrawKnobs(uint64_t seed) {
     knobs.accept_delay_ns = static_cast<int64_t>(prng.UniformRange(0, 3 * kMillisecond));
   }
   knobs.old_backups = prng.Chance(1, 4);  // Last again, for the same reason.
+  if (prng.Chance(1, 6)) {                // And again.
+    knobs.old_minor = 6;
+    knobs.old_minor_slot = prng.UniformBelow(7);
+  }
   return knobs;
 }
 
@@ -185,6 +195,23 @@ Knobs NoFaults() {
   knobs.graceful_stops = knobs.overload = knobs.read_corruption = knobs.wrong_disks = false;
   knobs.old_backups = false;
   return knobs;
+}
+
+// Makes `message`, as encoded by this build (replication/messages.h, minor 7), what a
+// member of protocol minor `minor` (5 or 6) sends: the header's minor, and HeartbeatAck
+// without the fields added since (7: the meta announcement and echo, 7 x 8 bytes; 6: the
+// writes_blocked byte before them). Every other message is unchanged since minor 5.
+void DowngradeMessage(std::vector<uint8_t>& message, uint8_t minor) {
+  static_assert(replication::kProtocolMinor == 7, "downgrade the fields added since");
+  UM_CHECK(minor == 5 || minor == 6);
+  UM_CHECK_GE(message.size(), 3u);
+  message[1] = minor;
+  static const uint8_t kHeartbeatAckType =
+      static_cast<uint8_t>(replication::Message(replication::HeartbeatAck{}).index() + 1);
+  if (message[2] != kHeartbeatAckType) return;
+  const size_t cut = 7 * sizeof(uint64_t) + (minor < 6 ? 1 : 0);
+  UM_CHECK_GE(message.size(), cut);
+  message.resize(message.size() - cut);
 }
 
 NodeServer& Server(SimCluster& cluster, NodeId node) {
@@ -243,6 +270,7 @@ class ClusterRun {
 
   void Start() {
     result_.knobs = knobs_.ToString();
+    SpeakOldMinor();
     UM_CHECK_OK(cluster_.StartAll());
     for (uint32_t i = 0; i < options_.clients; ++i) {
       clients_.push_back(std::make_unique<WorkloadClient>(
@@ -523,6 +551,21 @@ class ClusterRun {
       cluster_options.log_sink = StderrLogSink();
     }
     return cluster_options;
+  }
+
+  // A mixed cluster: one node's messages downgraded for the whole run (its restarts too).
+  void SpeakOldMinor() {
+    int32_t node = options_.old_minor_node;
+    uint8_t minor = options_.old_minor;
+    if (node < 0 && knobs_.old_minor != 0) {
+      node = static_cast<int32_t>(knobs_.old_minor_slot % options_.nodes);
+      minor = knobs_.old_minor;
+    }
+    if (node < 0) return;
+    cluster_.network().SetRewrite(static_cast<NodeId>(node), [minor](std::vector<uint8_t>& bytes) {
+      DowngradeMessage(bytes, minor);
+    });
+    Log(absl::StrCat("n", node, " speaks protocol minor ", minor, " to its peers"));
   }
 
   // Every node's read lease: the run's option, else the seed's knob, else the default.
@@ -1741,6 +1784,9 @@ uint64_t ClusterScenario::DirectoriesWentBack() {
 }
 uint64_t ClusterScenario::PeersLostAcknowledged() {
   return run_->SumOverUpNodes(&replication::ReplicationStatus::peers_lost_acknowledged);
+}
+uint64_t ClusterScenario::MessagesDropped() {
+  return run_->SumOverUpNodes(&replication::ReplicationStatus::messages_dropped);
 }
 void ClusterScenario::Block(NodeId from, NodeId to) { run_->Block(from, to, true); }
 void ClusterScenario::Unblock(NodeId from, NodeId to) { run_->Block(from, to, false); }

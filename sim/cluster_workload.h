@@ -85,6 +85,11 @@ struct ClusterRunOptions {
   uint32_t path_capacity_messages = 0;
   // Every node's snapshot chunk size (ReplicatedEngineOptions); 0: the default.
   size_t snapshot_chunk_bytes = 0;
+  // A rolling upgrade's mixed cluster: node `old_minor_node` sends its node-to-node
+  // messages as a member of protocol minor version `old_minor` (5 or 6) would, without the
+  // newer fields. -1: drawn from the seed (none in scripted scenarios).
+  int32_t old_minor_node = -1;
+  uint8_t old_minor = 6;
   bool verbose = false;
 };
 
@@ -169,6 +174,9 @@ class ClusterScenario {
   // Over the nodes that are up: partitions in which a peer came back holding less than it
   // had acknowledged (ReplicationStatus::peers_lost_acknowledged).
   uint64_t PeersLostAcknowledged();
+  // Over the nodes that are up: replication messages refused as undecodable or of
+  // another major version (ReplicationStatus::messages_dropped).
+  uint64_t MessagesDropped();
   void Block(NodeId from, NodeId to);  // One direction; Unblock heals it.
   void Unblock(NodeId from, NodeId to);
   void Pause(NodeId node);  // SIGSTOP until Resume.

@@ -228,6 +228,14 @@ int64_t SimNetwork::DrawDelayNs() {
          static_cast<int64_t>(prng_.Exponential(static_cast<uint64_t>(options_.delay_mean_ns)));
 }
 
+void SimNetwork::SetRewrite(NodeId source, Rewrite rewrite) {
+  if (rewrite) {
+    rewrites_[source] = std::move(rewrite);
+  } else {
+    rewrites_.erase(source);
+  }
+}
+
 void SimNetwork::Send(NodeId source, NodeId target, absl::Span<const uint8_t> message) {
   UM_CHECK_NE(source, target);
   UM_CHECK_LE(message.size(), kMessageSizeBytesMax);
@@ -251,6 +259,7 @@ void SimNetwork::Send(NodeId source, NodeId target, absl::Span<const uint8_t> me
     return;
   }
   auto bytes = std::make_shared<std::vector<uint8_t>>(message.begin(), message.end());
+  if (auto rewrite = rewrites_.find(source); rewrite != rewrites_.end()) rewrite->second(*bytes);
   const uint64_t checksum = Hash64(bytes->data(), bytes->size());
   ScheduleDelivery(source, target, bytes, checksum);
   if (prng_.Chance(options_.duplicate_ppm, 1'000'000) &&

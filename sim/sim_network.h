@@ -22,6 +22,7 @@
 #define UNIMETER_SIM_SIM_NETWORK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -87,6 +88,11 @@ class SimNetwork {
   // Sends one message; every fault decision is made here, at send time.
   void Send(NodeId source, NodeId target, absl::Span<const uint8_t> message);
 
+  // Rewrites every node-to-node message `source` sends from now on, before any fault
+  // decision (a node emulating an older protocol version); an empty function stops it.
+  using Rewrite = std::function<void(std::vector<uint8_t>& message)>;
+  void SetRewrite(NodeId source, Rewrite rewrite);
+
   // Partitions: blocking is per direction.
   void SetBlocked(NodeId source, NodeId target, bool blocked);
   bool IsBlocked(NodeId source, NodeId target) const;
@@ -135,6 +141,7 @@ class SimNetwork {
   // real transport resets a connection whose data stays unacknowledged for seconds).
   absl::btree_map<std::pair<NodeId, NodeId>, uint64_t> clog_generations_;
   absl::btree_map<std::pair<NodeId, NodeId>, uint32_t> in_flight_;
+  absl::btree_map<NodeId, Rewrite> rewrites_;
   // Bumped when a path's connection is reset: messages sent before are lost.
   absl::btree_map<std::pair<NodeId, NodeId>, uint64_t> reset_generations_;
   // While a path's sender reconnects: the time its connection is back.
