@@ -205,6 +205,7 @@ void DowngradeMessage(std::vector<uint8_t>& message, uint8_t minor) {
   static_assert(replication::kProtocolMinor == 7, "downgrade the fields added since");
   UM_CHECK(minor == 5 || minor == 6);
   UM_CHECK_GE(message.size(), 3u);
+  if (message[1] <= minor) return;  // Already (between two old members, both ends rewrite).
   message[1] = minor;
   static const uint8_t kHeartbeatAckType =
       static_cast<uint8_t>(replication::Message(replication::HeartbeatAck{}).index() + 1);
@@ -554,6 +555,9 @@ class ClusterRun {
   }
 
   // A mixed cluster: one node's messages downgraded for the whole run (its restarts too).
+  // Those sent to it as well: it then ignores what a minor-6 member cannot read, and this
+  // build's code in it takes its peers for minor-6 members, so it confirms its directory
+  // from their first answers, as a minor-6 member (which never checks) in effect does.
   void SpeakOldMinor() {
     int32_t node = options_.old_minor_node;
     uint8_t minor = options_.old_minor;

@@ -87,7 +87,8 @@ struct ClusterRunOptions {
   size_t snapshot_chunk_bytes = 0;
   // A rolling upgrade's mixed cluster: node `old_minor_node` sends its node-to-node
   // messages as a member of protocol minor version `old_minor` (5 or 6) would, without the
-  // newer fields. -1: drawn from the seed (none in scripted scenarios).
+  // newer fields, and reads those sent to it as such a member would. -1: drawn from the
+  // seed (none in scripted scenarios).
   int32_t old_minor_node = -1;
   uint8_t old_minor = 6;
   bool verbose = false;

@@ -228,11 +228,11 @@ int64_t SimNetwork::DrawDelayNs() {
          static_cast<int64_t>(prng_.Exponential(static_cast<uint64_t>(options_.delay_mean_ns)));
 }
 
-void SimNetwork::SetRewrite(NodeId source, Rewrite rewrite) {
+void SimNetwork::SetRewrite(NodeId node, Rewrite rewrite) {
   if (rewrite) {
-    rewrites_[source] = std::move(rewrite);
+    rewrites_[node] = std::move(rewrite);
   } else {
-    rewrites_.erase(source);
+    rewrites_.erase(node);
   }
 }
 
@@ -259,7 +259,9 @@ void SimNetwork::Send(NodeId source, NodeId target, absl::Span<const uint8_t> me
     return;
   }
   auto bytes = std::make_shared<std::vector<uint8_t>>(message.begin(), message.end());
-  if (auto rewrite = rewrites_.find(source); rewrite != rewrites_.end()) rewrite->second(*bytes);
+  for (NodeId end : {source, target}) {
+    if (auto rewrite = rewrites_.find(end); rewrite != rewrites_.end()) rewrite->second(*bytes);
+  }
   const uint64_t checksum = Hash64(bytes->data(), bytes->size());
   ScheduleDelivery(source, target, bytes, checksum);
   if (prng_.Chance(options_.duplicate_ppm, 1'000'000) &&

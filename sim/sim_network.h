@@ -88,10 +88,10 @@ class SimNetwork {
   // Sends one message; every fault decision is made here, at send time.
   void Send(NodeId source, NodeId target, absl::Span<const uint8_t> message);
 
-  // Rewrites every node-to-node message `source` sends from now on, before any fault
-  // decision (a node emulating an older protocol version); an empty function stops it.
+  // Rewrites every node-to-node message `node` sends or is sent from now on, before any
+  // fault decision (a node emulating an older protocol version); an empty function stops it.
   using Rewrite = std::function<void(std::vector<uint8_t>& message)>;
-  void SetRewrite(NodeId source, Rewrite rewrite);
+  void SetRewrite(NodeId node, Rewrite rewrite);
 
   // Partitions: blocking is per direction.
   void SetBlocked(NodeId source, NodeId target, bool blocked);
