@@ -622,6 +622,29 @@ TEST(ReplicationScenariosTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// The whole cluster loses power while n0 is down, then n0 is started on an old backup of
+// its directory. Its peers heard its earlier processes announce newer writes, but they
+// restarted too: only the records they kept with their checkpoints (meta_history.h) can
+// find it. Without them (records in memory only, as before) n0 is confirmed at once and
+// runs on its old directory, and the finding never comes.
+TEST(ReplicationScenariosTest, AnOldBackupIsFoundAfterTheWholeClusterRestarted) {
+  ClusterScenario scenario(120, Options());
+  scenario.RunFor(3 * kSecond);
+  scenario.BackUpDisk(0);
+  scenario.RunFor(8 * kSecond);  // Checkpoints every 5 s keep what the peers heard.
+  scenario.Crash(0);
+  scenario.RunFor(1 * kSecond);
+  scenario.Crash(1);
+  scenario.Crash(2);
+  scenario.Restart(1);
+  scenario.Restart(2);
+  ASSERT_TRUE(scenario.RestartFromBackup(0).ok());
+  scenario.RunFor(2 * kSecond);
+  EXPECT_EQ(scenario.DirectoriesWentBack(), 1u) << "the old backup was not found";
+  EXPECT_GE(scenario.RunUntilCaughtUp(0, 30 * kSecond), 0) << "never resynced";
+  ExpectExactlyOnce(scenario.Finish());
+}
+
 // A copy of a node's disk from before that disk was replaced: it comes back with the
 // incarnation the replacement superseded. Its peers remember replaced incarnations, so it
 // is found (whatever its sequences say) and resyncs as a new incarnation. Before, peers

@@ -19,12 +19,18 @@
 // peer heard announced by an earlier process (the WAL syncs continuously under load, and
 // the meta at every vote, term change, promise and epoch begun). What it misses: writes of
 // the last announcement interval (heartbeat_interval_ns) before the old process died, and
-// everything peers forgot by restarting themselves (records are kept in memory only).
+// what peers forgot by restarting themselves since their last checkpoint (each node keeps
+// its records in the state store with every checkpoint, EncodePeerRecords, and reads them
+// back at start, so even a restart of the whole cluster keeps what was checkpointed).
 #ifndef UNIMETER_NODE_REPLICATION_META_HISTORY_H_
 #define UNIMETER_NODE_REPLICATION_META_HISTORY_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace unimeter::replication {
 
@@ -52,23 +58,33 @@ class PeerMetaRecord {
   // counts as an earlier process's. Two processes with the same start are impossible on a
   // disk that keeps synced writes (each process writes once before it announces), so
   // everything either announced counts as earlier. An incarnation never comes back once a
-  // later one replaced it: a new process of one of the last kRetiredMax replaced ones is
-  // echoed as superseded (a late announcement of its last process is not).
+  // later one replaced it: of the last kRetiredMax replaced ones, an announcement of the
+  // last process recorded, or of any that started before it, is a late one and changes
+  // nothing; any other process of one is echoed as superseded (a directory restored from a
+  // copy taken before the replacement: one taken before that last process started is not
+  // told apart from a late announcement, and its node then waits unconfirmed).
   void Note(uint64_t incarnation, uint64_t boot_id, uint64_t start, uint64_t durable,
             uint64_t wal_durable);
   MetaEcho Echo() const;
+
+  // The whole record as kEncodedBytes bytes, and back. DecodeFrom returns false, the
+  // record unchanged, when the bytes cannot be one.
+  static constexpr size_t kEncodedBytes = 7 * 8 + 1 + 8 + 4 * 3 * 8;
+  void EncodeTo(uint8_t* out) const;
+  bool DecodeFrom(const uint8_t* in);
 
  private:
   static constexpr size_t kRetiredMax = 4;
   struct Retired {
     uint64_t incarnation = 0;
-    uint64_t boot_id = 0;  // Its last process's.
+    uint64_t boot_id = 0;  // Its last recorded process's, and that one's start.
+    uint64_t start = 0;
   };
-  // Whether a process `boot_id` of `incarnation` is a new process of a replaced one.
-  bool Superseded(uint64_t incarnation, uint64_t boot_id) const;
+  // The newest retirement of `incarnation`; nullptr if it is not among them.
+  const Retired* FindRetired(uint64_t incarnation) const;
 
   Retired retired_[kRetiredMax];  // A ring: the last kRetiredMax replaced incarnations.
-  size_t retired_next_ = 0;
+  uint64_t retired_next_ = 0;
   bool superseded_ = false;  // The recorded incarnation is a replaced one come back.
   uint64_t incarnation_ = 0;
   uint64_t boot_id_ = 0;  // The newest process's.
@@ -78,6 +94,12 @@ class PeerMetaRecord {
   uint64_t earlier_ = 0;
   uint64_t wal_earlier_ = 0;
 };
+
+// The records of several members, by node id, as bytes (kept by NodeStore with each
+// checkpoint), and back: false when `bytes` is malformed (`records` then unspecified).
+std::string EncodePeerRecords(const std::vector<std::pair<uint32_t, PeerMetaRecord>>& records);
+bool DecodePeerRecords(std::string_view bytes,
+                       std::vector<std::pair<uint32_t, PeerMetaRecord>>* records);
 
 enum class EchoVerdict {
   kNotYet,     // The peer has not recorded this process yet.

@@ -114,9 +114,11 @@ ReplicatedEngine::ReplicatedEngine(Env& env, ReplicatedEngineOptions options, En
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     parts_[partition].durable_index = store_->last_index(partition);
   }
+  LoadPeerRecords();
 }
 
 ReplicatedEngine::~ReplicatedEngine() {
+  store_->set_peer_records_source(nullptr);
   env_.CancelTimer(election_timer_);
   env_.CancelTimer(tick_timer_);
   env_.CancelTimer(sweep_timer_);

@@ -386,6 +386,10 @@ class ReplicatedEngine final : public Engine {
   // Records the meta sequences a member announced and judges its echo of this process's:
   // confirms the directory once a quorum (this node included) echoed it, or resyncs.
   void NoteMetaHistory(size_t position, const HeartbeatAck& ack);
+  // At start: the records of peers' announcements the last checkpoint kept, and from
+  // now on every checkpoint keeps them (EncodedPeerRecords).
+  void LoadPeerRecords();
+  std::string EncodedPeerRecords() const;
   // A peer heard of replica.meta writes of this directory that it lacks: the directory went
   // back in time. Gives up every role and resyncs from peers as a new incarnation.
   void DirectoryWentBack(NodeId peer, const MetaEcho& echo);

@@ -1,8 +1,11 @@
 // ReplicatedEngine: data directories that went back in time (meta_history.h).
 
 #include <algorithm>
+#include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "node/base/check.h"
@@ -33,6 +36,33 @@ void ReplicatedEngine::HandleHeld() {
   held_.clear();
   held_bytes_ = 0;
   for (const auto& [source, bytes] : held) OnMessage(source, bytes);
+}
+
+std::string ReplicatedEngine::EncodedPeerRecords() const {
+  std::vector<std::pair<uint32_t, PeerMetaRecord>> records;
+  for (size_t position = 0; position < members_.size(); ++position) {
+    if (members_[position] != env_.node_id()) {
+      records.emplace_back(members_[position], peer_meta_[position]);
+    }
+  }
+  return EncodePeerRecords(records);
+}
+
+void ReplicatedEngine::LoadPeerRecords() {
+  store_->set_peer_records_source([this] { return EncodedPeerRecords(); });
+  const std::string& bytes = store_->loaded_peer_records();
+  if (bytes.empty()) return;
+  std::vector<std::pair<uint32_t, PeerMetaRecord>> records;
+  if (!DecodePeerRecords(bytes, &records)) {
+    env_.Log(
+        "replication: the checkpointed records of what peers announced are malformed: "
+        "starting without them");
+    return;
+  }
+  for (const auto& [node, record] : records) {
+    const int position = Position(node);
+    if (position >= 0 && node != env_.node_id()) peer_meta_[position] = record;
+  }
 }
 
 void ReplicatedEngine::NoteMetaHistory(size_t position, const HeartbeatAck& ack) {

@@ -22,6 +22,7 @@ constexpr uint8_t kStoredEventGroupVersion = 2;
 constexpr uint8_t kAlertRecordVersion = 1;
 constexpr uint8_t kMetaVersion = 1;
 constexpr char kNodeMetaKey[] = "n";
+constexpr char kPeerRecordsKey[] = "r";
 
 // What an applied entry weighs against retained_events_max: its events, at least 1.
 size_t TailWeight(const metering::LogEntry& entry) {
@@ -288,6 +289,13 @@ absl::Status NodeStore::LoadCheckpoint() {
       return absl::DataLossError("state store: malformed node meta");
     }
     alert_checkpointed_offset_ = alert_next_offset_;
+  }
+  absl::StatusOr<std::optional<std::string>> peer_records = store_.Get(kPeerRecordsKey);
+  if (!peer_records.ok()) {
+    env_.Log(absl::StrCat("state store: the records of what peers announced are unreadable (",
+                          peer_records.status().ToString(), "): starting without them"));
+  } else if (peer_records->has_value()) {
+    loaded_peer_records_ = std::move(**peer_records);
   }
   for (uint32_t partition = 0; partition < kPartitionCount; ++partition) {
     PartitionLog& log = partitions_[partition];
@@ -1059,6 +1067,7 @@ void NodeStore::CheckpointStep(std::shared_ptr<CheckpointJob> job) {
     batch.Put(AlertKey(record.offset), EncodeAlertRecord(record));
   }
   batch.Put(kNodeMetaKey, EncodeOffsetMeta(alert_next_offset_));
+  if (peer_records_source_) batch.Put(kPeerRecordsKey, peer_records_source_());
   const uint64_t checkpointed_alerts = alert_next_offset_;
   // Completions run in commit order: this one runs after every partition's.
   store_.Commit(std::move(batch), [this, job, checkpointed_alerts](absl::Status status) {

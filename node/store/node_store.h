@@ -32,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -233,6 +234,17 @@ class NodeStore {
   // True while some alert record is not in the state store yet (a checkpoint writes it).
   bool alerts_in_memory() const { return !alerts_.empty(); }
 
+  // ---- The replication layer's records of its peers ----
+  // An opaque value the replication layer keeps across restarts (what peers announced,
+  // replication/meta_history.h): `source` is asked for it at every checkpoint, which
+  // writes it with its node-level batch; read back at open. Advisory: a damaged value is
+  // dropped at open (logged), never a reason to refuse the directory.
+  void set_peer_records_source(std::function<std::string()> source) {
+    peer_records_source_ = std::move(source);
+  }
+  // As the last checkpoint before this open wrote it; empty if none or damaged.
+  const std::string& loaded_peer_records() const { return loaded_peer_records_; }
+
   // ---- Checkpoints ----
   // Writes every partition whose applied index moved, the stored events and alert records
   // not yet checkpointed; when durable, recycles WAL segments holding nothing needed.
@@ -346,8 +358,10 @@ class NodeStore {
   std::array<PartitionLog, kPartitionCount> partitions_;
   std::deque<AlertRecord> alerts_;  // Records not yet checkpointed, ascending.
   uint64_t alert_next_offset_ = 0;
-  uint64_t alert_checkpointed_offset_ = 0;  // Records below are in the state store.
-  uint64_t unlogged_alerts_below_ = 0;      // Records below may be missing from the WAL.
+  std::function<std::string()> peer_records_source_;  // Asked at each checkpoint.
+  std::string loaded_peer_records_;                   // Read at open.
+  uint64_t alert_checkpointed_offset_ = 0;            // Records below are in the state store.
+  uint64_t unlogged_alerts_below_ = 0;                // Records below may be missing from the WAL.
   bool checkpoint_running_ = false;
   uint64_t unsaved_event_count_ = 0;  // Sum of the partitions' unsaved_events.
   TimerId checkpoint_timer_ = kNoTimer;
