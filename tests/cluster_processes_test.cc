@@ -305,9 +305,12 @@ int64_t MetricValue(const chaos::RealCluster& cluster, int node, const std::stri
 // partitions back: its peers heard of newer replica.meta writes and WAL syncs, so it finds
 // its directory went back, resyncs from them as a new incarnation, and afterwards every
 // node answers every acknowledged total.
-TEST(ClusterProcessesTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
+// With `peers_restarted`, the other two are restarted (SIGTERM, start) while the victim is
+// down, before it starts on the backup: what they heard it announce comes back from the
+// state store they wrote at shutdown (a whole-cluster restart, as an upgrade does).
+void ExpectAnOldBackupFound(const std::string& name, bool peers_restarted) {
   std::unique_ptr<chaos::RealCluster> owned_cluster;
-  ASSERT_NO_FATAL_FAILURE(StartClusterWithSumMetric("old_backup", &owned_cluster));
+  ASSERT_NO_FATAL_FAILURE(StartClusterWithSumMetric(name, &owned_cluster));
   chaos::RealCluster& cluster = *owned_cluster;
   Ingester ingester(cluster.seeds());
   ingester.Start();
@@ -321,6 +324,12 @@ TEST(ClusterProcessesTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
   WaitFor(6'000);  // It takes its partitions back (new epochs) and acknowledges entries.
   const uint64_t before = ingester.acked_total();
   cluster.Kill(victim);
+  if (peers_restarted) {
+    for (int peer = 0; peer < victim; ++peer) {
+      ASSERT_TRUE(cluster.Stop(peer).ok());
+      ASSERT_TRUE(cluster.Start(peer).ok());
+    }
+  }
   ASSERT_TRUE(cluster.Wipe(victim).ok());
   std::filesystem::copy(backup, cluster.data_dir(victim), std::filesystem::copy_options::recursive);
   ASSERT_TRUE(cluster.Start(victim).ok());
@@ -335,9 +344,17 @@ TEST(ClusterProcessesTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
   EXPECT_GT(ingester.acked_total(), before) << "no progress after the restore";
   ingester.Stop();
   ExpectEveryNodeAnswersTheAcknowledgedTotals(cluster, ingester.acked());
-  std::printf("old backup: found (billing_replication_directories_went_back %lld), %llu events\n",
-              static_cast<long long>(found),
+  std::printf("old backup%s: found (billing_replication_directories_went_back %lld), %llu events\n",
+              peers_restarted ? " after its peers restarted" : "", static_cast<long long>(found),
               static_cast<unsigned long long>(ingester.acked_total()));
+}
+
+TEST(ClusterProcessesTest, ANodeStartedOnAnOldBackupOfItsDirectoryResyncs) {
+  ExpectAnOldBackupFound("old_backup", /*peers_restarted=*/false);
+}
+
+TEST(ClusterProcessesTest, AnOldBackupIsFoundAfterItsPeersRestarted) {
+  ExpectAnOldBackupFound("old_backup_restarts", /*peers_restarted=*/true);
 }
 
 // Two of three data directories lost at once: the survivor may lack events the lost disks
