@@ -209,7 +209,7 @@ void DowngradeMessage(std::vector<uint8_t>& message, uint8_t minor) {
   static_assert(replication::kProtocolMinor == 7, "downgrade the fields added since");
   UM_CHECK(minor == 5 || minor == 6);
   UM_CHECK_GE(message.size(), 3u);
-  if (message[1] <= minor) return;  // Already (between two old members, both ends rewrite).
+  if (message[1] <= minor) return;  // Already downgraded: both its ends rewrite.
   message[1] = minor;
   static const uint8_t kHeartbeatAckType =
       static_cast<uint8_t>(replication::Message(replication::HeartbeatAck{}).index() + 1);

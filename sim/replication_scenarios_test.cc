@@ -668,11 +668,6 @@ TEST(ReplicationScenariosTest, ACopyFromBeforeADiskReplacementIsFound) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
-// A resync while node-to-node paths hold few messages, as under an overload burst (the
-// five-minute seed 324: owners sent all of a snapshot's chunks at once, a full path dropped
-// some, and every later attempt was of a newer state, so large partitions never arrived).
-// With chunks of 1 KiB every snapshot here takes several, more than a path holds: a
-// transfer paced by the receiver's acknowledgements still completes, and in bounded time.
 // A rolling upgrade half done: n2 still speaks protocol minor 6 (its HeartbeatAcks carry
 // no announcement of its directory and no echo of its peers'). Members restarted on this
 // build must still be confirmed: with n0 down, the restarted n1 has only n2 to hear from,
@@ -706,6 +701,11 @@ TEST(ReplicationScenariosTest, AMixedClusterWithAMinor6Member) {
   ExpectExactlyOnce(scenario.Finish());
 }
 
+// A resync while node-to-node paths hold few messages, as under an overload burst (the
+// five-minute seed 324: owners sent all of a snapshot's chunks at once, a full path dropped
+// some, and every later attempt was of a newer state, so large partitions never arrived).
+// With chunks of 1 KiB every snapshot here takes several, more than a path holds: a
+// transfer paced by the receiver's acknowledgements still completes, and in bounded time.
 TEST(ReplicationScenariosTest, ResyncThroughPathsThatHoldFewMessages) {
   ClusterRunOptions options = Options();
   options.path_capacity_messages = 8;
